@@ -1,0 +1,162 @@
+"""Command line: ``python -m predistort train | apply | push``.
+
+    train  --textures A.png B.png ... --iterations N --out DIR     learn a model, save it with its history
+    apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
+    push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
+
+Every user error (unreadable image, wrong size, bad weights, unknown repo) prints one clear line and exits
+with status 2; nothing is left half-written.
+"""
+import argparse
+import signal
+import sys
+import threading
+
+from . import weights
+from .images import ImageError
+from .weights import WeightsError
+
+
+def _scene(args):
+    from .scene import DEFAULT, SceneConfig
+    scene = SceneConfig.load(args.scene) if args.scene else DEFAULT
+    return scene.replace(resolution=args.resolution) if args.resolution else scene
+
+
+def _textures(paths, resolution, fit):
+    from .images import prepare_texture
+    textures = []
+    for path in paths:
+        try:
+            texture, notes = prepare_texture(path, resolution, fit=fit)
+        except ImageError as e:
+            hint = " (pass --fit crop or --fit resize to adapt it)" if fit == "exact" else ""
+            raise ImageError(f"{path}: {e}{hint}") from None
+        for note in notes:
+            print(f"{path}: {note}", file=sys.stderr)
+        textures.append(texture)
+    return textures
+
+
+def cmd_train(args):
+    import torch
+    from tqdm import tqdm
+    from .layers import PredistortModel
+    from .render import Renderer
+    from .train import Recipe, save_history, train
+
+    scene = _scene(args)
+    textures = _textures(args.textures, scene.resolution, args.fit)
+    recipe = Recipe(iterations=args.iterations, spp=args.spp, lr=args.lr, seed=args.seed)
+    if args.init:
+        model = PredistortModel.from_pretrained(args.init)
+        weights.check_compatible(model, scene)
+    else:
+        torch.manual_seed(args.seed)
+        model = PredistortModel.registry[args.model](resolution=scene.resolution)
+    renderer = Renderer(scene)
+    model.to(renderer.device)
+
+    # Ctrl-C ends training after the current iteration; what was learned is saved.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: (stop.set(), print("\nStopping after this iteration...",
+                                                                 file=sys.stderr)))
+    bar = tqdm(total=recipe.iterations, desc=f"train {model.model_type}", unit="it")
+
+    def progress(i, loss, elapsed):
+        bar.set_postfix(loss=f"{loss:.4f}")
+        bar.update(1)
+
+    history = train(model, renderer, textures, recipe, callback=progress, stop=stop)
+    bar.close()
+    model.info = {"scene": scene.to_dict(),
+                  "recipe": {**recipe.to_dict(), "textures": [str(p) for p in args.textures],
+                             "iterations_run": len(history), "init": args.init},
+                  "metrics": {"final_train_loss": history[-1]["loss"] if history else None}}
+    model.save_pretrained(args.out)
+    save_history(history, args.out, title=f"{model.model_type} model, {len(textures)} texture(s)")
+    print(f"Saved {model.model_type} weights, history.json and loss_curve.png to {args.out} "
+          f"({len(history)} iterations, final loss {history[-1]['loss']:.4f}).")
+    return 0
+
+
+def cmd_apply(args):
+    from .layers import PredistortModel
+    from .pipeline import apply_model, compare
+    from .render import Renderer
+
+    model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
+    scene = _scene(args)
+    if not args.resolution and scene.resolution != model.resolution:
+        scene = scene.replace(resolution=model.resolution)
+    weights.check_compatible(model, scene)
+    (texture,) = _textures([args.texture], scene.resolution, args.fit)
+    renderer = Renderer(scene)
+    model.to(renderer.device)
+    result = compare(renderer, texture, apply_model(model, texture), spp=args.spp)
+    result.save(args.out_dir)
+    m = result.metrics
+    print(f"L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR {m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB; "
+          f"wrote predistorted.png, render_initial.png, render_final.png, comparison.png, metrics.json to "
+          f"{args.out_dir}")
+    return 0
+
+
+def cmd_push(args):
+    url = weights.push(args.weights, args.repo_id, token=args.token, private=args.private)
+    print(f"Pushed {args.weights} to {args.repo_id}: {url}")
+    return 0
+
+
+def parser():
+    from .layers import PredistortModel
+    p = argparse.ArgumentParser(prog="python -m predistort", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def scene_args(s):
+        s.add_argument("--scene", help="scene JSON (default: scenes/tutorial.json, the tutorial's scene)")
+        s.add_argument("--resolution", type=int, help="texture/film side in pixels (default: the scene's, 128)")
+        s.add_argument("--fit", choices=["exact", "crop", "resize"], default="exact",
+                       help="pictures of another size: refuse (exact, default), centre-crop then resize, or resize")
+
+    t = sub.add_parser("train", help="train a pre-distortion model through the differentiable renderer")
+    t.add_argument("--textures", nargs="+", required=True, help="training pictures (targets)")
+    t.add_argument("--iterations", type=int, default=100)
+    t.add_argument("--out", required=True, help="folder for the weights, history.json and loss_curve.png")
+    t.add_argument("--model", choices=sorted(PredistortModel.registry), default="tutorial", help="model type")
+    t.add_argument("--init", help="start from these weights (folder or Hub repo id) instead of random ones")
+    t.add_argument("--spp", type=int, default=4, help="samples per pixel of training renders")
+    t.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
+    t.add_argument("--seed", type=int, default=0, help="torch seed for the initial weights")
+    scene_args(t)
+    t.set_defaults(run=cmd_train)
+
+    a = sub.add_parser("apply", help="pre-distort a picture and render it before/after")
+    a.add_argument("--weights", default=weights.BUNDLED, help="folder or Hub repo id (default: bundled weights)")
+    a.add_argument("--revision", help="Hub branch, tag or commit")
+    a.add_argument("--texture", required=True)
+    a.add_argument("--out-dir", required=True)
+    a.add_argument("--spp", type=int, default=256, help="samples per pixel of the before/after renders")
+    scene_args(a)
+    a.set_defaults(run=cmd_apply)
+
+    u = sub.add_parser("push", help="upload saved weights to the Hugging Face Hub")
+    u.add_argument("--weights", required=True, help="folder written by train")
+    u.add_argument("--repo-id", required=True, help="USER/NAME")
+    u.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)")
+    u.add_argument("--private", action="store_true")
+    u.set_defaults(run=cmd_push)
+    return p
+
+
+def main(argv=None):
+    from .backend import BackendError
+    args = parser().parse_args(argv)
+    for name in ("iterations", "spp"):
+        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
+            parser().error(f"--{name} must be at least 1")
+    try:
+        return args.run(args)
+    except (ImageError, WeightsError, BackendError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

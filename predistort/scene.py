@@ -1,0 +1,156 @@
+"""The scene as data: a small typed config, read from ``scenes/*.json``, turned into a Mitsuba scene dict.
+
+Geometry (the tutorial's, all in world units):
+
+    camera (z=-2) ──▶ glass sphere (centre z=-1, radius 0.45, IOR 1.06) ──▶ textured plane (z=0, 2.4×2.4)
+
+The camera looks along +z with "up" pointing to -y, so the plane's texture appears upright. Every camera
+ray that meets the sphere is refracted twice (in and out) before it lands on the plane: the texture seen
+through the sphere is magnified and bent; rays that miss the sphere see the plane directly. A constant
+environment light illuminates the diffuse plane, and the sphere also reflects a little of it (Fresnel).
+
+Limits: square textures only; the film always has the texture's resolution (``resolution``), between
+``MIN_RESOLUTION`` and ``MAX_RESOLUTION``. The sphere must lie strictly between camera and plane.
+"""
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+def _data_dir(name):
+    """A data folder of the repository (scenes/, weights/), or its copy installed inside the package."""
+    here = Path(__file__).resolve().parent
+    return here.parent / name if (here.parent / name).is_dir() else here / "_data" / name
+
+
+SCENES_DIR = _data_dir("scenes")                                # the repository's scenes/ folder
+DEFAULT_SCENE = SCENES_DIR / "tutorial.json"
+TEXTURE_KEY = "textured_plane.bsdf.brdf_0.reflectance.data"      # the texture inside mi.traverse(scene)
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 512
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Everything that defines the scene; defaults are exactly the tutorial's (``scenes/tutorial.json``)."""
+    resolution: int = 128                                   # texture and film side, pixels
+    camera_origin: tuple = (0.0, 0.0, -2.0)                 # camera position
+    camera_target: tuple = (0.0, 0.0, 0.0)                  # point the camera looks at
+    camera_up: tuple = (0.0, -1.0, 0.0)                     # image "up" direction (-y: texture upright)
+    fov: float = 60.0                                       # horizontal field of view, degrees
+    plane_scale: float = 1.2                                # half side of the textured plane (rectangle is [-1,1]²)
+    sphere_center: tuple = (0.0, 0.0, -1.0)                 # centre of the glass sphere
+    sphere_radius: float = 0.45                             # radius of the glass sphere
+    sphere_ior: float = 1.06                                # interior index of refraction (exterior: air)
+    integrator: str = "prb"                                 # Mitsuba integrator (must be differentiable)
+
+    def __post_init__(self):
+        # Normalise JSON lists to tuples so configs compare and hash by value.
+        for name in ("camera_origin", "camera_target", "camera_up", "sphere_center"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        self.validate()
+
+    def validate(self):
+        """Raise ValueError with a plain message if this scene cannot be rendered as intended."""
+        problems = []
+        if not isinstance(self.resolution, int) or isinstance(self.resolution, bool) \
+                or not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
+            problems.append(f"resolution must be a whole number of pixels from {MIN_RESOLUTION} to "
+                            f"{MAX_RESOLUTION}, got {self.resolution!r}")
+        for name in ("fov", "plane_scale", "sphere_radius", "sphere_ior"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                problems.append(f"{name} must be a finite number, got {value!r}")
+        if problems:
+            raise ValueError("Invalid scene: " + "; ".join(problems) + ".")
+        if not 1.0 < self.fov < 170.0:
+            problems.append(f"fov must be between 1 and 170 degrees, got {self.fov}")
+        if not 0.01 <= self.plane_scale <= 100.0:
+            problems.append(f"plane_scale must be between 0.01 and 100, got {self.plane_scale}")
+        if not 1.0 <= self.sphere_ior <= 3.0:
+            problems.append(f"sphere_ior must be between 1.0 (no refraction) and 3.0, got {self.sphere_ior}")
+        centre, origin = np.array(self.sphere_center), np.array(self.camera_origin)
+        if not self.sphere_radius > 0:
+            problems.append(f"sphere_radius must be positive, got {self.sphere_radius}")
+        elif np.linalg.norm(centre - origin) <= self.sphere_radius:
+            problems.append(f"a sphere of radius {self.sphere_radius} would contain the camera")
+        elif abs(centre[2]) <= self.sphere_radius:
+            problems.append(f"a sphere of radius {self.sphere_radius} would cut through the textured plane")
+        if self.integrator not in ("prb", "direct_projective", "prb_projective"):
+            problems.append(f"integrator must be a differentiable one (prb), got {self.integrator!r}")
+        if problems:
+            raise ValueError("Invalid scene: " + "; ".join(problems) + ".")
+
+    def replace(self, **changes):
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """JSON-ready dict (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data):
+        """Build from a dict (e.g. JSON); keys starting with '_' are comments; unknown keys are an error."""
+        data = {k: v for k, v in data.items() if not k.startswith("_")}
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Invalid scene: unknown field(s) {', '.join(sorted(unknown))}.")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path=DEFAULT_SCENE):
+        """Read a scene JSON file (default: the tutorial's scene in scenes/tutorial.json)."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def save(self, path):
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def mitsuba_dict(config, texture=None):
+    """The Mitsuba scene dict for `config`, with `texture` ([H,W,3] float array; default mid-grey) on the plane.
+
+    Call after :func:`predistort.backend.init` (the transforms are built with the chosen variant's types).
+    """
+    import mitsuba as mi
+    from mitsuba.scalar_rgb import Transform4f as T
+
+    res = config.resolution
+    if texture is None:
+        texture = np.full((res, res, 3), 0.5, dtype=np.float32)
+    return {
+        "type": "scene",
+        "integrator": {"type": config.integrator},
+        # Pinhole camera; the film has the texture's resolution so that render and texture align pixel for pixel.
+        "sensor": {
+            "type": "perspective",
+            "to_world": T().look_at(origin=config.camera_origin, target=config.camera_target, up=config.camera_up),
+            "fov": config.fov,
+            "film": {"type": "hdrfilm", "width": res, "height": res},
+        },
+        # The textured plane: Mitsuba's rectangle spans [-1,1]² in z=0, scaled to the plane's half side.
+        # Its reflectance is the (pre-distorted) texture; two-sided so either face shows it.
+        "textured_plane": {
+            "type": "rectangle",
+            "to_world": T().scale(config.plane_scale),
+            "bsdf": {"type": "twosided", "nested": {
+                "type": "diffuse",
+                # float32 storage ('variant'), so that a float texture can be written into it at every render
+                "reflectance": {"type": "bitmap", "bitmap": mi.Bitmap(np.asarray(texture, dtype=np.float32)),
+                                "format": "variant"},
+            }},
+        },
+        # The refracting glass sphere: a smooth dielectric, interior IOR `sphere_ior`, exterior air.
+        "glass_sphere": {
+            "type": "sphere",
+            "to_world": T().translate(list(config.sphere_center)).scale(config.sphere_radius),
+            "bsdf": {"type": "dielectric", "int_ior": config.sphere_ior},
+        },
+        # Uniform white environment light: the plane is lit evenly from every direction.
+        "light": {"type": "constant"},
+    }
+
+
+DEFAULT = SceneConfig.load(DEFAULT_SCENE) if DEFAULT_SCENE.exists() else SceneConfig()
