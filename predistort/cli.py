@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from . import weights
+from . import backend, weights
 from .images import ImageError
 from .weights import WeightsError
 
@@ -45,6 +45,7 @@ def cmd_train(args):
     from .render import Renderer
     from .train import Recipe, save_history, train
 
+    backend.init()                       # fail fast (clear error) on a missing or too-old LLVM
     scene = _scene(args)
     textures = _textures(args.textures, scene.resolution, args.fit)
     recipe = Recipe(iterations=args.iterations, spp=args.spp, lr=args.lr, seed=args.seed)
@@ -85,6 +86,7 @@ def cmd_apply(args):
     from .pipeline import apply_model, compare
     from .render import Renderer
 
+    backend.init()
     model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
     scene = _scene(args)
     if not args.resolution and scene.resolution != model.resolution:

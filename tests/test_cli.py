@@ -1,0 +1,60 @@
+"""The command line, run as a user runs it: train writes weights + history + curve; apply writes the five
+outputs; user errors print one line and exit 2."""
+import json
+
+from PIL import Image
+
+from common import run_python, tutorial_paths
+
+
+def test_train_then_apply(tmp_path):
+    out = tmp_path / "weights"
+    paths = [str(p) for p in tutorial_paths()[:2]]
+    result = run_python(["-m", "predistort", "train", "--textures", *paths, "--iterations", "3", "--resolution", "16",
+                         "--fit", "resize", "--lr", "2e-3", "--out", str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "to 16×16" in result.stderr                          # the resize is said, not silent
+    assert "3/3" in result.stderr and "loss=" in result.stderr  # tqdm progress bar: iteration and loss
+    for name in ("model.safetensors", "config.json", "README.md", "history.json", "loss_curve.png"):
+        assert (out / name).is_file(), name
+    history = json.loads((out / "history.json").read_text())
+    assert [h["iteration"] for h in history] == [1, 2, 3] and all(h["seconds"] > 0 for h in history)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "tutorial" and config["resolution"] == 16
+    assert config["scene"]["sphere_ior"] == 1.06 and config["recipe"]["iterations"] == 3
+    assert Image.open(out / "loss_curve.png").size[0] > 100
+
+    apply_dir = tmp_path / "applied"
+    result = run_python(["-m", "predistort", "apply", "--weights", str(out), "--texture", paths[1], "--fit", "resize",
+                         "--out-dir", str(apply_dir), "--spp", "16"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("predistorted.png", "render_initial.png", "render_final.png"):
+        assert Image.open(apply_dir / name).size == (16, 16), name
+    figure = Image.open(apply_dir / "comparison.png")
+    assert figure.size[0] > 5 * 16 * 2                          # five panels side by side
+    metrics = json.loads((apply_dir / "metrics.json").read_text())
+    assert {"l1_initial", "psnr_initial", "l1_final", "psnr_final"} <= set(metrics)
+    assert 0 < metrics["l1_initial"] < 1 and metrics["psnr_initial"] > 0
+
+
+def test_wrong_size_is_refused_unless_asked_to_fit(tmp_path):
+    result = run_python(["-m", "predistort", "train", "--textures", str(tutorial_paths()[0]), "--iterations", "1",
+                         "--resolution", "16", "--out", str(tmp_path / "w")])
+    assert result.returncode == 2
+    assert "--fit crop" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def test_bad_inputs_give_one_clear_line(tmp_path):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not an image")
+    result = run_python(["-m", "predistort", "apply", "--weights", str(tmp_path), "--texture", str(junk),
+                         "--out-dir", str(tmp_path / "o")])
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert "model.safetensors" in result.stderr
+    result = run_python(["-m", "predistort", "train", "--textures", str(junk), "--iterations", "1", "--out",
+                         str(tmp_path / "w")])
+    assert result.returncode == 2 and "error: " in result.stderr and "Traceback" not in result.stderr
+    result = run_python(["-m", "predistort", "train", "--textures", str(junk), "--iterations", "0", "--out",
+                         str(tmp_path / "w")])
+    assert result.returncode == 2 and "--iterations must be at least 1" in result.stderr
