@@ -38,15 +38,28 @@ class PredistortModel(nn.Module, PyTorchModelHubMixin,
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, revision=None, cache_dir=None,
-                        force_download=False, local_files_only=False, token=None, **unused):
+                        force_download=False, local_files_only=False, token=None, allow_local=True):
         """Load weights from a local folder, "default" (the bundled weights) or a Hub repo id "user/name".
 
         Called on PredistortModel it returns whichever model type config.json names; called on a subclass
-        it insists on that type. Only safetensors are read. Raises :class:`predistort.weights.WeightsError`.
+        it insists on that type. Only safetensors are read. ``allow_local=False`` never looks at the file
+        system (for names typed by web visitors). Raises :class:`predistort.weights.WeightsError`.
         """
         folder = weights.resolve(pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
-                                 force_download=force_download, local_files_only=local_files_only, token=token)
+                                 force_download=force_download, local_files_only=local_files_only, token=token,
+                                 allow_local=allow_local)
         return weights.load_folder(cls, folder)
+
+    def push_to_hub(self, repo_id, *, token=None, private=None, revision=None, commit_message=None, **unused):
+        """Save to a temporary folder and upload it with :func:`predistort.weights.push` (same files, same
+        checks, model card filled in with `repo_id`); returns the commit URL."""
+        import tempfile
+        if unused:
+            raise TypeError(f"push_to_hub() got unexpected arguments: {', '.join(sorted(unused))}")
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            return weights.push(tmp, repo_id, token=token, private=private, revision=revision,
+                                commit_message=commit_message)
 
     def _check_input(self, texture):
         if tuple(texture.shape[-3:]) != (self.resolution, self.resolution, 3):
