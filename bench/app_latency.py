@@ -1,0 +1,173 @@
+"""How fast the web app answers: start-up, the first /predistort, warm /predistort, training per iteration.
+
+Starts the real app the way the Dockerfile does (``python app.py`` with GRADIO_SERVER_NAME/PORT) and calls
+it through gradio_client, so every number includes Gradio's own work (upload, queue, PNG encoding, download).
+
+    python bench/app_latency.py                 # all scenarios below, results in artifacts/app_latency.json
+    python bench/app_latency.py --quick         # fewer repetitions, no 128² training
+
+Scenarios, each in a fresh app process:
+  cold    empty Dr.Jit kernel cache (a fresh HOME) and PREDISTORT_WARMUP=0: the first request compiles every
+          kernel it needs itself — the worst first request a visitor can meet;
+  default the app as deployed (warm-up at start, the kernel cache of this machine): the first request after
+          start, then ``--repeat`` warm requests (median, 90th percentile);
+  train   /train with the tutorial layer on the six example pictures, 5 iterations at 64² and at 128²
+          (``--quick``: 64² only); seconds per iteration = median step of the returned loss history.
+
+The model is the bundled default (weights/default) when it exists; otherwise a 128×128 tutorial model
+stands in, and the output says so. Texture: examples/checker.png (256×256, so the app resizes it to 128²).
+"""
+import argparse
+import contextlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app(env_extra, log_dir):
+    """Start ``python app.py``; yield (url, seconds until it answered); stop it."""
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
+    log = Path(log_dir) / f"app-{port}.log"
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "config", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield url, time.perf_counter() - start
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def predistort_times(url, texture, repeat):
+    """Seconds of the first /predistort of a fresh client session, then of `repeat` more."""
+    from gradio_client import Client, handle_file
+    client = Client(url, verbose=False)
+    times, metrics = [], None
+    for _ in range(1 + repeat):
+        t = time.perf_counter()
+        out = client.predict(handle_file(str(texture)), api_name="/predistort")
+        times.append(time.perf_counter() - t)
+        metrics = out[3]
+    return times, metrics
+
+
+def train_seconds_per_iteration(url, pictures, resolution, iterations=5):
+    from gradio_client import Client, handle_file
+    client = Client(url, verbose=False)
+    t = time.perf_counter()
+    _, curve, metrics, _, _, _ = client.predict([handle_file(str(p)) for p in pictures], "tutorial", iterations, 4,
+                                             resolution, 0, 1.06, 0.45, "crop", api_name="/train")
+    wall = time.perf_counter() - t
+    return {"resolution": resolution, "pictures": len(pictures), "iterations": metrics["iterations_run"], "spp": 4,
+            "seconds_per_iteration_median": metrics["seconds_per_iteration_median"],
+            "seconds_per_iteration_mean": metrics["seconds_per_iteration"], "train_seconds": metrics["seconds"],
+            "request_seconds": wall, "first_loss": metrics["first_train_loss"],
+            "final_loss": metrics["final_train_loss"], "curve_points": len(curve["data"])}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=20, help="warm /predistort requests (default 20)")
+    p.add_argument("--quick", action="store_true", help="5 warm requests, no 128² training")
+    p.add_argument("--out", default=str(REPO / "artifacts" / "app_latency.json"))
+    args = p.parse_args(argv)
+    repeat = 5 if args.quick else args.repeat
+
+    from predistort import weights
+    from predistort.service import SETTINGS
+    work = Path(tempfile.mkdtemp(prefix="predistort-bench-"))
+    env = {}
+    bundled = (weights.bundled_dir() / weights.WEIGHTS_NAME).exists()
+    if bundled:
+        model_note = "bundled default (weights/default)"
+    else:
+        import torch
+        from predistort.layers import TutorialLayer
+        from predistort.scene import DEFAULT
+        torch.manual_seed(0)
+        stand_in = TutorialLayer(128)
+        stand_in.info = {"scene": DEFAULT.to_dict()}
+        stand_in.save_pretrained(work / "standin128")
+        env["PREDISTORT_DEFAULT_WEIGHTS"] = str(work / "standin128")
+        model_note = "NO bundled default: a 128×128 tutorial layer stands in (PREDISTORT_DEFAULT_WEIGHTS)"
+        del stand_in
+    texture = REPO / "examples" / "checker.png"
+    pictures = sorted((REPO / "examples").glob("*.png"))
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                           "python": platform.python_version()},
+               "model": model_note, "preview_spp": SETTINGS.preview_spp, "texture": texture.name}
+    print(f"model: {model_note}; preview spp {SETTINGS.preview_spp}; texture {texture.name}", flush=True)
+
+    # cold: fresh HOME (no Dr.Jit kernel cache), no warm-up.
+    home = work / "home"
+    home.mkdir()
+    with app({**env, "HOME": str(home), "PREDISTORT_WARMUP": "0"}, work) as (url, started):
+        times, metrics = predistort_times(url, texture, repeat=2)
+    results["cold"] = {"start_seconds": started, "first_request_seconds": times[0], "next_requests": times[1:]}
+    print(f"cold    : app answered after {started:.1f} s; first /predistort {times[0]:.2f} s "
+          f"(empty kernel cache, no warm-up), then {', '.join(f'{t:.2f}' for t in times[1:])} s", flush=True)
+
+    # default: as deployed.
+    with app(env, work) as (url, started):
+        times, metrics = predistort_times(url, texture, repeat)
+        warm = sorted(times[1:])
+        results["default"] = {
+            "start_seconds": started, "first_request_seconds": times[0],
+            "warm_median_seconds": statistics.median(warm),
+            "warm_p90_seconds": warm[min(len(warm) - 1, int(0.9 * len(warm)))],
+            "warm_min_seconds": warm[0], "warm_requests": len(warm), "resolution": metrics["resolution"],
+            "metrics": {k: metrics[k] for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final")}}
+        d = results["default"]
+        print(f"default : app answered after {started:.1f} s; first /predistort {d['first_request_seconds']:.2f} s; "
+              f"warm median {d['warm_median_seconds']:.3f} s, p90 {d['warm_p90_seconds']:.3f} s, "
+              f"min {d['warm_min_seconds']:.3f} s over {len(warm)} requests at {metrics['resolution']}²", flush=True)
+
+        results["train"] = []
+        for resolution in ([64] if args.quick else [64, 128]):
+            r = train_seconds_per_iteration(url, pictures, resolution)
+            results["train"].append(r)
+            print(f"train   : tutorial layer, {r['pictures']} pictures at {resolution}², spp 4: "
+                  f"{r['seconds_per_iteration_median']:.2f} s per iteration (median step; mean of {r['iterations']} "
+                  f"with the first: {r['seconds_per_iteration_mean']:.2f} s; whole request "
+                  f"{r['request_seconds']:.1f} s incl. evaluation)", flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

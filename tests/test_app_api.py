@@ -1,0 +1,225 @@
+"""The real app (``python app.py``, as the Dockerfile starts it) called through gradio_client, endpoint by endpoint.
+
+The app runs once for the module (``app_server`` in conftest.py) with its default model: the bundled one when
+weights/default exists, else a small untrained 32×32 tutorial model. Each ``Client`` is a session of its own.
+Trainings here are short and small (16×16), so that the whole file takes well under a minute of training.
+"""
+import json
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import tutorial_paths
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+ENDPOINTS = {
+    "/predistort": ["texture", "spp", "fit"],
+    "/compare": ["textures", "spp", "fit"],
+    "/train": ["textures", "method", "iterations", "spp", "resolution", "seed", "sphere_ior", "sphere_radius", "fit"],
+    "/stop": [],
+    "/load_pretrained": ["name"],
+    "/export": [],
+    "/estimate": ["textures", "method", "iterations", "spp", "resolution"],
+    "/status": [],
+}
+METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
+               "psnr_gain_db", "notes"}
+
+
+@pytest.fixture(scope="module")
+def url(app_server):
+    return app_server.url
+
+
+def client(url):
+    return Client(url, verbose=False, download_files=True)
+
+
+def rgb(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A non-square JPEG (200×120) made from a tutorial texture: the app must crop it and say so."""
+    path = tmp_path_factory.mktemp("pictures") / "wide photo.jpg"
+    Image.open(tutorial_paths()[0]).convert("RGB").resize((200, 120)).save(path, quality=92)
+    return path
+
+
+def train_args(paths, iterations=12, resolution=16, spp=4, seed=0):
+    return ([handle_file(str(p)) for p in paths], "tutorial", iterations, spp, resolution, seed, 1.06, 0.45, "crop")
+
+
+def test_app_starts_as_the_dockerfile_starts_it(app_server):
+    """`python app.py` with GRADIO_SERVER_NAME / GRADIO_SERVER_PORT listens exactly there."""
+    port = app_server.url.rstrip("/").rsplit(":", 1)[1]
+    assert f"http://127.0.0.1:{port}" in app_server.log.read_text()
+
+
+def test_every_action_has_a_stable_api_name_with_named_parameters(url):
+    api = client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name, params in ENDPOINTS.items():
+        assert name in api, f"{name} missing from {sorted(api)}"
+        assert [p["parameter_name"] for p in api[name]["parameters"]] == params
+
+
+def test_predistort_gives_four_images_and_metrics_with_the_default_model(url, app_server, photo):
+    c = client(url)
+    initial, predistorted, final, metrics, used, summary = c.predict(handle_file(str(photo)), api_name="/predistort")
+    r = app_server.default_resolution
+    for path in (initial, predistorted, final, used):
+        assert rgb(path).shape == (r, r, 3)
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["resolution"] == r and metrics["texture"] == "wide photo.jpg"
+    assert metrics["spp"] == 32                                     # the preview default
+    assert all(np.isfinite(metrics[k]) for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final"))
+    assert any("cropped 200×120" in n for n in metrics["notes"]), metrics["notes"]
+    assert "PSNR" in summary and "cropped" in summary
+    # The input texture as used is the cropped picture, not the render.
+    assert not np.array_equal(rgb(used), rgb(initial))
+
+
+def test_predistort_spp_is_an_input(url):
+    c = client(url)
+    *_, metrics, _, _ = c.predict(handle_file(str(tutorial_paths()[1])), 4, "resize", api_name="/predistort")
+    assert metrics["spp"] == 4
+
+
+def test_bad_input_is_a_clear_error_and_the_server_keeps_running(url, tmp_path):
+    c = client(url)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    with pytest.raises(AppError, match="not an image"):
+        c.predict(handle_file(str(text)), api_name="/predistort")
+    with pytest.raises(AppError, match="spp must be a whole number"):
+        c.predict(handle_file(str(tutorial_paths()[0])), 0, api_name="/predistort")
+    with pytest.raises(AppError, match="No picture given"):
+        c.predict(None, api_name="/predistort")
+    with pytest.raises(AppError, match="not a Hugging Face model repo id"):
+        c.predict("../../etc", api_name="/load_pretrained")
+    # Limits: Gradio's own slider check or the service's, both say what the limit is.
+    with pytest.raises(AppError, match="greater than maximum value 1000|iterations must be a whole number"):
+        c.predict(*train_args(tutorial_paths()[:1], iterations=10 ** 6), api_name="/train")
+    with pytest.raises(AppError, match="greater than maximum value 128|resolution must be a whole number"):
+        c.predict(*train_args(tutorial_paths()[:1], resolution=4096), api_name="/train")
+    with pytest.raises(AppError, match="resolution must be a whole number"):
+        c.predict(*train_args(tutorial_paths()[:1], resolution=20.5), api_name="/train")
+    # Still serving, in the same session.
+    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["l1_initial"] > 0
+
+
+def test_short_training_at_small_resolution_lowers_the_loss(url, tmp_path):
+    from predistort import load_model
+    c = client(url)
+    weights_zip, curve, metrics, figures, status, progress = c.predict(
+        *train_args(tutorial_paths()[:2], iterations=20), api_name="/train")
+    assert "Done: 20 iterations" in progress
+    losses = [row[1] for row in curve["data"]]
+    assert len(losses) == 20 == metrics["iterations_run"] and not metrics["stopped"]
+    assert np.mean(losses[-4:]) < np.mean(losses[:4]), losses
+    assert metrics["final_train_loss"] < metrics["first_train_loss"]
+    assert len(metrics["textures"]) == 2 and len(figures) == 2
+    assert "trained in this session" in status
+    with zipfile.ZipFile(weights_zip) as z:
+        assert {"model.safetensors", "config.json"} <= set(z.namelist())
+        z.extractall(tmp_path / "weights")
+    model = load_model(tmp_path / "weights")
+    assert model.resolution == 16 and json.loads((tmp_path / "weights" / "config.json").read_text())["scene"]
+    # The session now pre-distorts with its trained model.
+    assert c.predict(handle_file(str(tutorial_paths()[2])), api_name="/predistort")[3]["resolution"] == 16
+
+
+def test_sessions_are_isolated(url, app_server):
+    a, b = client(url), client(url)
+    a.predict(*train_args(tutorial_paths()[:1], iterations=3, resolution=24), api_name="/train")
+    picture = handle_file(str(tutorial_paths()[3]))
+    assert a.predict(picture, api_name="/predistort")[3]["resolution"] == 24
+    assert b.predict(picture, api_name="/predistort")[3]["resolution"] == app_server.default_resolution
+    assert "trained in this session" in a.predict(api_name="/status")
+    assert "trained in this session" not in b.predict(api_name="/status")
+    assert "trained in this session" not in client(url).predict(api_name="/status")
+
+
+def test_stop_ends_training_and_keeps_what_was_learned(url):
+    c = client(url)
+    job = c.submit(*train_args(tutorial_paths()[:1], iterations=500), api_name="/train")
+    deadline = time.monotonic() + 120
+    while len(job.outputs()) < 3 and not job.done():           # a few iterations have run
+        assert time.monotonic() < deadline, "training made no progress"
+        time.sleep(0.2)
+    assert c.predict(api_name="/stop").startswith("Stopping")
+    weights_zip, curve, metrics, _, status, _ = job.result(timeout=120)
+    assert metrics["stopped"] and 1 <= metrics["iterations_run"] < 500
+    assert len(curve["data"]) == metrics["iterations_run"]
+    assert zipfile.is_zipfile(weights_zip) and "trained in this session" in status
+    assert c.predict(api_name="/stop") == "No training is running."
+
+
+def test_load_pretrained_from_the_hub_and_back_to_default(url, app_server):
+    c = client(url)
+    status = c.predict("test/tiny16", api_name="/load_pretrained")
+    assert "test/tiny16" in status and "16×16" in status
+    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["resolution"] == 16
+    with pytest.raises(AppError, match="(?i)no model repo 'test/missing'"):
+        c.predict("test/missing", api_name="/load_pretrained")
+    status = c.predict("default", api_name="/load_pretrained")
+    assert f"{app_server.default_resolution}×{app_server.default_resolution}" in status
+    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["resolution"] == \
+        app_server.default_resolution
+
+
+def test_compare_and_export_take_the_results_home(url, app_server, photo):
+    c = client(url)
+    figures, table, notes = c.predict([handle_file(str(p)) for p in (photo, tutorial_paths()[1])], 8,
+                                      api_name="/compare")
+    assert len(figures) == 2 and len(table["data"]) == 2
+    assert "cropped 200×120" in notes
+    weights_zip, figure, figure_image = c.predict(api_name="/export")
+    with zipfile.ZipFile(weights_zip) as z:
+        assert {"model.safetensors", "config.json"} <= set(z.namelist())
+    r = app_server.default_resolution
+    im = Image.open(figure)
+    assert im.width > 4 * r and im.height > 2 * r                    # four panels, two rows
+
+
+def test_estimate_warns_before_a_long_training(url):
+    c = client(url)
+    long = c.predict([handle_file(str(p)) for p in tutorial_paths()], "tutorial", 100, 4, 128, api_name="/estimate")
+    short = c.predict([handle_file(str(tutorial_paths()[0]))], "tutorial", 10, 4, 16, api_name="/estimate")
+    assert "long training" in long and "s per iteration" in long
+    assert "long training" not in short
+
+
+def test_app_without_a_default_model_starts_and_says_so(tmp_path):
+    from conftest import launch_app
+    with launch_app(tmp_path, PREDISTORT_DEFAULT_WEIGHTS="none", PREDISTORT_WARMUP="0") as (url, _):
+        c = client(url)
+        assert "No model yet" in c.predict(api_name="/status")
+        with pytest.raises(AppError, match="no model to pre-distort with"):
+            c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")
+
+
+def test_trainings_run_one_at_a_time_but_predistort_does_not_wait(url):
+    from gradio_client.utils import Status
+    a, b, c = client(url), client(url), client(url)
+    first = a.submit(*train_args(tutorial_paths()[:1], iterations=400), api_name="/train")
+    deadline = time.monotonic() + 120
+    while len(first.outputs()) < 3:
+        assert time.monotonic() < deadline and not first.done(), "training made no progress"
+        time.sleep(0.2)
+    second = b.submit(*train_args(tutorial_paths()[:1], iterations=2), api_name="/train")
+    time.sleep(1.5)
+    assert second.status().code == Status.IN_QUEUE            # waits for the running training
+    # A pre-distortion is served meanwhile, by another queue.
+    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["l1_initial"] > 0
+    assert not first.done()
+    a.predict(api_name="/stop")
+    assert first.result(timeout=120)[2]["stopped"]
+    assert second.result(timeout=120)[2]["iterations_run"] == 2

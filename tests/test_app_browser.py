@@ -1,0 +1,100 @@
+"""A real headless browser (Debian's chromium driven by Playwright) uses the real app like a visitor.
+
+It opens the page, picks an example picture, presses Pre-distort and waits for the four images and the
+metrics. Screenshots go to artifacts/ (git-ignored); the README's docs/screenshot.png is refreshed from the
+same run. Skipped (with the reason) when Playwright or chromium is missing.
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ARTIFACTS, REPO_ROOT
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("PREDISTORT_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+OUTPUTS = ["#out-initial", "#out-input", "#out-predistorted", "#out-final"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set PREDISTORT_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#predistort-button", timeout=60_000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+
+    examples = page.locator("button.gallery-item")             # gr.Examples' thumbnails
+    assert examples.count() >= 1, "no example pictures on the page"
+    examples.nth(0).click()
+    page.wait_for_selector("#texture img", timeout=30_000)    # the example is now the input picture
+    page.click("#predistort-button")
+
+    for output in OUTPUTS:
+        page.wait_for_selector(f"{output} img", timeout=60_000)
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('PSNR')", timeout=60_000)
+    summary = page.inner_text("#summary")
+    assert "L1" in summary and "dB" in summary and "without pre-distortion" in summary
+    for output in OUTPUTS:                                      # each image really loaded (not a broken link)
+        width = page.eval_on_selector(f"{output} img", "img => img.complete ? img.naturalWidth : 0")
+        assert width == app_server.default_resolution, (output, width)
+    assert not errors, errors
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "app-predistort.png"
+    page.screenshot(path=str(shot), full_page=True)
+    (REPO_ROOT / "docs").mkdir(exist_ok=True)
+    shutil.copyfile(shot, REPO_ROOT / "docs" / "screenshot.png")
+    page.close()
+
+
+def test_training_tab_shows_an_estimate_before_training(browser, app_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#predistort-button", timeout=60_000)
+    page.get_by_role("tab", name="Several pictures · train").click()
+    page.wait_for_function("document.querySelector('#estimate') && "
+                           "document.querySelector('#estimate').innerText.includes('per iteration')", timeout=30_000)
+    # The tutorial's defaults (128×128, 100 iterations) are long on a CPU: the page says so before training.
+    assert "long training" in page.inner_text("#estimate")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-train-tab.png"), full_page=True)
+    page.close()
+
+
+def test_visitor_trains_sees_progress_and_loss_curve_and_stops(browser, app_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#predistort-button", timeout=60_000)
+    page.get_by_role("tab", name="Several pictures · train").click()
+    page.get_by_role("button", name="Use the example pictures").click()
+    page.wait_for_function("document.querySelectorAll('#textures a, #textures tr').length > 0", timeout=30_000)
+    resolution = page.get_by_label("number input for Resolution, pixels (tutorial: 128)")
+    resolution.fill("16")
+    resolution.press("Enter")
+    page.wait_for_function("document.querySelector('#estimate').innerText.includes('16×16')", timeout=30_000)
+    page.click("#train-button")
+    # The progress line names the iteration, the loss and the time left; the loss curve is drawn.
+    page.wait_for_function("(() => { const t = document.querySelector('#train-progress').innerText;"
+                           " return /Iteration \\d+\\/100 · loss [0-9.]+ · .* left/.test(t); })()", timeout=60_000)
+    page.wait_for_selector("#loss-plot canvas, #loss-plot svg", timeout=30_000)
+    page.click("#stop-button")
+    page.wait_for_function("document.querySelector('#train-progress').innerText.includes('Done')", timeout=60_000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('trained in this session')",
+                           timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-train-stopped.png"), full_page=True)
+    page.close()
