@@ -17,7 +17,12 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /status           ()                                  -> status (Markdown)
 """
 import functools
+import hashlib
 import inspect
+import io
+import os
+import tempfile
+from pathlib import Path
 
 import gradio as gr
 
@@ -42,8 +47,21 @@ OUT_HEIGHT = 256                       # pixels: small textures are shown enlarg
 FITS = [("crop: centre square, then resize", "crop"), ("resize: squash the whole picture", "resize")]
 
 
+def server_failure(e):
+    """gr.Error for a failure that is not the visitor's mistake (a Dr.Jit / Mitsuba / torch error): it says what
+    failed, that nothing of theirs was lost, and what to try; the traceback goes to the server's log."""
+    lines = str(e).strip().splitlines()
+    reason = lines[0] if lines else ""
+    reason = reason if len(reason) <= 300 else reason[:297] + "..."
+    what = type(e).__name__ + (f": {reason}" if reason else "")
+    return gr.Error(f"The server failed while rendering or training ({what}). Your session and model are "
+                    f"unchanged and the app keeps running: try again; fewer samples per pixel or a lower resolution "
+                    f"may help.", print_exception=True)
+
+
 def user_errors(fn):
-    """Show a user's mistake (any ValueError: bad picture, option, repo id) as gr.Error; the server keeps running."""
+    """Show a user's mistake (any ValueError: bad picture, option, repo id) as gr.Error, and any other failure as
+    a gr.Error that says so (:func:`server_failure`); either way the server keeps running."""
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen(*args, **kwargs):
@@ -51,6 +69,10 @@ def user_errors(fn):
                 yield from fn(*args, **kwargs)
             except ValueError as e:
                 raise gr.Error(str(e), print_exception=False) from None
+            except gr.Error:
+                raise
+            except Exception as e:
+                raise server_failure(e) from e
         return gen
 
     @functools.wraps(fn)
@@ -59,23 +81,76 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception as e:
+            raise server_failure(e) from e
     return call
 
 
 def upload_path(payload):
-    """The server path of an uploaded file, as Gradio hands it over without preprocessing (a FileData dict)."""
-    if isinstance(payload, dict):
-        return payload.get("path")
-    return getattr(payload, "path", payload)
+    """The server path of an uploaded file, as Gradio hands it over without preprocessing (a FileData dict).
+
+    Only files in Gradio's upload folder (uploads, and the examples Gradio copied there) or the example
+    pictures themselves are accepted: without preprocessing Gradio does not check a path that comes without
+    ``meta``, and a raw API call could otherwise make the app read any picture on the server's disk.
+    """
+    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
+    if path is None or path == "":
+        return None
+    if not isinstance(path, str):
+        raise service.ServiceError(f"Expected an uploaded file, got {type(path).__name__}: upload the picture.")
+    from gradio.utils import get_upload_folder
+    resolved = Path(path).resolve()
+    if not (resolved.is_relative_to(Path(get_upload_folder()).resolve())
+            or any(resolved == Path(p).resolve() for p in service.examples())):
+        raise service.ServiceError(f"{Path(path).name}: this file was not uploaded to this app; upload the picture.")
+    return path
 
 
-def pil(tensor):
+def upload_paths(payloads):
+    """:func:`upload_path` of each file of a multiple-file input (None stays None)."""
+    if payloads is None:
+        return None
+    if not isinstance(payloads, (list, tuple)):
+        payloads = [payloads]
+    return [upload_path(p) for p in payloads]
+
+
+def cached_png(image, name="image"):
+    """A PIL image as a PNG file in Gradio's cache, written atomically; returns its path (for an output).
+
+    Why not return the PIL image: Gradio names the file it saves after the image's content and rewrites it in
+    place on every request, so when two visitors get the same image at once (the same example picture, say),
+    one of them can download it while the other's request is rewriting it, and gets an empty, broken image
+    (measured: 15 of 72 identical concurrent /predistort calls failed so). Here an existing file is never
+    rewritten, and a new one appears under its final name only when complete. The folder is named by
+    Gradio's own content hash, so Gradio finds the file in place and does not copy it again.
+    """
+    from gradio import processing_utils
+    from gradio.utils import get_upload_folder
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = buffer.getvalue()
+    digest = getattr(processing_utils, "hash_bytes", lambda b: hashlib.sha256(b).hexdigest())(data)
+    folder = Path(get_upload_folder()) / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    if not path.exists():
+        fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(staging, path)
+    return str(path)
+
+
+def pil(tensor, name="image"):
     from predistort.images import to_pil
-    return to_pil(tensor)
+    return cached_png(to_pil(tensor), name)
 
 
 def figures(results):
-    return [(r.figure(), r.name) for r in results]
+    return [(cached_png(r.figure(), "comparison"), r.name) for r in results]
 
 
 TABLE_HEADERS = ["picture", "L1 without", "L1 with", "PSNR without (dB)", "PSNR with (dB)", "gain (dB)"]
@@ -96,18 +171,20 @@ def on_predistort(session, texture, spp, fit):
     summary = service.metrics_markdown(r.metrics)
     if r.notes:
         summary += "\n\n" + service.notes_markdown([r])
-    return pil(c.initial), pil(c.predistorted), pil(c.final), r.metrics, pil(c.target), summary
+    return (pil(c.initial, "render-initial"), pil(c.predistorted, "predistorted"), pil(c.final, "render-final"),
+            r.metrics, pil(c.target, "input"), summary)
 
 
 @user_errors
 def on_compare(session, textures, spp, fit):
-    results = session.compare(textures, spp, fit)
+    results = session.compare(upload_paths(textures), spp, fit)
     return figures(results), metrics_table(results), service.notes_markdown(results) or "Pictures used as they are."
 
 
 @user_errors
 def on_train(session, textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit,
              progress=gr.Progress()):
+    textures = upload_paths(textures)        # unprocessed (preprocess=False): the service checks every value
     try:
         est = service.estimate(method, resolution, len(textures or []) or 1, iterations, spp)
     except ValueError:
@@ -282,14 +359,19 @@ def build_demo():
         private = dict(api_visibility="private", **instant)
         run.click(on_predistort, [session, texture, spp, fit], [initial, pre, final, metrics, used, summary],
                   api_name="predistort", preprocess=False, **render)   # images.py reads the upload itself
+        # preprocess=False (here, /predistort and /train): the service checks every value itself and its messages
+        # name the parameter at fault ("spp must be a whole number from 1 to 256, got 0"), where Gradio's own
+        # slider check says only "Value 0 is less than minimum value 1".
         compare_btn.click(on_compare, [session, textures, compare_spp, fit], [gallery, table, notes],
-                          api_name="compare", **render)
+                          api_name="compare", preprocess=False, **render)
         train_btn.click(
             on_train, [session, textures, method, iterations, train_spp, resolution, seed, ior, radius, fit],
             [weights_file, loss, train_metrics, train_gallery, status, train_progress, session], api_name="train",
-            concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
+            preprocess=False, concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
         ).then(on_status, [session], [status], **private)
-        stop_btn.click(on_stop, [session], [stop_msg], api_name="stop", **instant)
+        # Outside the queue: Stop and the status line must answer even when the queue is full (a full queue
+        # refuses every queued event, cheap ones included: "Queue is full! Please try again.").
+        stop_btn.click(on_stop, [session], [stop_msg], api_name="stop", queue=False)
         load_btn.click(on_load, [session, repo], [load_msg, session], api_name="load_pretrained",
                        concurrency_id="load", concurrency_limit=1).then(on_status, [session], [status], **private)
         export_btn.click(on_export, [session], [export_weights, export_figure, export_image], api_name="export",
@@ -301,7 +383,7 @@ def build_demo():
         method.change(on_method, [method], [method_info], **private)
         textures.change(on_pictures, [session, textures, fit], [notes], **private)
         examples_btn.click(use_examples, None, [textures], **private)
-        demo.load(on_status, [session], [status], api_name="status", **instant)
+        demo.load(on_status, [session], [status], api_name="status", queue=False)
         demo.load(on_estimate, estimate_inputs, [estimate], **private)
     return demo
 

@@ -2,6 +2,7 @@
 
     train  --textures A.png B.png ... --iterations N --out DIR     learn a model, save it with its history
     apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
+           [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
 
 Every user error (unreadable image, wrong size, bad weights, unknown repo) prints one clear line and exits
@@ -86,16 +87,33 @@ def cmd_apply(args):
     from .pipeline import apply_model, compare
     from .render import Renderer
 
+    if args.refine < 0:
+        raise ValueError(f"--refine must be a number of seconds ≥ 0, got {args.refine}")
     backend.init()
-    model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
     scene = _scene(args)
-    if not args.resolution and scene.resolution != model.resolution:
-        scene = scene.replace(resolution=model.resolution)
-    weights.check_compatible(model, scene)
-    (texture,) = _textures([args.texture], scene.resolution, args.fit)
-    renderer = Renderer(scene)
-    model.to(renderer.device)
-    result = compare(renderer, texture, apply_model(model, texture), spp=args.spp)
+    if args.method == "solve":
+        # Instant solve: the scene's measured light transport (probed once per scene, then cached).
+        from .solve import solve, transport_for
+        (texture,) = _textures([args.texture], scene.resolution, args.fit)
+        renderer = Renderer(scene)
+        predistorted = solve(texture, transport_for(scene, renderer=renderer)).to(renderer.device)
+    else:
+        model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
+        if not args.resolution and scene.resolution != model.resolution:
+            scene = scene.replace(resolution=model.resolution)
+        weights.check_compatible(model, scene)
+        (texture,) = _textures([args.texture], scene.resolution, args.fit)
+        renderer = Renderer(scene)
+        model.to(renderer.device)
+        predistorted = apply_model(model, texture)
+    if args.refine > 0:
+        # Per-texture refinement through the renderer; keeps its start unless a fixed-seed render improves.
+        from .refine import refine
+        refined = refine(renderer, texture, predistorted, seconds=args.refine)
+        print(f"refine: {refined.steps} steps in {refined.seconds:.1f} s, fixed-seed L1 {refined.start_loss:.4f} "
+              f"-> {refined.loss:.4f}", file=sys.stderr)
+        predistorted = refined.texture
+    result = compare(renderer, texture, predistorted, spp=args.spp)
     result.save(args.out_dir)
     m = result.metrics
     print(f"L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR {m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB; "
@@ -139,6 +157,12 @@ def parser():
     a.add_argument("--texture", required=True)
     a.add_argument("--out-dir", required=True)
     a.add_argument("--spp", type=int, default=256, help="samples per pixel of the before/after renders")
+    a.add_argument("--method", choices=["model", "solve"], default="model",
+                   help="model: the weights of --weights (default: the bundled generalising layer); solve: the "
+                        "instant solve with the scene's measured light transport (probed once per scene, cached)")
+    a.add_argument("--refine", type=float, default=0.0, metavar="SECONDS",
+                   help="then refine the result through the renderer for up to SECONDS (it is kept only where "
+                        "a fixed-seed render improves)")
     scene_args(a)
     a.set_defaults(run=cmd_apply)
 

@@ -91,3 +91,197 @@ class TutorialLayer(PredistortModel):
         channels = texture.movedim(-1, -3).reshape(*texture.shape[:-3], 3, r * r)   # [..., 3, R²]
         out = self.layers(channels)
         return out.reshape(*texture.shape[:-3], 3, r, r).movedim(-3, -1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The generalising layer: the scene's measured light transport, unrolled into a fixed-depth solver
+# ---------------------------------------------------------------------------------------------------------
+class _SparseMatmul(torch.autograd.Function):
+    """``y = M x`` for a sparse M [n, n] given as CSR arrays, x dense [n, k]; differentiable in x and M's values.
+
+    Arguments: ``val, x, crow, col, rows`` (M's values, the input, M's CSR arrays, the row of each entry)
+    and ``val_t, crow_t, col_t`` (the same matrix transposed, for the backward pass ``dx = Mᵀ dy``).
+    M's values get ``dval[e] = Σ_k dy[row(e), k] · x[col(e), k]``: a linear layer's weight gradient,
+    restricted to the sparsity pattern.
+    """
+
+    @staticmethod
+    def forward(ctx, val, x, crow, col, rows, val_t, crow_t, col_t):
+        n = crow.numel() - 1
+        ctx.save_for_backward(val, x, col, rows, val_t, crow_t, col_t)
+        return torch.sparse_csr_tensor(crow, col, val, (n, n)) @ x.contiguous()
+
+    @staticmethod
+    def backward(ctx, dy):
+        val, x, col, rows, val_t, crow_t, col_t = ctx.saved_tensors
+        n = crow_t.numel() - 1
+        dval = dx = None
+        if ctx.needs_input_grad[1]:
+            dx = torch.sparse_csr_tensor(crow_t, col_t, val_t.detach(), (n, n)) @ dy.contiguous()
+        if ctx.needs_input_grad[0]:
+            dval = (dy[rows] * x[col]).sum(1)
+        return dval, dx, None, None, None, None, None, None
+
+
+class _OnOneThread(torch.autograd.Function):
+    """Run ``model._solve`` forward *and backward* on one torch thread (see :func:`predistort.solve.one_thread`).
+
+    The forward pass keeps no graph; the backward pass recomputes it with autograd on (one more forward,
+    ~0.1 s) and differentiates it there, so that its many small sparse products do not wait on a busy core.
+    """
+
+    @staticmethod
+    def forward(ctx, model, target, *params):
+        from .solve import one_thread
+        ctx.model = model
+        ctx.save_for_backward(target, *params)
+        with torch.no_grad(), one_thread():
+            return model._solve(target, *params)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from .solve import one_thread
+        saved = ctx.saved_tensors
+        inputs = [t.detach().requires_grad_(need) for t, need in zip(saved, ctx.needs_input_grad[1:])]
+        wanted = [t for t in inputs if t.requires_grad]
+        with torch.enable_grad(), one_thread():
+            out = ctx.model._solve(*inputs)
+            grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
+        return (None, *[next(grads) if t.requires_grad else None for t in inputs])
+
+
+class UnrolledInverse(PredistortModel):
+    """A fixed-depth solver of ``min |A·T' + b − T|`` whose sparse layers are the scene's light transport.
+
+    The tutorial's idea — linear layers, a squashing nonlinearity, trained through the renderer — with
+    the layers shaped by the optics. ``A`` (R² pixels × R² texels, ~23 taps per row) is a sparse linear
+    layer whose taps sit where each pixel looks on the plane; ``Aᵀ`` is the same layer transposed, so each
+    texel's taps sit at the pixels that see it. Both come from the probed transport
+    (:mod:`predistort.solve`); the clamp to [0,1] plays the tutorial's sigmoid. Layer k is one step of
+    projected, diagonally preconditioned FISTA, starting from ``x = y = T``::
+
+        r  = A·y + b − T                              the predicted render's error
+        r  = clamp(r, −δ_k, δ_k)                      Huber gradient: δ = 10 squared error, small δ ≈ L1
+        x' = clamp(y − s_k · (Aᵀ r) / (AᵀA1), 0, 1)   preconditioned step, projected onto [0,1]
+        y  = x' + β_k (x' − x)                        momentum
+
+    Trained (through the renderer, :meth:`optimizer`): the step scale ``s_k``, threshold ``δ_k`` and
+    momentum ``β_k`` of every layer — 3 × depth numbers that make a shallow solver as good as a much
+    deeper untrained one; optionally A's values and ``b``. Nothing in it depends on particular pictures,
+    which is why it corrects pictures it never saw. It fits only the scene it was probed for
+    (``info['scene']``; see :func:`predistort.solve.applies`).
+
+    Parameters: ``resolution`` R; ``nnz`` the number of entries of A (fixed by the probe); ``depth`` the
+    number of layers, of which the first ``l2_depth`` (default: half) start on the squared error. Build one
+    with :meth:`from_transport`. The preconditioner ``AᵀA1`` is recomputed from
+    A's values at every forward pass and treated as a constant by the gradient.
+    """
+    model_type = "unrolled"
+
+    def __init__(self, resolution: int = 128, nnz: int = 0, depth: int = 16, l2_depth: int = None):
+        super().__init__(resolution)
+        n = resolution * resolution
+        self.depth = depth
+        self.l2_depth = depth // 2 if l2_depth is None else l2_depth    # layers on the squared error
+        self.register_buffer("crow", torch.zeros(n + 1, dtype=torch.int32))     # A's CSR row pointers
+        self.register_buffer("col", torch.zeros(nnz, dtype=torch.int32))        # A's column (texel) indices
+        self.val = nn.Parameter(torch.zeros(nnz))                                # A's values
+        self.b = nn.Parameter(torch.zeros(n))                                    # environment term per pixel
+        # δ = 10 never clips a residual (squared error); δ = 0.005 makes the Huber loss close to L1.
+        deltas = [10.0] * self.l2_depth + [0.005] * (depth - self.l2_depth)
+        self.log_delta = nn.Parameter(torch.log(torch.tensor(deltas)))
+        self.log_step = nn.Parameter(torch.zeros(depth))
+        self.momentum = nn.Parameter(self._fista_momentum(self.l2_depth, depth))
+
+    @staticmethod
+    def _fista_momentum(l2_depth, depth):
+        """FISTA's β_k = (t_k − 1) / t_{k+1}; momentum restarts (β = 0) where the loss switches to Huber,
+        exactly as :func:`predistort.solve.fista` restarts."""
+        betas, t = [], 1.0
+        for k in range(depth):
+            if k == l2_depth:
+                t = 1.0
+            t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+            betas.append(0.0 if k == l2_depth - 1 else (t - 1) / t_next)
+            t = t_next
+        return torch.tensor(betas)
+
+    @classmethod
+    def from_transport(cls, transport, depth: int = 16, l2_depth: int = None):
+        """A model initialised from a probed :class:`predistort.solve.Transport`; untrained, it computes what
+        ``predistort.solve.solve(T, transport, iterations=depth, l2_iterations=l2_depth)`` computes."""
+        model = cls(transport.resolution, transport.nnz, depth, l2_depth)
+        with torch.no_grad():
+            model.crow.copy_(transport.crow.to(torch.int32))
+            model.col.copy_(transport.col.to(torch.int32))
+            model.val.copy_(transport.val)
+            model.b.copy_(transport.b)
+        model.info = {"scene": transport.config.to_dict()}
+        return model
+
+    def optimizer(self, lr=0.02, transport_lr=0.0):
+        """Adam for training through the renderer (pass it to :func:`predistort.train.train` as ``optimizer=``).
+
+        The per-layer step scales, thresholds and momenta learn at `lr`; A's values and ``b`` at
+        `transport_lr` — by default 0: they stay as probed, and their gradient (the costliest part of the
+        backward pass) is not computed.
+        """
+        groups = [{"params": [self.log_step, self.log_delta, self.momentum], "lr": lr}]
+        for p in (self.val, self.b):
+            p.requires_grad_(transport_lr > 0)
+        if transport_lr > 0:
+            groups.append({"params": [self.val, self.b], "lr": transport_lr})
+        return torch.optim.Adam(groups)
+
+    def _pattern(self):
+        """Index arrays of A and Aᵀ, derived once from the buffers: ``(rows, order, crow_t, col_t, rows_t)``.
+
+        ``rows[e]`` is the row of A's entry e; Aᵀ's entries are A's in the order ``order``
+        (``val_t = val[order]``), with CSR arrays ``crow_t, col_t`` and rows ``rows_t``.
+        """
+        key = (self.col.data_ptr(), self.crow.data_ptr(), self.col.device, self.col.numel())
+        if getattr(self, "_pattern_key", None) != key:
+            n = self.crow.numel() - 1
+            crow, col = self.crow.long(), self.col.long()
+            rows = torch.repeat_interleave(torch.arange(n, device=col.device), crow[1:] - crow[:-1])
+            order = torch.argsort(col * n + rows)                  # column-major = Aᵀ's row-major order
+            crow_t = torch.zeros(n + 1, dtype=torch.long, device=col.device)
+            crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=n), 0)
+            self._pattern_cache = (rows, order, crow_t, rows[order], col[order])
+            self._pattern_key = key
+        return self._pattern_cache
+
+    def _solve(self, target, val, b, log_step, log_delta, momentum):
+        """The unrolled solver on a [R², k] matrix of targets (k = batch·3 columns)."""
+        n = self.resolution ** 2
+        crow, col = self.crow.long(), self.col.long()
+        rows, order, crow_t, col_t, rows_t = self._pattern()
+        val_t = val[order]
+
+        def A(x):
+            return _SparseMatmul.apply(val, x, crow, col, rows, val_t, crow_t, col_t)
+
+        def At(x):
+            return _SparseMatmul.apply(val_t, x, crow_t, col_t, rows_t, val, crow, col)
+
+        with torch.no_grad():   # diagonal majoriser of AᵀA: the per-texel step (0 for texels no pixel sees)
+            d = At(A(torch.ones(n, 1, device=target.device, dtype=target.dtype)))
+            step = torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
+        x = y = target
+        for k in range(self.depth):
+            delta = log_delta[k].exp()
+            r = A(y) + b[:, None] - target
+            r = torch.minimum(torch.maximum(r, -delta), delta)
+            x_next = (y - log_step[k].exp() * step * At(r)).clamp(0, 1)
+            y = x_next + momentum[k] * (x_next - x)
+            x = x_next
+        return x
+
+    def forward(self, texture):
+        self._check_input(texture)
+        r, n = self.resolution, self.resolution ** 2
+        batch = texture.shape[:-3]
+        target = texture.reshape(-1, n, 3).permute(1, 0, 2).reshape(n, -1)        # [R², B·3]
+        params = (self.val, self.b, self.log_step, self.log_delta, self.momentum)
+        x = _OnOneThread.apply(self, target, *params)
+        return x.reshape(n, -1, 3).permute(1, 0, 2).reshape(*batch, r, r, 3)

@@ -21,6 +21,7 @@ app shows it as ``gr.Error``.
 """
 from __future__ import annotations
 
+import gc
 import math
 import os
 import queue
@@ -139,13 +140,19 @@ def examples(settings=None):
 # ---------------------------------------------------------------------------------------------------------
 _renderers: dict = {}
 _renderers_lock = threading.Lock()
+_renderer_discarded = False           # a failed renderer was dropped: collect it before the next render
 MAX_RENDERERS = 8                     # scenes kept built; the least recently used is dropped beyond this
 
 
 def renderer_for(scene: SceneConfig):
     """The process-wide Renderer of `scene` (built on first use, then reused by every session)."""
+    global _renderer_discarded
     from .render import Renderer
     with _renderers_lock:
+        if _renderer_discarded:          # free it now (its traceback's reference cycles included), with
+            _renderer_discarded = False  # Dr.Jit to itself while its objects are destroyed
+            with backend.RENDER_LOCK:
+                gc.collect()
         renderer = _renderers.pop(scene, None)
         if renderer is None:
             renderer = Renderer(scene)
@@ -153,6 +160,36 @@ def renderer_for(scene: SceneConfig):
         while len(_renderers) > MAX_RENDERERS:
             _renderers.pop(next(iter(_renderers)))
         return renderer
+
+
+def discard_renderer(renderer):
+    """Forget `renderer` after a render in it failed; the next request for its scene builds a fresh one.
+
+    A render that fails half-way (a Dr.Jit or Mitsuba error) can leave its scene half-updated, and Dr.Jit
+    dispatches every texture / BSDF call over *all* live scene objects of the process: measured here, one
+    scene left with a broken texture makes every later render fail, in every scene, until that scene is
+    freed. So a failed renderer is dropped from the cache (and collected before the next render).
+    """
+    global _renderer_discarded
+    with _renderers_lock:
+        for key in [k for k, v in _renderers.items() if v is renderer]:
+            del _renderers[key]
+        _renderer_discarded = True
+
+
+_train_slots: dict = {}               # train_concurrency -> semaphore: training threads running at once
+_train_slots_lock = threading.Lock()
+
+
+def training_slots(limit):
+    """The process-wide semaphore that lets at most `limit` training threads run at once.
+
+    Gradio's queue already runs at most PREDISTORT_TRAIN_CONCURRENCY /train events at once, but a cancelled
+    or abandoned event frees its queue slot at once while its thread still ends its current iteration: this
+    keeps that thread and the next training from overlapping (memory: 4.3 GB each for a 128² tutorial layer).
+    """
+    with _train_slots_lock:
+        return _train_slots.setdefault(limit, threading.BoundedSemaphore(limit))
 
 
 _models: dict = {}
@@ -352,14 +389,19 @@ class Method:
     iterative: bool = True
 
 
+_seed_lock = threading.Lock()         # torch.manual_seed is process-wide: seeding + initialising is one step
+
+
 def train_layer(model_type):
     """A Method.run that trains a fresh `model_type` layer with predistort.train.train (Adam, L1)."""
     def run(job):
         import torch
         from .layers import PredistortModel
         from .train import Recipe, train
-        torch.manual_seed(job.seed)
-        model = PredistortModel.registry[model_type](resolution=job.renderer.resolution).to(job.renderer.device)
+        with _seed_lock:                 # two trainings at once must not draw from each other's seeded RNG
+            torch.manual_seed(job.seed)
+            model = PredistortModel.registry[model_type](resolution=job.renderer.resolution)
+        model = model.to(job.renderer.device)
         recipe = Recipe(iterations=job.iterations, spp=job.spp, lr=job.lr, seed=job.seed)
         history = train(model, job.renderer, job.textures, recipe, callback=job.callback, stop=job.stop)
         return model, history
@@ -381,7 +423,7 @@ DEFAULT_METHOD = "tutorial"
 def estimate(method, resolution, n_textures, iterations, spp, settings=None):
     """:class:`Estimate` of a training (seconds per iteration from measurements, refined by this process)."""
     settings = settings or SETTINGS
-    m = METHODS.get(method)
+    m = METHODS.get(method) if isinstance(method, str) else None
     if m is None:
         raise ServiceError(f"Unknown method '{method}'; choose one of: {', '.join(METHODS)}.")
     for what, value in (("resolution", resolution), ("iterations", iterations), ("spp", spp)):
@@ -490,7 +532,7 @@ class TrainEvent:
     eta: float | None                    # seconds left (None before the first iteration)
     history: list                        # [{"iteration", "loss", "seconds"}] so far
     done: bool = False
-    stage: str = "training"              # "starting" | "training" | "evaluating" | "done"
+    stage: str = "training"              # "starting" | "waiting" | "training" | "evaluating" | "done"
     weights_zip: str | None = None       # final event: the trained weights (safetensors + config.json), zipped
     metrics: dict | None = None          # final event: see Session.train
     results: list = field(default_factory=list)
@@ -509,6 +551,8 @@ class TrainEvent:
     def description(self):
         if self.stage == "starting":
             return "Starting: building the model and the scene…"
+        if self.stage == "waiting":
+            return "Waiting for the previous training on this server to end…"
         if self.stage == "evaluating":
             return "Evaluating the trained model on the pictures…"
         if self.done:
@@ -663,15 +707,19 @@ class Session:
     def _check_spp(self, spp, what="spp"):
         if spp is None or (isinstance(spp, float) and not math.isfinite(spp)):
             raise ServiceError(f"{what} must be a whole number of samples per pixel.")
-        if not float(spp).is_integer() or not 1 <= int(spp) <= self.settings.max_spp:
+        if not _is_whole(spp, 1, self.settings.max_spp):
             raise ServiceError(f"{what} must be a whole number from 1 to {self.settings.max_spp}, got {spp!r}.")
-        return int(spp)
+        return int(float(spp))
 
     def _compare_tensor(self, texture, spp, name, notes=(), model=None, scene=None):
         from .pipeline import apply_model, compare
         model = self._require_model() if model is None else model
         renderer = renderer_for(scene or self.scene)
-        comparison = compare(renderer, texture, apply_model(model, texture), spp=spp, seed=0)
+        try:
+            comparison = compare(renderer, texture, apply_model(model, texture), spp=spp, seed=0)
+        except Exception:
+            discard_renderer(renderer)
+            raise
         return Result(name, comparison, list(notes))
 
     def predistort(self, source, spp=None, fit="crop"):
@@ -715,6 +763,9 @@ class Session:
 
     # -- training --------------------------------------------------------------------------------------------
     def training_scene(self, resolution, sphere_ior, sphere_radius):
+        for what, value in (("sphere_ior", sphere_ior), ("sphere_radius", sphere_radius)):
+            if not _is_number(value):
+                raise ServiceError(f"{what} must be a number, got {value!r}.")
         try:
             return DEFAULT.replace(resolution=int(resolution), sphere_ior=float(sphere_ior),
                                    sphere_radius=float(sphere_radius))
@@ -723,16 +774,16 @@ class Session:
 
     def check_train_options(self, method, iterations, spp, resolution, seed, lr):
         s = self.settings
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise ServiceError(f"Unknown method '{method}'; choose one of: {', '.join(METHODS)}.")
         for what, value, lo, hi in (("iterations", iterations, 1, s.max_iterations), ("spp", spp, 1, s.max_spp),
                                     ("resolution", resolution, 8, s.max_resolution), ("seed", seed, 0, 2 ** 31 - 1)):
-            if value is None or not float(value).is_integer() or not lo <= int(value) <= hi:
+            if not _is_whole(value, lo, hi):
                 raise ServiceError(f"{what} must be a whole number from {lo} to {hi}, got {value!r}"
                                    + (" (the limit of this app)." if what != "seed" else "."))
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and 0 < lr <= 1):
+        if not (_is_number(lr) and not isinstance(lr, str) and math.isfinite(lr) and 0 < lr <= 1):
             raise ServiceError(f"learning rate must be a number in (0, 1], got {lr!r}.")
-        return method, int(iterations), int(spp), int(resolution), int(seed), float(lr)
+        return method, int(float(iterations)), int(float(spp)), int(float(resolution)), int(float(seed)), float(lr)
 
     def stop(self):
         """Ask the running training to end after its current iteration (it keeps what it learned)."""
@@ -759,13 +810,24 @@ class Session:
         if not self._train_lock.acquire(blocking=False):
             raise ServiceError("A training is already running in this session; stop it or wait for it.")
         self._stop.clear()
+        abandoned = threading.Event()    # the consumer went away: nobody waits for the evaluation
+        slots = training_slots(self.settings.train_concurrency)
         events: queue.Queue = queue.Queue()
         options = {"method": method, "iterations": iterations, "spp": spp, "resolution": resolution, "seed": seed,
                    "lr": lr, "sphere_ior": scene.sphere_ior, "sphere_radius": scene.sphere_radius, "fit": fit,
                    "textures": [name for name, _, _ in prepared]}
 
         def work():
+            renderer, slot, waiting = None, False, False
             try:
+                while not slot:              # a cancelled training may still be ending its last iteration
+                    slot = slots.acquire(timeout=0.25)
+                    if not slot and self._stop.is_set():
+                        raise ServiceError("Stopped before the training started (it was waiting for the "
+                                           "previous training on this server to end).")
+                    if not slot and not waiting:
+                        waiting = True
+                        events.put(TrainEvent(0, iterations, None, 0.0, None, [], stage="waiting"))
                 start = time.perf_counter()
                 history = []
 
@@ -780,6 +842,13 @@ class Session:
                 model, history = m.run(job)
                 history = list(history or [])
                 elapsed = time.perf_counter() - start
+                if abandoned.is_set():       # keep what was learned, skip the renders nobody will see
+                    model.eval()
+                    self.model, self.model_source, self.scene = model, "trained in this session", scene
+                    self.model_note, self.history, self.results = "", history, []
+                    self.last_train = {**options, "summary": f"{method}, {len(history)} iterations on "
+                                                             f"{len(prepared)} picture(s)", "weights_zip": None}
+                    return
                 events.put(TrainEvent(len(history), iterations, history[-1]["loss"] if history else None,
                                       elapsed, 0.0, history, stage="evaluating"))
                 model.eval()
@@ -805,11 +874,17 @@ class Session:
             except MemoryError:
                 events.put(ServiceError(_OUT_OF_MEMORY.format(resolution=resolution)))
             except RuntimeError as e:
+                if renderer is not None:
+                    discard_renderer(renderer)
                 out_of_memory = "can't allocate memory" in str(e) or "out of memory" in str(e).lower()
                 events.put(ServiceError(_OUT_OF_MEMORY.format(resolution=resolution)) if out_of_memory else e)
             except BaseException as e:   # handed to the generator, which raises it in the caller's thread
+                if renderer is not None and not isinstance(e, ValueError):
+                    discard_renderer(renderer)
                 events.put(e)
             finally:
+                if slot:
+                    slots.release()
                 self._train_lock.release()
 
         worker = threading.Thread(target=work, name="predistort-train", daemon=True)
@@ -825,6 +900,7 @@ class Session:
                     return
         finally:
             if worker.is_alive():
+                abandoned.set()
                 self._stop.set()       # the consumer went away: end after this iteration, keep the model
 
     def _save_trained(self, model, history):
@@ -860,6 +936,25 @@ class Session:
 
 _OUT_OF_MEMORY = ("This machine ran out of memory training at {resolution}×{resolution}: lower the resolution "
                   "(the tutorial layer needs 16·R⁴ bytes: 4.3 GB at 128², 0.27 GB at 64²) or try again later.")
+
+
+def _is_number(value):
+    """True for an int, a float or a string that reads as one (a value from a web form); never for a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_whole(value, lo, hi):
+    """True if `value` (see _is_number) is a whole number from lo to hi."""
+    if not _is_number(value):
+        return False
+    x = float(value)
+    return math.isfinite(x) and x.is_integer() and lo <= x <= hi
 
 
 def _source_name(source):

@@ -7,10 +7,21 @@ Each iteration (the tutorial's recipe: Adam, lr 2e-4, L1 loss, spp 4, render see
    seed ``i·N + j`` and compared with texture j itself; the loss is back-propagated through the renderer to
    the model's output **while that texture is still in the scene** (``prb`` replays light paths against the
    scene as it is during backward, so renders cannot be batched before one backward pass).
-3. *Model backward and step.* The N output gradients go back through the model in one pass; Adam steps.
+3. *Model backward and step.* The N output gradients go back through the model in one pass, so each
+   weight gradient is formed once per iteration; a fused Adam steps.
 
 The gradient is exactly the tutorial's (its per-texture ``loss.backward()`` sums the same terms); only the
 model's own work is batched. The reported loss is the sum over textures, as the tutorial prints it.
+
+Cost, for the tutorial's layer at 128×128 (268 M weights, 1.07 GB each for the weights, their gradient and
+Adam's two moments: 4.3 GB that any Adam training of this layer must hold). The tutorial's code multiplies
+one channel of one texture at a time (12 matrix-vector products forward, 12 rank-1 gradients of 1.07 GB
+each accumulated backward) and steps a non-fused Adam, which allocates weight-sized temporaries. Here
+the forward pass is one ``[N·3, R²] @ [R², R²]ᵀ`` product, the backward pass writes the weight gradient
+once (into a fresh buffer: gradients are set to None, not zeroed, so nothing is accumulated), and
+``Adam(fused=True)`` updates weights and moments in place in one sweep. Measured side by side with the
+tutorial's code on 2 CPU cores (``python bench/tutorial.py``): same losses, several times faster per
+iteration, peak memory about the 4.3 GB floor plus the process itself.
 """
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +43,18 @@ class Recipe:
         return asdict(self)
 
 
+def adam(params, lr):
+    """``torch.optim.Adam(params, lr)`` with ``fused=True`` where torch supports it (float tensors on CPU or
+    CUDA), else the default implementation.
+
+    Same update, to rounding, as the default (which on CPU loops over tensors and allocates temporaries the
+    size of each one); the fused kernel reads and writes each weight, gradient and moment once, in place.
+    """
+    params = list(params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
 def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, optimizer=None):
     """Train `model` so that ``renderer.render(model(t)) ≈ t`` for every texture `t`; return the loss history.
 
@@ -43,7 +66,7 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
         callback   called after every iteration as ``callback(iteration, loss, elapsed_seconds)``
         stop       a threading.Event (or any callable returning bool) checked between iterations: when set,
                    training ends after the current iteration and keeps what it learned
-        optimizer  default ``torch.optim.Adam(model.parameters(), lr=recipe.lr)``
+        optimizer  default :func:`adam`: ``torch.optim.Adam(model.parameters(), lr=recipe.lr)``, fused
     Returns: list of ``{"iteration", "loss", "seconds"}`` (loss summed over textures; seconds since start).
     Same model weights + same textures + same recipe give the same history: every render seed is fixed.
     """
@@ -54,13 +77,15 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
     targets = torch.stack([t.to(renderer.device, torch.float32) for t in textures])        # [N,R,R,3]
     n = len(textures)
     if optimizer is None:
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        optimizer = adam(model.parameters(), lr=recipe.lr)
     should_stop = stop.is_set if hasattr(stop, "is_set") else (stop or (lambda: False))
 
     history, start = [], time.perf_counter()
     model.train()
     try:
         for i in range(recipe.iterations):
+            # None, not zeros: the backward pass then writes each gradient straight into a new buffer
+            # instead of adding a freshly computed one to a zeroed one (one pass and one buffer fewer).
             optimizer.zero_grad(set_to_none=True)
             out = model(targets)                                                   # 1. batched forward
             grads, loss_sum = torch.empty_like(out), 0.0
@@ -69,7 +94,7 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
                                                         seed=i * n + j, loss_fn=F.l1_loss)
                 loss_sum += loss
             out.backward(grads)                                                    # 3. batched model backward
-            del out, grads
+            del out, grads                       # free the graph's saved tensors before Adam's sweep
             optimizer.step()
             elapsed = time.perf_counter() - start
             history.append({"iteration": i + 1, "loss": loss_sum, "seconds": elapsed})

@@ -1,0 +1,43 @@
+"""The benchmarks' --quick modes run end to end (each method in its own process, the tutorial's own code
+included) and produce their tables; no timing is asserted."""
+import json
+
+import pytest
+
+from common import run_python
+
+TUTORIAL, EFFICIENT = "tutorial layer, tutorial's code", "tutorial layer, predistort.train"
+PIXELS = "per-texture pixel optimisation"
+
+
+def test_quality_quick_produces_its_table(tmp_path):
+    proc = run_python(["bench/quality.py", "--quick", "--out", str(tmp_path)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    md = (tmp_path / "quality.md").read_text()
+    assert md.strip() in proc.stdout                               # the table is printed and saved
+    results = json.loads((tmp_path / "quality.json").read_text())["results"]
+    assert list(results) == ["none", TUTORIAL, EFFICIENT, PIXELS]
+    for name, r in results.items():
+        assert f"| {name} |" in md
+        assert r["peak_rss_gb"] > 0 and r["apply_seconds_per_image"] >= 0
+        assert len(r["scores"]["tutorial"]) == 4 and len(r["scores"]["unseen"]) == 2
+        assert 0 < r["summary"]["tutorial"]["l1"] < 1
+    assert results["none"]["summary"]["unseen"]["l1_ratio_to_none"] == pytest.approx(1.0)
+    # The two implementations of the tutorial layer train the same weights: same losses, same renders.
+    assert results[EFFICIENT]["losses"] == pytest.approx(results[TUTORIAL]["losses"], rel=1e-5)
+    assert results[EFFICIENT]["summary"]["tutorial"]["l1"] == pytest.approx(
+        results[TUTORIAL]["summary"]["tutorial"]["l1"], rel=1e-3)
+    # Optimising each image's own pixels through the renderer helps, even with 10 steps.
+    for group in ("tutorial", "unseen"):
+        assert results[PIXELS]["summary"][group]["l1_ratio_to_none"] < 0.9
+
+
+def test_tutorial_benchmark_quick_compares_the_two_implementations(tmp_path):
+    proc = run_python(["bench/tutorial.py", "--quick", "--out", str(tmp_path)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    md = (tmp_path / "tutorial.md").read_text()
+    assert md.strip() in proc.stdout
+    assert f"| {TUTORIAL} |" in md and f"| {EFFICIENT} |" in md
+    assert "OK: same loss trajectory" in md
+    data = json.loads((tmp_path / "tutorial.json").read_text())
+    assert all(c["ok"] for c in data["checks"])

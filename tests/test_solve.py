@@ -1,0 +1,151 @@
+"""The instant solve: the probed light transport reproduces real renders, the solve lowers the L1 of a real
+render, probes are cached per scene (memory and disk), and `applies` says which methods fit a scene."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from common import run_python
+
+from predistort import procedural, solve
+from predistort.layers import UnrolledInverse
+from predistort.render import Renderer
+from predistort.scene import DEFAULT
+
+# torch's notices that sparse CSR tensors are "beta" are expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse")
+
+RES = 32
+SCENE = DEFAULT.replace(resolution=RES)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return Renderer(SCENE)
+
+
+@pytest.fixture(scope="module")
+def transport(renderer):
+    return solve.probe(SCENE, renderer=renderer)
+
+
+def l1(a, b):
+    return (a.cpu() - b.cpu()).abs().mean().item()
+
+
+def test_transport_reproduces_a_real_render_of_a_random_texture(renderer, transport):
+    """A·T + b against a spp-1024 render of a random texture (uniform noise per texel and channel: every
+    texel's weight matters). Stated error: mean |difference| < 0.006 (measured: ~0.004, as large as the
+    difference of two such renders with different seeds); the distortion itself, |render − T|, is ~0.24."""
+    texture = torch.rand(RES, RES, 3, generator=torch.Generator().manual_seed(1))
+    real = renderer.render(texture, spp=1024, seed=11)
+    predicted = transport.render(texture)
+    assert predicted.shape == (RES, RES, 3)
+    assert l1(predicted, real) < 0.006, l1(predicted, real)
+    assert l1(real, texture) > 0.15                      # the test would be void if the scene did nothing
+
+
+def test_transport_reproduces_coordinate_textures(renderer, transport):
+    """The ramps x and y (the coordinate textures of the footprint probes) render where A says they do."""
+    ramp = (torch.arange(RES) + 0.5) / RES
+    for texture in (ramp[None, :, None].expand(RES, RES, 3), ramp[:, None, None].expand(RES, RES, 3)):
+        real = renderer.render(texture.contiguous(), spp=1024, seed=12)
+        assert l1(transport.render(texture), real) < 0.006
+
+
+def test_solve_lowers_the_l1_of_a_real_render(renderer, transport):
+    """A procedural picture no one trained on: the solved texture renders much closer to it (measured ratio
+    ~0.35 at 32×32; asserted < 0.7)."""
+    target = procedural.texture(seed=2024, resolution=RES, kind="dead_leaves")
+    solved = solve.solve(target, transport)
+    before = l1(renderer.render(target, spp=256, seed=5), target)
+    after = l1(renderer.render(solved, spp=256, seed=5), target)
+    assert after < 0.7 * before, (before, after)
+
+
+def test_solve_output_is_a_valid_texture_and_batches(transport):
+    targets = torch.stack([procedural.texture(seed=s, resolution=RES) for s in (3, 4)])
+    batch = solve.solve(targets, transport)
+    assert batch.shape == targets.shape and batch.dtype == torch.float32
+    assert batch.min() >= 0 and batch.max() <= 1
+    for k in range(2):
+        assert torch.allclose(batch[k], solve.solve(targets[k], transport), atol=1e-5)
+
+
+def test_solve_on_a_known_transport():
+    """A hand-made 8×8 transport: the first 32 texels are seen, each by one pixel with gain 0.8 over a
+    reflection of 0.1; the other texels by no pixel. The solve inverts the seen ones exactly (clamped to
+    [0,1]) and leaves the unseen ones at the picture's value."""
+    from predistort.scene import SceneConfig
+    n, seen = 64, 32
+    crow = torch.cat([torch.arange(seen + 1), torch.full((n - seen,), seen)])
+    transport = solve.Transport(SceneConfig(resolution=8), crow, torch.arange(seen), torch.full((seen,), 0.8),
+                                torch.full((n,), 0.1))
+    target = torch.rand(8, 8, 3, generator=torch.Generator().manual_seed(2))
+    x = solve.solve(target, transport, iterations=300).reshape(n, 3)
+    flat = target.reshape(n, 3)
+    assert torch.allclose(x[:seen], ((flat[:seen] - 0.1) / 0.8).clamp(0, 1), atol=2e-3)
+    assert torch.equal(x[seen:], flat[seen:])
+    assert transport.seen.reshape(-1).tolist() == [True] * seen + [False] * (n - seen)
+
+
+def test_solve_refuses_another_resolution(transport):
+    with pytest.raises(ValueError, match="expected textures of shape"):
+        solve.solve(torch.rand(RES * 2, RES * 2, 3), transport)
+
+
+def test_probes_are_cached_in_memory_and_on_disk(renderer, tmp_path, monkeypatch):
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
+    monkeypatch.setattr(solve, "_memory", {})
+    scene = SCENE.replace(sphere_ior=1.1)                    # a scene no other test probes
+    assert not solve.is_probed(scene)
+    first = solve.transport_for(scene)
+    files = list((tmp_path / "probes").glob("*.safetensors"))
+    assert len(files) == 1 and files[0].stem == solve.cache_key(scene)
+    assert solve.transport_for(scene) is first                # memory
+    monkeypatch.setattr(solve, "_memory", {})
+    from_disk = solve.transport_for(scene)                    # disk
+    assert from_disk is not first and from_disk.config == scene
+    for name in ("crow", "col", "val", "b"):
+        assert torch.equal(getattr(from_disk, name), getattr(first, name))
+    # A corrupt file is probed again and rewritten, not an error.
+    files[0].write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(solve, "_memory", {})
+    again = solve.transport_for(scene)
+    assert torch.allclose(again.val, first.val, atol=1e-3)
+    assert solve.Transport.load(files[0]).nnz == again.nnz
+    # Another scene has another key.
+    assert solve.cache_key(scene) != solve.cache_key(SCENE)
+
+
+def test_applies_says_which_methods_fit_a_scene(transport):
+    ok, why = solve.applies(transport, SCENE)
+    assert ok, why
+    ok, why = solve.applies(transport, SCENE.replace(sphere_ior=1.3))
+    assert not ok and "sphere_ior" in why and "Probe" in why
+    model = UnrolledInverse.from_transport(transport, depth=2)
+    assert solve.applies(model, SCENE)[0]
+    ok, why = solve.applies(model, SCENE.replace(sphere_radius=0.5))
+    assert not ok and "sphere_radius" in why
+    ok, why = solve.applies(model, DEFAULT.replace(resolution=64))
+    assert not ok and "64×64" in why
+
+
+def test_cli_apply_with_the_instant_solve_and_refinement(tmp_path):
+    """`apply --method solve --refine 1`: probes into PREDISTORT_CACHE, solves, refines, writes the usual
+    files, and the final render is closer to the picture than the initial one."""
+    picture = tmp_path / "picture.png"
+    Image.fromarray((procedural.texture(seed=7, resolution=RES, kind="glyphs") * 255).byte().numpy()).save(picture)
+    env = {"PREDISTORT_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "out"
+    done = run_python(["-m", "predistort", "apply", "--method", "solve", "--refine", "1", "--texture", str(picture),
+                       "--resolution", str(RES), "--spp", "64", "--out-dir", str(out)], env=env)
+    assert done.returncode == 0, done.stderr
+    assert "refine:" in done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["l1_final"] < 0.8 * metrics["l1_initial"]
+    assert len(list((tmp_path / "cache" / "probes").glob("*.safetensors"))) == 1
+    bad = run_python(["-m", "predistort", "apply", "--refine", "-1", "--texture", str(picture),
+                      "--out-dir", str(out)], env=env)
+    assert bad.returncode == 2 and "--refine" in bad.stderr
