@@ -97,15 +97,19 @@ def main(argv=None):
     print(f"probe {probe_seconds:.1f} s, probe + training {train_seconds:.1f} s", file=sys.stderr)
 
     unseen, tutorial = unseen_photos(res, photos), tutorial_textures(res)                # 4. measure
-    metrics = {"unseen_photos": evaluate(renderer, model, unseen, eval_spp),
-               "tutorial_textures": evaluate(renderer, model, tutorial, eval_spp)}
+    measured = {"unseen_photos": evaluate(renderer, model, unseen, eval_spp),
+                "tutorial": evaluate(renderer, model, tutorial, eval_spp)}
     trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(untrained)
-    metrics["unseen_photos_untrained"] = evaluate(renderer, model, unseen, eval_spp)
+    measured["unseen_photos_untrained"] = evaluate(renderer, model, unseen, eval_spp)
     model.load_state_dict(trained)
-    metrics.update({"probe_seconds": round(probe_seconds, 1), "train_seconds": round(train_seconds, 1),
-                    "eval": f"spp {eval_spp}, seed {EVAL_SEED}; photos: {', '.join(photos)} (unseen)",
-                    "final_train_loss": history[-1]["loss"]})
+    metrics = {f"{group}_{k}": round(v, 4) for group, m in measured.items() for k, v in m.items()
+               if k not in ("images", "apply_seconds")}
+    metrics.update({"apply_seconds": round(measured["unseen_photos"]["apply_seconds"], 4),
+                    "probe_seconds": round(probe_seconds, 1), "train_seconds": round(train_seconds, 1),
+                    "eval": f"renders at spp {eval_spp}, seed {EVAL_SEED}, against the picture; unseen photos: "
+                            f"{', '.join(photos)}; l1_ratio: mean per-image L1 / L1 without pre-distortion",
+                    "final_train_loss": round(history[-1]["loss"], 4)})
 
     model.info = {                                                                       # 5. save
         "scene": scene.to_dict(),
@@ -127,7 +131,7 @@ def main(argv=None):
     }
     model.save_pretrained(args.out)
     save_history(history, args.out, title=f"unrolled model ({DEPTH} layers), {len(textures)} textures")
-    u, t, un = metrics["unseen_photos"], metrics["tutorial_textures"], metrics["unseen_photos_untrained"]
+    u, t, un = measured["unseen_photos"], measured["tutorial"], measured["unseen_photos_untrained"]
     print(f"unseen photos: L1 {u['l1_none']:.4f} -> {u['l1']:.4f} (ratio {u['l1_ratio']:.3f}; untrained "
           f"{un['l1_ratio']:.3f}), PSNR {u['psnr_none']:.2f} -> {u['psnr']:.2f} dB; tutorial textures: L1 "
           f"{t['l1_none']:.4f} -> {t['l1']:.4f} (ratio {t['l1_ratio']:.3f}); apply {u['apply_seconds'] * 1000:.0f} "
