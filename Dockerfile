@@ -28,7 +28,8 @@ RUN useradd --create-home --uid 1000 user \
 
 # Runtime settings:
 # - HOME: Dr.Jit caches compiled kernels in ~/.drjit, Hugging Face Hub downloads go to ~/.cache/huggingface,
-#   Matplotlib writes ~/.config/matplotlib: all must be in a folder owned by uid 1000;
+#   Matplotlib writes ~/.config/matplotlib, predistort caches measured light transports in
+#   ~/.cache/predistort: all must be in a folder owned by uid 1000;
 # - DRJIT_LIBLLVM_PATH: make Dr.Jit load the LLVM 19 installed above, whatever else is on the system;
 # - GRADIO_SERVER_NAME/PORT: listen on all interfaces, on the port a Space forwards (app_port);
 # - PYTHONUNBUFFERED: logs reach the Space's log view immediately;

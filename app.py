@@ -4,7 +4,7 @@ Run: ``python app.py`` (Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose 
 Docker Space sets 0.0.0.0:7860). Limits: the PREDISTORT_* variables of predistort.service.Settings.
 
 API (gradio_client; every endpoint has a stable name, see the README):
-    /predistort       (texture, spp, fit)                 -> initial render, pre-distorted texture, final render,
+    /predistort       (texture, spp, fit, refine)         -> initial render, pre-distorted texture, final render,
                                                              metrics, input texture (as used), summary
     /compare          (textures, spp, fit)                -> comparison figures, metrics table, notes
     /train            (textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit)
@@ -14,6 +14,7 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /load_pretrained  (repo id or "default")              -> status
     /export           ()                                  -> weights zip, comparison figure (file, image)
     /estimate         (textures, method, iterations, spp, resolution) -> estimate (Markdown)
+    /check_scene      (sphere_ior, sphere_radius, resolution) -> which methods apply to that scene (Markdown)
     /status           ()                                  -> status (Markdown)
 """
 import functools
@@ -35,7 +36,9 @@ A glass sphere in front of a picture bends it. **predistort** learns how to *pre
 seen through the sphere (rendered with the differentiable renderer [Mitsuba 3](https://mitsuba.readthedocs.io)),
 it looks like the original again. Upload a picture (any common format and size: it is centre-cropped — or
 resized — to the model's square resolution, and the page says so), or pick an example, and press
-**Pre-distort**. To fit your own pictures, train a model on them in *Several pictures · train*.
+**Pre-distort**. The bundled model is a *generalising layer*: it was never trained on your picture and needs
+no training for it. Refinement (below the picture) improves one picture further through the renderer; to
+change the sphere or fit your own pictures, train in *Several pictures · train*.
 Your model and results belong to this browser tab only."""
 CSS = """
 .pixelated img { image-rendering: pixelated; object-fit: contain; width: 100%; height: 100%; }
@@ -165,8 +168,8 @@ def metrics_table(results):
 
 # -- handlers: each one call into the session --------------------------------------------------------------
 @user_errors
-def on_predistort(session, texture, spp, fit):
-    r = session.predistort(upload_path(texture), spp, fit)
+def on_predistort(session, texture, spp, fit, refine=0):
+    r = session.predistort(upload_path(texture), spp, fit, refine)
     c = r.comparison
     summary = service.metrics_markdown(r.metrics)
     if r.notes:
@@ -235,9 +238,20 @@ def on_estimate(textures, method, iterations, spp, resolution):
     return service.estimate(method, resolution, len(textures or []) or 1, iterations, spp).message
 
 
-def on_method(method):
+def method_info(method):
     m = service.METHODS.get(method)
-    return f"**{method}** — {m.summary}" if m else ""
+    return f"**{m.label}** — {m.summary}" if m else ""
+
+
+def on_method(method):
+    """The method's trade-off, and its default iteration count in the slider."""
+    m = service.METHODS.get(method)
+    return method_info(method), (gr.update(value=min(m.iterations, SETTINGS.max_iterations)) if m else gr.skip())
+
+
+@user_errors
+def on_scene(session, sphere_ior, sphere_radius, resolution):
+    return session.scene_report(sphere_ior, sphere_radius, resolution)
 
 
 def on_status(session):
@@ -270,6 +284,9 @@ def build_demo():
                         gr.Markdown("*(No example pictures are installed: upload one.)*")
                     spp = gr.Slider(1, SETTINGS.max_spp, value=SETTINGS.preview_spp, step=1,
                                     label="Samples per pixel of the renders (more: less noise, slower)")
+                    refine = gr.Slider(0, SETTINGS.max_refine_s, value=0, step=1, elem_id="refine",
+                                       label="Refine through the renderer, seconds (0: off)",
+                                       info=service.REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
                     run = gr.Button("Pre-distort", variant="primary", elem_id="predistort-button")
                 with gr.Column(scale=3):
                     with gr.Row(equal_height=True):
@@ -309,10 +326,13 @@ def build_demo():
             gr.Markdown("### Train a model on these pictures")
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    method = gr.Dropdown(list(service.METHODS), value=service.DEFAULT_METHOD, label="Model type")
-                    method_info = gr.Markdown(on_method(service.DEFAULT_METHOD))
-                    iterations = gr.Slider(1, SETTINGS.max_iterations, value=min(100, SETTINGS.max_iterations), step=1,
-                                           label="Iterations (tutorial: 100)")
+                    method = gr.Dropdown([(m.label, m.name) for m in service.METHODS.values()],
+                                         value=service.DEFAULT_METHOD, label="Model type", elem_id="method")
+                    method_text = gr.Markdown(method_info(service.DEFAULT_METHOD), elem_id="method-info")
+                    default_iterations = service.METHODS[service.DEFAULT_METHOD].iterations
+                    iterations = gr.Slider(1, SETTINGS.max_iterations,
+                                           value=min(default_iterations, SETTINGS.max_iterations), step=1,
+                                           label="Iterations (generalising layer: 30; tutorial: 100)")
                     train_spp = gr.Slider(1, min(64, SETTINGS.max_spp), value=4, step=1,
                                           label="Samples per pixel while training (tutorial: 4)")
                     resolution = gr.Slider(16, SETTINGS.max_resolution, value=min(128, SETTINGS.max_resolution),
@@ -323,6 +343,7 @@ def build_demo():
                                         label="Index of refraction (tutorial: 1.06)")
                         radius = gr.Slider(0.1, 0.95, value=service.DEFAULT.sphere_radius, step=0.01,
                                            label="Radius (tutorial: 0.45)")
+                        scene_info = gr.Markdown(elem_id="scene-info")
                     estimate = gr.Markdown(label="Estimate", elem_id="estimate")
                     with gr.Row():
                         train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
@@ -355,9 +376,10 @@ def build_demo():
 
         # -- events -------------------------------------------------------------------------------------
         render = dict(concurrency_id="render", concurrency_limit=SETTINGS.render_concurrency)
+        scene_inputs = [session, ior, radius, resolution]
         instant = dict(concurrency_limit=None)               # cheap: never waits behind a training
         private = dict(api_visibility="private", **instant)
-        run.click(on_predistort, [session, texture, spp, fit], [initial, pre, final, metrics, used, summary],
+        run.click(on_predistort, [session, texture, spp, fit, refine], [initial, pre, final, metrics, used, summary],
                   api_name="predistort", preprocess=False, **render)   # images.py reads the upload itself
         # preprocess=False (here, /predistort and /train): the service checks every value itself and its messages
         # name the parameter at fault ("spp must be a whole number from 1 to 256, got 0"), where Gradio's own
@@ -368,23 +390,29 @@ def build_demo():
             on_train, [session, textures, method, iterations, train_spp, resolution, seed, ior, radius, fit],
             [weights_file, loss, train_metrics, train_gallery, status, train_progress, session], api_name="train",
             preprocess=False, concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
-        ).then(on_status, [session], [status], **private)
+        ).then(on_status, [session], [status], **private).then(on_scene, scene_inputs, [scene_info], **private)
         # Outside the queue: Stop and the status line must answer even when the queue is full (a full queue
         # refuses every queued event, cheap ones included: "Queue is full! Please try again.").
         stop_btn.click(on_stop, [session], [stop_msg], api_name="stop", queue=False)
         load_btn.click(on_load, [session, repo], [load_msg, session], api_name="load_pretrained",
-                       concurrency_id="load", concurrency_limit=1).then(on_status, [session], [status], **private)
+                       concurrency_id="load", concurrency_limit=1).then(on_status, [session], [status], **private
+                                                                         ).then(on_scene, scene_inputs, [scene_info],
+                                                                                **private)
         export_btn.click(on_export, [session], [export_weights, export_figure, export_image], api_name="export",
                          **render)
         estimate_inputs = [textures, method, iterations, train_spp, resolution]
         textures.change(on_estimate, estimate_inputs, [estimate], api_name="estimate", **instant)
         for control in (method, iterations, train_spp, resolution):
             control.change(on_estimate, estimate_inputs, [estimate], **private)
-        method.change(on_method, [method], [method_info], **private)
+        method.change(on_method, [method], [method_text, iterations], **private)
+        ior.change(on_scene, scene_inputs, [scene_info], api_name="check_scene", **instant)
+        for control in (radius, resolution):
+            control.change(on_scene, scene_inputs, [scene_info], **private)
         textures.change(on_pictures, [session, textures, fit], [notes], **private)
         examples_btn.click(use_examples, None, [textures], **private)
         demo.load(on_status, [session], [status], api_name="status", queue=False)
         demo.load(on_estimate, estimate_inputs, [estimate], **private)
+        demo.load(on_scene, scene_inputs, [scene_info], **private)
     return demo
 
 

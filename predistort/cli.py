@@ -1,6 +1,7 @@
 """Command line: ``python -m predistort train | apply | push``.
 
-    train  --textures A.png B.png ... --iterations N --out DIR     learn a model, save it with its history
+    train  --textures A.png B.png ... [--model tutorial|unrolled] --iterations N --out DIR
+                                                                   learn a model, save it with its history
     apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
            [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
@@ -40,24 +41,24 @@ def _textures(paths, resolution, fit):
 
 
 def cmd_train(args):
-    import torch
     from tqdm import tqdm
     from .layers import PredistortModel
     from .render import Renderer
-    from .train import Recipe, save_history, train
+    from .train import DEFAULTS, Recipe, new_model, save_history, train
 
     backend.init()                       # fail fast (clear error) on a missing or too-old LLVM
     scene = _scene(args)
     textures = _textures(args.textures, scene.resolution, args.fit)
-    recipe = Recipe(iterations=args.iterations, spp=args.spp, lr=args.lr, seed=args.seed)
+    renderer = Renderer(scene)
     if args.init:
         model = PredistortModel.from_pretrained(args.init)
         weights.check_compatible(model, scene)
-    else:
-        torch.manual_seed(args.seed)
-        model = PredistortModel.registry[args.model](resolution=scene.resolution)
-    renderer = Renderer(scene)
-    model.to(renderer.device)
+        model.to(renderer.device)
+    else:                                # unrolled: probes the scene first (seconds; cached afterwards)
+        model = new_model(args.model, renderer, seed=args.seed)
+    defaults = DEFAULTS.get(model.model_type, DEFAULTS["tutorial"])
+    recipe = Recipe(iterations=args.iterations or defaults["iterations"], spp=args.spp,
+                    lr=args.lr or defaults["lr"], seed=args.seed)
 
     # Ctrl-C ends training after the current iteration; what was learned is saved.
     stop = threading.Event()
@@ -141,12 +142,15 @@ def parser():
 
     t = sub.add_parser("train", help="train a pre-distortion model through the differentiable renderer")
     t.add_argument("--textures", nargs="+", required=True, help="training pictures (targets)")
-    t.add_argument("--iterations", type=int, default=100)
+    t.add_argument("--iterations", type=int,
+                   help="training iterations (default: the model type's: tutorial 100, unrolled 30)")
     t.add_argument("--out", required=True, help="folder for the weights, history.json and loss_curve.png")
-    t.add_argument("--model", choices=sorted(PredistortModel.registry), default="tutorial", help="model type")
+    t.add_argument("--model", choices=sorted(PredistortModel.registry), default="tutorial",
+                   help="tutorial: the tutorial's fully connected layer (fits its training pictures only); unrolled: "
+                        "the generalising layer built from the scene's measured light transport")
     t.add_argument("--init", help="start from these weights (folder or Hub repo id) instead of random ones")
     t.add_argument("--spp", type=int, default=4, help="samples per pixel of training renders")
-    t.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate")
+    t.add_argument("--lr", type=float, help="Adam learning rate (default: tutorial 2e-4, unrolled 0.02)")
     t.add_argument("--seed", type=int, default=0, help="torch seed for the initial weights")
     scene_args(t)
     t.set_defaults(run=cmd_train)
@@ -181,6 +185,8 @@ def main(argv=None):
     for name in ("iterations", "spp"):
         if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1:
             parser().error(f"--{name} must be at least 1")
+    if getattr(args, "lr", None) is not None and not args.lr > 0:
+        parser().error("--lr must be positive")
     try:
         return args.run(args)
     except (ImageError, WeightsError, BackendError, ValueError) as e:

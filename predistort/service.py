@@ -79,6 +79,7 @@ class Settings:
     render_concurrency: int = 1         # PREDISTORT_RENDER_CONCURRENCY: pre-distortions / exports running at once
     queue_size: int = 32                # PREDISTORT_QUEUE_SIZE: requests waiting in the queue before new ones are refused
     warmup: bool = True                 # PREDISTORT_WARMUP: render once at start so the first visitor waits for no compile
+    max_refine_s: float = 30.0          # PREDISTORT_MAX_REFINE_S: longest per-picture refinement a request may ask
 
     ENV = {"max_textures": ("PREDISTORT_MAX_TEXTURES", int), "max_iterations": ("PREDISTORT_MAX_ITERATIONS", int),
            "max_resolution": ("PREDISTORT_MAX_RESOLUTION", int), "max_spp": ("PREDISTORT_MAX_SPP", int),
@@ -88,7 +89,8 @@ class Settings:
            "examples_dir": ("PREDISTORT_EXAMPLES_DIR", str), "session_ttl_s": ("PREDISTORT_SESSION_TTL_S", float),
            "train_concurrency": ("PREDISTORT_TRAIN_CONCURRENCY", int),
            "render_concurrency": ("PREDISTORT_RENDER_CONCURRENCY", int),
-           "queue_size": ("PREDISTORT_QUEUE_SIZE", int), "warmup": ("PREDISTORT_WARMUP", "bool")}
+           "queue_size": ("PREDISTORT_QUEUE_SIZE", int), "warmup": ("PREDISTORT_WARMUP", "bool"),
+           "max_refine_s": ("PREDISTORT_MAX_REFINE_S", float)}
 
     @classmethod
     def from_env(cls, environ=None):
@@ -118,6 +120,8 @@ class Settings:
             raise ValueError(f"Setting max_resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION}.")
         if self.preview_spp > self.max_spp:
             raise ValueError("Setting preview_spp must not exceed max_spp.")
+        if not 0 <= self.max_refine_s <= 600:
+            raise ValueError("Setting max_refine_s (PREDISTORT_MAX_REFINE_S) must be between 0 and 600 seconds.")
 
     @property
     def examples_path(self):
@@ -316,6 +320,13 @@ RENDER_S_PER_PIXEL = 9e-6
 RENDER_S_PER_SAMPLE = 1.1e-6
 TUTORIAL_S_PER_ITERATION = 0.05
 TUTORIAL_S_PER_WEIGHT = 5e-9
+# The generalising (unrolled) layer's own forward and backward pass: ~0.06 s per 128² picture (16 layers of
+# two sparse products); probing a scene's light transport, once: 1.9 s at 64², 2.8 s at 128²; the instant
+# solve, per picture: 0.03 s at 64², 0.13 s at 128².
+UNROLLED_S_PER_PIXEL = 3.5e-6
+PROBE_S = 1.5
+PROBE_S_PER_PIXEL = 8e-5
+SOLVE_S_PER_PIXEL = 8e-6
 _observed: dict = {}                  # (method, resolution) -> measured / estimated s per iteration, last training
 _observed_lock = threading.Lock()
 
@@ -330,6 +341,22 @@ def tutorial_seconds(resolution, n_textures, spp):
     """Estimated seconds per training iteration of the tutorial layer (R⁴ + R² weights)."""
     return (render_seconds(resolution, n_textures, spp) + TUTORIAL_S_PER_ITERATION
             + TUTORIAL_S_PER_WEIGHT * (resolution ** 4 + resolution ** 2))
+
+
+def unrolled_seconds(resolution, n_textures, spp):
+    """Estimated seconds per training iteration of the generalising layer (renders + its sparse solver)."""
+    return render_seconds(resolution, n_textures, spp) + n_textures * UNROLLED_S_PER_PIXEL * resolution ** 2
+
+
+def probe_seconds(resolution):
+    """Estimated seconds to measure a scene's light transport (once per scene; cached afterwards)."""
+    return PROBE_S + PROBE_S_PER_PIXEL * resolution ** 2
+
+
+def solve_seconds(resolution, n_textures, spp):
+    """Estimated seconds of the instant solve: probe (if new) + per picture a solve and one render."""
+    return (probe_seconds(resolution) + n_textures * SOLVE_S_PER_PIXEL * resolution ** 2
+            + render_seconds(resolution, n_textures, spp) / 3)        # a render without its backward pass
 
 
 def tutorial_memory_gb(resolution):
@@ -379,45 +406,83 @@ class Method:
 
     ``seconds_per_iteration(resolution, n_textures, spp)`` estimates the cost here (None: renders only);
     ``memory_gb(resolution)`` the memory needed (None: small). ``iterative`` False means "instant": the
-    iteration count does not apply.
+    iteration count does not apply. ``lr`` and ``iterations`` are the method's defaults.
     """
     name: str
+    label: str                           # as the page's menu shows it
     summary: str                         # one sentence: what it gives, what it costs (shown in the page)
     run: Callable
     seconds_per_iteration: Callable = None
     memory_gb: Callable = None
     iterative: bool = True
+    lr: float = 2e-4
+    iterations: int = 100
 
 
 _seed_lock = threading.Lock()         # torch.manual_seed is process-wide: seeding + initialising is one step
 
 
 def train_layer(model_type):
-    """A Method.run that trains a fresh `model_type` layer with predistort.train.train (Adam, L1)."""
+    """A Method.run that trains a fresh `model_type` layer with predistort.train.train (Adam, L1).
+
+    The generalising layer first measures the scene's light transport (cached: only a new scene is probed).
+    """
     def run(job):
-        import torch
-        from .layers import PredistortModel
-        from .train import Recipe, train
+        from .train import Recipe, new_model, train
         with _seed_lock:                 # two trainings at once must not draw from each other's seeded RNG
-            torch.manual_seed(job.seed)
-            model = PredistortModel.registry[model_type](resolution=job.renderer.resolution)
-        model = model.to(job.renderer.device)
+            model = new_model(model_type, job.renderer, seed=job.seed)
         recipe = Recipe(iterations=job.iterations, spp=job.spp, lr=job.lr, seed=job.seed)
         history = train(model, job.renderer, job.textures, recipe, callback=job.callback, stop=job.stop)
         return model, history
     return run
 
 
+def instant_solve(job):
+    """Method.run of the instant solve: the scene's measured light transport as a model (no training).
+
+    Its one history entry is what a training iteration reports: the L1 loss of each picture's solved
+    texture, rendered once at the training spp (seed 0), summed over the pictures.
+    """
+    import torch
+    import torch.nn.functional as F
+    from .solve import instant_model, transport_for
+    start = time.perf_counter()
+    model = instant_model(transport_for(job.renderer.config, renderer=job.renderer)).to(job.renderer.device)
+    model.eval()
+    loss = 0.0
+    with torch.no_grad():
+        for target in job.textures:
+            target = target.to(job.renderer.device)
+            rendered = job.renderer.render(model(target).clamp(0, 1), spp=job.spp, seed=0)
+            loss += F.l1_loss(rendered, target).item()
+    history = [{"iteration": 1, "loss": loss, "seconds": time.perf_counter() - start}]
+    job.callback(1, loss, history[0]["seconds"])
+    return model, history
+
+
 METHODS = {m.name: m for m in [
-    Method("tutorial", "The tutorial's single fully connected layer: learns exactly the pictures it is trained on "
-                       "(not the warp itself), with R⁴ weights — fast at 32², but minutes per hundred iterations "
-                       "and 4 GB of memory at 128² on a CPU.",
+    Method("unrolled", "generalising layer (default)",
+           "A 16-layer solver whose sparse layers are this scene's measured light transport, its step sizes "
+           "trained through the renderer: corrects pictures it never saw (unseen photos: L1 to ~0.31× of no "
+           "pre-distortion) and applies in ~0.05 s; a new scene is probed first (a few seconds), then ~30 "
+           "iterations of training take seconds to a minute.",
+           train_layer("unrolled"), unrolled_seconds, lr=0.02, iterations=30),
+    Method("solve", "instant solve",
+           "No training: measures this scene's light transport once (a few seconds, then cached) and solves "
+           "each picture on it in ~0.2 s, about as well as the generalising layer (~0.30× on unseen photos); "
+           "iterations, learning rate and seed do not apply.",
+           instant_solve, solve_seconds, iterative=False, iterations=1),
+    Method("tutorial", "tutorial layer (fully connected)",
+           "The tutorial's single fully connected layer: learns exactly the pictures it is trained on (not the "
+           "warp itself: it makes other pictures ~3× worse), with R⁴ weights — fast at 32², but minutes per "
+           "hundred iterations and 4 GB of memory at 128² on a CPU.",
            train_layer("tutorial"), tutorial_seconds, tutorial_memory_gb),
-    # New methods plug in here, one line each, e.g.
-    # Method("warp", "<trade-off>", train_layer("warp")),
-    # Method("solve", "<trade-off>", solve.method_run, iterative=False),
 ]}
-DEFAULT_METHOD = "tutorial"
+DEFAULT_METHOD = "unrolled"
+REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the renderer, starting from the "
+                  "model's answer: after ~20 s it is within ~10% of the best per-picture result (200 optimisation "
+                  "steps), never worse than its start, and it works for any scene — but it costs those seconds "
+                  "for every picture.")
 
 
 def estimate(method, resolution, n_textures, iterations, spp, settings=None):
@@ -439,8 +504,15 @@ def estimate(method, resolution, n_textures, iterations, spp, settings=None):
     long = total > settings.long_training_s
     memory = m.memory_gb(resolution) if m.memory_gb else 0.0
     where = f"{os.cpu_count()} CPU cores" if backend.device() == "cpu" else "this GPU"
-    msg = (f"Estimated **{per_it:.2f} s per iteration** × {iterations} = **{format_duration(total)}** on this "
-           f"machine ({where}) for {n_textures} picture(s) at {resolution}×{resolution}, spp {spp}.")
+    if m.iterative:
+        msg = (f"Estimated **{per_it:.2f} s per iteration** × {iterations} = **{format_duration(total)}** on this "
+               f"machine ({where}) for {n_textures} picture(s) at {resolution}×{resolution}, spp {spp}.")
+    else:
+        msg = (f"Estimated **{format_duration(total)}** on this machine ({where}) for {n_textures} picture(s) at "
+               f"{resolution}×{resolution} (most of it measuring a scene not measured before).")
+    if method == "unrolled":
+        msg += (f" A scene not measured before is probed first: about {format_duration(probe_seconds(resolution))} "
+                f"more.")
     if memory >= 1.0:
         msg += f" Needs about {memory:.1f} GB of memory."
     if long:
@@ -479,13 +551,17 @@ class Result:
     name: str                            # the picture's file name
     comparison: object                   # predistort.pipeline.Comparison (tensors on the CPU, metrics)
     notes: list                          # what was done to the picture (crop, resize, ...)
+    refined: dict | None = None          # refinement: seconds, steps, fixed-seed L1 before / after (None: none)
 
     @property
     def metrics(self):
         m = self.comparison.metrics
-        return {"texture": self.name, "resolution": int(self.comparison.target.shape[0]), "spp": int(m["spp"]),
-                **{k: float(m[k]) for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio")},
-                "psnr_gain_db": float(m["psnr_final"] - m["psnr_initial"]), "notes": list(self.notes)}
+        out = {"texture": self.name, "resolution": int(self.comparison.target.shape[0]), "spp": int(m["spp"]),
+               **{k: float(m[k]) for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio")},
+               "psnr_gain_db": float(m["psnr_final"] - m["psnr_initial"]), "notes": list(self.notes)}
+        if self.refined:
+            out["refine"] = dict(self.refined)
+        return out
 
     def figure(self, scale=None):
         """Side by side: render without pre-distortion, input, pre-distorted, render of the pre-distorted.
@@ -550,7 +626,7 @@ class TrainEvent:
     @property
     def description(self):
         if self.stage == "starting":
-            return "Starting: building the model and the scene…"
+            return "Starting: building the model and the scene (a scene not seen before is measured first)…"
         if self.stage == "waiting":
             return "Waiting for the previous training on this server to end…"
         if self.stage == "evaluating":
@@ -711,23 +787,45 @@ class Session:
             raise ServiceError(f"{what} must be a whole number from 1 to {self.settings.max_spp}, got {spp!r}.")
         return int(float(spp))
 
-    def _compare_tensor(self, texture, spp, name, notes=(), model=None, scene=None):
+    def _check_refine(self, seconds):
+        if seconds is None or seconds == "":
+            return 0.0
+        limit = self.settings.max_refine_s
+        if not (_is_number(seconds) and not isinstance(seconds, str) and math.isfinite(seconds)
+                and 0 <= seconds <= limit):
+            raise ServiceError(f"refine must be a number of seconds from 0 (off) to {limit:g} (the limit of this "
+                               f"app, PREDISTORT_MAX_REFINE_S), got {seconds!r}.")
+        return float(seconds)
+
+    def _compare_tensor(self, texture, spp, name, notes=(), model=None, scene=None, refine=0.0):
         from .pipeline import apply_model, compare
         model = self._require_model() if model is None else model
         renderer = renderer_for(scene or self.scene)
+        refined = None
         try:
-            comparison = compare(renderer, texture, apply_model(model, texture), spp=spp, seed=0)
+            predistorted = apply_model(model, texture)
+            if refine > 0:
+                # Per-picture refinement through the renderer, from the model's answer (kept unless a
+                # fixed-seed render of the candidate is better: never worse than the model's).
+                from .refine import refine as refine_texture
+                r = refine_texture(renderer, texture, predistorted, seconds=refine)
+                predistorted = r.texture
+                refined = {"seconds": round(r.seconds, 2), "steps": r.steps, "l1_start": r.start_loss,
+                           "l1": r.loss, "eval": "fixed-seed renders at spp 64"}
+            comparison = compare(renderer, texture, predistorted, spp=spp, seed=0)
         except Exception:
             discard_renderer(renderer)
             raise
-        return Result(name, comparison, list(notes))
+        return Result(name, comparison, list(notes), refined)
 
-    def predistort(self, source, spp=None, fit="crop"):
-        """Pre-distort one picture with this session's model; returns a :class:`Result` (also kept as last)."""
+    def predistort(self, source, spp=None, fit="crop", refine=0.0):
+        """Pre-distort one picture with this session's model, then (``refine`` > 0) refine it through the
+        renderer for up to that many seconds; returns a :class:`Result` (also kept as last)."""
         spp = self._check_spp(self.settings.preview_spp if spp is None else spp)
+        refine = self._check_refine(refine)
         self._require_model()
         ((name, texture, notes),) = self.prepare([source] if source is not None else [], fit=fit)
-        result = self._compare_tensor(texture, spp, name, notes)
+        result = self._compare_tensor(texture, spp, name, notes, refine=refine)
         self.results = [result]
         return result
 
@@ -738,6 +836,38 @@ class Session:
         results = [self._compare_tensor(t, spp, name, notes) for name, t, notes in self.prepare(sources, fit=fit)]
         self.results = results
         return results
+
+    # -- scenes ----------------------------------------------------------------------------------------------
+    def scene_report(self, sphere_ior, sphere_radius, resolution=None):
+        """Markdown: for the scene with this sphere, which ways of pre-distorting still apply, and what each
+        needs (a probe of the light transport, a training) before it does."""
+        from .solve import applies, is_probed
+        resolution = resolution if resolution not in (None, "") else self.resolution
+        if not _is_whole(resolution, 8, self.settings.max_resolution):
+            raise ServiceError(f"resolution must be a whole number from 8 to {self.settings.max_resolution}, "
+                               f"got {resolution!r}.")
+        scene = self.training_scene(int(float(resolution)), sphere_ior, sphere_radius)
+        probed = is_probed(scene)
+        probe = ("already measured" if probed else
+                 f"measured first, about {format_duration(probe_seconds(scene.resolution))}")
+        lines = [f"**Scene: sphere IOR {scene.sphere_ior:g}, radius {scene.sphere_radius:g}, "
+                 f"{scene.resolution}×{scene.resolution}.**"]
+        if self.model is not None:
+            ok, reason = applies(self.model, scene)
+            lines.append(f"- {'✅' if ok else '⚠️'} **Your current model** ({self.model.model_type}): {reason}")
+        lines += [
+            f"- **Generalising layer**: made for one scene; *Train* with it uses this scene's light transport "
+            f"({probe}) and trains for it.",
+            f"- **Instant solve**: needs this scene's light transport ({probe}); *Train* with it takes no further "
+            f"training.",
+            "- **Tutorial layer**: fits one scene and its training pictures: *Train* it again for this scene.",
+            "- ✅ **Refinement**: always applies (it renders the scene itself), from whichever model is in use.",
+        ]
+        same = self.model is not None and applies(self.model, scene)[0]
+        if not same:
+            lines.append("\nPictures are pre-distorted for the scene of the model in use until a model is trained "
+                         "for this one.")
+        return "\n".join(lines)
 
     # -- models ----------------------------------------------------------------------------------------------
     def load_pretrained(self, name="default"):
@@ -781,6 +911,8 @@ class Session:
             if not _is_whole(value, lo, hi):
                 raise ServiceError(f"{what} must be a whole number from {lo} to {hi}, got {value!r}"
                                    + (" (the limit of this app)." if what != "seed" else "."))
+        if lr is None:
+            lr = METHODS[method].lr
         if not (_is_number(lr) and not isinstance(lr, str) and math.isfinite(lr) and 0 < lr <= 1):
             raise ServiceError(f"learning rate must be a number in (0, 1], got {lr!r}.")
         return method, int(float(iterations)), int(float(spp)), int(float(resolution)), int(float(seed)), float(lr)
@@ -792,13 +924,15 @@ class Session:
         return "Stopping after the current iteration; what was learned is kept." if running else "No training is running."
 
     def train(self, sources, method=DEFAULT_METHOD, iterations=100, spp=4, resolution=128, seed=0,
-              sphere_ior=None, sphere_radius=None, lr=2e-4, fit="crop") -> Iterator[TrainEvent]:
+              sphere_ior=None, sphere_radius=None, lr=None, fit="crop") -> Iterator[TrainEvent]:
         """Train a model on `sources`; a generator of :class:`TrainEvent` (progress, then one final event).
 
         The work runs in a thread of its own: closing the generator (a visitor leaving) stops the training
         after the current iteration, and the session still keeps what was learned. The final event carries
         ``weights_zip`` and ``metrics``: method, iterations_run, stopped, seconds, first/final loss,
-        per-picture before/after (L1, PSNR) at the preview spp, and their means.
+        per-picture before/after (L1, PSNR) at the preview spp, and their means. ``lr`` None: the method's
+        default (:data:`METHODS`). A scene (IOR, radius, resolution) not measured before is probed first by
+        the methods that use its light transport.
         """
         method, iterations, spp, resolution, seed, lr = self.check_train_options(
             method, iterations, spp, resolution, seed, lr)
@@ -846,8 +980,7 @@ class Session:
                     model.eval()
                     self.model, self.model_source, self.scene = model, "trained in this session", scene
                     self.model_note, self.history, self.results = "", history, []
-                    self.last_train = {**options, "summary": f"{method}, {len(history)} iterations on "
-                                                             f"{len(prepared)} picture(s)", "weights_zip": None}
+                    self.last_train = {**options, "summary": _summary(method, history, prepared), "weights_zip": None}
                     return
                 events.put(TrainEvent(len(history), iterations, history[-1]["loss"] if history else None,
                                       elapsed, 0.0, history, stage="evaluating"))
@@ -866,8 +999,7 @@ class Session:
                 # Adopt: from now on this session (only) uses the new model.
                 self.model, self.model_source, self.scene, self.model_note = model, "trained in this session", scene, ""
                 self.history, self.results = history, results
-                self.last_train = {**options, "summary": f"{method}, {len(history)} iterations on "
-                                                         f"{len(prepared)} picture(s)", "weights_zip": zip_path}
+                self.last_train = {**options, "summary": _summary(method, history, prepared), "weights_zip": zip_path}
                 events.put(TrainEvent(len(history), iterations, metrics.get("final_train_loss"), elapsed, 0.0,
                                       history, done=True, stage="done", weights_zip=zip_path, metrics=metrics,
                                       results=results))
@@ -975,6 +1107,13 @@ def _zip_folder(folder, zip_path):
     return str(zip_path)
 
 
+def _summary(method, history, pictures):
+    m = METHODS[method]
+    if not m.iterative:
+        return f"{m.label}, for {len(pictures)} picture(s)"
+    return f"{m.label}, {len(history)} iterations on {len(pictures)} picture(s)"
+
+
 def _train_metrics(options, history, results, elapsed, stopped, iterations):
     per = [r.metrics for r in results]
     mean = lambda key: sum(m[key] for m in per) / len(per)     # noqa: E731
@@ -1003,7 +1142,14 @@ def metrics_markdown(metrics):
     return (f"**{metrics['texture']}** at {metrics['resolution']}×{metrics['resolution']}, spp {metrics['spp']}: "
             f"without pre-distortion L1 **{metrics['l1_initial']:.4f}**, PSNR **{metrics['psnr_initial']:.2f} dB** → "
             f"with it L1 **{metrics['l1_final']:.4f}**, PSNR **{metrics['psnr_final']:.2f} dB** "
-            f"({metrics['psnr_gain_db']:+.2f} dB)")
+            f"({metrics['psnr_gain_db']:+.2f} dB)" + _refine_markdown(metrics.get("refine")))
+
+
+def _refine_markdown(refined):
+    if not refined:
+        return ""
+    return (f"; refined for {refined['seconds']:.1f} s ({refined['steps']} steps): fixed-seed spp-64 L1 "
+            f"{refined['l1_start']:.4f} → {refined['l1']:.4f}")
 
 
 def notes_markdown(results_or_notes):
@@ -1017,4 +1163,4 @@ def notes_markdown(results_or_notes):
 
 __all__ = ["Settings", "SETTINGS", "Session", "ServiceError", "Method", "METHODS", "DEFAULT_METHOD", "Estimate",
            "estimate", "examples", "renderer_for", "shared_model", "default_model", "warm_up", "TrainEvent",
-           "Result", "history_table", "metrics_markdown", "notes_markdown", "format_duration"]
+           "Result", "history_table", "metrics_markdown", "notes_markdown", "format_duration", "REFINE_SUMMARY"]

@@ -43,6 +43,33 @@ class Recipe:
         return asdict(self)
 
 
+# Per model type: Adam's learning rate and the iterations that suffice (the tutorial's for its layer; the
+# unrolled layer trains 3 scalars per layer, which settle within ~30 iterations, bench/train_default.py).
+DEFAULTS = {"tutorial": {"lr": 2e-4, "iterations": 100},
+            "unrolled": {"lr": 0.02, "iterations": 30}}
+UNROLLED_DEPTH = 16          # layers of a fresh unrolled model (~40 ms per 128² picture on one core)
+
+
+def new_model(model_type, renderer, seed=0, depth=UNROLLED_DEPTH):
+    """A fresh, untrained model of `model_type` for the renderer's scene and resolution, on its device.
+
+    ``tutorial``: the tutorial's layer with torch's seeded random weights (``torch.manual_seed(seed)`` is set
+    here: the caller must not build two models at once from two threads). ``unrolled``: the generalising
+    layer, built from the scene's measured light transport (:func:`predistort.solve.transport_for`: probed
+    in a few seconds the first time a scene is seen, then cached in memory and on disk), `depth` layers.
+    """
+    from .layers import PredistortModel, UnrolledInverse
+    if model_type == "unrolled":
+        from .solve import transport_for
+        model = UnrolledInverse.from_transport(transport_for(renderer.config, renderer=renderer), depth=depth)
+    elif model_type in PredistortModel.registry:
+        torch.manual_seed(seed)
+        model = PredistortModel.registry[model_type](resolution=renderer.resolution)
+    else:
+        raise ValueError(f"Unknown model type {model_type!r}; choose one of: {', '.join(sorted(DEFAULTS))}.")
+    return model.to(renderer.device)
+
+
 def adam(params, lr):
     """``torch.optim.Adam(params, lr)`` with ``fused=True`` where torch supports it (float tensors on CPU or
     CUDA), else the default implementation.
@@ -66,7 +93,8 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
         callback   called after every iteration as ``callback(iteration, loss, elapsed_seconds)``
         stop       a threading.Event (or any callable returning bool) checked between iterations: when set,
                    training ends after the current iteration and keeps what it learned
-        optimizer  default :func:`adam`: ``torch.optim.Adam(model.parameters(), lr=recipe.lr)``, fused
+        optimizer  default: the model's own ``model.optimizer(recipe.lr)`` where it has one (the unrolled layer
+                   trains only its per-layer scalars), else :func:`adam` over all parameters, fused
     Returns: list of ``{"iteration", "loss", "seconds"}`` (loss summed over textures; seconds since start).
     Same model weights + same textures + same recipe give the same history: every render seed is fixed.
     """
@@ -77,7 +105,8 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
     targets = torch.stack([t.to(renderer.device, torch.float32) for t in textures])        # [N,R,R,3]
     n = len(textures)
     if optimizer is None:
-        optimizer = adam(model.parameters(), lr=recipe.lr)
+        own = getattr(model, "optimizer", None)
+        optimizer = own(recipe.lr) if callable(own) else adam(model.parameters(), lr=recipe.lr)
     should_stop = stop.is_set if hasattr(stop, "is_set") else (stop or (lambda: False))
 
     history, start = [], time.perf_counter()

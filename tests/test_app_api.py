@@ -19,13 +19,14 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 ENDPOINTS = {
-    "/predistort": ["texture", "spp", "fit"],
+    "/predistort": ["texture", "spp", "fit", "refine"],
     "/compare": ["textures", "spp", "fit"],
     "/train": ["textures", "method", "iterations", "spp", "resolution", "seed", "sphere_ior", "sphere_radius", "fit"],
     "/stop": [],
     "/load_pretrained": ["name"],
     "/export": [],
     "/estimate": ["textures", "method", "iterations", "spp", "resolution"],
+    "/check_scene": ["sphere_ior", "sphere_radius", "resolution"],
     "/status": [],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
@@ -187,6 +188,24 @@ def test_compare_and_export_take_the_results_home(url, app_server, photo):
     r = app_server.default_resolution
     im = Image.open(figure)
     assert im.width > 4 * r and im.height > 2 * r                    # four panels, two rows
+
+
+def test_refinement_the_instant_solve_and_scene_checks_through_the_api(url):
+    c = client(url)
+    picture = handle_file(str(tutorial_paths()[2]))
+    *_, metrics, _, summary = c.predict(picture, 8, "crop", 2, api_name="/predistort")
+    r = metrics["refine"]
+    assert r["steps"] >= 1 and r["l1"] <= r["l1_start"] and "refined for" in summary
+    with pytest.raises(AppError, match="refine must be a number of seconds"):
+        c.predict(picture, 8, "crop", -3, api_name="/predistort")
+    report = c.predict(1.3, 0.45, 16, api_name="/check_scene")
+    assert "IOR 1.3" in report and "Instant solve" in report and "always applies" in report
+    # The instant solve: a model for a new scene in seconds, whatever the iteration count says.
+    _, curve, metrics, figures, status, _ = c.predict(
+        [picture], "solve", 300, 4, 16, 0, 1.3, 0.45, "crop", api_name="/train")
+    assert metrics["method"] == "solve" and metrics["iterations_run"] == 1 and len(curve["data"]) == 1
+    assert metrics["l1_final_mean"] < metrics["l1_initial_mean"] and "instant solve" in status
+    assert "✅ **Your current model**" in c.predict(1.3, 0.45, 16, api_name="/check_scene")
 
 
 def test_estimate_warns_before_a_long_training(url):

@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from common import run_python, tutorial_paths
+from common import REPO, run_python, tutorial_paths
 
 
 def test_train_then_apply(tmp_path):
@@ -35,6 +35,25 @@ def test_train_then_apply(tmp_path):
     metrics = json.loads((apply_dir / "metrics.json").read_text())
     assert {"l1_initial", "psnr_initial", "l1_final", "psnr_final"} <= set(metrics)
     assert 0 < metrics["l1_initial"] < 1 and metrics["psnr_initial"] > 0
+
+
+def test_train_the_generalising_layer_with_its_own_defaults_then_apply_it_to_an_unseen_picture(tmp_path):
+    out, env = tmp_path / "unrolled", {"PREDISTORT_CACHE": str(tmp_path / "cache")}
+    paths = [str(p) for p in tutorial_paths()[:2]]
+    result = run_python(["-m", "predistort", "train", "--model", "unrolled", "--textures", *paths, "--iterations", "2",
+                         "--resolution", "24", "--fit", "resize", "--out", str(out)], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "unrolled" and config["resolution"] == 24 and config["nnz"] > 24 * 24
+    assert config["recipe"]["lr"] == 0.02 and config["recipe"]["iterations"] == 2       # the unrolled default lr
+    assert list((tmp_path / "cache" / "probes").glob("*.safetensors"))                  # the scene was probed
+    applied = tmp_path / "applied"
+    result = run_python(["-m", "predistort", "apply", "--weights", str(out), "--texture",
+                         str(REPO / "examples" / "landscape.png"), "--fit", "crop", "--out-dir", str(applied),
+                         "--spp", "32"], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((applied / "metrics.json").read_text())
+    assert metrics["l1_final"] < 0.8 * metrics["l1_initial"]
 
 
 def test_wrong_size_is_refused_unless_asked_to_fit(tmp_path):

@@ -301,7 +301,7 @@ def test_a_tab_closed_during_training_does_not_keep_the_server_busy(browser, app
     page.get_by_role("button", name="Use the example pictures").click()
     page.wait_for_function("document.querySelectorAll('#textures a, #textures tr').length > 0", timeout=30_000)
     for label, value in (("number input for Resolution, pixels (tutorial: 128)", "16"),
-                         ("number input for Iterations (tutorial: 100)", "1000")):
+                         ("number input for Iterations (generalising layer: 30; tutorial: 100)", "1000")):
         box = page.get_by_label(label)
         box.fill(value)
         box.press("Enter")
@@ -345,7 +345,7 @@ def test_stop_in_the_page_works_while_the_queue_is_full(browser, faulty_app):
     page.get_by_role("button", name="Use the example pictures").click()
     page.wait_for_function("document.querySelectorAll('#textures a, #textures tr').length > 0", timeout=30_000)
     for label, value in (("number input for Resolution, pixels (tutorial: 128)", "16"),
-                         ("number input for Iterations (tutorial: 100)", "1000")):
+                         ("number input for Iterations (generalising layer: 30; tutorial: 100)", "1000")):
         box = page.get_by_label(label)
         box.fill(value)
         box.press("Enter")

@@ -3,6 +3,7 @@ import copy
 import dataclasses
 import threading
 import zipfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -145,7 +146,7 @@ def test_renderers_are_shared_per_scene(session):
 
 # -- training -----------------------------------------------------------------------------------------------
 def test_train_yields_progress_then_a_final_event_and_lowers_the_loss(session):
-    events = list(session.train(pictures(2), iterations=15, spp=4, resolution=16))
+    events = list(session.train(pictures(2), method="tutorial", iterations=15, spp=4, resolution=16))
     assert events[0].stage == "starting" and events[-1].done
     progress = [e for e in events if e.stage == "training"]
     assert [e.iteration for e in progress] == list(range(1, 16))
@@ -235,8 +236,8 @@ def test_a_new_method_plugs_in_with_one_table_entry(session, monkeypatch):
         job.callback(1, 0.5, 0.01)
         return model, [{"iteration": 1, "loss": 0.5, "seconds": 0.01}]
 
-    monkeypatch.setitem(METHODS, "copy", Method("copy", "Copies the current model: instant, learns nothing.", run,
-                                                iterative=False))
+    monkeypatch.setitem(METHODS, "copy", Method("copy", "copy", "Copies the current model: instant, learns nothing.",
+                                                run, iterative=False))
     events = list(session.train(pictures(1), method="copy", iterations=50, resolution=16))
     assert calls and calls[0].iterations == 1 and events[-1].metrics["method"] == "copy"
     assert service.estimate("copy", 16, 1, 50, 4).total_seconds == pytest.approx(
@@ -255,11 +256,72 @@ def test_estimates_warn_before_long_trainings():
 
 def test_a_training_refines_the_estimate_at_its_resolution(session, monkeypatch):
     monkeypatch.setattr(service, "_observed", {})
-    list(session.train(pictures(1), iterations=5, spp=1, resolution=16))
+    list(session.train(pictures(1), method="tutorial", iterations=5, spp=1, resolution=16))
     assert ("tutorial", 16) in service._observed
     per_it = [b["seconds"] - a["seconds"] for a, b in zip(session.history, session.history[1:])]
     est = service.estimate("tutorial", 16, 1, 5, 1).seconds_per_iteration
     assert min(per_it) * 0.5 <= est <= max(per_it) * 2
+
+
+# -- the generalising layer, the instant solve, refinement, scene changes ------------------------------------
+def example(name):
+    """One of the app's own example pictures: never a training picture of any model here (unseen)."""
+    return next(p for p in service.examples() if Path(p).stem == name)
+
+
+def test_the_default_method_is_the_generalising_layer_and_it_corrects_a_picture_it_never_saw(session, monkeypatch,
+                                                                                             tmp_path):
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))            # a scene never probed: probed now
+    assert service.DEFAULT_METHOD == "unrolled"
+    final = list(session.train(pictures(2), iterations=3, spp=2, resolution=24))[-1]
+    assert final.metrics["method"] == "unrolled" and final.metrics["iterations_run"] == 3
+    assert session.model.model_type == "unrolled" and session.model.resolution == 24
+    assert session.model.info["recipe"]["lr"] == METHODS["unrolled"].lr               # the method's own default
+    m = session.predistort(example("landscape"), spp=16).metrics                      # not a training picture
+    assert m["l1_final"] < 0.8 * m["l1_initial"]
+
+
+def test_the_instant_solve_needs_no_training_and_corrects_any_picture(session, monkeypatch, tmp_path):
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
+    events = list(session.train(pictures(1), method="solve", iterations=500, resolution=24, sphere_ior=1.2))
+    final = events[-1]
+    assert final.metrics["iterations"] == 1 and len(final.history) == 1              # iterations do not apply
+    assert [e.stage for e in events if e.stage == "training"] == ["training"]
+    assert (session.scene.sphere_ior, session.model.resolution) == (1.2, 24)
+    assert final.metrics["l1_final_mean"] < final.metrics["l1_initial_mean"]
+    m = session.predistort(example("text"), spp=16).metrics
+    assert m["l1_final"] < 0.8 * m["l1_initial"]
+    assert "instant solve, for 1 picture(s)" in session.status()
+
+
+def test_refinement_is_never_worse_than_the_model_and_says_what_it_did(session):
+    plain = session.predistort(example("checker"), spp=8).metrics
+    assert "refine" not in plain
+    m = session.predistort(example("checker"), spp=8, refine=2).metrics
+    r = m["refine"]
+    assert r["steps"] >= 1 and r["l1"] <= r["l1_start"] and 0 < r["seconds"] <= 2.5
+    assert "refined for" in service.metrics_markdown(m)
+    for bad in (-1, 10 ** 6, "soon", float("nan"), float("inf")):
+        with pytest.raises(ServiceError, match="refine must be a number of seconds"):
+            session.predistort(example("checker"), refine=bad)
+
+
+def test_changing_the_scene_says_which_methods_still_apply(session, monkeypatch, tmp_path):
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
+    same = session.scene_report(service.DEFAULT.sphere_ior, service.DEFAULT.sphere_radius)
+    assert "✅ **Your current model**" in same and "made for this scene" in same
+    other = session.scene_report(1.3, 0.45)
+    assert "⚠️ **Your current model**" in other and "sphere_ior 1.06 → 1.3" in other
+    assert "Retrain it for this scene" in other and "measured first" in other
+    assert "**Refinement**: always applies" in other
+    with pytest.raises(ServiceError, match="sphere_ior"):
+        session.scene_report(9.0, 0.45)
+    with pytest.raises(ServiceError, match="sphere_radius must be a number"):
+        session.scene_report(1.3, "big")
+    list(session.train(pictures(1), method="solve", resolution=16, sphere_ior=1.3))    # probes the new scene
+    now = session.scene_report(1.3, 0.45, 16)
+    assert "✅ **Your current model**" in now and "already measured" in now
+    assert "Re-probe and retrain it" in session.scene_report(1.06, 0.45, 16)
 
 
 # -- loading models -----------------------------------------------------------------------------------------
