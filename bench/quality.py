@@ -1,8 +1,8 @@
 """How well does each pre-distortion method work, on the textures it trained on and on pictures it never saw,
 and what does it cost?
 
-    python bench/quality.py            # full size: 128×128, 100 training iterations, 8 unseen photos (~40 min, 2 cores)
-    python bench/quality.py --quick    # CI size: 32×32, 3 iterations, 2 unseen photos (well under a minute)
+    python bench/quality.py            # full size: 128×128, 100 training iterations, 8 unseen photos (~45 min, 2 cores)
+    python bench/quality.py --quick    # CI size: 32×32, 3 iterations, 2 unseen photos (a few minutes)
 
 For every method in :data:`METHODS`, a fresh Python process (so that its peak memory is its own) prepares
 the method on the tutorial's four textures (training, for a trained model) and applies it to every test
@@ -13,10 +13,13 @@ each render against the image it should look like (L1, PSNR; :mod:`common`).
 The table reports, per method: training time (and ×faster than the tutorial's code, timed in the same run),
 time to apply it to one image, peak memory (and × the tutorial's), the final training loss, and for each
 image set the mean L1, the mean PSNR and the mean per-image ratio L1 / L1 without pre-distortion (< 1: the
-method helps). It is printed and written to ``bench/results/quality.md`` and ``.json``.
+method helps). What a row's numbers mean beyond that (what its training time covers, what it trained on,
+what differs at --quick size) is said in a note under the table. It is printed and written to
+``bench/results/quality.md`` and ``.json``.
 
 Adding a method: write ``prepare_x(ctx) -> Prepared`` (train on ``ctx.textures``, return a function
-texture -> pre-distorted texture and the training time) and add it to :data:`METHODS`.
+texture -> pre-distorted texture, the training time and, where a row needs one, ``info["note"]``) and add
+it to :data:`METHODS`.
 """
 import argparse
 import json
@@ -25,7 +28,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import common
 from common import RESULTS, Timer, markdown_table, run_child, write_result
@@ -44,13 +47,17 @@ class Settings:
     spp: int = 4                  # samples per pixel of every training / optimisation render
     pixel_steps: int = 200        # Adam steps of per-texture pixel optimisation
     pixel_lr: float = 0.005       # its learning rate (pixel values in [0,1]; best of 0.002-0.02 at 200 steps, 128²)
+    unrolled_iterations: Optional[int] = None   # training iterations of the generalising layer (None: those of
+    #                                             bench/train_default.py, which made the bundled weights)
+    refine_seconds: float = 20.0  # refinement's time budget per image
     unseen: int = 8               # how many unseen photos (the first of datasets.PHOTOS)
     eval_spp: int = 512           # samples per pixel of the scoring renders
     eval_seed: int = 1_000_003    # one seed for every scoring render (far from the training seeds)
 
 
 FULL = Settings()
-QUICK = Settings(resolution=32, iterations=3, pixel_steps=10, pixel_lr=0.02, unseen=2)   # fewer, larger steps
+QUICK = Settings(resolution=32, iterations=3, pixel_steps=10, pixel_lr=0.02,   # fewer, larger steps
+                 unrolled_iterations=3, refine_seconds=2.0, unseen=2)
 
 
 @dataclass
@@ -58,7 +65,7 @@ class Prepared:
     """A method ready to use: ``apply(texture [R,R,3]) -> pre-distorted texture [R,R,3]`` in [0,1]."""
     apply: Callable
     train_seconds: float = 0.0    # time spent learning from the training textures (0: nothing to learn)
-    info: dict = field(default_factory=dict)   # anything worth keeping: losses, seconds per iteration ...
+    info: dict = field(default_factory=dict)   # anything worth keeping: losses, seconds per iteration, note ...
 
 
 class Context:
@@ -150,6 +157,116 @@ def prepare_per_texture(ctx):
     return Prepared(apply=lambda texture: optimise_pixels(ctx.renderer, texture, s.pixel_steps, s.pixel_lr, s.spp))
 
 
+def probe(ctx):
+    """Measure the scene's light transport from scratch (``solve.probe``, never the cache): ``(transport, s)``."""
+    from predistort import solve
+    with Timer() as t:
+        transport = solve.probe(ctx.renderer.config, renderer=ctx.renderer)
+    return transport, t.seconds
+
+
+def prepare_unrolled_scratch(ctx):
+    """The generalising layer, made from scratch by bench/train_default.py's recipe (the bundled weights').
+
+    Probe the scene, build :class:`UnrolledInverse` on its light transport, train its per-layer scalars
+    through the renderer on the tutorial's textures and procedural images, no photograph. Training time:
+    probe + build + training, as train_default.py measures it.
+    """
+    from predistort import procedural
+    from predistort.layers import UnrolledInverse
+    from predistort.train import Recipe, train
+    from train_default import DEPTH, ITERATIONS, LR, PROCEDURAL
+
+    s = ctx.settings
+    iterations = s.unrolled_iterations or ITERATIONS
+    textures = ctx.textures + procedural.dataset(PROCEDURAL, s.resolution, seed=0)
+    with Timer() as t:
+        transport, probe_seconds = probe(ctx)
+        model = UnrolledInverse.from_transport(transport, depth=DEPTH)
+        history = train(model, ctx.renderer, textures, Recipe(iterations=iterations, spp=4, lr=LR, seed=0),
+                        optimizer=model.optimizer(LR))
+
+    @torch.no_grad()
+    def apply(texture):
+        return model(texture).clamp(0, 1)
+    note = (f"bench/train_default.py's recipe: probe ({probe_seconds:.1f} s, included in train s), {DEPTH} "
+            f"layers, {iterations} iterations (Adam lr {LR} on the per-layer scalars, spp 4) on the "
+            f"{len(ctx.textures)} tutorial textures + {PROCEDURAL} procedural images; its train loss is summed "
+            f"over those {len(textures)} textures (the tutorial layer's over 4)")
+    if iterations != ITERATIONS:
+        note += f"; {iterations} iterations at this size, not the recipe's {ITERATIONS}"
+    return Prepared(apply, t.seconds, {"losses": [h["loss"] for h in history], "probe_seconds": probe_seconds,
+                                       "seconds_per_iteration": history[-1]["seconds"] / len(history),
+                                       "note": note})
+
+
+def prepare_unrolled_bundled(ctx):
+    """The bundled default weights (weights/default, made by bench/train_default.py): loaded, nothing trained.
+
+    They map 128² textures. At another size (--quick: 32²) the row keeps what those weights learned — the
+    per-layer step scales, thresholds and momenta; A and b are the probe's, never trained — on the light
+    transport of a fresh probe at that size; its training time is then that probe's.
+    """
+    import predistort
+    from predistort import solve
+    from predistort.layers import UnrolledInverse
+
+    bundled = predistort.load_model("default")
+    scene = ctx.renderer.config
+    made = bundled.info.get("metrics", {}).get("train_seconds")
+    note = (f"weights made by bench/train_default.py (probe + training: {made} s on the machine that made "
+            f"them, config.json metrics), not counted in train s")
+    if bundled.resolution == scene.resolution:
+        ok, reason = solve.applies(bundled, scene)
+        if not ok:
+            raise RuntimeError(reason)
+        model, seconds = bundled, 0.0
+    else:
+        ok, reason = solve.applies(bundled, scene.replace(resolution=bundled.resolution))
+        if not ok:
+            raise RuntimeError(reason)
+        transport, seconds = probe(ctx)
+        model = UnrolledInverse.from_transport(transport, depth=bundled.depth, l2_depth=bundled.l2_depth)
+        with torch.no_grad():
+            for name in ("log_step", "log_delta", "momentum"):
+                getattr(model, name).copy_(getattr(bundled, name))
+        r, b = scene.resolution, bundled.resolution
+        note = (f"at {r}²: the bundled weights map {b}² textures, so their {3 * bundled.depth} trained per-layer "
+                f"scalars run on a fresh {r}² probe (train s = that probe); " + note)
+
+    @torch.no_grad()
+    def apply(texture):
+        return model(texture).clamp(0, 1)
+    return Prepared(apply, seconds, {"bundled_train_seconds": made, "note": note})
+
+
+def prepare_instant(ctx):
+    """The instant solve: probe the scene's light transport once, then solve for each image (projected FISTA on
+    ``A·T + b``, no rendering). Training time: the probe."""
+    from predistort import solve
+    transport, seconds = probe(ctx)
+    return Prepared(lambda texture: solve.solve(texture, transport), seconds,
+                    {"note": "train s: the probe of the scene's light transport (from scratch, no cache)"})
+
+
+def prepare_refine(ctx):
+    """The instant solve's texture, refined through the renderer (predistort.refine) for ``refine_seconds`` per
+    image: Adam on the texels, the best fixed-seed score kept. Training time: the probe; the rest is apply."""
+    from predistort import refine, solve
+    transport, seconds = probe(ctx)
+    budget = ctx.settings.refine_seconds
+    info = {"refine_seconds": budget, "refine_steps": [],
+            "note": f"train s: the probe; apply: the instant solve, then refinement for {budget:g} s per image"}
+    if budget != FULL.refine_seconds:
+        info["note"] += f" at this size (not {FULL.refine_seconds:g} s)"
+
+    def apply(texture):
+        refined = refine.refine(ctx.renderer, texture, solve.solve(texture, transport), seconds=budget)
+        info["refine_steps"].append(refined.steps)
+        return refined.texture
+    return Prepared(apply, seconds, info)
+
+
 TUTORIAL = "tutorial layer, tutorial's code"        # the reference every ratio is taken against
 EFFICIENT = "tutorial layer, predistort.train"
 METHODS = {
@@ -157,6 +274,10 @@ METHODS = {
     TUTORIAL: prepare_tutorial_reference,
     EFFICIENT: prepare_tutorial_efficient,
     "per-texture pixel optimisation": prepare_per_texture,
+    "generalising layer, trained from scratch": prepare_unrolled_scratch,
+    "generalising layer, bundled weights (weights/default)": prepare_unrolled_bundled,
+    "instant solve": prepare_instant,
+    "refinement, 20 s from the instant solve": prepare_refine,
 }
 
 
@@ -260,9 +381,15 @@ def table(results, settings):
     return markdown_table(headers, rows)
 
 
+def notes(results):
+    """One line per method that left a note (what its row's numbers cover)."""
+    return [f"- {name}: {r['note']}." for name, r in results.items() if r.get("note")]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="CI size: 32×32, 3 iterations, 10 pixel steps, 2 photos")
+    p.add_argument("--quick", action="store_true",
+                   help="CI size: 32×32, 3 iterations, 10 pixel steps, 2 s refinement, 2 photos")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), help="a subset of the methods (default: all)")
     p.add_argument("--out", type=Path, help="folder for quality.md/.json/.log (default bench/results, "
                                             "bench/results/quick with --quick)")
@@ -282,13 +409,16 @@ def main(argv=None):
     command = "python bench/quality.py" + (" --quick" if args.quick else "")
     with open(out / "quality.log", "w") as log:
         results = summarise(run_methods(names, settings, log=log))
+    row_notes = notes(results)
     md = "\n".join([
         f"## Pre-distortion quality ({settings.resolution}×{settings.resolution})", "",
         *[f"{line}  " for line in common.header(command)], "",
         table(results, settings), "",
-        f"Training: the 4 tutorial textures, {settings.iterations} iterations (Adam, lr 2e-4, L1, spp {settings.spp}, "
-        f"seeds i·4+j, torch seed 0). Per-texture optimisation: {settings.pixel_steps} Adam steps at spp "
-        f"{settings.spp}, lr {settings.pixel_lr}, on each image itself. Scores: renders at spp {settings.eval_spp}, "
+        *(row_notes + [""] if row_notes else []),
+        f"Tutorial layer: the 4 tutorial textures, {settings.iterations} iterations (Adam, lr 2e-4, L1, "
+        f"spp {settings.spp}, seeds i·4+j, torch seed 0). Per-texture optimisation: {settings.pixel_steps} Adam "
+        f"steps at spp {settings.spp}, lr {settings.pixel_lr}, on each image itself. Scores: renders at spp "
+        f"{settings.eval_spp}, "
         f"clamped to [0,1], against the image itself; L1 / none is the mean per-image ratio to no pre-distortion. "
         f"Unseen: {', '.join(PHOTOS[:settings.unseen])} (scikit-image). Peak memory: ru_maxrss of the method's "
         f"own process (GB = 10⁹ bytes). Times share the CPU with whatever else ran: compare the ratios."])
