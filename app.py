@@ -45,6 +45,9 @@ CSS = """
 #status { font-size: 0.95em; }
 """
 THEME = gr.themes.Soft(primary_hue="indigo")
+# Gradio keeps every upload and every output file in its cache folder: each hour, files older than a day go
+# (a long-running Space would otherwise fill its disk; a visitor's downloads stay available for a day).
+DELETE_CACHE = (3600, 86400)
 GALLERY_HEIGHT = 420
 OUT_HEIGHT = 256                       # pixels: small textures are shown enlarged (pixelated, not blurred)
 FITS = [("crop: centre square, then resize", "crop"), ("resize: squash the whole picture", "resize")]
@@ -265,7 +268,7 @@ def use_examples():
 # -- layout ----------------------------------------------------------------------------------------------------
 def build_demo():
     example_paths = service.examples()
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         session = gr.State(service.Session(), time_to_live=SETTINGS.session_ttl_s,
                            delete_callback=service.Session.close)
         gr.Markdown(INTRO)
