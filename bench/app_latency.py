@@ -11,8 +11,10 @@ Scenarios, each in a fresh app process:
           kernel it needs itself — the worst first request a visitor can meet;
   default the app as deployed (warm-up at start, the kernel cache of this machine): the first request after
           start, then ``--repeat`` warm requests (median, 90th percentile);
-  train   /train with the tutorial layer on the six example pictures, 5 iterations at 64² and at 128²
-          (``--quick``: 64² only); seconds per iteration = median step of the returned loss history.
+  train   /train on the six example pictures at spp 4: the tutorial layer, 5 iterations at 64² and at 128²
+          (``--quick``: 64² only); the generalising layer, 5 iterations at 128², its first request probing
+          the scene (an empty PREDISTORT_CACHE); then the instant solve at 128² (scene already probed).
+          Seconds per iteration = median step of the returned loss history.
 
 The model is the bundled default (weights/default) when it exists; otherwise a 128×128 tutorial model
 stands in, and the output says so. Texture: examples/checker.png (256×256, so the app resizes it to 128²).
@@ -83,14 +85,14 @@ def predistort_times(url, texture, repeat):
     return times, metrics
 
 
-def train_seconds_per_iteration(url, pictures, resolution, iterations=5):
+def train_seconds_per_iteration(url, pictures, resolution, iterations=5, method="tutorial"):
     from gradio_client import Client, handle_file
     client = Client(url, verbose=False)
     t = time.perf_counter()
-    _, curve, metrics, _, _, _ = client.predict([handle_file(str(p)) for p in pictures], "tutorial", iterations, 4,
+    _, curve, metrics, _, _, _ = client.predict([handle_file(str(p)) for p in pictures], method, iterations, 4,
                                              resolution, 0, 1.06, 0.45, "crop", api_name="/train")
     wall = time.perf_counter() - t
-    return {"resolution": resolution, "pictures": len(pictures), "iterations": metrics["iterations_run"], "spp": 4,
+    return {"method": method, "resolution": resolution, "pictures": len(pictures), "iterations": metrics["iterations_run"], "spp": 4,
             "seconds_per_iteration_median": metrics["seconds_per_iteration_median"],
             "seconds_per_iteration_mean": metrics["seconds_per_iteration"], "train_seconds": metrics["seconds"],
             "request_seconds": wall, "first_loss": metrics["first_train_loss"],
@@ -108,7 +110,7 @@ def main(argv=None):
     from predistort import weights
     from predistort.service import SETTINGS
     work = Path(tempfile.mkdtemp(prefix="predistort-bench-"))
-    env = {}
+    env = {"PREDISTORT_CACHE": str(work / "cache")}          # no probe cached: the first probe is timed
     bundled = (weights.bundled_dir() / weights.WEIGHTS_NAME).exists()
     if bundled:
         model_note = "bundled default (weights/default)"
@@ -155,13 +157,20 @@ def main(argv=None):
               f"min {d['warm_min_seconds']:.3f} s over {len(warm)} requests at {metrics['resolution']}²", flush=True)
 
         results["train"] = []
-        for resolution in ([64] if args.quick else [64, 128]):
-            r = train_seconds_per_iteration(url, pictures, resolution)
+        runs = [("unrolled", 128), ("solve", 128), ("tutorial", 64)] + ([] if args.quick else [("tutorial", 128)])
+        for method, resolution in runs:
+            r = train_seconds_per_iteration(url, pictures, resolution, method=method)
             results["train"].append(r)
-            print(f"train   : tutorial layer, {r['pictures']} pictures at {resolution}², spp 4: "
+            if method == "solve":
+                print(f"train   : instant solve, {r['pictures']} pictures at {resolution}²: whole request "
+                      f"{r['request_seconds']:.1f} s (solve + one render each {r['train_seconds']:.1f} s; plus "
+                      f"evaluation renders)", flush=True)
+                continue
+            print(f"train   : {method}, {r['pictures']} pictures at {resolution}², spp 4: "
                   f"{r['seconds_per_iteration_median']:.2f} s per iteration (median step; mean of {r['iterations']} "
                   f"with the first: {r['seconds_per_iteration_mean']:.2f} s; whole request "
-                  f"{r['request_seconds']:.1f} s incl. evaluation)", flush=True)
+                  f"{r['request_seconds']:.1f} s incl. {'probe and ' if method == 'unrolled' else ''}evaluation)",
+                  flush=True)
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

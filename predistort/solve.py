@@ -384,8 +384,9 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
 # ---------------------------------------------------------------------------------------------------------
 # Cache: one transport per (scene, variant, probe version), in memory and on disk
 # ---------------------------------------------------------------------------------------------------------
-_memory = {}
+_memory = {}                             # cache key -> Transport, least recently used first
 _memory_lock = threading.Lock()          # guards _memory
+MAX_IN_MEMORY = 8                        # transports kept in memory (~5 MB each at 128²); the rest stay on disk
 _probe_lock = threading.Lock()           # one probe at a time: two sessions asking for a new scene probe it once
 
 
@@ -415,6 +416,7 @@ def transport_for(config=DEFAULT, renderer=None, cache=True):
     with _probe_lock:
         with _memory_lock:
             if key in _memory:
+                _memory[key] = _memory.pop(key)                     # most recently used last
                 return _memory[key]
         path = cache_dir() / f"{key}.safetensors"
         transport = None
@@ -433,6 +435,8 @@ def transport_for(config=DEFAULT, renderer=None, cache=True):
                 pass
         with _memory_lock:
             _memory[key] = transport
+            while len(_memory) > MAX_IN_MEMORY:                     # a visitor trying many spheres
+                _memory.pop(next(iter(_memory)))
         return transport
 
 

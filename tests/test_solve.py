@@ -117,6 +117,15 @@ def test_probes_are_cached_in_memory_and_on_disk(renderer, tmp_path, monkeypatch
     assert solve.Transport.load(files[0]).nnz == again.nnz
     # Another scene has another key.
     assert solve.cache_key(scene) != solve.cache_key(SCENE)
+    # Memory keeps the most recently used few (a visitor trying many spheres); the others reload from disk.
+    monkeypatch.setattr(solve, "MAX_IN_MEMORY", 2)
+    monkeypatch.setattr(solve, "_memory", {})
+    scenes = [SCENE.replace(sphere_ior=ior) for ior in (1.11, 1.12, 1.13)]
+    kept = [solve.transport_for(sc) for sc in scenes[:2]]
+    assert solve.transport_for(scenes[0]) is kept[0]          # now the most recently used
+    solve.transport_for(scenes[2])
+    assert list(solve._memory) == [solve.cache_key(sc) for sc in (scenes[0], scenes[2])]
+    assert solve.is_probed(scenes[1]) and solve.transport_for(scenes[1]) is not kept[1]   # from disk
 
 
 def test_applies_says_which_methods_fit_a_scene(transport):
