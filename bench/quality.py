@@ -252,19 +252,30 @@ def prepare_instant(ctx):
 def prepare_refine(ctx):
     """The instant solve's texture, refined through the renderer (predistort.refine) for ``refine_seconds`` per
     image: Adam on the texels, the best fixed-seed score kept. Training time: the probe; the rest is apply."""
-    from predistort import refine, solve
+    from predistort import solve
     transport, seconds = probe(ctx)
+    return _refining(ctx, lambda texture: solve.solve(texture, transport), seconds,
+                     "train s: the probe; apply: the instant solve, then refinement")
+
+
+def prepare_refine_from_none(ctx):
+    """Refinement alone, starting from the picture itself (no model, no probe): what it does from far away."""
+    return _refining(ctx, lambda texture: texture, 0.0, "no model; apply: refinement from the picture itself")
+
+
+def _refining(ctx, start, train_seconds, note):
+    """A method that refines ``start(texture)`` through the renderer for ``refine_seconds`` per image."""
+    from predistort import refine
     budget = ctx.settings.refine_seconds
-    info = {"refine_seconds": budget, "refine_steps": [],
-            "note": f"train s: the probe; apply: the instant solve, then refinement for {budget:g} s per image"}
+    info = {"refine_seconds": budget, "refine_steps": [], "note": f"{note} for {budget:g} s per image"}
     if budget != FULL.refine_seconds:
         info["note"] += f" at this size (not {FULL.refine_seconds:g} s)"
 
     def apply(texture):
-        refined = refine.refine(ctx.renderer, texture, solve.solve(texture, transport), seconds=budget)
+        refined = refine.refine(ctx.renderer, texture, start(texture), seconds=budget)
         info["refine_steps"].append(refined.steps)
         return refined.texture
-    return Prepared(apply, seconds, info)
+    return Prepared(apply, train_seconds, info)
 
 
 TUTORIAL = "tutorial layer, tutorial's code"        # the reference every ratio is taken against
@@ -278,6 +289,7 @@ METHODS = {
     "generalising layer, bundled weights (weights/default)": prepare_unrolled_bundled,
     "instant solve": prepare_instant,
     "refinement, 20 s from the instant solve": prepare_refine,
+    "refinement, 20 s from no pre-distortion": prepare_refine_from_none,
 }
 
 

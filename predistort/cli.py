@@ -108,7 +108,7 @@ def cmd_apply(args):
         model.to(renderer.device)
         predistorted = apply_model(model, texture)
     if args.refine > 0:
-        # Per-texture refinement through the renderer; keeps its start unless a fixed-seed render improves.
+        # Per-texture refinement through the renderer; keeps its start unless a fixed-seed render improves by 1%.
         from .refine import refine
         refined = refine(renderer, texture, predistorted, seconds=args.refine)
         print(f"refine: {refined.steps} steps in {refined.seconds:.1f} s, fixed-seed L1 {refined.start_loss:.4f} "
@@ -166,7 +166,7 @@ def parser():
                         "instant solve with the scene's measured light transport (probed once per scene, cached)")
     a.add_argument("--refine", type=float, default=0.0, metavar="SECONDS",
                    help="then refine the result through the renderer for up to SECONDS (it is kept only where "
-                        "a fixed-seed render improves)")
+                        "a fixed-seed render improves by at least 1%%)")
     scene_args(a)
     a.set_defaults(run=cmd_apply)
 

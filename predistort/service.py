@@ -479,10 +479,11 @@ METHODS = {m.name: m for m in [
            train_layer("tutorial"), tutorial_seconds, tutorial_memory_gb),
 ]}
 DEFAULT_METHOD = "unrolled"
-REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the renderer, starting from the "
-                  "model's answer: after ~20 s it is within ~10% of the best per-picture result (200 optimisation "
-                  "steps), never worse than its start, and it works for any scene — but it costs those seconds "
-                  "for every picture.")
+REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the renderer for the seconds you "
+                  "choose, starting from the model's answer, and never returns anything that scores worse than "
+                  "its start. It helps most when the model is far from this picture's optimum (the tutorial "
+                  "layer); the generalising layer and the instant solve are already as good as 200 steps of "
+                  "per-picture optimisation, so on them it rarely finds a gain.")
 
 
 def estimate(method, resolution, n_textures, iterations, spp, settings=None):
@@ -806,7 +807,7 @@ class Session:
             predistorted = apply_model(model, texture)
             if refine > 0:
                 # Per-picture refinement through the renderer, from the model's answer (kept unless a
-                # fixed-seed render of the candidate is better: never worse than the model's).
+                # fixed-seed render of the candidate is 1% better: never worse than the model's).
                 from .refine import refine as refine_texture
                 r = refine_texture(renderer, texture, predistorted, seconds=refine)
                 predistorted = r.texture

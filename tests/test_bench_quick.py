@@ -11,6 +11,7 @@ TUTORIAL, EFFICIENT = "tutorial layer, tutorial's code", "tutorial layer, predis
 PIXELS = "per-texture pixel optimisation"
 SCRATCH, BUNDLED = "generalising layer, trained from scratch", "generalising layer, bundled weights (weights/default)"
 INSTANT, REFINE = "instant solve", "refinement, 20 s from the instant solve"
+REFINE_NONE = "refinement, 20 s from no pre-distortion"
 
 
 def test_quality_quick_produces_its_table(tmp_path):
@@ -19,7 +20,7 @@ def test_quality_quick_produces_its_table(tmp_path):
     md = (tmp_path / "quality.md").read_text()
     assert md.strip() in proc.stdout                               # the table is printed and saved
     results = json.loads((tmp_path / "quality.json").read_text())["results"]
-    assert list(results) == ["none", TUTORIAL, EFFICIENT, PIXELS, SCRATCH, BUNDLED, INSTANT, REFINE]
+    assert list(results) == ["none", TUTORIAL, EFFICIENT, PIXELS, SCRATCH, BUNDLED, INSTANT, REFINE, REFINE_NONE]
     for name, r in results.items():
         assert f"| {name} |" in md
         assert r["peak_rss_gb"] > 0 and r["apply_seconds_per_image"] >= 0 and r["train_seconds"] >= 0
@@ -29,12 +30,13 @@ def test_quality_quick_produces_its_table(tmp_path):
             assert all(math.isfinite(v) for v in r["summary"][group].values()), (name, r["summary"])
     # The rows built on the probed light transport say in a note what their numbers cover; at 32² the
     # bundled 128² weights cannot run as they are, and the table says what stands in for them.
-    for name in (SCRATCH, BUNDLED, INSTANT, REFINE):
+    for name in (SCRATCH, BUNDLED, INSTANT, REFINE, REFINE_NONE):
         assert f"- {name}: " in md
+    for name in (SCRATCH, BUNDLED, INSTANT, REFINE):
         assert results[name]["train_seconds"] > 0                  # each probes the scene from scratch
     assert "at 32²" in results[BUNDLED]["note"]
     assert results[SCRATCH]["losses"] and all(math.isfinite(x) for x in results[SCRATCH]["losses"])
-    assert len(results[REFINE]["refine_steps"]) == 6
+    assert len(results[REFINE]["refine_steps"]) == 6 and len(results[REFINE_NONE]["refine_steps"]) == 6
     assert results["none"]["summary"]["unseen"]["l1_ratio_to_none"] == pytest.approx(1.0)
     # The two implementations of the tutorial layer train the same weights: same losses, same renders.
     assert results[EFFICIENT]["losses"] == pytest.approx(results[TUTORIAL]["losses"], rel=1e-5)
@@ -44,7 +46,7 @@ def test_quality_quick_produces_its_table(tmp_path):
     for group in ("tutorial", "unseen"):
         assert results[PIXELS]["summary"][group]["l1_ratio_to_none"] < 0.9
     # So do the methods that know the scene's light transport, on the photos no model trained on too.
-    for name in (SCRATCH, BUNDLED, INSTANT, REFINE):
+    for name in (SCRATCH, BUNDLED, INSTANT, REFINE, REFINE_NONE):
         for group in ("tutorial", "unseen"):
             assert results[name]["summary"][group]["l1_ratio_to_none"] < 0.9, (name, group)
 
@@ -58,3 +60,16 @@ def test_tutorial_benchmark_quick_compares_the_two_implementations(tmp_path):
     assert "OK: same loss trajectory" in md
     data = json.loads((tmp_path / "tutorial.json").read_text())
     assert all(c["ok"] for c in data["checks"])
+
+
+def test_refine_settings_scores_each_setting_twice(tmp_path):
+    proc = run_python(["bench/refine_settings.py", "--photos", "1", "--seconds", "1", "--resolution", "32",
+                       "--out", str(tmp_path)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "refine_settings.json").read_text())
+    assert len(data["settings"]) == 4
+    for name, r in data["settings"].items():
+        assert f"| {name} |" in (tmp_path / "refine_settings.md").read_text()
+        # refinement never keeps a candidate that scores worse than the solve on its own fixed seed
+        assert r["fixed_seed_l1"][0] <= data["solve"]["fixed_seed_l1"][0] + 1e-7
+        assert 0 < r["spp512_l1"][0] < 1

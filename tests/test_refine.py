@@ -57,3 +57,18 @@ def test_refine_stops_when_asked(renderer, target):
     result = refine.refine(renderer, target, None, seconds=60.0, stop=lambda: len(seen) >= 2, eval_every=1,
                            callback=lambda step, loss, elapsed: seen.append(step))
     assert result.steps <= 2 and seen[:2] == [0, 1]
+
+
+def test_refine_keeps_a_candidate_only_for_a_clear_gain(renderer, target):
+    """A candidate must beat the best by `min_gain`: with a 99% margin nothing qualifies, so the start comes
+    back although the optimisation scored lower candidates on the way; with the default margin every
+    replacement is at least 1% better than the one before."""
+    result = refine.refine(renderer, target, None, seconds=3.0, eval_every=2, min_gain=0.99)
+    assert min(h["loss"] for h in result.history) < result.start_loss        # there were better candidates
+    assert result.loss == result.start_loss and torch.equal(result.texture, target.clamp(0, 1))
+    result = refine.refine(renderer, target, None, seconds=3.0, eval_every=2)
+    kept = [result.start_loss]
+    for h in result.history[1:]:
+        if h["loss"] < kept[-1] * (1 - refine.MIN_GAIN):
+            kept.append(h["loss"])
+    assert result.loss == kept[-1] and len(kept) > 1
