@@ -73,3 +73,13 @@ def test_refine_settings_scores_each_setting_twice(tmp_path):
         # refinement never keeps a candidate that scores worse than the solve on its own fixed seed
         assert r["fixed_seed_l1"][0] <= data["solve"]["fixed_seed_l1"][0] + 1e-7
         assert 0 < r["spp512_l1"][0] < 1
+
+
+def test_soak_service_samples_the_rss_of_the_service_alone(tmp_path):
+    out = tmp_path / "soak_service.md"
+    proc = run_python(["bench/soak_service.py", "--calls", "3", "--every", "1", "--out", str(out)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert text.strip() in proc.stdout and "3 pre-distortions" in text
+    samples = text.split("RSS every 1 calls (MB): ")[1].split(",")
+    assert len(samples) == 3 and all(float(mb) > 50 for mb in samples)
