@@ -44,7 +44,8 @@ metric that is reported). Texels that no pixel sees (``D = 0``) keep the picture
 
 Caching. A transport depends on the scene config, the Mitsuba variant and this module's
 :data:`PROBE_VERSION`; :func:`transport_for` keeps one per key in memory and in
-``$PREDISTORT_CACHE/probes/<key>.safetensors`` (default ``~/.cache/predistort``).
+``$PREDISTORT_CACHE/probes/<key>.safetensors`` (default ``~/.cache/predistort``), the most recently used
+:data:`MAX_IN_MEMORY` in memory and :data:`MAX_ON_DISK` on disk (~3 MB each at 128²).
 
 Limits: square textures. Measured at 32–128 pixels (probing and solving scale with R²: ~3–6 s and ~0.2 s at
 128; at 512, expect a minute and ~3 s).
@@ -386,7 +387,8 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
 # ---------------------------------------------------------------------------------------------------------
 _memory = {}                             # cache key -> Transport, least recently used first
 _memory_lock = threading.Lock()          # guards _memory
-MAX_IN_MEMORY = 8                        # transports kept in memory (~5 MB each at 128²); the rest stay on disk
+MAX_IN_MEMORY = 8                        # transports kept in memory (~3 MB each at 128²); the rest stay on disk
+MAX_ON_DISK = 64                         # probe files kept on disk (PREDISTORT_CACHE_MAX_PROBES overrides)
 _probe_lock = threading.Lock()           # one probe at a time: two sessions asking for a new scene probe it once
 
 
@@ -423,7 +425,8 @@ def transport_for(config=DEFAULT, renderer=None, cache=True):
         if path.exists():
             try:
                 transport = Transport.load(path)
-            except ValueError:
+                os.utime(path)                                      # recently used: pruned last
+            except (ValueError, OSError):
                 transport = None
             if transport is not None and transport.config != config:
                 transport = None
@@ -431,13 +434,23 @@ def transport_for(config=DEFAULT, renderer=None, cache=True):
             transport = probe(config, renderer=renderer)
             try:
                 transport.save(path)
-            except OSError:
+                _prune_disk(path.parent, keep=int(os.environ.get("PREDISTORT_CACHE_MAX_PROBES") or MAX_ON_DISK))
+            except (OSError, ValueError):
                 pass
         with _memory_lock:
             _memory[key] = transport
             while len(_memory) > MAX_IN_MEMORY:                     # a visitor trying many spheres
                 _memory.pop(next(iter(_memory)))
         return transport
+
+
+def _prune_disk(folder, keep):
+    """Delete the least recently used probe files of `folder` beyond the newest `keep` (each scene a visitor
+    tries adds one, ~5 MB at 128²: a public app must not fill its disk)."""
+    files = sorted(folder.glob("*.safetensors"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in files[max(keep, 1):]:
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 def is_probed(config):

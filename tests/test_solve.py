@@ -126,6 +126,13 @@ def test_probes_are_cached_in_memory_and_on_disk(renderer, tmp_path, monkeypatch
     solve.transport_for(scenes[2])
     assert list(solve._memory) == [solve.cache_key(sc) for sc in (scenes[0], scenes[2])]
     assert solve.is_probed(scenes[1]) and solve.transport_for(scenes[1]) is not kept[1]   # from disk
+    # Disk keeps the most recently used few as well: reading a file counts as a use.
+    monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "3")
+    monkeypatch.setattr(solve, "_memory", {})
+    solve.transport_for(scene)                                # the oldest file, read again: now recent
+    solve.transport_for(SCENE.replace(sphere_ior=1.14))       # a fifth file: the two least recent go
+    left = {f.stem for f in (tmp_path / "probes").glob("*.safetensors")}
+    assert left == {solve.cache_key(sc) for sc in (SCENE.replace(sphere_ior=1.14), scene, scenes[1])}
 
 
 def test_applies_says_which_methods_fit_a_scene(transport):
