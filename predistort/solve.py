@@ -425,17 +425,18 @@ def transport_for(config=DEFAULT, renderer=None, cache=True):
         if path.exists():
             try:
                 transport = Transport.load(path)
-                os.utime(path)                                      # recently used: pruned last
             except (ValueError, OSError):
                 transport = None
+            with contextlib.suppress(OSError):                      # a read-only cache is still read
+                os.utime(path)                                      # recently used: pruned last
             if transport is not None and transport.config != config:
                 transport = None
         if transport is None:
             transport = probe(config, renderer=renderer)
             try:
                 transport.save(path)
-                _prune_disk(path.parent, keep=int(os.environ.get("PREDISTORT_CACHE_MAX_PROBES") or MAX_ON_DISK))
-            except (OSError, ValueError):
+                _prune_disk(path.parent, keep=_max_on_disk())
+            except OSError:
                 pass
         with _memory_lock:
             _memory[key] = transport
@@ -444,11 +445,21 @@ def transport_for(config=DEFAULT, renderer=None, cache=True):
         return transport
 
 
+def _max_on_disk():
+    """How many probe files the disk cache keeps: PREDISTORT_CACHE_MAX_PROBES, else :data:`MAX_ON_DISK`."""
+    value = os.environ.get("PREDISTORT_CACHE_MAX_PROBES", "").strip()
+    try:
+        return max(int(value), 1) if value else MAX_ON_DISK
+    except ValueError:
+        warnings.warn(f"PREDISTORT_CACHE_MAX_PROBES={value!r} is not a whole number; keeping {MAX_ON_DISK}")
+        return MAX_ON_DISK
+
+
 def _prune_disk(folder, keep):
     """Delete the least recently used probe files of `folder` beyond the newest `keep` (each scene a visitor
-    tries adds one, ~5 MB at 128²: a public app must not fill its disk)."""
+    tries adds one, ~3 MB at 128²: a public app must not fill its disk)."""
     files = sorted(folder.glob("*.safetensors"), key=lambda f: f.stat().st_mtime, reverse=True)
-    for old in files[max(keep, 1):]:
+    for old in files[keep:]:
         with contextlib.suppress(OSError):
             old.unlink()
 

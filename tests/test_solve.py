@@ -165,3 +165,15 @@ def test_cli_apply_with_the_instant_solve_and_refinement(tmp_path):
     bad = run_python(["-m", "predistort", "apply", "--refine", "-1", "--texture", str(picture),
                       "--out-dir", str(out)], env=env)
     assert bad.returncode == 2 and "--refine" in bad.stderr
+
+
+def test_the_disk_cache_bound_is_a_setting(monkeypatch):
+    monkeypatch.delenv("PREDISTORT_CACHE_MAX_PROBES", raising=False)
+    assert solve._max_on_disk() == solve.MAX_ON_DISK
+    monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "5")
+    assert solve._max_on_disk() == 5
+    monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "0")
+    assert solve._max_on_disk() == 1                          # the probe just made is always kept
+    monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "lots")
+    with pytest.warns(UserWarning, match="PREDISTORT_CACHE_MAX_PROBES='lots' is not a whole number"):
+        assert solve._max_on_disk() == solve.MAX_ON_DISK
