@@ -20,8 +20,6 @@ from common import RESULTS, markdown_table
 from datasets import PHOTOS, unseen_photos
 from quality import FULL
 
-import torch
-
 SETTINGS = {                       # name -> keyword arguments of predistort.refine.refine
     "default (spp 4, lr 3e-3, 1% margin)": {},
     "spp 16, lr 1e-3, 1% margin": {"spp": 16, "lr": 1e-3},
@@ -85,5 +83,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    torch.set_grad_enabled(True)
     sys.exit(main())

@@ -6,11 +6,13 @@
 bench/soak.py measures the whole server. When its RSS creeps, this tells whose memory it is: here one
 :class:`predistort.service.Session` pre-distorts ``examples/*.png`` in turn (the default model, the renderer,
 ``dr.wrap`` without gradients, the metrics and figures), in this process, with no web server around it. Its
-RSS (VmRSS of /proc/self/status, after ``gc.collect()``) is sampled every ``--every`` calls. A flat curve here
-and a rising one in bench/soak.py puts the growth in the web layer. Writes bench/results/soak_service.md.
+RSS (VmRSS of /proc/self/status, after ``gc.collect()``, in MB of 10⁶ bytes as bench/soak.py reports the
+server's) is sampled every ``--every`` calls. A flat curve here and a rising one in bench/soak.py puts the
+growth in the web layer. Writes bench/results/soak_service.md.
 """
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -18,16 +20,11 @@ from datetime import date
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path[:0] = [p for p in (str(REPO), str(REPO / "bench")) if p not in sys.path]
+
+from load import memory_mb  # noqa: E402
+
 RESULTS = REPO / "bench" / "results"
-
-
-def rss_mb():
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def main(argv=None):
@@ -48,7 +45,7 @@ def main(argv=None):
         seconds.append(time.perf_counter() - t0)
         if i % args.every == 0 or i == args.calls - 1:
             gc.collect()
-            samples.append((i + 1, rss_mb()))
+            samples.append((i + 1, memory_mb(os.getpid(), "VmRSS")))
             print(f"[soak_service] call {i + 1}: RSS {samples[-1][1]:.0f} MB", file=sys.stderr, flush=True)
 
     rss = [mb for _, mb in samples]
