@@ -1,7 +1,8 @@
-"""predistort web app (Gradio 6): layout and wiring only — what it does lives in predistort/service.py.
+"""predistort web app (Gradio 6): layout and wiring only — what it does lives in predistort/ (the session:
+predistort/service.py).
 
 Run: ``python app.py`` (Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose where it listens; the
-Docker Space sets 0.0.0.0:7860). Limits: the PREDISTORT_* variables of predistort.service.Settings.
+Docker Space sets 0.0.0.0:7860). Limits: the PREDISTORT_* variables of predistort.settings.Settings.
 
 API (gradio_client; every endpoint has a stable name, see the README):
     /predistort       (texture, spp, fit, refine)         -> initial render, pre-distorted texture, final render,
@@ -27,8 +28,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from predistort import service
-from predistort.service import SETTINGS
+from predistort import methods, report, resources, service
+from predistort.scene import DEFAULT
+from predistort.settings import SETTINGS, ServiceError, examples
 
 TITLE = "predistort · see your picture undistorted through a glass sphere"
 INTRO = """# predistort
@@ -51,6 +53,11 @@ DELETE_CACHE = (3600, 86400)
 GALLERY_HEIGHT = 420
 OUT_HEIGHT = 256                       # pixels: small textures are shown enlarged (pixelated, not blurred)
 FITS = [("crop: centre square, then resize", "crop"), ("resize: squash the whole picture", "resize")]
+REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the renderer for the seconds you "
+                  "choose, starting from the model's answer, and never returns anything that scores worse than "
+                  "its start. It helps most when the model is far from this picture's optimum (the tutorial "
+                  "layer); the generalising layer and the instant solve are usually at that optimum already, so "
+                  "on them it rarely finds a gain.")
 
 
 def server_failure(e):
@@ -105,12 +112,12 @@ def upload_path(payload):
     if path is None or path == "":
         return None
     if not isinstance(path, str):
-        raise service.ServiceError(f"Expected an uploaded file, got {type(path).__name__}: upload the picture.")
+        raise ServiceError(f"Expected an uploaded file, got {type(path).__name__}: upload the picture.")
     from gradio.utils import get_upload_folder
     resolved = Path(path).resolve()
     if not (resolved.is_relative_to(Path(get_upload_folder()).resolve())
-            or any(resolved == Path(p).resolve() for p in service.examples())):
-        raise service.ServiceError(f"{Path(path).name}: this file was not uploaded to this app; upload the picture.")
+            or any(resolved == Path(p).resolve() for p in examples())):
+        raise ServiceError(f"{Path(path).name}: this file was not uploaded to this app; upload the picture.")
     return path
 
 
@@ -174,9 +181,9 @@ def metrics_table(results):
 def on_predistort(session, texture, spp, fit, refine=0):
     r = session.predistort(upload_path(texture), spp, fit, refine)
     c = r.comparison
-    summary = service.metrics_markdown(r.metrics)
+    summary = report.metrics_markdown(r.metrics)
     if r.notes:
-        summary += "\n\n" + service.notes_markdown([r])
+        summary += "\n\n" + report.notes_markdown([r])
     return (pil(c.initial, "render-initial"), pil(c.predistorted, "predistorted"), pil(c.final, "render-final"),
             r.metrics, pil(c.target, "input"), summary)
 
@@ -184,7 +191,7 @@ def on_predistort(session, texture, spp, fit, refine=0):
 @user_errors
 def on_compare(session, textures, spp, fit):
     results = session.compare(upload_paths(textures), spp, fit)
-    return figures(results), metrics_table(results), service.notes_markdown(results) or "Pictures used as they are."
+    return figures(results), metrics_table(results), report.notes_markdown(results) or "Pictures used as they are."
 
 
 @user_errors
@@ -192,18 +199,18 @@ def on_train(session, textures, method, iterations, spp, resolution, seed, spher
              progress=gr.Progress()):
     textures = upload_paths(textures)        # unprocessed (preprocess=False): the service checks every value
     try:
-        est = service.estimate(method, resolution, len(textures or []) or 1, iterations, spp)
+        est = methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp)
     except ValueError:
         est = None                                   # bad options: session.train says what is wrong
     if est is not None and est.long:
-        gr.Warning(f"Long training: about {service.format_duration(est.total_seconds)} on this machine. "
+        gr.Warning(f"Long training: about {report.format_duration(est.total_seconds)} on this machine. "
                    f"Stop ends it early and keeps what was learned.")
     for ev in session.train(textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit=fit):
         progress((ev.iteration, ev.total) if ev.stage == "training" else None, desc=ev.description)
         if not ev.done:
-            yield gr.skip(), service.history_table(ev.history), gr.skip(), gr.skip(), gr.skip(), ev.html(), session
+            yield gr.skip(), report.history_table(ev.history), gr.skip(), gr.skip(), gr.skip(), ev.html(), session
         else:
-            yield (ev.weights_zip, service.history_table(ev.history), ev.metrics, figures(ev.results),
+            yield (ev.weights_zip, report.history_table(ev.history), ev.metrics, figures(ev.results),
                    session.status(), ev.html(), session)
 
 
@@ -216,7 +223,7 @@ def on_pictures(session, textures, fit):
     except ValueError as e:
         return f"⚠️ {e}"
     r = session.resolution
-    said = service.notes_markdown([(name, notes) for name, _, notes in prepared])
+    said = report.notes_markdown([(name, notes) for name, _, notes in prepared])
     return f"At the current model's resolution ({r}×{r}):\n\n" + (said or "all pictures are used as they are.")
 
 
@@ -238,17 +245,17 @@ def on_export(session):
 
 @user_errors
 def on_estimate(textures, method, iterations, spp, resolution):
-    return service.estimate(method, resolution, len(textures or []) or 1, iterations, spp).message
+    return methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp).message
 
 
 def method_info(method):
-    m = service.METHODS.get(method)
+    m = methods.METHODS.get(method)
     return f"**{m.label}** — {m.summary}" if m else ""
 
 
 def on_method(method):
     """The method's trade-off, and its default iteration count in the slider."""
-    m = service.METHODS.get(method)
+    m = methods.METHODS.get(method)
     return method_info(method), (gr.update(value=min(m.iterations, SETTINGS.max_iterations)) if m else gr.skip())
 
 
@@ -262,12 +269,12 @@ def on_status(session):
 
 
 def use_examples():
-    return service.examples()[: SETTINGS.max_textures]
+    return examples()[: SETTINGS.max_textures]
 
 
 # -- layout ----------------------------------------------------------------------------------------------------
 def build_demo():
-    example_paths = service.examples()
+    example_paths = examples()
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
         session = gr.State(service.Session(), time_to_live=SETTINGS.session_ttl_s,
                            delete_callback=service.Session.close)
@@ -289,7 +296,7 @@ def build_demo():
                                     label="Samples per pixel of the renders (more: less noise, slower)")
                     refine = gr.Slider(0, SETTINGS.max_refine_s, value=0, step=1, elem_id="refine",
                                        label="Refine through the renderer, seconds (0: off)",
-                                       info=service.REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
+                                       info=REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
                     run = gr.Button("Pre-distort", variant="primary", elem_id="predistort-button")
                 with gr.Column(scale=3):
                     with gr.Row(equal_height=True):
@@ -329,10 +336,10 @@ def build_demo():
             gr.Markdown("### Train a model on these pictures")
             with gr.Row():
                 with gr.Column(scale=1, min_width=280):
-                    method = gr.Dropdown([(m.label, m.name) for m in service.METHODS.values()],
-                                         value=service.DEFAULT_METHOD, label="Model type", elem_id="method")
-                    method_text = gr.Markdown(method_info(service.DEFAULT_METHOD), elem_id="method-info")
-                    default_iterations = service.METHODS[service.DEFAULT_METHOD].iterations
+                    method = gr.Dropdown([(m.label, m.name) for m in methods.METHODS.values()],
+                                         value=methods.DEFAULT_METHOD, label="Model type", elem_id="method")
+                    method_text = gr.Markdown(method_info(methods.DEFAULT_METHOD), elem_id="method-info")
+                    default_iterations = methods.METHODS[methods.DEFAULT_METHOD].iterations
                     iterations = gr.Slider(1, SETTINGS.max_iterations,
                                            value=min(default_iterations, SETTINGS.max_iterations), step=1,
                                            label="Iterations (generalising layer: 30; tutorial: 100)")
@@ -342,9 +349,9 @@ def build_demo():
                                            step=8, label="Resolution, pixels (tutorial: 128)")
                     seed = gr.Number(0, precision=0, minimum=0, label="Seed of the initial weights (tutorial: 0)")
                     with gr.Accordion("Scene: the glass sphere", open=False):
-                        ior = gr.Slider(1.0, 2.0, value=service.DEFAULT.sphere_ior, step=0.01,
+                        ior = gr.Slider(1.0, 2.0, value=DEFAULT.sphere_ior, step=0.01,
                                         label="Index of refraction (tutorial: 1.06)")
-                        radius = gr.Slider(0.1, 0.95, value=service.DEFAULT.sphere_radius, step=0.01,
+                        radius = gr.Slider(0.1, 0.95, value=DEFAULT.sphere_radius, step=0.01,
                                            label="Radius (tutorial: 0.45)")
                         scene_info = gr.Markdown(elem_id="scene-info")
                     estimate = gr.Markdown(label="Estimate", elem_id="estimate")
@@ -423,7 +430,7 @@ demo = build_demo()
 
 
 def main():
-    service.warm_up(render=SETTINGS.warmup)          # the default model is loaded before the first visitor
+    resources.warm_up(render=SETTINGS.warmup)          # the default model is loaded before the first visitor
     demo.queue(default_concurrency_limit=1, max_size=SETTINGS.queue_size)
     demo.launch(theme=THEME, css=CSS, max_file_size=int(SETTINGS.max_upload_mb * 1e6), show_error=True)
 

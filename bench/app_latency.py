@@ -20,56 +20,18 @@ The model is the bundled default (weights/default) when it exists; otherwise a 1
 stands in, and the output says so. Texture: examples/checker.png (256×256, so the app resizes it to 128²).
 """
 import argparse
-import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def app(env_extra, log_dir):
-    """Start ``python app.py``; yield (url, seconds until it answered); stop it."""
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", **env_extra}
-    log = Path(log_dir) / f"app-{port}.log"
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        yield url, time.perf_counter() - start
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+from predistort.appserver import launch_app  # noqa: E402
 
 
 def predistort_times(url, texture, repeat):
@@ -108,7 +70,7 @@ def main(argv=None):
     repeat = 5 if args.quick else args.repeat
 
     from predistort import weights
-    from predistort.service import SETTINGS
+    from predistort.settings import SETTINGS
     work = Path(tempfile.mkdtemp(prefix="predistort-bench-"))
     env = {"PREDISTORT_CACHE": str(work / "cache")}          # no probe cached: the first probe is timed
     bundled = (weights.bundled_dir() / weights.WEIGHTS_NAME).exists()
@@ -135,14 +97,16 @@ def main(argv=None):
     # cold: fresh HOME (no Dr.Jit kernel cache), no warm-up.
     home = work / "home"
     home.mkdir()
-    with app({**env, "HOME": str(home), "PREDISTORT_WARMUP": "0"}, work) as (url, started):
+    with launch_app(work, **{**env, "HOME": str(home), "PREDISTORT_WARMUP": "0"}) as server:
+        url, started = server.url, server.start_seconds
         times, metrics = predistort_times(url, texture, repeat=2)
     results["cold"] = {"start_seconds": started, "first_request_seconds": times[0], "next_requests": times[1:]}
     print(f"cold    : app answered after {started:.1f} s; first /predistort {times[0]:.2f} s "
           f"(empty kernel cache, no warm-up), then {', '.join(f'{t:.2f}' for t in times[1:])} s", flush=True)
 
     # default: as deployed.
-    with app(env, work) as (url, started):
+    with launch_app(work, **env) as server:
+        url, started = server.url, server.start_seconds
         times, metrics = predistort_times(url, texture, repeat)
         warm = sorted(times[1:])
         results["default"] = {

@@ -7,8 +7,8 @@ nothing else: every method runs in a fresh child process (:func:`run_child`), wh
 runs on the machine; that is why each benchmark times the tutorial's code in the same run and reports
 ratios against it.
 
-Scores. A render is compared with the texture it should look like, after clamping to the displayable
-[0, 1]: L1 (mean absolute error, lower is better) and PSNR (dB, peak 1, higher is better).
+Scores. A render is compared with the texture it should look like with :func:`predistort.images.l1` and
+:func:`~predistort.images.psnr`, the app's own measures (both clip to the displayable [0, 1]).
 """
 import json
 import os
@@ -28,6 +28,8 @@ if str(REPO) not in sys.path:                 # `python bench/x.py` benchmarks t
     sys.path.insert(0, str(REPO))
 
 import torch                                  # noqa: E402  (after the path fix, with the rest)
+
+from predistort.images import l1, psnr       # noqa: E402,F401  (the benchmarks' scores are the app's)
 
 
 def peak_rss_gb():
@@ -69,17 +71,6 @@ def write_result(path, data):
 
 
 # -- scores --------------------------------------------------------------------------------------------------
-def l1(image, target):
-    """Mean absolute error of `image` (clamped to [0,1]) against `target`."""
-    return (image.clamp(0, 1) - target).abs().mean().item()
-
-
-def psnr(image, target):
-    """Peak signal-to-noise ratio in dB (peak 1) of `image` (clamped to [0,1]) against `target`."""
-    mse = (image.clamp(0, 1) - target).square().mean().item()
-    return 10 * torch.log10(torch.tensor(1.0 / max(mse, 1e-12))).item()
-
-
 def score(renderer, targets, textures, spp, seed):
     """Render each of `textures` (what goes on the plane) and score it against the matching target.
 

@@ -22,12 +22,10 @@ waits included) of /predistort, /train and all requests, and the server's peak R
 request and the whole run are bounded in time (--request-timeout, --timeout). Writes bench/results/load.md.
 """
 import argparse
+import contextlib
 import os
 import platform
 import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +39,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 sys.path.insert(0, str(REPO))
+from predistort.appserver import launch_app  # noqa: E402
 
 TOLERANCE = 1e-5               # metrics and losses: same request alone vs under load
 PIXEL_TOLERANCE = 1            # 8-bit levels
@@ -49,12 +48,6 @@ DOWNLOADS = Path(tempfile.gettempdir())   # where the clients put the images the
 
 
 # -- the server ------------------------------------------------------------------------------------------------
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def default_weights_env(tmp):
     """PREDISTORT_DEFAULT_WEIGHTS for the app: the bundled model if there is one, else a 32×32 tutorial model."""
     from predistort import weights
@@ -69,40 +62,6 @@ def default_weights_env(tmp):
     model.save_pretrained(Path(tmp) / "default32")
     return {"PREDISTORT_DEFAULT_WEIGHTS": str(Path(tmp) / "default32")}, \
         "an untrained 32×32 tutorial model (no weights/default here)"
-
-
-class App:
-    """``python app.py`` on a free loopback port (as the Dockerfile starts it); stopped on exit."""
-
-    def __init__(self, tmp, env_extra, timeout=180):
-        self.port = free_port()
-        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
-               "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **env_extra}
-        self.log = Path(tmp) / "app.log"
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        self.pid, self.url = self.proc.pid, f"http://127.0.0.1:{self.port}/"
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app.py exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"app.py did not answer within {timeout} s")
-                time.sleep(0.2)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def pid_listening_on(port):
@@ -317,7 +276,8 @@ def main(argv=None):
     global DOWNLOADS
     tmp = tempfile.mkdtemp(prefix="predistort-load-")
     DOWNLOADS = Path(tmp)
-    app, model_note = None, "the running app's"
+    model_note = "the running app's"
+    stack = contextlib.ExitStack()
     try:
         if args.url:
             host = urllib.parse.urlparse(args.url).hostname
@@ -327,7 +287,7 @@ def main(argv=None):
                 pid_listening_on(urllib.parse.urlparse(args.url).port or 80)
         else:
             env, model_note = default_weights_env(tmp)
-            app = App(tmp, env)
+            app = stack.enter_context(launch_app(tmp, **env))
             url, pid = app.url, app.pid
         print(f"app at {url} (pid {pid}); default model: {model_note}", flush=True)
         start = time.perf_counter()
@@ -350,8 +310,7 @@ def main(argv=None):
         traceback.print_exc()
         return 2
     finally:
-        if app is not None:
-            app.stop()
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -32,7 +32,7 @@ from typing import Callable, Optional
 
 import common
 from common import RESULTS, Timer, markdown_table, run_child, write_result
-from datasets import PHOTOS, tutorial_textures, unseen_photos
+from datasets import PHOTOS, require_tutorial_textures, tutorial_textures, unseen_photos
 
 import numpy as np
 import torch
@@ -412,6 +412,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.child:
         return child(args.child, Settings(**json.loads(args.settings)), args.textures_out, args.result)
+    require_tutorial_textures()
 
     settings = QUICK if args.quick else FULL
     names = args.methods or list(METHODS)

@@ -17,6 +17,7 @@ is within ``--bound-mb`` of it. Also reported: RSS every ``--every`` calls, the 
 Writes bench/results/soak.md; exit status 1 if the bound is exceeded or a request failed.
 """
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -32,7 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 
-from load import App, default_weights_env, memory_mb, pid_listening_on  # noqa: E402
+from load import default_weights_env, memory_mb, pid_listening_on  # noqa: E402
+from predistort.appserver import launch_app  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 
@@ -145,7 +147,8 @@ def main(argv=None):
     if not 1 <= args.calls <= 5000 or not 0 <= args.trainings <= args.calls or args.warm_calls >= args.calls:
         parser.error("need 1 <= calls <= 5000, trainings <= calls, warm-calls < calls")
     tmp = tempfile.mkdtemp(prefix="predistort-soak-")
-    app, model_note = None, "the running app's"
+    model_note = "the running app's"
+    stack = contextlib.ExitStack()
     try:
         if args.url:
             parsed = urllib.parse.urlparse(args.url)
@@ -156,7 +159,7 @@ def main(argv=None):
                 parser.error(f"no process of this machine listens on port {parsed.port}: RSS cannot be read")
         else:
             env, model_note = default_weights_env(tmp)
-            app = App(tmp, env)
+            app = stack.enter_context(launch_app(tmp, **env))
             url, pid = app.url, app.pid
         print(f"app at {url} (pid {pid}); default model: {model_note}", flush=True)
         r = soak(url, pid, args.calls, args.trainings, args.warm_calls, args.warm_trainings, args.every,
@@ -173,8 +176,7 @@ def main(argv=None):
         traceback.print_exc()
         return 2
     finally:
-        if app is not None:
-            app.stop()
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -35,7 +35,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=RESULTS / "soak_service.md")
     args = parser.parse_args(argv)
 
-    from predistort.service import Session, Settings
+    from predistort.service import Session
+    from predistort.settings import Settings
     session = Session(Settings(default_weights="default"))
     pictures = sorted(str(p) for p in (REPO / "examples").glob("*.png"))
     samples, seconds, start = [], [], time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from datasets import PHOTOS, REPO, tutorial_textures, unseen_photos  # noqa: E402
+from datasets import PHOTOS, REPO, require_tutorial_textures, tutorial_textures, unseen_photos  # noqa: E402
 
 if str(REPO) not in sys.path:                 # benchmark this checkout's predistort
     sys.path.insert(0, str(REPO))
@@ -73,6 +73,7 @@ def main(argv=None):
     p.add_argument("--iterations", type=int, default=ITERATIONS)
     p.add_argument("--quick", action="store_true", help="32×32, 3 iterations, 2 photos, eval spp 64")
     args = p.parse_args(argv)
+    require_tutorial_textures()
     res, iterations, photos, eval_spp = args.resolution, args.iterations, PHOTOS, EVAL_SPP
     if args.quick:
         res, iterations, photos, eval_spp = 32, 3, PHOTOS[:2], 64

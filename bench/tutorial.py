@@ -31,6 +31,7 @@ from pathlib import Path
 
 import common
 from common import RESULTS, markdown_table
+from datasets import require_tutorial_textures
 from quality import EFFICIENT, FULL, QUICK, TUTORIAL, run_methods, summarise
 
 TUTORIAL_FINAL_LOSS = 0.2737       # the tutorial's code, 100 iterations, seed 0, on this project's machine
@@ -99,6 +100,7 @@ def main(argv=None):
         print(md)
         return 0 if all(ok for _, ok in found) else 1
 
+    require_tutorial_textures()
     settings = replace(QUICK if args.quick else FULL, unseen=0)
     if args.iterations:
         settings = replace(settings, iterations=args.iterations)

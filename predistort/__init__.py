@@ -1,17 +1,27 @@
 """predistort: learn to pre-distort a texture so that, seen through a glass sphere, it looks undistorted.
 
-Modules, one job each:
-    backend   choose the Mitsuba variant, refuse an LLVM that would crash, the process-wide render lock
-    scene     the scene as a small typed config (scenes/*.json) and its Mitsuba dict
-    render    the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
-    layers    trainable pre-distortion models (the tutorial's layer, ...)
-    train     the training loop
-    weights   save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
-    images    load any uploaded picture as a texture; save, compare, measure
-    pipeline  apply a model to a texture: initial render, pre-distorted texture, final render, metrics
-    cli       python -m predistort train | apply | push
+Modules, one job each (imports go one way: an arrow of this list never points back up):
+    version     the package's version
+    backend     choose the Mitsuba variant, refuse an LLVM that would crash, the render lock, torch threads
+    scene       the scene as a small typed config (scenes/*.json) and its Mitsuba dict
+    render      the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
+    images      load any uploaded picture as a texture; save, compare, measure (L1, PSNR)
+    procedural  generated training pictures, never a photograph
+    weights     save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
+    solve       measure a scene's light transport A, b (probe, cached) and solve a picture on it
+    layers      the model types: the tutorial's layer, the generalising (unrolled) layer, the instant solve
+    train       the training loop (the tutorial's recipe, for any model)
+    refine      optimise one picture's texels through the renderer within a time budget
+    pipeline    apply a model -> refine -> render before and after, with metrics
+    report      how results read: Markdown, figures, progress HTML, durations
+    settings    the app's limits, from PREDISTORT_* environment variables
+    methods     the ways to get a model, in one table: defaults, how each is made, cost estimates
+    resources   what the app's sessions share: renderers, pretrained models, training slots, warm-up
+    service     one visitor's session of the web app (model, scene, results, training), without Gradio
+    appserver   start app.py on a free port, for tests and benchmarks
+    cli         python -m predistort train | apply | push
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 
 def load_model(name_or_path="default", **hub_kwargs):

@@ -1,4 +1,4 @@
-"""Choose the Mitsuba variant, refuse an LLVM that would crash Dr.Jit, and serialise all Dr.Jit work.
+"""Choose the Mitsuba variant, refuse an LLVM that would crash Dr.Jit, serialise all Dr.Jit work, pin torch threads.
 
 Variant. ``cuda_ad_rgb`` when a CUDA device works, else ``llvm_ad_rgb`` (vectorised CPU code compiled by
 LLVM at run time). ``PREDISTORT_VARIANT`` forces one.
@@ -14,8 +14,11 @@ without gradients (both threads die with "Variable ... remains dirty"). Every re
 pass through a render, must hold :data:`RENDER_LOCK`. It is re-entrant, so a caller may hold it around a
 render and its backward while the render takes it again inside.
 """
+import contextlib
 import os
 import threading
+
+import torch
 
 import drjit as dr
 import mitsuba as mi
@@ -80,3 +83,18 @@ def init(variant=None):
 def device():
     """The torch device that textures must live on for the chosen variant."""
     return "cuda" if init().startswith("cuda") else "cpu"
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the enclosed torch work on one intra-op thread (restored afterwards); process-wide while it lasts.
+
+    For the many small sparse products of the solvers: on a busy 2-core machine a second thread made them
+    several times slower, since every product waits for the busiest core.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

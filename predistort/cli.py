@@ -43,37 +43,42 @@ def _textures(paths, resolution, fit):
 def cmd_train(args):
     from tqdm import tqdm
     from .layers import PredistortModel
+    from .methods import METHODS, TrainJob
     from .render import Renderer
-    from .train import DEFAULTS, Recipe, new_model, save_history, train
+    from .train import save_history
 
     backend.init()                       # fail fast (clear error) on a missing or too-old LLVM
     scene = _scene(args)
     textures = _textures(args.textures, scene.resolution, args.fit)
     renderer = Renderer(scene)
-    if args.init:
-        model = PredistortModel.from_pretrained(args.init)
-        weights.check_compatible(model, scene)
-        model.to(renderer.device)
-    else:                                # unrolled: probes the scene first (seconds; cached afterwards)
-        model = new_model(args.model, renderer, seed=args.seed)
-    defaults = DEFAULTS.get(model.model_type, DEFAULTS["tutorial"])
-    recipe = Recipe(iterations=args.iterations or defaults["iterations"], spp=args.spp,
-                    lr=args.lr or defaults["lr"], seed=args.seed)
+    start = None
+    if args.init:                        # train further: the method of the loaded model's type
+        start = PredistortModel.from_pretrained(args.init)
+        weights.check_compatible(start, scene)
+        start.to(renderer.device)
+        if args.model and args.model != start.model_type:
+            raise ValueError(f"--init {args.init} is a {start.model_type} model; leave out --model or give "
+                             f"--model {start.model_type}.")
+    method = METHODS[start.model_type if start is not None else args.model or "tutorial"]
+    iterations = (args.iterations or method.iterations) if method.iterative else 1
+    lr = args.lr or method.lr
 
     # Ctrl-C ends training after the current iteration; what was learned is saved.
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: (stop.set(), print("\nStopping after this iteration...",
                                                                  file=sys.stderr)))
-    bar = tqdm(total=recipe.iterations, desc=f"train {model.model_type}", unit="it")
+    bar = tqdm(total=iterations, desc=f"train {method.name}", unit="it")
 
     def progress(i, loss, elapsed):
         bar.set_postfix(loss=f"{loss:.4f}")
         bar.update(1)
 
-    history = train(model, renderer, textures, recipe, callback=progress, stop=stop)
+    job = TrainJob(renderer, textures, iterations, args.spp, args.seed, lr, progress, stop, start=start)
+    model, history = method.run(job)      # a new scene is probed first by the methods built on its transport
     bar.close()
     model.info = {"scene": scene.to_dict(),
-                  "recipe": {**recipe.to_dict(), "textures": [str(p) for p in args.textures],
+                  "recipe": {"method": method.name, "iterations": iterations, "spp": args.spp, "lr": lr,
+                             "seed": args.seed, "loss": "l1", "textures": [str(p) for p in args.textures],
                              "iterations_run": len(history), "init": args.init},
                   "metrics": {"final_train_loss": history[-1]["loss"] if history else None}}
     model.save_pretrained(args.out)
@@ -84,8 +89,8 @@ def cmd_train(args):
 
 
 def cmd_apply(args):
-    from .layers import PredistortModel
-    from .pipeline import apply_model, compare
+    from .layers import PredistortModel, instant_model
+    from .pipeline import predistort
     from .render import Renderer
 
     if args.refine < 0:
@@ -94,27 +99,23 @@ def cmd_apply(args):
     scene = _scene(args)
     if args.method == "solve":
         # Instant solve: the scene's measured light transport (probed once per scene, then cached).
-        from .solve import solve, transport_for
-        (texture,) = _textures([args.texture], scene.resolution, args.fit)
+        from .solve import transport_for
         renderer = Renderer(scene)
-        predistorted = solve(texture, transport_for(scene, renderer=renderer)).to(renderer.device)
+        model = instant_model(transport_for(scene, renderer=renderer))
     else:
         model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
         if not args.resolution and scene.resolution != model.resolution:
             scene = scene.replace(resolution=model.resolution)
         weights.check_compatible(model, scene)
-        (texture,) = _textures([args.texture], scene.resolution, args.fit)
         renderer = Renderer(scene)
-        model.to(renderer.device)
-        predistorted = apply_model(model, texture)
-    if args.refine > 0:
-        # Per-texture refinement through the renderer; keeps its start unless a fixed-seed render improves by 1%.
-        from .refine import refine
-        refined = refine(renderer, texture, predistorted, seconds=args.refine)
-        print(f"refine: {refined.steps} steps in {refined.seconds:.1f} s, fixed-seed L1 {refined.start_loss:.4f} "
-              f"-> {refined.loss:.4f}", file=sys.stderr)
-        predistorted = refined.texture
-    result = compare(renderer, texture, predistorted, spp=args.spp)
+    (texture,) = _textures([args.texture], scene.resolution, args.fit)
+    model.to(renderer.device)
+
+    def refine_progress(step, loss, elapsed):
+        print(f"refine: step {step}, fixed-seed L1 {loss:.4f} after {elapsed:.1f} s", file=sys.stderr)
+
+    result = predistort(renderer, texture, model, spp=args.spp, refine=args.refine,
+                        progress=refine_progress if args.refine > 0 else None)
     result.save(args.out_dir)
     m = result.metrics
     print(f"L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR {m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB; "
@@ -124,13 +125,15 @@ def cmd_apply(args):
 
 
 def cmd_push(args):
-    url = weights.push(args.weights, args.repo_id, token=args.token, private=args.private)
+    from .layers import PredistortModel
+    url = weights.push(args.weights, args.repo_id, token=args.token, private=args.private,
+                       model_class=PredistortModel)
     print(f"Pushed {args.weights} to {args.repo_id}: {url}")
     return 0
 
 
 def parser():
-    from .layers import PredistortModel
+    from .methods import METHODS
     p = argparse.ArgumentParser(prog="python -m predistort", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -142,15 +145,16 @@ def parser():
 
     t = sub.add_parser("train", help="train a pre-distortion model through the differentiable renderer")
     t.add_argument("--textures", nargs="+", required=True, help="training pictures (targets)")
-    t.add_argument("--iterations", type=int,
-                   help="training iterations (default: the model type's: tutorial 100, unrolled 30)")
+    t.add_argument("--iterations", type=int, help="training iterations (default: the method's: " +
+                   ", ".join(f"{m.name} {m.iterations}" for m in METHODS.values() if m.iterative) + ")")
     t.add_argument("--out", required=True, help="folder for the weights, history.json and loss_curve.png")
-    t.add_argument("--model", choices=sorted(PredistortModel.registry), default="tutorial",
-                   help="tutorial: the tutorial's fully connected layer (fits its training pictures only); unrolled: "
-                        "the generalising layer built from the scene's measured light transport")
+    t.add_argument("--model", choices=list(METHODS),
+                   help="; ".join(f"{m.name}: {m.label}" for m in METHODS.values()) +
+                        " (default: tutorial, or the type of --init)")
     t.add_argument("--init", help="start from these weights (folder or Hub repo id) instead of random ones")
     t.add_argument("--spp", type=int, default=4, help="samples per pixel of training renders")
-    t.add_argument("--lr", type=float, help="Adam learning rate (default: tutorial 2e-4, unrolled 0.02)")
+    t.add_argument("--lr", type=float, help="Adam learning rate (default: the method's: " +
+                   ", ".join(f"{m.name} {m.lr:g}" for m in METHODS.values() if m.iterative) + ")")
     t.add_argument("--seed", type=int, default=0, help="torch seed for the initial weights")
     scene_args(t)
     t.set_defaults(run=cmd_train)

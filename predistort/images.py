@@ -418,9 +418,10 @@ def _pair(a, b):
 
 
 def l1(a, b) -> float:
-    """Mean absolute error between two images of the same shape (e.g. [H, W, 3]); lower is better."""
+    """Mean absolute error between two images of the same shape (e.g. [H, W, 3]), both clipped to the
+    displayable [0, 1] first (as :func:`psnr`); lower is better."""
     a, b = _pair(a, b)
-    return (a - b).abs().mean().item()
+    return (a.clamp(0, 1) - b.clamp(0, 1)).abs().mean().item()
 
 
 def psnr(a, b) -> float:

@@ -10,6 +10,7 @@ import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
 from . import weights
+from .backend import one_thread
 
 
 class PredistortModel(nn.Module, PyTorchModelHubMixin,
@@ -59,7 +60,7 @@ class PredistortModel(nn.Module, PyTorchModelHubMixin,
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
             return weights.push(tmp, repo_id, token=token, private=private, revision=revision,
-                                commit_message=commit_message)
+                                commit_message=commit_message, model_class=PredistortModel)
 
     def _check_input(self, texture):
         if tuple(texture.shape[-3:]) != (self.resolution, self.resolution, 3):
@@ -124,7 +125,7 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 class _OnOneThread(torch.autograd.Function):
-    """Run ``model._solve`` forward *and backward* on one torch thread (see :func:`predistort.solve.one_thread`).
+    """Run ``model._solve`` forward *and backward* on one torch thread (see :func:`predistort.backend.one_thread`).
 
     The forward pass keeps no graph; the backward pass recomputes it with autograd on (one more forward,
     ~0.1 s) and differentiates it there, so that its many small sparse products do not wait on a busy core.
@@ -132,7 +133,6 @@ class _OnOneThread(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, model, target, *params):
-        from .solve import one_thread
         ctx.model = model
         ctx.save_for_backward(target, *params)
         with torch.no_grad(), one_thread():
@@ -140,7 +140,6 @@ class _OnOneThread(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from .solve import one_thread
         saved = ctx.saved_tensors
         inputs = [t.detach().requires_grad_(need) for t, need in zip(saved, ctx.needs_input_grad[1:])]
         wanted = [t for t in inputs if t.requires_grad]
@@ -285,3 +284,12 @@ class UnrolledInverse(PredistortModel):
         params = (self.val, self.b, self.log_step, self.log_delta, self.momentum)
         x = _OnOneThread.apply(self, target, *params)
         return x.reshape(n, -1, 3).permute(1, 0, 2).reshape(*batch, r, r, 3)
+
+
+def instant_model(transport, iterations=None, l2_iterations=None):
+    """The instant solve as a model: an untrained :class:`UnrolledInverse` of ``iterations`` layers (default
+    :data:`predistort.solve.ITERATIONS`, the first ``l2_iterations`` on the squared error). Same output as
+    :func:`predistort.solve.solve` (to float rounding), but usable — and saveable — wherever a model is."""
+    from .solve import ITERATIONS, L2_ITERATIONS
+    return UnrolledInverse.from_transport(transport, depth=iterations or ITERATIONS,
+                                          l2_depth=L2_ITERATIONS if l2_iterations is None else l2_iterations)

@@ -1,4 +1,4 @@
-"""Apply a pre-distortion and show what it does: initial render, pre-distorted texture, final render, metrics.
+"""Pre-distort a picture and show what it does: apply a model → refine (optional) → render before and after.
 
 The question a user asks is "does it look more like my picture through the sphere?". So every result is
 judged the same way: render the scene with the plain texture (what you would see without pre-distortion)
@@ -64,3 +64,31 @@ def compare(renderer, target, predistorted, spp=EVAL_SPP, seed=0):
                "l1_final": l1(final, target), "psnr_final": psnr(final, target), "spp": spp}
     metrics["l1_ratio"] = metrics["l1_final"] / max(metrics["l1_initial"], 1e-12)
     return Comparison(target, initial, predistorted, final, metrics)
+
+
+def predistort(renderer, texture, model, spp=EVAL_SPP, seed=0, refine=0.0, stop=None, progress=None):
+    """Pre-distort `texture` [R,R,3] for the renderer's scene and compare renders: returns a :class:`Comparison`.
+
+    The one path that the CLI (``apply``), the app's session and the start-up warm-up all take:
+
+    1. apply ``model`` (any PredistortModel made for this scene; the instant solve is one too, see
+       :func:`predistort.layers.instant_model`);
+    2. if ``refine`` > 0, refine its answer through the renderer for up to that many seconds
+       (:func:`predistort.refine.refine`: kept only where a fixed-seed render improves by
+       :data:`~predistort.refine.MIN_GAIN`, so never worse than the model's); ``stop`` ends it early and
+       ``progress(step, loss, elapsed_s)`` hears of every score;
+    3. render the picture and the pre-distorted texture with the same `seed` at `spp` and measure both
+       (:func:`compare`). ``metrics['refine']`` then says what refinement did.
+    """
+    predistorted = apply_model(model, texture)
+    refined = None
+    if refine > 0:
+        from .refine import EVAL_SPP as REFINE_EVAL_SPP, refine as refine_texture
+        r = refine_texture(renderer, texture, predistorted, seconds=refine, stop=stop, callback=progress)
+        predistorted = r.texture
+        refined = {"seconds": round(r.seconds, 2), "steps": r.steps, "l1_start": r.start_loss, "l1": r.loss,
+                   "eval_spp": REFINE_EVAL_SPP, "eval": f"fixed-seed renders at spp {REFINE_EVAL_SPP}"}
+    result = compare(renderer, texture, predistorted, spp=spp, seed=seed)
+    if refined:
+        result.metrics["refine"] = refined
+    return result

@@ -1,5 +1,6 @@
-"""The differentiable renderer: a texture on the plane behind the glass sphere, rendered by Mitsuba, as a
-PyTorch function ``texture [H,W,3] -> image [H,W,3]``.
+"""The differentiable renderer: the glass-sphere scene as a PyTorch function ``texture [H,W,3] -> image``.
+
+A texture on the plane behind the glass sphere, rendered by Mitsuba, differentiable through ``dr.wrap``.
 
 Gradients. ``dr.wrap(source='torch', target='drjit')`` turns the Mitsuba render into a PyTorch autograd
 op: on ``loss.backward()`` PyTorch hands the image gradient to Dr.Jit, whose ``prb`` integrator

@@ -50,7 +50,7 @@ Caching. A transport depends on the scene config, the Mitsuba variant and this m
 Limits: square textures. Measured at 32–128 pixels (probing and solving scale with R²: ~3–6 s and ~0.2 s at
 128; at 512, expect a minute and ~3 s).
 Dr.Jit work (tracing, calibration renders) holds :data:`predistort.backend.RENDER_LOCK`. The sparse
-products run on one CPU thread (:func:`one_thread`): on a busy 2-core machine a second thread only waits.
+products run on one CPU thread (:func:`predistort.backend.one_thread`): on a busy 2-core machine a second thread only waits.
 """
 import contextlib
 import hashlib
@@ -66,6 +66,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .backend import one_thread
 from .scene import DEFAULT, SceneConfig
 
 # torch's sparse CSR tensors work well for what is used here; their "beta" notices would only add noise.
@@ -78,21 +79,6 @@ PRUNE = 1e-4                   # entries of A below this are dropped (rows resca
 CALIBRATE_SPP = 256            # samples per pixel of the two calibration renders
 CALIBRATE_BLUR = 4.0           # σ (pixels) of the blur that keeps the calibration smooth
 FILTER_STDDEV = 0.5            # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run the enclosed torch work on one intra-op thread (restored afterwards).
-
-    Sparse matrix products here take ~1 ms on one thread; with two threads on a loaded 2-core machine
-    they took 5–30× longer (every step waits for the busiest core). Process-wide while it lasts.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -517,14 +503,6 @@ def solve(target, transport, iterations=ITERATIONS, l2_iterations=L2_ITERATIONS,
     with one_thread():
         x = fista(transport, x, t, iterations, l2_iterations, delta)
     return unflatten(x)
-
-
-def instant_model(transport):
-    """The instant solve as a model: an untrained :class:`predistort.layers.UnrolledInverse` of
-    :data:`ITERATIONS` layers (the first :data:`L2_ITERATIONS` on the squared error). Same output as
-    :func:`solve` (to float rounding), but usable — and saveable — wherever a model is."""
-    from .layers import UnrolledInverse
-    return UnrolledInverse.from_transport(transport, depth=ITERATIONS, l2_depth=L2_ITERATIONS)
 
 
 # ---------------------------------------------------------------------------------------------------------

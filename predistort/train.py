@@ -43,33 +43,6 @@ class Recipe:
         return asdict(self)
 
 
-# Per model type: Adam's learning rate and the iterations that suffice (the tutorial's for its layer; the
-# unrolled layer trains 3 scalars per layer, which settle within ~30 iterations, bench/train_default.py).
-DEFAULTS = {"tutorial": {"lr": 2e-4, "iterations": 100},
-            "unrolled": {"lr": 0.02, "iterations": 30}}
-UNROLLED_DEPTH = 16          # layers of a fresh unrolled model (~40 ms per 128² picture on one core)
-
-
-def new_model(model_type, renderer, seed=0, depth=UNROLLED_DEPTH):
-    """A fresh, untrained model of `model_type` for the renderer's scene and resolution, on its device.
-
-    ``tutorial``: the tutorial's layer with torch's seeded random weights (``torch.manual_seed(seed)`` is set
-    here: the caller must not build two models at once from two threads). ``unrolled``: the generalising
-    layer, built from the scene's measured light transport (:func:`predistort.solve.transport_for`: probed
-    in a few seconds the first time a scene is seen, then cached in memory and on disk), `depth` layers.
-    """
-    from .layers import PredistortModel, UnrolledInverse
-    if model_type == "unrolled":
-        from .solve import transport_for
-        model = UnrolledInverse.from_transport(transport_for(renderer.config, renderer=renderer), depth=depth)
-    elif model_type in PredistortModel.registry:
-        torch.manual_seed(seed)
-        model = PredistortModel.registry[model_type](resolution=renderer.resolution)
-    else:
-        raise ValueError(f"Unknown model type {model_type!r}; choose one of: {', '.join(sorted(DEFAULTS))}.")
-    return model.to(renderer.device)
-
-
 def adam(params, lr):
     """``torch.optim.Adam(params, lr)`` with ``fused=True`` where torch supports it (float tensors on CPU or
     CUDA), else the default implementation.

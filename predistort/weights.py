@@ -51,7 +51,7 @@ def save_files(model, folder):
     and then renamed, so a failure (a non-JSON value in ``model.info``, a full disk) leaves no half file.
     """
     from safetensors.torch import save_file
-    from . import __version__
+    from .version import __version__
     folder = Path(folder)
     config = {"model_type": model.model_type, **(model._hub_mixin_config or {}),
               **{k: model.info[k] for k in INFO_KEYS if model.info.get(k) is not None},
@@ -295,17 +295,17 @@ def load_folder(cls, folder):
     first built on the "meta" device, so a config that does not fit its weights costs no memory.
     """
     import torch
-    from .layers import PredistortModel
     folder = Path(folder)
     config = read_config(folder)
     model_type = config["model_type"]
-    if model_type not in PredistortModel.registry:
+    registry = cls.registry                        # model_type -> class, shared by every model class
+    if model_type not in registry:
         raise WeightsError(f"{folder} holds a '{model_type}' model, which this version of predistort does not "
-                           f"know (it knows: {', '.join(sorted(PredistortModel.registry))}). Update predistort.")
+                           f"know (it knows: {', '.join(sorted(registry))}). Update predistort.")
     if cls.model_type and cls.model_type != model_type:
         raise WeightsError(f"{folder} holds a '{model_type}' model, not a '{cls.model_type}' one; load it with "
-                           f"predistort.load_model (any type) or {PredistortModel.registry[model_type].__name__}.")
-    model_cls = PredistortModel.registry[model_type]
+                           f"predistort.load_model (any type) or {registry[model_type].__name__}.")
+    model_cls = registry[model_type]
     accepted = inspect.signature(model_cls.__init__).parameters
     kwargs = {k: v for k, v in config.items() if k in accepted and k != "self"}
 
@@ -372,16 +372,16 @@ def check_compatible(model, scene):
 PUSHED = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "history.json", "loss_curve.png")   # what push uploads
 
 
-def push(folder, repo_id, *, token=None, private=None, revision=None, commit_message=None):
+def push(folder, repo_id, *, token=None, private=None, revision=None, commit_message=None, model_class=None):
     """Upload a saved model folder to the Hub repo `repo_id` (created if needed); returns the commit URL.
 
     Uploads model.safetensors, config.json, README.md (its USER/NAME placeholders filled in) and, when
-    present, history.json and loss_curve.png — nothing else from the folder. The folder is loaded first, so
-    what gets uploaded is known to load. Token: `token`, else HF_TOKEN or the one stored by `hf auth login`.
+    present, history.json and loss_curve.png — nothing else from the folder. With ``model_class`` (e.g.
+    ``PredistortModel``, whose registry knows every type) the folder is loaded first, so what gets uploaded is
+    known to load. Token: `token`, else HF_TOKEN or the one stored by `hf auth login`.
     """
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HFValidationError, HfHubHTTPError
-    from .layers import PredistortModel
     if not isinstance(repo_id, str) or not REPO_ID.match(repo_id) or repo_id.count("/") != 1 \
             or ".." in repo_id or "--" in repo_id:
         raise WeightsError(f"'{repo_id}' is not a Hub repo id of the form USER/NAME.")
@@ -390,7 +390,11 @@ def push(folder, repo_id, *, token=None, private=None, revision=None, commit_mes
         raise WeightsError(f"push needs a local folder saved by predistort (model.safetensors + config.json); "
                            f"{folder} is {'a file' if path.exists() else 'not there'}.")
     _check_folder(path)
-    load_folder(PredistortModel, path)
+    if model_class is not None:                   # what gets uploaded is known to load
+        load_folder(model_class, path)
+    else:                                         # at least: a readable config and a readable safetensors header
+        read_config(path)
+        _read_shapes(path / WEIGHTS_NAME)
     token = token or get_token()
     if not token:
         raise WeightsError("Pushing to the Hugging Face Hub needs a write token: set HF_TOKEN, run "

@@ -1,7 +1,13 @@
-"""Shared paths and small helpers for the tests (plain module: fixtures live in conftest.py)."""
+"""Shared paths and small helpers for the tests (plain module: fixtures live in conftest.py).
+
+Test pictures come from the repository itself: :func:`picture_paths` are four of ``examples/`` (made by
+``examples/make_examples.py``) as 128×128 PNG files, written once per test process into a temporary folder.
+No test needs anything outside the repository.
+"""
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,21 +15,27 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-# The tutorial's four 128×128 textures: data for tests, read from the shared folder, never copied here.
-TUTORIAL_TEXTURES = Path(os.environ.get("PREDISTORT_TUTORIAL_TEXTURES",
-                                        REPO.parent / "shared" / "data" / "tutorial_textures"))
+PICTURES = ("landscape", "rings", "shapes", "text")      # examples/<name>.png, all 256×256 RGB
+_made = {}
 
 
-def tutorial_paths():
-    paths = sorted(TUTORIAL_TEXTURES.glob("image_*.png"))
-    assert len(paths) == 4, f"expected the tutorial's 4 textures in {TUTORIAL_TEXTURES} (set PREDISTORT_TUTORIAL_TEXTURES)"
-    return paths
+def picture_paths():
+    """Four of the repository's example pictures as 128×128 RGB PNG files (in a temporary folder)."""
+    if "paths" not in _made:
+        folder = Path(tempfile.mkdtemp(prefix="predistort-test-pictures-"))
+        paths = []
+        for k, name in enumerate(PICTURES):
+            path = folder / f"image_{k + 1:03d}.png"        # named as the tutorial names its textures
+            Image.open(REPO / "examples" / f"{name}.png").convert("RGB").resize((128, 128), Image.LANCZOS).save(path)
+            paths.append(path)
+        _made["paths"] = paths
+    return list(_made["paths"])
 
 
-def tutorial_textures(resolution=128):
-    """The tutorial textures as [R,R,3] float tensors (values/255, as mi.Bitmap.convert gives them)."""
+def picture_textures(resolution=128):
+    """:func:`picture_paths` as [R,R,3] float tensors (values/255, as mi.Bitmap.convert gives them)."""
     out = []
-    for p in tutorial_paths():
+    for p in picture_paths():
         im = Image.open(p).convert("RGB")
         if im.size != (resolution, resolution):
             im = im.resize((resolution, resolution), Image.LANCZOS)

@@ -41,28 +41,22 @@ def hf_offline():
 
 
 # -- the real web app, launched as the Dockerfile launches it ------------------------------------------------
-# ``app_server`` (session scope): ``python app.py`` in a subprocess with GRADIO_SERVER_NAME=127.0.0.1 and
-# GRADIO_SERVER_PORT=<a free port>, a fake Hugging Face Hub (``app_server.hub``, repo ``test/tiny16``: a
-# 16×16 tutorial model) reachable through HF_ENDPOINT, and the bundled default model when weights/default
-# exists (else a 32×32 tutorial model made here, through PREDISTORT_DEFAULT_WEIGHTS). Yields an object
-# with ``url``, ``hub``, ``log`` (the app's stdout+stderr file) and ``default_resolution``.
-# ``launch_app(tmp_dir, **env)`` starts another instance (a context manager) with extra environment.
-import contextlib  # noqa: E402
+# ``app_server`` (session scope): ``python app.py`` (predistort.appserver.launch_app) with a fake Hugging Face
+# Hub (``app_server.hub``, repo ``test/tiny16``: a 16×16 tutorial model) reachable through HF_ENDPOINT, and the
+# bundled default model when weights/default exists (else a 32×32 tutorial model made here, through
+# PREDISTORT_DEFAULT_WEIGHTS). Yields an object with ``url``, ``hub``, ``log`` (the app's stdout+stderr
+# file) and ``default_resolution``. Another instance: ``with launch_app(tmp_dir, **env) as app`` (app.url,
+# app.log). ``browser`` (session scope): Debian's chromium driven by Playwright.
 import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
+
+from predistort.appserver import launch_app  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "artifacts"          # git-ignored: screenshots and logs of the test run
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CHROMIUM = os.environ.get("PREDISTORT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
 def make_tiny_model(folder, resolution, seed=0):
@@ -75,46 +69,6 @@ def make_tiny_model(folder, resolution, seed=0):
     model.info = {"scene": DEFAULT.replace(resolution=resolution).to_dict(), "recipe": {"note": "test model"}}
     model.save_pretrained(folder)
     return Path(folder)
-
-
-@contextlib.contextmanager
-def launch_app(tmp_dir, timeout=180, base_env=None, **extra_env):
-    """Run ``python app.py`` on a free localhost port; yield (url, log path); stop it afterwards.
-
-    The environment is `base_env` (default: this process's) plus GRADIO_SERVER_NAME/PORT and `extra_env`.
-    """
-    tmp_dir = Path(tmp_dir)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**(os.environ if base_env is None else base_env), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **extra_env}
-    log = tmp_dir / f"app-{port}.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with status {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(url + "config", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"app.py did not answer on {url} within {timeout} s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.3)
-        yield url, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +85,20 @@ def app_server(tmp_path_factory):
     tiny = make_tiny_model(tmp / "tiny16", 16, seed=1)
     with FakeHub(tmp / "fake-hub") as hub:
         hub.add_repo("test/tiny16", {p.name: p.read_bytes() for p in tiny.iterdir() if p.is_file()})
-        with launch_app(tmp, base_env=hub.client_env(tmp / "hf-home"), **env) as (url, log):
-            yield SimpleNamespace(url=url, hub=hub, log=log, default_resolution=default_resolution)
+        with launch_app(tmp, base_env=hub.client_env(tmp / "hf-home"), **env) as app:
+            yield SimpleNamespace(url=app.url, hub=hub, log=app.log, default_resolution=default_resolution)
             ARTIFACTS.mkdir(exist_ok=True)
-            (ARTIFACTS / "app-test-server.log").write_text(log.read_text())
+            (ARTIFACTS / "app-test-server.log").write_text(app.log.read_text())
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium (``setup.sh --dev`` installs it; PREDISTORT_CHROMIUM points elsewhere), headless."""
+    from playwright import sync_api
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: run ./setup.sh --dev (it installs Debian's chromium), or set "
+                    f"PREDISTORT_CHROMIUM")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import tutorial_paths
+from common import picture_paths
 
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 ENDPOINTS = {
     "/predistort": ["texture", "spp", "fit", "refine"],
@@ -50,7 +49,7 @@ def rgb(path):
 def photo(tmp_path_factory):
     """A non-square JPEG (200×120) made from a tutorial texture: the app must crop it and say so."""
     path = tmp_path_factory.mktemp("pictures") / "wide photo.jpg"
-    Image.open(tutorial_paths()[0]).convert("RGB").resize((200, 120)).save(path, quality=92)
+    Image.open(picture_paths()[0]).convert("RGB").resize((200, 120)).save(path, quality=92)
     return path
 
 
@@ -89,7 +88,7 @@ def test_predistort_gives_four_images_and_metrics_with_the_default_model(url, ap
 
 def test_predistort_spp_is_an_input(url):
     c = client(url)
-    *_, metrics, _, _ = c.predict(handle_file(str(tutorial_paths()[1])), 4, "resize", api_name="/predistort")
+    *_, metrics, _, _ = c.predict(handle_file(str(picture_paths()[1])), 4, "resize", api_name="/predistort")
     assert metrics["spp"] == 4
 
 
@@ -100,27 +99,27 @@ def test_bad_input_is_a_clear_error_and_the_server_keeps_running(url, tmp_path):
     with pytest.raises(AppError, match="not an image"):
         c.predict(handle_file(str(text)), api_name="/predistort")
     with pytest.raises(AppError, match="spp must be a whole number"):
-        c.predict(handle_file(str(tutorial_paths()[0])), 0, api_name="/predistort")
+        c.predict(handle_file(str(picture_paths()[0])), 0, api_name="/predistort")
     with pytest.raises(AppError, match="No picture given"):
         c.predict(None, api_name="/predistort")
     with pytest.raises(AppError, match="not a Hugging Face model repo id"):
         c.predict("../../etc", api_name="/load_pretrained")
     # Limits: Gradio's own slider check or the service's, both say what the limit is.
     with pytest.raises(AppError, match="greater than maximum value 1000|iterations must be a whole number"):
-        c.predict(*train_args(tutorial_paths()[:1], iterations=10 ** 6), api_name="/train")
+        c.predict(*train_args(picture_paths()[:1], iterations=10 ** 6), api_name="/train")
     with pytest.raises(AppError, match="greater than maximum value 128|resolution must be a whole number"):
-        c.predict(*train_args(tutorial_paths()[:1], resolution=4096), api_name="/train")
+        c.predict(*train_args(picture_paths()[:1], resolution=4096), api_name="/train")
     with pytest.raises(AppError, match="resolution must be a whole number"):
-        c.predict(*train_args(tutorial_paths()[:1], resolution=20.5), api_name="/train")
+        c.predict(*train_args(picture_paths()[:1], resolution=20.5), api_name="/train")
     # Still serving, in the same session.
-    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["l1_initial"] > 0
+    assert c.predict(handle_file(str(picture_paths()[0])), api_name="/predistort")[3]["l1_initial"] > 0
 
 
 def test_short_training_at_small_resolution_lowers_the_loss(url, tmp_path):
     from predistort import load_model
     c = client(url)
     weights_zip, curve, metrics, figures, status, progress = c.predict(
-        *train_args(tutorial_paths()[:2], iterations=20), api_name="/train")
+        *train_args(picture_paths()[:2], iterations=20), api_name="/train")
     assert "Done: 20 iterations" in progress
     losses = [row[1] for row in curve["data"]]
     assert len(losses) == 20 == metrics["iterations_run"] and not metrics["stopped"]
@@ -134,13 +133,13 @@ def test_short_training_at_small_resolution_lowers_the_loss(url, tmp_path):
     model = load_model(tmp_path / "weights")
     assert model.resolution == 16 and json.loads((tmp_path / "weights" / "config.json").read_text())["scene"]
     # The session now pre-distorts with its trained model.
-    assert c.predict(handle_file(str(tutorial_paths()[2])), api_name="/predistort")[3]["resolution"] == 16
+    assert c.predict(handle_file(str(picture_paths()[2])), api_name="/predistort")[3]["resolution"] == 16
 
 
 def test_sessions_are_isolated(url, app_server):
     a, b = client(url), client(url)
-    a.predict(*train_args(tutorial_paths()[:1], iterations=3, resolution=24), api_name="/train")
-    picture = handle_file(str(tutorial_paths()[3]))
+    a.predict(*train_args(picture_paths()[:1], iterations=3, resolution=24), api_name="/train")
+    picture = handle_file(str(picture_paths()[3]))
     assert a.predict(picture, api_name="/predistort")[3]["resolution"] == 24
     assert b.predict(picture, api_name="/predistort")[3]["resolution"] == app_server.default_resolution
     assert "trained in this session" in a.predict(api_name="/status")
@@ -150,7 +149,7 @@ def test_sessions_are_isolated(url, app_server):
 
 def test_stop_ends_training_and_keeps_what_was_learned(url):
     c = client(url)
-    job = c.submit(*train_args(tutorial_paths()[:1], iterations=500), api_name="/train")
+    job = c.submit(*train_args(picture_paths()[:1], iterations=500), api_name="/train")
     deadline = time.monotonic() + 120
     while len(job.outputs()) < 3 and not job.done():           # a few iterations have run
         assert time.monotonic() < deadline, "training made no progress"
@@ -167,18 +166,18 @@ def test_load_pretrained_from_the_hub_and_back_to_default(url, app_server):
     c = client(url)
     status = c.predict("test/tiny16", api_name="/load_pretrained")
     assert "test/tiny16" in status and "16×16" in status
-    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["resolution"] == 16
+    assert c.predict(handle_file(str(picture_paths()[0])), api_name="/predistort")[3]["resolution"] == 16
     with pytest.raises(AppError, match="(?i)no model repo 'test/missing'"):
         c.predict("test/missing", api_name="/load_pretrained")
     status = c.predict("default", api_name="/load_pretrained")
     assert f"{app_server.default_resolution}×{app_server.default_resolution}" in status
-    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["resolution"] == \
+    assert c.predict(handle_file(str(picture_paths()[0])), api_name="/predistort")[3]["resolution"] == \
         app_server.default_resolution
 
 
 def test_compare_and_export_take_the_results_home(url, app_server, photo):
     c = client(url)
-    figures, table, notes = c.predict([handle_file(str(p)) for p in (photo, tutorial_paths()[1])], 8,
+    figures, table, notes = c.predict([handle_file(str(p)) for p in (photo, picture_paths()[1])], 8,
                                       api_name="/compare")
     assert len(figures) == 2 and len(table["data"]) == 2
     assert "cropped 200×120" in notes
@@ -192,7 +191,7 @@ def test_compare_and_export_take_the_results_home(url, app_server, photo):
 
 def test_refinement_the_instant_solve_and_scene_checks_through_the_api(url):
     c = client(url)
-    picture = handle_file(str(tutorial_paths()[2]))
+    picture = handle_file(str(picture_paths()[2]))
     *_, metrics, _, summary = c.predict(picture, 8, "crop", 2, api_name="/predistort")
     r = metrics["refine"]
     assert r["steps"] >= 1 and r["l1"] <= r["l1_start"] and "refined for" in summary
@@ -210,34 +209,35 @@ def test_refinement_the_instant_solve_and_scene_checks_through_the_api(url):
 
 def test_estimate_warns_before_a_long_training(url):
     c = client(url)
-    long = c.predict([handle_file(str(p)) for p in tutorial_paths()], "tutorial", 100, 4, 128, api_name="/estimate")
-    short = c.predict([handle_file(str(tutorial_paths()[0]))], "tutorial", 10, 4, 16, api_name="/estimate")
+    long = c.predict([handle_file(str(p)) for p in picture_paths()], "tutorial", 100, 4, 128, api_name="/estimate")
+    short = c.predict([handle_file(str(picture_paths()[0]))], "tutorial", 10, 4, 16, api_name="/estimate")
     assert "long training" in long and "s per iteration" in long
     assert "long training" not in short
 
 
 def test_app_without_a_default_model_starts_and_says_so(tmp_path):
-    from conftest import launch_app
-    with launch_app(tmp_path, PREDISTORT_DEFAULT_WEIGHTS="none", PREDISTORT_WARMUP="0") as (url, _):
+    from predistort.appserver import launch_app
+    with launch_app(tmp_path, PREDISTORT_DEFAULT_WEIGHTS="none", PREDISTORT_WARMUP="0") as app:
+        url = app.url
         c = client(url)
         assert "No model yet" in c.predict(api_name="/status")
         with pytest.raises(AppError, match="no model to pre-distort with"):
-            c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")
+            c.predict(handle_file(str(picture_paths()[0])), api_name="/predistort")
 
 
 def test_trainings_run_one_at_a_time_but_predistort_does_not_wait(url):
     from gradio_client.utils import Status
     a, b, c = client(url), client(url), client(url)
-    first = a.submit(*train_args(tutorial_paths()[:1], iterations=400), api_name="/train")
+    first = a.submit(*train_args(picture_paths()[:1], iterations=400), api_name="/train")
     deadline = time.monotonic() + 120
     while len(first.outputs()) < 3:
         assert time.monotonic() < deadline and not first.done(), "training made no progress"
         time.sleep(0.2)
-    second = b.submit(*train_args(tutorial_paths()[:1], iterations=2), api_name="/train")
+    second = b.submit(*train_args(picture_paths()[:1], iterations=2), api_name="/train")
     time.sleep(1.5)
     assert second.status().code == Status.IN_QUEUE            # waits for the running training
     # A pre-distortion is served meanwhile, by another queue.
-    assert c.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["l1_initial"] > 0
+    assert c.predict(handle_file(str(picture_paths()[0])), api_name="/predistort")[3]["l1_initial"] > 0
     assert not first.done()
     a.predict(api_name="/stop")
     assert first.result(timeout=120)[2]["stopped"]

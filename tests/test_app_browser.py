@@ -2,31 +2,14 @@
 
 It opens the page, picks an example picture, presses Pre-distort and waits for the four images and the
 metrics. Screenshots go to artifacts/ (git-ignored); the README's docs/screenshot.png is refreshed from the
-same run. Skipped (with the reason) when Playwright or chromium is missing.
+same run. The browser is conftest's ``browser`` fixture.
 """
-import os
 import shutil
-from pathlib import Path
 
-import pytest
 
 from conftest import ARTIFACTS, REPO_ROOT
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = os.environ.get("PREDISTORT_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 OUTPUTS = ["#out-initial", "#out-input", "#out-predistorted", "#out-final"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set PREDISTORT_CHROMIUM)")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_server):

@@ -31,8 +31,8 @@ def test_old_llvm_is_a_clear_error_not_an_abort():
 
 @pytest.mark.skipif(not OLD_LLVMS, reason="no Debian LLVM 14/15 on this machine to reproduce the abort with")
 def test_cli_with_old_llvm_prints_one_line_and_exits_2(tmp_path):
-    from common import tutorial_paths
-    result = run_python(["-m", "predistort", "train", "--textures", str(tutorial_paths()[0]), "--iterations", "1",
+    from common import picture_paths
+    result = run_python(["-m", "predistort", "train", "--textures", str(picture_paths()[0]), "--iterations", "1",
                          "--resolution", "16", "--fit", "resize", "--out", str(tmp_path / "w")],
                         env={"DRJIT_LIBLLVM_PATH": OLD_LLVMS[0], "PREDISTORT_VARIANT": "llvm_ad_rgb"})
     assert result.returncode == 2, result.stderr[-2000:]

@@ -4,12 +4,12 @@ import json
 
 from PIL import Image
 
-from common import REPO, run_python, tutorial_paths
+from common import REPO, run_python, picture_paths
 
 
 def test_train_then_apply(tmp_path):
     out = tmp_path / "weights"
-    paths = [str(p) for p in tutorial_paths()[:2]]
+    paths = [str(p) for p in picture_paths()[:2]]
     result = run_python(["-m", "predistort", "train", "--textures", *paths, "--iterations", "3", "--resolution", "16",
                          "--fit", "resize", "--lr", "2e-3", "--out", str(out)])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -39,7 +39,7 @@ def test_train_then_apply(tmp_path):
 
 def test_train_the_generalising_layer_with_its_own_defaults_then_apply_it_to_an_unseen_picture(tmp_path):
     out, env = tmp_path / "unrolled", {"PREDISTORT_CACHE": str(tmp_path / "cache")}
-    paths = [str(p) for p in tutorial_paths()[:2]]
+    paths = [str(p) for p in picture_paths()[:2]]
     result = run_python(["-m", "predistort", "train", "--model", "unrolled", "--textures", *paths, "--iterations", "2",
                          "--resolution", "24", "--fit", "resize", "--out", str(out)], env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -57,7 +57,7 @@ def test_train_the_generalising_layer_with_its_own_defaults_then_apply_it_to_an_
 
 
 def test_wrong_size_is_refused_unless_asked_to_fit(tmp_path):
-    result = run_python(["-m", "predistort", "train", "--textures", str(tutorial_paths()[0]), "--iterations", "1",
+    result = run_python(["-m", "predistort", "train", "--textures", str(picture_paths()[0]), "--iterations", "1",
                          "--resolution", "16", "--out", str(tmp_path / "w")])
     assert result.returncode == 2
     assert "--fit crop" in result.stderr and "Traceback" not in result.stderr

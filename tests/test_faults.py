@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from common import REPO, tutorial_paths
-from conftest import launch_app
+from common import REPO, picture_paths
+from predistort.appserver import launch_app
 
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
-from gradio_client.utils import Status  # noqa: E402
+import gradio_client
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from gradio_client.utils import Status
 
 PROMPT_S = 30          # "promptly": the next visitor's short request is served within this (2 shared cores)
 
@@ -31,7 +31,7 @@ def client(url):
 
 
 def train_args(iterations, resolution=16, spp=4, picture=0, seed=0):
-    return ([handle_file(str(tutorial_paths()[picture]))], "tutorial", iterations, spp, resolution, seed, 1.06, 0.45,
+    return ([handle_file(str(picture_paths()[picture]))], "tutorial", iterations, spp, resolution, seed, 1.06, 0.45,
             "crop")
 
 
@@ -91,7 +91,7 @@ def test_a_cancelled_training_frees_the_server_promptly(app_server):
     start = time.monotonic()
     metrics = b.predict(*train_args(2, picture=1), api_name="/train")[2]
     assert metrics["iterations_run"] == 2 and not metrics["stopped"]
-    assert b.predict(handle_file(str(tutorial_paths()[2])), 8, api_name="/predistort")[3]["spp"] == 8
+    assert b.predict(handle_file(str(picture_paths()[2])), 8, api_name="/predistort")[3]["spp"] == 8
     assert time.monotonic() - start < PROMPT_S
     # The cancelled session ended its training and kept what it had learned.
     deadline = time.monotonic() + PROMPT_S
@@ -99,11 +99,12 @@ def test_a_cancelled_training_frees_the_server_promptly(app_server):
         assert time.monotonic() < deadline, status
         time.sleep(0.2)
     assert "trained in this session" in status and "16×16" in status
-    assert a.predict(handle_file(str(tutorial_paths()[0])), api_name="/predistort")[3]["resolution"] == 16
+    assert a.predict(handle_file(str(picture_paths()[0])), api_name="/predistort")[3]["resolution"] == 16
 
 
 VICTIM = """
 import sys, time
+import gradio_client
 from gradio_client import Client, handle_file
 client = Client(sys.argv[1], verbose=False)
 job = client.submit([handle_file(sys.argv[2])], "tutorial", 900, 4, 16, 0, 1.06, 0.45, "crop", api_name="/train")
@@ -118,7 +119,7 @@ def test_a_client_that_disconnects_mid_training_does_not_block_the_next_visitor(
     script = tmp_path / "victim.py"
     script.write_text(VICTIM)
     pid = server_pid(app_server.url)
-    victim = subprocess.Popen([sys.executable, str(script), app_server.url, str(tutorial_paths()[0])],
+    victim = subprocess.Popen([sys.executable, str(script), app_server.url, str(picture_paths()[0])],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert victim.stdout.readline().strip() == "training"          # 3 iterations done, 897 to go
@@ -161,16 +162,17 @@ def test_waiting_visitors_see_their_place_in_the_queue(app_server):
 @pytest.fixture
 def tiny_session(tmp_path):
     from conftest import make_tiny_model
-    from predistort.service import Session, Settings
+    from predistort.service import Session
+    from predistort.settings import Settings
     return Session(Settings(default_weights=str(make_tiny_model(tmp_path / "m16", 16)), preview_spp=4))
 
 
 def test_a_training_waits_for_the_previous_training_thread_and_says_so(tiny_session):
-    from predistort import service
-    slots = service.training_slots(tiny_session.settings.train_concurrency)
+    from predistort import resources
+    slots = resources.training_slots(tiny_session.settings.train_concurrency)
     assert slots.acquire(timeout=5)                         # a cancelled training's thread, still ending
     try:
-        events = tiny_session.train([str(tutorial_paths()[0])], iterations=2, spp=2, resolution=16)
+        events = tiny_session.train([str(picture_paths()[0])], iterations=2, spp=2, resolution=16)
         assert next(events).stage == "starting"
         waiting = next(events)
         assert waiting.stage == "waiting" and "previous training" in waiting.description
@@ -181,14 +183,14 @@ def test_a_training_waits_for_the_previous_training_thread_and_says_so(tiny_sess
 
 
 def test_a_training_stopped_while_waiting_says_so(tiny_session):
-    from predistort import service
-    slots = service.training_slots(tiny_session.settings.train_concurrency)
+    from predistort import resources, settings
+    slots = resources.training_slots(tiny_session.settings.train_concurrency)
     assert slots.acquire(timeout=5)
     try:
-        events = tiny_session.train([str(tutorial_paths()[0])], iterations=2, spp=2, resolution=16)
+        events = tiny_session.train([str(picture_paths()[0])], iterations=2, spp=2, resolution=16)
         next(events), next(events)                          # starting, waiting
         tiny_session.stop()
-        with pytest.raises(service.ServiceError, match="Stopped before the training started"):
+        with pytest.raises(settings.ServiceError, match="Stopped before the training started"):
             next(events)
     finally:
         slots.release()
@@ -247,13 +249,13 @@ def faulty_app(tmp_path_factory):
     (tmp / "inject" / "sitecustomize.py").write_text(textwrap.dedent(FAULTS))
     model = make_tiny_model(tmp / "default16", 16)
     with launch_app(tmp, PYTHONPATH=str(tmp / "inject"), PREDISTORT_DEFAULT_WEIGHTS=str(model),
-                    PREDISTORT_WARMUP="0", PREDISTORT_QUEUE_SIZE="1") as (url, log):
-        yield url, log
+                    PREDISTORT_WARMUP="0", PREDISTORT_QUEUE_SIZE="1") as app:
+        yield app.url, app.log
 
 
 def test_a_failure_inside_the_renderer_reaches_the_visitor_and_the_server_recovers(faulty_app):
     url, log = faulty_app
-    picture = handle_file(str(tutorial_paths()[0]))
+    picture = handle_file(str(picture_paths()[0]))
     c = client(url)
     before = c.predict(picture, 8, api_name="/predistort")[3]
     with pytest.raises(AppError, match="server failed while rendering.*RuntimeError.*try again"):
@@ -276,22 +278,6 @@ def test_a_failure_inside_the_renderer_reaches_the_visitor_and_the_server_recove
 
 
 # -- a browser tab closed during its training -------------------------------------------------------------------
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = os.environ.get("PREDISTORT_CHROMIUM", "/usr/bin/chromium")
-    if not Path(chromium).exists():
-        pytest.skip(f"no chromium at {chromium} (apt-get install chromium, or set PREDISTORT_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api")      # only the browser tests need it
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield browser
-        browser.close()
-
-
 def test_a_tab_closed_during_training_does_not_keep_the_server_busy(browser, app_server):
     pid = server_pid(app_server.url)
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -328,10 +314,10 @@ def test_a_full_queue_refuses_new_requests_clearly_and_recovers(faulty_app):
         assert time.monotonic() < deadline and not second.done(), second.status()
         time.sleep(0.1)
     with pytest.raises(gradio_client.utils.QueueError, match="Queue is full! Please try again"):
-        c.predict(handle_file(str(tutorial_paths()[2])), 4, api_name="/predistort")
+        c.predict(handle_file(str(picture_paths()[2])), 4, api_name="/predistort")
     first.cancel()                                  # /cancel is not queued: it works with a full queue
     assert second.result(timeout=PROMPT_S)[2]["iterations_run"] == 2
-    assert c.predict(handle_file(str(tutorial_paths()[2])), 4, api_name="/predistort")[3]["spp"] == 4
+    assert c.predict(handle_file(str(picture_paths()[2])), 4, api_name="/predistort")[3]["spp"] == 4
 
 
 def test_stop_in_the_page_works_while_the_queue_is_full(browser, faulty_app):
@@ -359,7 +345,7 @@ def test_stop_in_the_page_works_while_the_queue_is_full(browser, faulty_app):
         assert time.monotonic() < deadline and not waiting.done(), waiting.status()
         time.sleep(0.1)
     with pytest.raises(gradio_client.utils.QueueError):
-        client(url).predict(handle_file(str(tutorial_paths()[2])), 4, api_name="/predistort")
+        client(url).predict(handle_file(str(picture_paths()[2])), 4, api_name="/predistort")
     page.click("#stop-button")
     page.wait_for_function("document.querySelector('#train-progress').innerText.includes('Done')", timeout=60_000)
     assert waiting.result(timeout=PROMPT_S)[2]["iterations_run"] == 2

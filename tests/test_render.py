@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from common import tutorial_textures
+from common import picture_textures
 from predistort import backend
 from predistort.render import Renderer
 from predistort.scene import DEFAULT
@@ -49,7 +49,7 @@ def test_gradient_flows_into_torch_through_dr_wrap(renderer):
 
 
 def test_render_without_gradients_builds_no_graph_and_matches(renderer):
-    texture = tutorial_textures(RES)[2]
+    texture = picture_textures(RES)[2]
     plain = renderer.render(texture, spp=8, seed=5)
     assert not plain.requires_grad and plain.grad_fn is None
     with backend.RENDER_LOCK:
@@ -68,7 +68,7 @@ def _rss_mb():
 
 def test_many_renders_do_not_grow_memory(renderer):
     """600 renders (400 without gradients, 200 with a backward pass) keep the RSS within 40 MB."""
-    texture = tutorial_textures(RES)[0]
+    texture = picture_textures(RES)[0]
     for i in range(30):                                   # warm up kernels and allocator caches
         renderer.render(texture, spp=2, seed=i)
         renderer.loss_and_grad(texture, texture, spp=2, seed=i)
@@ -83,7 +83,7 @@ def test_many_renders_do_not_grow_memory(renderer):
 
 def test_each_render_gets_its_own_gradient(renderer):
     """loss_and_grad back-propagates before the scene changes: A's gradient is A's, whatever is rendered next."""
-    a, b = tutorial_textures(RES)[:2]
+    a, b = picture_textures(RES)[:2]
     _, grad_a_alone = renderer.loss_and_grad(a, a.flip(0), spp=4, seed=11)
     renderer.loss_and_grad(b, b.flip(1), spp=4, seed=12)
     _, grad_a_again = renderer.loss_and_grad(a, a.flip(0), spp=4, seed=11)
@@ -97,7 +97,7 @@ def test_two_threads_get_their_own_images_and_gradients():
     of the wrong texture or scene differs by ~0.1."""
     shared = Renderer(DEFAULT.replace(resolution=RES))
     other = Renderer(DEFAULT.replace(resolution=RES, sphere_ior=1.2))
-    textures = tutorial_textures(RES)
+    textures = picture_textures(RES)
     jobs = {  # name -> (renderer, texture, target, seed)
         "A": (shared, textures[0], textures[0], 1), "B": (shared, textures[1], textures[3], 2),
         "C": (other, textures[2], textures[2], 3)}

@@ -7,7 +7,6 @@ here, in temporary folders (the 12000×12000 PNG is written row by row: 0.6 MB o
 """
 import io
 import json
-import os
 import struct
 import urllib.request
 import zlib
@@ -17,11 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common import tutorial_paths
+from common import picture_paths
 
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -42,7 +40,7 @@ def c(url):
 
 
 def good():
-    return handle_file(str(tutorial_paths()[0]))
+    return handle_file(str(picture_paths()[0]))
 
 
 def still_serving(c, resolution=None):
@@ -237,9 +235,9 @@ def train_args(paths, iterations=2, resolution=16, spp=2, **kw):
 
 def test_hostile_uploads_through_train_name_the_picture_at_fault(c, files, url):
     for paths, pattern in (([files["notes"]], r"notes\.txt: This file is not an image"),
-                           ([tutorial_paths()[0], files["truncated"]], r"truncated\.png: .*damaged or incomplete"),
+                           ([picture_paths()[0], files["truncated"]], r"truncated\.png: .*damaged or incomplete"),
                            ([files["huge"]], r"huge\.png: .*megapixel limit"),
-                           ([files["empty"], tutorial_paths()[1]], r"empty\.png: This file is empty")):
+                           ([files["empty"], picture_paths()[1]], r"empty\.png: This file is empty")):
         with pytest.raises(AppError, match=pattern):
             c.predict(*train_args(paths), api_name="/train")
     assert "trained in this session" not in c.predict(api_name="/status")
@@ -251,7 +249,7 @@ def test_hostile_uploads_through_train_name_the_picture_at_fault(c, files, url):
 
 
 def test_too_many_pictures_at_once_are_refused(c):
-    pictures = [tutorial_paths()[i % 4] for i in range(9)]
+    pictures = [picture_paths()[i % 4] for i in range(9)]
     with pytest.raises(AppError, match="9 pictures given; this app takes at most 8 at once"):
         c.predict([handle_file(str(p)) for p in pictures], 4, api_name="/compare")
     with pytest.raises(AppError, match="9 pictures given; this app takes at most 8 at once"):
@@ -293,7 +291,7 @@ def test_bad_train_parameters_name_the_parameter(c):
     for name, (values, pattern) in TRAIN_LIMITS.items():
         for value in values:
             with pytest.raises(AppError, match=pattern):
-                c.predict(*train_args([tutorial_paths()[0]], **{name: value}), api_name="/train")
+                c.predict(*train_args([picture_paths()[0]], **{name: value}), api_name="/train")
     assert "training…" not in c.predict(api_name="/status")
     still_serving(c)
 
@@ -336,23 +334,6 @@ def test_a_bad_hub_repo_keeps_the_sessions_model(url, bad_repos):
 
 
 # -- in the page -----------------------------------------------------------------------------------------------
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = os.environ.get("PREDISTORT_CHROMIUM", CHROMIUM)
-    if not Path(chromium).exists():
-        pytest.skip(f"no chromium at {chromium} (apt-get install chromium, or set PREDISTORT_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api")      # only the browser tests need it
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield browser
-        browser.close()
-
-
 def test_the_page_shows_why_an_upload_is_refused_and_keeps_working(browser, app_server, files):
     from conftest import ARTIFACTS
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -417,7 +398,7 @@ def test_visitors_getting_the_same_images_at_once_all_get_them_whole(url):
         c = client(url)
         for _ in range(3):
             try:
-                outputs = c.predict(handle_file(str(tutorial_paths()[3])), 4, api_name="/predistort")
+                outputs = c.predict(handle_file(str(picture_paths()[3])), 4, api_name="/predistort")
                 for path in (outputs[0], outputs[1], outputs[2], outputs[4]):
                     Image.open(path).load()
                 done.append(1)

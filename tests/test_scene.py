@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import REPO, tutorial_paths, tutorial_textures
+from common import REPO, picture_paths, picture_textures
 from predistort.render import Renderer
 from predistort.scene import DEFAULT, DEFAULT_SCENE, TEXTURE_KEY, SceneConfig
 
@@ -26,7 +26,7 @@ def test_default_scene_renders_exactly_like_the_tutorials_own_scene():
     import mitsuba as mi
     renderer = Renderer(DEFAULT)
     from mitsuba.scalar_rgb import Transform4f as T
-    filenames = [str(p) for p in tutorial_paths()]
+    filenames = [str(p) for p in picture_paths()]
     scene = mi.load_dict({
         'type': 'scene', 'integrator': {'type': 'prb'},
         'sensor': {'type': 'perspective', 'to_world': T().look_at(origin=(0, 0, -2), target=(0, 0, 0), up=(0, -1, 0)),
@@ -41,7 +41,7 @@ def test_default_scene_renders_exactly_like_the_tutorials_own_scene():
                          'bsdf': {'type': 'dielectric', 'int_ior': 1.06}},
         'light': {'type': 'constant'}})
     params = mi.traverse(scene)
-    texture = tutorial_textures()[1]
+    texture = picture_textures()[1]
     params[TEXTURE_KEY] = mi.TensorXf(texture)
     params.update()
     reference = torch.from_numpy(np.array(mi.render(scene, params, spp=16, seed=7)))
@@ -92,7 +92,7 @@ def test_film_follows_the_texture_resolution():
 
 
 def test_scene_parameters_change_the_render():
-    texture = tutorial_textures(32)[0]
+    texture = picture_textures(32)[0]
     base = Renderer(DEFAULT.replace(resolution=32)).render(texture, spp=8, seed=1)
     stronger = Renderer(DEFAULT.replace(resolution=32, sphere_ior=1.3)).render(texture, spp=8, seed=1)
     assert (base - stronger).abs().mean() > 0.01

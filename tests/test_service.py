@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from common import tutorial_paths
+from common import picture_paths
 from conftest import make_tiny_model
-from predistort import service, weights
+from predistort import methods, report, resources, weights
 from predistort.images import ImageError
-from predistort.service import METHODS, Method, ServiceError, Session, Settings
+from predistort.methods import METHODS, Method
+from predistort.scene import DEFAULT
+from predistort.service import Session
+from predistort.settings import ServiceError, Settings, examples
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def session(tiny_default):
 
 
 def pictures(n=2):
-    return [str(p) for p in tutorial_paths()[:n]]
+    return [str(p) for p in picture_paths()[:n]]
 
 
 # -- settings --------------------------------------------------------------------------------------------------
@@ -43,14 +46,16 @@ def test_settings_come_from_environment_variables_with_documented_defaults():
         Settings.from_env({"PREDISTORT_MAX_TEXTURES": "0"})
     with pytest.raises(ValueError, match="max_resolution"):
         Settings(max_resolution=4096)
-    # Every setting has its environment variable, documented in the class.
-    assert set(Settings.ENV) == {f.name for f in dataclasses.fields(Settings)}
+    # Every setting's variable is PREDISTORT_ + its field name, and each is read.
+    for f in dataclasses.fields(Settings):
+        assert Settings.env_name(f.name) == "PREDISTORT_" + f.name.upper()
+    assert Settings.from_env({"PREDISTORT_QUEUE_SIZE": "5", "PREDISTORT_EXAMPLES_DIR": "/x"}).queue_size == 5
 
 
 # -- no default model ----------------------------------------------------------------------------------------
 def test_without_a_bundled_default_the_session_says_so_and_offers_training(monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "bundled_dir", lambda: tmp_path / "nothing-here")
-    monkeypatch.setattr(service, "_defaults", {})
+    monkeypatch.setattr(resources, "_defaults", {})
     s = Session(Settings(default_weights="default"))
     assert s.model is None
     assert "No pretrained default is bundled" in s.status() and "Train" in s.status()
@@ -68,7 +73,7 @@ def test_a_broken_default_setting_is_reported_not_fatal(tmp_path):
 # -- pictures ------------------------------------------------------------------------------------------------
 def test_prepare_crops_any_picture_to_the_model_resolution_and_says_so(session, tmp_path):
     wide = tmp_path / "wide.jpg"
-    Image.open(tutorial_paths()[0]).convert("RGB").resize((300, 100)).save(wide)
+    Image.open(picture_paths()[0]).convert("RGB").resize((300, 100)).save(wide)
     ((name, texture, notes),) = session.prepare([str(wide)])
     assert name == "wide.jpg" and texture.shape == (16, 16, 3)
     assert any(n.startswith("cropped") and "centre" in n for n in notes), notes
@@ -105,7 +110,7 @@ def test_predistort_gives_the_four_images_and_both_metrics(session):
     assert session.results == [r]
     figure = r.figure()
     assert figure.width > 4 * 16 * 2                            # four panels side by side, scale 2
-    assert "PSNR" in service.metrics_markdown(m)
+    assert "PSNR" in report.metrics_markdown(m)
 
 
 def test_predistort_defaults_to_the_preview_spp_and_checks_it(session):
@@ -140,8 +145,8 @@ def test_a_deep_copy_is_a_new_independent_session_sharing_only_the_read_only_def
 
 def test_renderers_are_shared_per_scene(session):
     scene = session.scene
-    assert service.renderer_for(scene) is service.renderer_for(scene)
-    assert service.renderer_for(scene.replace(sphere_ior=1.2)) is not service.renderer_for(scene)
+    assert resources.renderer_for(scene) is resources.renderer_for(scene)
+    assert resources.renderer_for(scene.replace(sphere_ior=1.2)) is not resources.renderer_for(scene)
 
 
 # -- training -----------------------------------------------------------------------------------------------
@@ -221,7 +226,7 @@ def test_one_session_trains_one_model_at_a_time(session):
 
 # -- methods and estimates ----------------------------------------------------------------------------------
 def test_every_method_explains_its_trade_off_in_one_sentence():
-    assert service.DEFAULT_METHOD in METHODS
+    assert methods.DEFAULT_METHOD in METHODS
     for name, m in METHODS.items():
         assert m.name == name and callable(m.run)
         assert m.summary.endswith(".") and m.summary.count(". ") == 0 and len(m.summary) > 40
@@ -240,39 +245,39 @@ def test_a_new_method_plugs_in_with_one_table_entry(session, monkeypatch):
                                                 run, iterative=False))
     events = list(session.train(pictures(1), method="copy", iterations=50, resolution=16))
     assert calls and calls[0].iterations == 1 and events[-1].metrics["method"] == "copy"
-    assert service.estimate("copy", 16, 1, 50, 4).total_seconds == pytest.approx(
-        service.estimate("copy", 16, 1, 1, 4).seconds_per_iteration)
+    assert methods.estimate("copy", 16, 1, 50, 4).total_seconds == pytest.approx(
+        methods.estimate("copy", 16, 1, 1, 4).seconds_per_iteration)
 
 
 def test_estimates_warn_before_long_trainings():
-    long = service.estimate("tutorial", 128, 4, 100, 4)
-    short = service.estimate("tutorial", 16, 1, 10, 4)
+    long = methods.estimate("tutorial", 128, 4, 100, 4)
+    short = methods.estimate("tutorial", 16, 1, 10, 4)
     assert long.long and "long training" in long.message and "GB of memory" in long.message
     assert not short.long and "long training" not in short.message
     assert long.seconds_per_iteration > 10 * short.seconds_per_iteration
     with pytest.raises(ServiceError, match="Unknown method"):
-        service.estimate("magic", 16, 1, 10, 4)
+        methods.estimate("magic", 16, 1, 10, 4)
 
 
 def test_a_training_refines_the_estimate_at_its_resolution(session, monkeypatch):
-    monkeypatch.setattr(service, "_observed", {})
+    monkeypatch.setattr(methods, "_observed", {})
     list(session.train(pictures(1), method="tutorial", iterations=5, spp=1, resolution=16))
-    assert ("tutorial", 16) in service._observed
+    assert ("tutorial", 16) in methods._observed
     per_it = [b["seconds"] - a["seconds"] for a, b in zip(session.history, session.history[1:])]
-    est = service.estimate("tutorial", 16, 1, 5, 1).seconds_per_iteration
+    est = methods.estimate("tutorial", 16, 1, 5, 1).seconds_per_iteration
     assert min(per_it) * 0.5 <= est <= max(per_it) * 2
 
 
 # -- the generalising layer, the instant solve, refinement, scene changes ------------------------------------
 def example(name):
     """One of the app's own example pictures: never a training picture of any model here (unseen)."""
-    return next(p for p in service.examples() if Path(p).stem == name)
+    return next(p for p in examples() if Path(p).stem == name)
 
 
 def test_the_default_method_is_the_generalising_layer_and_it_corrects_a_picture_it_never_saw(session, monkeypatch,
                                                                                              tmp_path):
     monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))            # a scene never probed: probed now
-    assert service.DEFAULT_METHOD == "unrolled"
+    assert methods.DEFAULT_METHOD == "unrolled"
     final = list(session.train(pictures(2), iterations=3, spp=2, resolution=24))[-1]
     assert final.metrics["method"] == "unrolled" and final.metrics["iterations_run"] == 3
     assert session.model.model_type == "unrolled" and session.model.resolution == 24
@@ -300,7 +305,7 @@ def test_refinement_is_never_worse_than_the_model_and_says_what_it_did(session):
     m = session.predistort(example("checker"), spp=8, refine=2).metrics
     r = m["refine"]
     assert r["steps"] >= 1 and r["l1"] <= r["l1_start"] and 0 < r["seconds"] <= 2.5
-    assert "refined for" in service.metrics_markdown(m)
+    assert "refined for" in report.metrics_markdown(m)
     for bad in (-1, 10 ** 6, "soon", float("nan"), float("inf")):
         with pytest.raises(ServiceError, match="refine must be a number of seconds"):
             session.predistort(example("checker"), refine=bad)
@@ -308,7 +313,7 @@ def test_refinement_is_never_worse_than_the_model_and_says_what_it_did(session):
 
 def test_changing_the_scene_says_which_methods_still_apply(session, monkeypatch, tmp_path):
     monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
-    same = session.scene_report(service.DEFAULT.sphere_ior, service.DEFAULT.sphere_radius)
+    same = session.scene_report(DEFAULT.sphere_ior, DEFAULT.sphere_radius)
     assert "✅ **Your current model**" in same and "made for this scene" in same
     other = session.scene_report(1.3, 0.45)
     assert "⚠️ **Your current model**" in other and "sphere_ior 1.06 → 1.3" in other
@@ -328,7 +333,7 @@ def test_changing_the_scene_says_which_methods_still_apply(session, monkeypatch,
 def test_load_pretrained_accepts_hub_repo_ids_only(session, tmp_path):
     folder = make_tiny_model(tmp_path / "local", 16)
     for name in (str(folder), "../etc", "a/b/c", "not a repo"):
-        with pytest.raises(ServiceError, match="not a Hugging Face model repo id"):
+        with pytest.raises(weights.WeightsError, match="not a Hugging Face model repo id"):
             session.load_pretrained(name)
 
 
@@ -346,21 +351,21 @@ def test_load_pretrained_from_the_hub_is_shared_read_only(session, fake_hub, tmp
 
 
 def test_parse_model_name():
-    assert service.parse_model_name(" user/name@v2 ") == ("user/name", "v2")
-    assert service.parse_model_name("user/name") == ("user/name", None)
-    assert service.parse_model_name("default") == ("default", None)
+    assert resources.parse_model_name(" user/name@v2 ") == ("user/name", "v2")
+    assert resources.parse_model_name("user/name") == ("user/name", None)
+    assert resources.parse_model_name("default") == ("default", None)
 
 
 def test_warm_up_loads_the_default_and_compiles_in_the_background(tiny_default):
-    thread = service.warm_up(tiny_default)
+    thread = resources.warm_up(tiny_default)
     thread.join(timeout=120)
     assert not thread.is_alive()
-    assert service.default_model(tiny_default)[0] is not None
-    assert service.warm_up(tiny_default, render=False) is None
+    assert resources.default_model(tiny_default)[0] is not None
+    assert resources.warm_up(tiny_default, render=False) is None
 
 
 def test_history_table_and_notes():
-    table = service.history_table([{"iteration": 1, "loss": 0.5, "seconds": 0.1}])
+    table = report.history_table([{"iteration": 1, "loss": 0.5, "seconds": 0.1}])
     assert list(table.columns) == ["iteration", "loss"] and len(table) == 1
-    assert service.format_duration(59) == "59 s" and service.format_duration(61) == "1 min 01 s"
-    assert service.format_duration(3700) == "1 h 01 min"
+    assert report.format_duration(59) == "59 s" and report.format_duration(61) == "1 min 01 s"
+    assert report.format_duration(3700) == "1 h 01 min"

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from common import tutorial_textures
+from common import picture_textures
 from predistort import backend
 from predistort.layers import TutorialLayer
 from predistort.render import Renderer
@@ -23,7 +23,7 @@ def renderer():
 
 @pytest.fixture(scope="module")
 def textures():
-    return tutorial_textures(RES)
+    return picture_textures(RES)
 
 
 def new_layer(seed=0):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from common import REPO, tutorial_textures
+from common import REPO, picture_textures
 from predistort.layers import TutorialLayer
 from predistort.render import Renderer
 from predistort.scene import DEFAULT
@@ -21,7 +21,7 @@ RES = 16
 
 @pytest.fixture(scope="module")
 def textures():
-    return tutorial_textures(RES)
+    return picture_textures(RES)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,133 @@
+"""What the app allows: limits and defaults read from ``PREDISTORT_*`` variables, and the error past them.
+
+Every field of :class:`Settings` is read from the environment variable ``PREDISTORT_<FIELD NAME>``
+(``max_textures`` ← ``PREDISTORT_MAX_TEXTURES``); the name is derived, never spelled out twice. The
+defaults suit a 2-core CPU Space (Hugging Face's "CPU basic"). The checks of visitor-typed values
+(:func:`check_whole`, :func:`check_number`) live here too, so every message names the limit and its variable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .scene import MAX_RESOLUTION, MIN_RESOLUTION, _data_dir
+
+ENV_PREFIX = "PREDISTORT_"
+EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+class ServiceError(ValueError):
+    """A request this app cannot fulfil as asked; the message tells the visitor what to change."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and defaults of the app; field ``name`` is read from ``PREDISTORT_<NAME>`` (see :meth:`env_name`)."""
+    max_textures: int = 8               # pictures per request (train / compare)
+    max_iterations: int = 1000          # training iterations per request
+    max_resolution: int = 128           # largest training resolution (the tutorial layer has R⁴ weights)
+    max_spp: int = 256                  # samples per pixel, training and preview renders
+    max_upload_mb: float = 20.0         # largest uploaded picture, megabytes (also Gradio's max_file_size)
+    preview_spp: int = 32               # default spp of /predistort and /compare renders
+    long_training_s: float = 120.0      # trainings estimated longer than this are flagged before they start
+    default_weights: str = "default"    # model every session starts with: "default" (weights/default), a folder,
+                                        #   a Hub repo id USER/NAME[@REVISION], or "" / "none" for none
+    examples_dir: str = ""              # example pictures offered in the page (default: the repository's examples/)
+    session_ttl_s: float = 7200.0       # a session's model and results are dropped this long after it was made
+    train_concurrency: int = 1          # trainings running at once, whole server
+    render_concurrency: int = 1         # pre-distortions / exports running at once (never behind trainings)
+    queue_size: int = 32                # requests waiting in the queue before new ones are refused
+    warmup: bool = True                 # render once at start so that the first visitor waits for no compilation
+    max_refine_s: float = 30.0          # longest per-picture refinement a request may ask (0 hides it)
+
+    @staticmethod
+    def env_name(field_name):
+        """The environment variable of a field: ``max_textures`` → ``PREDISTORT_MAX_TEXTURES``."""
+        return ENV_PREFIX + field_name.upper()
+
+    @classmethod
+    def from_env(cls, environ=None):
+        """Settings from environment variables (``os.environ`` by default); unset or empty ones keep their default.
+
+        A value that does not read as the field's type raises ValueError naming the variable.
+        """
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            var = cls.env_name(f.name)
+            raw = (environ.get(var) or "").strip()
+            if not raw:
+                continue
+            kind = {"int": int, "float": float, "str": str, "bool": bool}[f.type]
+            if kind is bool:
+                if raw.lower() not in _TRUE + _FALSE:
+                    raise ValueError(f"Environment variable {var}={raw!r} must be 1 or 0.")
+                values[f.name] = raw.lower() in _TRUE
+                continue
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ValueError(f"Environment variable {var}={raw!r} is not a valid {kind.__name__}.") from None
+        return cls(**values)
+
+    def __post_init__(self):
+        for name in ("max_textures", "max_iterations", "max_spp", "preview_spp", "train_concurrency",
+                     "render_concurrency", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Setting {name} ({self.env_name(name)}) must be at least 1.")
+        if not MIN_RESOLUTION <= self.max_resolution <= MAX_RESOLUTION:
+            raise ValueError(f"Setting max_resolution ({self.env_name('max_resolution')}) must be between "
+                             f"{MIN_RESOLUTION} and {MAX_RESOLUTION}.")
+        if self.preview_spp > self.max_spp:
+            raise ValueError("Setting preview_spp must not exceed max_spp.")
+        if not 0 <= self.max_refine_s <= 600:
+            raise ValueError(f"Setting max_refine_s ({self.env_name('max_refine_s')}) must be between 0 and 600 "
+                             f"seconds.")
+
+    @property
+    def examples_path(self):
+        return Path(self.examples_dir) if self.examples_dir else _data_dir("examples")
+
+
+SETTINGS = Settings.from_env()
+
+
+def examples(settings=None):
+    """The example pictures offered in the page (sorted paths; empty if the folder is missing)."""
+    folder = (settings or SETTINGS).examples_path
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in EXAMPLE_SUFFIXES and p.is_file())
+
+
+# -- values typed by a visitor --------------------------------------------------------------------------------
+def is_number(value):
+    """True for an int, a float or a string that reads as one (a value from a web form); never for a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_whole(value, lo, hi):
+    """True if `value` (see :func:`is_number`) is a whole number from lo to hi."""
+    if not is_number(value):
+        return False
+    x = float(value)
+    return math.isfinite(x) and x.is_integer() and lo <= x <= hi
+
+
+def check_whole(what, value, lo, hi, limit=None):
+    """``int(value)`` if it is a whole number from lo to hi, else a ServiceError naming `what` (and the setting
+    `limit` that sets `hi`, if any)."""
+    if not is_whole(value, lo, hi):
+        where = f" (the limit of this app, {Settings.env_name(limit)})" if limit else ""
+        raise ServiceError(f"{what} must be a whole number from {lo} to {hi}{where}, got {value!r}.")
+    return int(float(value))
