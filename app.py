@@ -136,7 +136,7 @@ def cached_png(image, name="image"):
     Why not return the PIL image: Gradio names the file it saves after the image's content and rewrites it in
     place on every request, so when two visitors get the same image at once (the same example picture, say),
     one of them can download it while the other's request is rewriting it, and gets an empty, broken image
-    (measured: 15 of 72 identical concurrent /predistort calls failed so). Here an existing file is never
+    (seen under concurrent load: tests/test_robustness.py repeats it). Here an existing file is never
     rewritten, and a new one appears under its final name only when complete. The folder is named by
     Gradio's own content hash, so Gradio finds the file in place and does not copy it again.
     """

@@ -127,8 +127,8 @@ class _SparseMatmul(torch.autograd.Function):
 class _OnOneThread(torch.autograd.Function):
     """Run ``model._solve`` forward *and backward* on one torch thread (see :func:`predistort.backend.one_thread`).
 
-    The forward pass keeps no graph; the backward pass recomputes it with autograd on (one more forward,
-    ~0.1 s) and differentiates it there, so that its many small sparse products do not wait on a busy core.
+    The forward pass keeps no graph; the backward pass recomputes it with autograd on (one more forward
+    pass) and differentiates it there, so that its many small sparse products do not wait on a busy core.
     """
 
     @staticmethod

@@ -11,8 +11,8 @@ Two rules follow from how ``prb`` and Dr.Jit work; :meth:`Renderer.loss_and_grad
 
 1. *Back-propagate each render before the scene changes.* Path replay reads the scene as it is when the
    backward pass runs. Render texture A, put texture B on the plane, back-propagate A: A silently gets the
-   gradient of B's scene (measured: batching four renders before one backward makes the tutorial's training
-   diverge, 0.99 -> 1.21 -> 1.38, where the tutorial goes 0.99 -> 0.92 -> 0.80).
+   gradient of B's scene (batching the tutorial's four renders before one backward pass makes its training
+   diverge instead of converge; the README gives the losses).
 2. *One thread in Dr.Jit at a time.* Renders and their backward passes run under
    :data:`predistort.backend.RENDER_LOCK`.
 

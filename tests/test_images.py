@@ -571,9 +571,10 @@ def test_l1_and_psnr_known_values():
     b[0, 0, 0] = 1.0
     assert l1(a, b) == pytest.approx(1 / 192)
     assert psnr(a, b) == pytest.approx(10 * np.log10(192))
-    # psnr clips both images to [0, 1] first; l1 does not
+    # both clip the images to the displayable [0, 1] first
     assert psnr(torch.full_like(a, -1.0), a) == float("inf")
-    assert l1(torch.full_like(a, -1.0), a) == pytest.approx(1.0)
+    assert l1(torch.full_like(a, -1.0), a) == 0.0
+    assert l1(torch.full_like(a, 2.0), torch.full_like(a, 0.25)) == pytest.approx(0.75)
     with pytest.raises(ValueError):
         l1(a, torch.zeros(4, 4, 3))
 
