@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import backend, weights
+from . import backend, hub, weights
 from .scene import DEFAULT, SceneConfig, _data_dir
 
 EXAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -218,16 +218,24 @@ def shared_model(name, revision=None, *, allow_local=False):
     """
     from .layers import PredistortModel
     name = name.strip()
+    remote = None
     if name != weights.BUNDLED and not allow_local:
-        if not weights.REPO_ID.match(name) or name.count("/") != 1 or ".." in name or "--" in name:
-            raise ServiceError(f"'{name}' is not a Hugging Face model repo id: give USER/NAME (optionally "
-                               f"USER/NAME@REVISION), or 'default' for the bundled model.")
-    key = (name, revision)
+        # A visitor's load: never with the server's HF_TOKEN, and its size checked before it is downloaded.
+        try:
+            weights.check_repo_id(name)
+        except weights.WeightsError as e:
+            raise ServiceError(f"{e} Or 'default' for the bundled model.") from None
+        remote = hub.inspect_remote(f"{name}@{revision}" if revision else name, token=None,
+                                    max_bytes=hub.max_model_bytes(SETTINGS.max_resolution))
+    key = (name, revision) if remote is None else (remote.repo_id, remote.commit)
     with _models_lock:
         if key in _models:
             _models[key] = _models.pop(key)
             return _models[key]
-    model = PredistortModel.from_pretrained(name, revision=revision, allow_local=allow_local)
+    if remote is not None:
+        model = hub.load_remote(remote)
+    else:
+        model = PredistortModel.from_pretrained(name, revision=revision, allow_local=allow_local)
     model = model.to(backend.device()).eval()
     for p in model.parameters():
         p.requires_grad_(False)                          # shared: nobody trains it in place
