@@ -335,11 +335,13 @@ def load_folder(cls, folder):
     `cls` is PredistortModel (any type, chosen by config.json) or a subclass (which then must match). The
     tensor names and shapes are checked against the model before any tensor data is read, and the model is
     first built on the "meta" device, so a config that does not fit its weights costs no memory. Before
-    that, no whole number in config.json may exceed the number of values in the weights file (no model
-    type has a size larger than its weights), so that a config cannot make even the construction huge.
+    that, a whole number in config.json may exceed neither the number of values in the weights file nor the
+    largest scene resolution (a model's sizes are resolutions or counts of its weights), so that a config
+    cannot make even the construction huge (a depth of 10⁹ would build lists of 10⁹ numbers).
     """
     import torch
     from .layers import PredistortModel
+    from .scene import MAX_RESOLUTION
     folder = Path(folder)
     config = read_config(folder)
     model_type = config["model_type"]
@@ -356,10 +358,11 @@ def load_folder(cls, folder):
     shapes = _read_shapes(path)
     n_values = sum(math.prod(shape) for shape in shapes.values())
     too_big = [f"{k}={v}" for k, v in kwargs.items()
-               if isinstance(v, int) and not isinstance(v, bool) and v > n_values]
+               if isinstance(v, int) and not isinstance(v, bool) and v > max(n_values, MAX_RESOLUTION)]
     if too_big:
-        raise WeightsError(f"{CONFIG_NAME} in {folder} asks for {', '.join(too_big)}, more than the {n_values:,} "
-                           f"values its {WEIGHTS_NAME} holds: the two do not belong together. Save the model again.")
+        raise WeightsError(f"{CONFIG_NAME} in {folder} asks for {', '.join(too_big)}: more than the {n_values:,} "
+                           f"values its {WEIGHTS_NAME} holds and more than the largest resolution "
+                           f"({MAX_RESOLUTION}). The two do not belong together: save the model again.")
 
     def build(device=None):
         try:
