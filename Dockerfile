@@ -2,8 +2,10 @@
 #
 # Build locally:   docker build -t predistort .
 # Run locally:     docker run --rm -p 7860:7860 predistort        then open http://localhost:7860
-# GPU Space:       build with TORCH_INDEX=https://pypi.org/simple (see the ARG below). On a Space, Variables
-#                  set in its settings are passed to the build as build arguments.
+# GPU Space:       build with TORCH_INDEX=https://pypi.org/simple (see the ARG below) to get CUDA torch. On a
+#                  Space, Variables set in its settings are passed to the build as build arguments, so set
+#                  the Variable TORCH_INDEX there. Without it the app still runs on a GPU Space, on the CPU,
+#                  and its status line says why (predistort/backend.py). The GPU path is not measured yet.
 
 # Debian 12 (bookworm) is the release whose main archive has libllvm19 (below); Python 3.11 is the
 # interpreter the pinned wheels of requirements.txt are tested with.
@@ -33,12 +35,16 @@ RUN useradd --create-home --uid 1000 user \
 # - DRJIT_LIBLLVM_PATH: make Dr.Jit load the LLVM 19 installed above, whatever else is on the system;
 # - GRADIO_SERVER_NAME/PORT: listen on all interfaces, on the port a Space forwards (app_port);
 # - PYTHONUNBUFFERED: logs reach the Space's log view immediately;
+# - NVIDIA_DRIVER_CAPABILITIES: on a GPU machine, what the NVIDIA container runtime mounts from the driver:
+#   compute and utility give CUDA and nvidia-smi; graphics gives OptiX (libnvoptix.so.1), through which
+#   Mitsuba's cuda_ad_rgb traces rays. Without it the CUDA variant loads but cannot render. Ignored on CPUs;
 # - PIP_*: quiet, reproducible pip runs (no self-update check, no warning about installing as root).
 ENV HOME=/home/user \
     DRJIT_LIBLLVM_PATH=/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
     PYTHONUNBUFFERED=1 \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 

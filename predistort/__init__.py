@@ -10,6 +10,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     weights     save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
     solve       measure a scene's light transport A, b (probe, cached) and solve a picture on it
     layers      the model types: the tutorial's layer, the generalising (unrolled) layer, the instant solve
+    hub         what a web visitor may do on the Hub: load with their own token or none, bounded; push to their own
     train       the training loop (the tutorial's recipe, for any model)
     refine      optimise one picture's texels through the renderer within a time budget
     pipeline    apply a model -> refine -> render before and after, with metrics

@@ -1,7 +1,14 @@
 """Choose the Mitsuba variant, refuse an LLVM that would crash Dr.Jit, serialise all Dr.Jit work, pin torch threads.
 
-Variant. ``cuda_ad_rgb`` when a CUDA device works, else ``llvm_ad_rgb`` (vectorised CPU code compiled by
-LLVM at run time). ``PREDISTORT_VARIANT`` forces one.
+Variant. ``cuda_ad_rgb`` when a CUDA device really renders, else ``llvm_ad_rgb`` (vectorised CPU code compiled
+by LLVM at run time). ``PREDISTORT_VARIANT`` forces one. Setting the CUDA variant succeeds on any machine with
+an NVIDIA driver, yet ray tracing on it goes through OptiX, i.e. the driver's ``libnvoptix.so.1``, which a
+container only gets when ``NVIDIA_DRIVER_CAPABILITIES`` includes ``graphics``; and the textures are torch
+tensors on the variant's device, so a CPU build of torch cannot feed it. So CUDA is chosen only after torch
+says it can use CUDA and a 4×4 test render of a glass sphere has run (in a child process: a failing GPU
+may abort rather than raise, and this process must hold no scene of a variant it then abandons). Otherwise
+``llvm_ad_rgb`` is used, :data:`fallback_reason` says why (:func:`describe` gives the line for a status
+display), and a GPU that is present but unusable is logged in one warning line with the fix.
 
 LLVM. Dr.Jit 1.5 emits the ``llvm.maximum`` intrinsic. LLVM releases before 18 cannot lower it on x86 and
 *abort the whole process* ("LLVM ERROR: Cannot select ... fmaximum") at the first kernel that uses it,
@@ -15,7 +22,10 @@ pass through a render, must hold :data:`RENDER_LOCK`. It is re-entrant, so a cal
 render and its backward while the render takes it again inside.
 """
 import contextlib
+import logging
 import os
+import subprocess
+import sys
 import threading
 
 import torch
@@ -31,7 +41,36 @@ LLVM_FIX = (
     "library, point it at the new one: `export DRJIT_LIBLLVM_PATH=/usr/lib/x86_64-linux-gnu/libLLVM.so.19.1`."
 )
 
+CUDA_FIX = (
+    "For the GPU: the container needs NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics (the Dockerfile sets it; "
+    "'graphics' makes the NVIDIA runtime provide OptiX, libnvoptix.so.1), and torch must be a CUDA build (build "
+    "the image with TORCH_INDEX=https://pypi.org/simple, see the Dockerfile)."
+)
+NO_GPU = "no CUDA GPU or driver on this machine"
+CANDIDATES = ("cuda_ad_rgb", "llvm_ad_rgb")   # tried in this order unless a variant is forced
+RENDER_CHECK_TIMEOUT_S = 300                  # the first OptiX launch compiles its pipeline: allow for it
+
+# The test render, run by a child process with the variant as argv[1]: a glass sphere under a constant
+# environment, 4×4 pixels at spp 1, so that the ray-tracing pipeline (OptiX on CUDA) is built and launched.
+_RENDER_CHECK = """
+import sys
+import mitsuba as mi
+import numpy as np
+mi.set_variant(sys.argv[1])
+scene = mi.load_dict({"type": "scene", "integrator": {"type": "path", "max_depth": 4},
+                      "sensor": {"type": "perspective", "to_world": mi.ScalarTransform4f().look_at(
+                                     origin=[0, 0, 4], target=[0, 0, 0], up=[0, 1, 0]),
+                                 "film": {"type": "hdrfilm", "width": 4, "height": 4}},
+                      "sphere": {"type": "sphere", "bsdf": {"type": "dielectric"}},
+                      "light": {"type": "constant"}})
+value = float(np.asarray(mi.render(scene, spp=1)).mean())      # copying to numpy waits for the render
+if not value > 0:
+    raise SystemExit(f"the test render is black or NaN (mean {value})")
+"""
+
+log = logging.getLogger(__name__)
 _variant = None                  # the variant chosen by init(), once per process
+fallback_reason = None           # why the first candidate (CUDA) is not used; None when it is, or when forced
 
 
 class BackendError(RuntimeError):
@@ -54,30 +93,90 @@ def _try_variant(name):
     return None
 
 
+def _cuda_present():
+    """True when Dr.Jit finds a CUDA driver and device (no CUDA work is done)."""
+    return bool(dr.has_backend(dr.JitBackend.CUDA))
+
+
+def _torch_cuda_reason():
+    """None if torch can use CUDA, else why not (textures must be CUDA tensors for cuda_ad_rgb)."""
+    import torch
+    if torch.cuda.is_available():
+        return None
+    build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda} but sees no GPU"
+    return f"torch {torch.__version__} cannot use CUDA ({build}), and the textures are torch tensors"
+
+
+def _render_check(name):
+    """Render a 4×4 scene with variant `name` in a child process; None if it works, else why it does not."""
+    try:
+        result = subprocess.run([sys.executable, "-c", _RENDER_CHECK, name], capture_output=True, text=True,
+                                timeout=RENDER_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"a 4×4 test render did not finish in {RENDER_CHECK_TIMEOUT_S} s"
+    except OSError as e:
+        return f"a 4×4 test render could not be started ({e})"
+    if result.returncode == 0:
+        return None
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    optix = [line for line in lines if "optix" in line.lower()]      # the cause, when OptiX is missing
+    detail = (optix or lines or ["no message"])[-1]
+    how = f"died (signal {-result.returncode})" if result.returncode < 0 else "failed"
+    return f"a 4×4 test render {how}: {detail}"
+
+
+def _check_cuda(name):
+    """None if variant `name` can render on this machine's GPU with torch feeding it, else the reason."""
+    if not _cuda_present():
+        return NO_GPU
+    return _torch_cuda_reason() or _render_check(name)
+
+
 def init(variant=None):
     """Select the Mitsuba variant once for this process and return its name.
 
-    Parameters: ``variant`` forces a variant (else ``PREDISTORT_VARIANT``, else cuda_ad_rgb then
-    llvm_ad_rgb). Raises :class:`BackendError` with a fix when no candidate works; never aborts.
-    Later calls return the variant already chosen (Mitsuba cannot switch safely once scenes exist).
+    Parameters: ``variant`` forces a variant (else ``PREDISTORT_VARIANT``, else :data:`CANDIDATES` in order:
+    cuda_ad_rgb, then llvm_ad_rgb). A CUDA variant is taken only if torch can use CUDA and a test render
+    works (see the module docstring); when it is passed over, :data:`fallback_reason` says why. Raises
+    :class:`BackendError` with a fix when no candidate works; never aborts. Later calls return the variant
+    already chosen (Mitsuba cannot switch safely once scenes exist).
     """
-    global _variant
+    global _variant, fallback_reason
     if _variant is not None:
         return _variant
     forced = variant or os.environ.get("PREDISTORT_VARIANT")
-    candidates = [forced] if forced else ["cuda_ad_rgb", "llvm_ad_rgb"]
-    reasons = []
+    candidates = [forced] if forced else list(CANDIDATES)
+    failed = []                                      # (variant, why it cannot be used)
     for name in candidates:
         if name not in mi.variants():
-            reasons.append(f"{name}: not a variant of this Mitsuba build (it has {', '.join(mi.variants())})")
+            failed.append((name, f"not a variant of this Mitsuba build (it has {', '.join(mi.variants())})"))
             continue
-        reason = _try_variant(name)
-        if reason is None:
-            _variant = name
-            return name
-        reasons.append(f"{name}: {reason}")
-    fix = LLVM_FIX if any(c.startswith("llvm") for c in candidates) else ""
-    raise BackendError("No usable Mitsuba variant.\n  " + "\n  ".join(reasons) + ("\n" + fix if fix else ""))
+        reason = (_check_cuda(name) if name.startswith("cuda") else None) or _try_variant(name)
+        if reason is not None:
+            failed.append((name, reason))
+            continue
+        if failed and not forced:
+            fallback_reason = failed[0][1]
+            # No GPU at all is the normal CPU case (info); a GPU that is there but unusable deserves a warning.
+            gpu_failed = fallback_reason != NO_GPU
+            log.log(logging.WARNING if gpu_failed else logging.INFO, "Rendering with %s, not %s: %s.%s", name,
+                    failed[0][0], fallback_reason, f" {CUDA_FIX}" if gpu_failed else "")
+        _variant = name
+        return name
+    fixes = [fix for fix, prefix in ((CUDA_FIX, "cuda"), (LLVM_FIX, "llvm"))
+             if any(c.startswith(prefix) for c in candidates)]
+    raise BackendError("No usable Mitsuba variant.\n  " + "\n  ".join(f"{n}: {r}" for n, r in failed)
+                       + "".join("\n" + fix for fix in fixes))
+
+
+def describe():
+    """One line for a status display: which renderer runs, on what, and why not on the GPU when it is not."""
+    name = init()
+    if name.startswith("cuda"):
+        import torch
+        return f"Mitsuba `{name}` on the GPU ({torch.cuda.get_device_name(0)})"
+    text = f"Mitsuba `{name}` on the CPU"
+    return text + (f" (GPU not used: {fallback_reason})" if fallback_reason else "")
 
 
 def device():

@@ -17,7 +17,7 @@ import gc
 import threading
 from pathlib import Path
 
-from . import backend, weights
+from . import backend, hub, weights
 from .scene import DEFAULT, SceneConfig
 from .settings import SETTINGS, ServiceError, examples
 
@@ -98,24 +98,39 @@ def parse_model_name(name):
     return name, None
 
 
-def shared_model(name, revision=None, *, allow_local=False):
-    """A pretrained model shared (read-only) by every session: ``"default"``, a Hub repo id, or a folder.
+def shared_model(name, revision=None, *, allow_local=False, token=None):
+    """A pretrained model: ``"default"``, a Hub repo id, or (``allow_local`` only) a folder.
 
-    Folders are accepted only with ``allow_local`` (the server's own settings), never from a visitor:
-    a visitor's string must not probe the server's file system. Raises ``WeightsError``.
+    Folders are accepted only with ``allow_local`` (the server's own settings), never from a visitor: a
+    visitor's string must not probe the server's file system. A visitor's load (``allow_local`` False) never
+    uses the server's HF_TOKEN — only ``token``, the visitor's own OAuth token when they signed in — and its
+    size is read from the Hub's metadata and bounded (PREDISTORT_MAX_MODEL_MB) before anything is
+    downloaded (:mod:`predistort.hub`). Models are shared read-only by every session that loads them, except
+    a private repo loaded with a visitor's token: that one is that visitor's alone, never cached here.
+    Raises ``WeightsError``.
     """
     from .layers import PredistortModel
     name = name.strip()
-    key = (name, revision)
+    remote = None
+    if name != weights.BUNDLED and not allow_local:
+        remote = hub.inspect_remote(f"{name}@{revision}" if revision else name, token=hub.visitor_token(token),
+                                    max_bytes=hub.max_model_bytes(SETTINGS.max_resolution, SETTINGS.max_model_mb))
+    key = (name, revision) if remote is None else (remote.repo_id, remote.commit)
+    shared = remote is None or not remote.private
     with _models_lock:
-        if key in _models:
+        if shared and key in _models:
             _models[key] = _models.pop(key)
             return _models[key]
-    model = PredistortModel.from_pretrained(name, revision=revision, allow_local=allow_local)
+    if remote is not None:
+        model = hub.load_remote(remote, token=hub.visitor_token(token))
+    else:
+        model = PredistortModel.from_pretrained(name, revision=revision, allow_local=allow_local)
     model = model.to(backend.device()).eval()
     for p in model.parameters():
         p.requires_grad_(False)                          # shared: nobody trains it in place
     model.info = {**model.info, "source": describe_source(name, revision)}
+    if not shared:
+        return model
     with _models_lock:
         _models[key] = model
         defaults = [m for m, _ in _defaults.values() if m is not None]

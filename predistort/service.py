@@ -156,7 +156,7 @@ class Session:
         source = self.model_source if self.model_source.startswith("trained") else "from " + self.model_source
         return (f"**Model:** `{self.model.model_type}`, {self.model.resolution}×{self.model.resolution}, "
                 f"{source}{' (' + trained + ')' if trained else ''} · **scene:** glass sphere IOR "
-                f"{s.sphere_ior:g}, radius {s.sphere_radius:g} · renderer `{backend.init()}`"
+                f"{s.sphere_ior:g}, radius {s.sphere_radius:g} · renderer: {backend.describe()}"
                 + (" · *training…*" if self.training else ""))
 
     def _require_model(self):

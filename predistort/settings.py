@@ -43,6 +43,8 @@ class Settings:
     queue_size: int = 32                # requests waiting in the queue before new ones are refused
     warmup: bool = True                 # render once at start so that the first visitor waits for no compilation
     max_refine_s: float = 30.0          # longest per-picture refinement a request may ask (0 hides it)
+    max_model_mb: float = 0.0           # largest Hub model a visitor may load, MB (0: what the largest model type
+                                        #   needs at max_resolution; predistort.hub.default_max_model_bytes)
 
     @staticmethod
     def env_name(field_name):
@@ -84,6 +86,9 @@ class Settings:
                              f"{MIN_RESOLUTION} and {MAX_RESOLUTION}.")
         if self.preview_spp > self.max_spp:
             raise ValueError("Setting preview_spp must not exceed max_spp.")
+        if not (0 <= self.max_model_mb < float("inf")):
+            raise ValueError(f"Setting max_model_mb ({self.env_name('max_model_mb')}) must be a number of megabytes "
+                             f"≥ 0 (0: the default).")
         if not 0 <= self.max_refine_s <= 600:
             raise ValueError(f"Setting max_refine_s ({self.env_name('max_refine_s')}) must be between 0 and 600 "
                              f"seconds.")

@@ -16,6 +16,7 @@ that says what is wrong and what to do.
 """
 import inspect
 import json
+import math
 import os
 import re
 import threading
@@ -29,7 +30,7 @@ CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 BUNDLED = "default"                                # name that selects the weights shipped with the package
-REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")   # ASCII, as the Hub
+REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,199}")   # a branch, tag or commit (refs/pr/1 too)
 INFO_KEYS = ("scene", "recipe", "metrics")         # config.json entries that describe, not construct, a model
 
 
@@ -139,6 +140,45 @@ def model_card(config, n_params):
 
 
 # -- finding the files ---------------------------------------------------------------------------------------
+def check_repo_id(text):
+    """Split ``"USER/NAME"`` or ``"USER/NAME@REVISION"`` into ``(repo_id, revision or None)``, or refuse it.
+
+    The one check of a model repo id in predistort, for names from the command line, the web page or the
+    API alike. The Hub's own rules (``huggingface_hub.utils.validate_repo_id``: ASCII letters, digits, '-',
+    '_', '.', at most 96 characters a part, no '--' or '..', no '.git' at the end) and predistort's: exactly
+    one '/', since a model repo always belongs to a user or an organisation. A revision (branch, tag or
+    commit) is letters, digits, '-', '_', '.', '/', without '..'. Nothing is looked up: no file system, no
+    network. Raises :class:`WeightsError` saying what a repo id looks like (for a Hub URL: which id it means).
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+    if not isinstance(text, str):
+        raise WeightsError(f"A Hugging Face model repo id is text (USER/NAME), not {type(text).__name__}.")
+    name, revision = text.strip(), None
+    if "@" in name:
+        name, revision = (part.strip() for part in name.rsplit("@", 1))
+    problem = None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        problem = "letters, digits, '-', '_', '.'; no '--' or '..'"
+    if problem is None and name.count("/") != 1:
+        problem = "exactly one '/' between the user (or organisation) and the model's name"
+    if problem is None and revision is not None and (not REVISION.fullmatch(revision) or ".." in revision):
+        problem = "a revision after '@' is a branch, tag or commit: letters, digits, '-', '_', '.', '/'"
+    if problem:
+        shown = text.strip() if len(text.strip()) <= 100 else text.strip()[:100] + "..."
+        raise WeightsError(f"'{shown}' is not a Hugging Face model repo id: give USER/NAME or USER/NAME@REVISION "
+                           f"({problem}).{_url_hint(text)}")
+    return name, revision
+
+
+def _url_hint(text):
+    """For a Hub page's URL typed instead of a repo id: which repo id it means."""
+    url = re.match(r"^\s*https?://(?:www\.)?(?:hf\.co|huggingface\.co)/([^/?#@]+/[^/?#@]+)", text)
+    return f" For that Hub page, use the repo id '{url[1]}'." if url else ""
+
+
 def _pickle_refusal(where, found):
     return WeightsError(
         f"{where} has no {WEIGHTS_NAME}{' but has ' + ', '.join(found) if found else ''}. predistort only loads "
@@ -178,19 +218,21 @@ def resolve(name_or_path, *, revision=None, cache_dir=None, force_download=False
                                f"or pass a folder or Hub repo id.")
         return path
     path = Path(name).expanduser()
-    if not allow_local:
-        if not REPO_ID.match(name) or name.count("/") != 1 or ".." in name or "--" in name:
-            raise WeightsError(f"'{name}' is not a Hugging Face model repo id: give USER/NAME, or 'default'.")
-    elif path.is_dir():
+    if allow_local and path.is_dir():
         return _check_folder(path)
-    elif path.exists():
+    if allow_local and path.exists():
         raise WeightsError(f"{path} is a file; give the folder that holds {WEIGHTS_NAME} and {CONFIG_NAME}"
                            f"{f' ({path.parent})' if path.name in (WEIGHTS_NAME, CONFIG_NAME) else ''}.")
-    if not REPO_ID.match(name) or name.count("/") > 1 or ".." in name or "--" in name or name.endswith(".git"):
-        url = re.match(r"^https?://(?:www\.)?(?:hf\.co|huggingface\.co)/([^/?#]+/[^/?#]+)", name)
-        hint = f" For that Hub page, use the repo id '{url[1]}'." if url else ""
+    try:
+        name, named_revision = check_repo_id(name)
+    except WeightsError:
+        if not allow_local:
+            raise
         raise WeightsError(f"'{name}' is neither an existing folder nor a Hugging Face repo id (USER/NAME: "
-                           f"letters, digits, '-', '_', '.').{hint}")
+                           f"letters, digits, '-', '_', '.').{_url_hint(name)}") from None
+    if named_revision is not None and revision is not None and named_revision != revision:
+        raise WeightsError(f"Two revisions given for '{name}': '@{named_revision}' and revision='{revision}'.")
+    revision = revision if revision is not None else named_revision
     hub = dict(cache_dir=cache_dir, force_download=force_download, local_files_only=local_files_only,
                token=token)
     config_path = Path(_download(name, CONFIG_NAME, revision=revision, **hub))
@@ -292,9 +334,13 @@ def load_folder(cls, folder):
 
     `cls` is PredistortModel (any type, chosen by config.json) or a subclass (which then must match). The
     tensor names and shapes are checked against the model before any tensor data is read, and the model is
-    first built on the "meta" device, so a config that does not fit its weights costs no memory.
+    first built on the "meta" device, so a config that does not fit its weights costs no memory. Before
+    that, a whole number in config.json may exceed neither the number of values in the weights file nor the
+    largest scene resolution (a model's sizes are resolutions or counts of its weights), so that a config
+    cannot make even the construction huge (a depth of 10⁹ would build lists of 10⁹ numbers).
     """
     import torch
+    from .scene import MAX_RESOLUTION
     folder = Path(folder)
     config = read_config(folder)
     model_type = config["model_type"]
@@ -308,6 +354,15 @@ def load_folder(cls, folder):
     model_cls = registry[model_type]
     accepted = inspect.signature(model_cls.__init__).parameters
     kwargs = {k: v for k, v in config.items() if k in accepted and k != "self"}
+    path = folder / WEIGHTS_NAME
+    shapes = _read_shapes(path)
+    n_values = sum(math.prod(shape) for shape in shapes.values())
+    too_big = [f"{k}={v}" for k, v in kwargs.items()
+               if isinstance(v, int) and not isinstance(v, bool) and v > max(n_values, MAX_RESOLUTION)]
+    if too_big:
+        raise WeightsError(f"{CONFIG_NAME} in {folder} asks for {', '.join(too_big)}: more than the {n_values:,} "
+                           f"values its {WEIGHTS_NAME} holds and more than the largest resolution "
+                           f"({MAX_RESOLUTION}). The two do not belong together: save the model again.")
 
     def build(device=None):
         try:
@@ -325,8 +380,6 @@ def load_folder(cls, folder):
         raise
     except Exception:  # a constructor that needs real tensors (e.g. calls .item()): build it for real
         model = build()
-    path = folder / WEIGHTS_NAME
-    shapes = _read_shapes(path)
     expected = model.state_dict()
     problems = [f"missing {k}" for k in expected if k not in shapes]
     problems += [f"unexpected {k}" for k in shapes if k not in expected]
@@ -372,19 +425,25 @@ def check_compatible(model, scene):
 PUSHED = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "history.json", "loss_curve.png")   # what push uploads
 
 
-def push(folder, repo_id, *, token=None, private=None, revision=None, commit_message=None, model_class=None):
+LOGIN_FIX = "log in with `hf auth login` or set HF_TOKEN to a token with write access"
+
+
+def push(folder, repo_id, *, token=None, private=None, revision=None, commit_message=None, model_class=None,
+         fix=LOGIN_FIX):
     """Upload a saved model folder to the Hub repo `repo_id` (created if needed); returns the commit URL.
 
     Uploads model.safetensors, config.json, README.md (its USER/NAME placeholders filled in) and, when
     present, history.json and loss_curve.png — nothing else from the folder. With ``model_class`` (e.g.
     ``PredistortModel``, whose registry knows every type) the folder is loaded first, so what gets uploaded is
-    known to load. Token: `token`, else HF_TOKEN or the one stored by `hf auth login`.
+    known to load. Token: `token`, else HF_TOKEN or the one stored by `hf auth login`. `fix`: what a refusal
+    by the Hub tells the user to do.
     """
     from huggingface_hub import CommitOperationAdd, HfApi, get_token
     from huggingface_hub.errors import HFValidationError, HfHubHTTPError
-    if not isinstance(repo_id, str) or not REPO_ID.match(repo_id) or repo_id.count("/") != 1 \
-            or ".." in repo_id or "--" in repo_id:
-        raise WeightsError(f"'{repo_id}' is not a Hub repo id of the form USER/NAME.")
+    repo_id, named_revision = check_repo_id(repo_id)
+    if named_revision is not None:
+        raise WeightsError(f"push takes the repo id alone (USER/NAME); give the branch '{named_revision}' as "
+                           f"revision.")
     path = Path(folder).expanduser()
     if not path.is_dir():
         raise WeightsError(f"push needs a local folder saved by predistort (model.safetensors + config.json); "
@@ -415,8 +474,7 @@ def push(folder, repo_id, *, token=None, private=None, revision=None, commit_mes
     except HFValidationError as e:
         raise WeightsError(f"'{repo_id}' is not a valid Hub repo id ({e}).") from None
     except HfHubHTTPError as e:
-        raise WeightsError(f"The Hub refused the upload to '{repo_id}': {str(e).splitlines()[0]} "
-                           f"(log in with `hf auth login` or set HF_TOKEN to a token with write access).") from None
+        raise WeightsError(f"The Hub refused the upload to '{repo_id}': {str(e).splitlines()[0]} ({fix}).") from None
     except OSError as e:
         raise WeightsError(f"Could not upload to '{repo_id}': {e}") from None
     return getattr(info, "commit_url", str(info))

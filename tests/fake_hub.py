@@ -51,7 +51,12 @@ What is imitated
   downloads, exactly like with the real CDN).  Errors: ``404`` with ``X-Error-Code: RepoNotFound``
   / ``RevisionNotFound`` / ``EntryNotFound`` (the client maps them to ``RepositoryNotFoundError``,
   ``RevisionNotFoundError``, ``RemoteEntryNotFoundError`` (an ``EntryNotFoundError``)); private
-  repos read without a valid token answer ``401`` + ``RepoNotFound`` like the Hub.
+  repos answer ``RepoNotFound`` like the Hub: ``401`` without a valid token, ``404`` to a token
+  whose user may not read them (the same error as a repo that does not exist).
+* Namespaces, as on the Hub: a token (``tokens``: token -> user) may read private repos and write
+  only in its user's own namespace and in the organisations the user belongs to (``orgs``: user ->
+  organisation names). Creating or deleting a repo elsewhere answers ``403``; writing to another's
+  public repo ``403``; to another's private repo ``404`` ``RepoNotFound``.
 * Revisions: branches (``main``, ``refs/pr/N``), tags, full or abbreviated (>= 7) commit hashes.
   Every commit is a complete snapshot folder ``<root>/repos/<ns>/<name>/commits/<sha>/``; refs and
   commit metadata live in ``repo.json``.  A FakeHub restarted on the same ``root`` serves the same
@@ -60,21 +65,21 @@ What is imitated
   LFS info, ``expand``), ``GET /api/models/{repo_id}/tree/{rev}[/{path}]`` (what
   ``snapshot_download`` lists since 2.x), ``GET /api/models/{repo_id}/refs``.
 * Writes, all requiring ``Authorization: Bearer <token>`` with a token known to the hub (else
-  ``401``): ``POST /api/repos/create`` (``409`` if it exists; a new repo gets an initial commit with
+  ``401``) whose user may write to the namespace (else ``403``): ``POST /api/repos/create`` (``409`` if it exists; a new repo gets an initial commit with
   ``.gitattributes`` like on the Hub), ``DELETE /api/repos/delete``,
   ``POST /api/models/{repo_id}/preupload/{rev}`` (answers ``uploadMode: "regular"`` for every file,
   with the remote git oid so unchanged files are skipped), ``POST /api/models/{repo_id}/commit/{rev}``
   (NDJSON: ``header``, ``file`` (base64), ``deletedFile``, ``deletedFolder``; ``parentCommit`` checked
   (412); ``create_pr=1`` opens ``refs/pr/N``), ``POST .../branch/{name}``, ``POST .../tag/{rev}``.
 * ``POST /api/validate-yaml`` (the client calls it before committing a ``README.md``, e.g. in
-  ``push_to_hub``), ``GET /api/whoami-v2``, and ``GET /api/agent-harnesses`` (huggingface_hub 2.4
+  ``push_to_hub``), ``GET /api/whoami-v2`` (``name``, ``fullname``, ``avatarUrl``, ``orgs``), and ``GET /api/agent-harnesses`` (huggingface_hub 2.4
   fetches this registry once per process, on the first request, to tag its User-Agent unless
   telemetry is disabled; answered with an empty registry).
 
 Not imitated: datasets/spaces/buckets, LFS or Xet *uploads* (``lfsFile`` lines are refused with 422;
 with ``hf_xet`` installed, ``upload_folder`` switches to another pipeline), pagination (one page),
-``paths-info``, commits listing, discussions, gated repos, namespace permissions (any known token
-may write anywhere), single-segment legacy repo ids (``gpt2``).
+``paths-info``, commits listing, discussions, gated repos, token scopes and read-only roles (every
+known token may write where its user may), single-segment legacy repo ids (``gpt2``).
 
 Every request is recorded: ``hub.requests`` is a list of ``(method, raw path without query)``, and
 ``hub.recorded`` keeps the full :class:`RecordedRequest` (headers, query, body, ``.ndjson()``) so
@@ -104,6 +109,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "DEFAULT_ORG",
     "DEFAULT_USER",
     "LFS_SUFFIXES",
     "FakeHub",
@@ -117,6 +123,9 @@ __all__ = [
 DEFAULT_TOKEN = "hf_fake_write_token"
 #: User that :data:`DEFAULT_TOKEN` belongs to (namespace of repos created without one).
 DEFAULT_USER = "fake-user"
+#: Organisation that :data:`DEFAULT_USER` belongs to (with write rights), unless ``orgs=`` says otherwise:
+#: the namespace that tests push to with :data:`DEFAULT_TOKEN`.
+DEFAULT_ORG = "someone"
 
 #: Suffixes tracked by LFS in the ``.gitattributes`` the Hub puts in new repos (abridged). Files
 #: with these suffixes, or larger than ``lfs_min_size``, are served through the fake CDN redirect.
@@ -293,6 +302,9 @@ class FakeHub:
         root: folder holding the repos (created if needed; existing repos are served).
         tokens: token -> user name; a valid token is required for every write and for reading
             private repos. Defaults to ``{DEFAULT_TOKEN: DEFAULT_USER}``.
+        orgs: user -> organisations the user belongs to: a user reads private repos and writes in
+            its own namespace and in these. Defaults to ``{DEFAULT_USER: [DEFAULT_ORG]}`` when
+            ``tokens`` is not given, else to no organisations.
         lfs_min_size: files at least this large are served LFS-style (CDN redirect), like the
             files matching :data:`LFS_SUFFIXES`. ``None`` disables the size rule.
     """
@@ -302,10 +314,14 @@ class FakeHub:
         root: str | os.PathLike,
         *,
         tokens: Mapping[str, str] | None = None,
+        orgs: Mapping[str, list[str]] | None = None,
         lfs_min_size: int | None = 10 * 1024 * 1024,
     ):
         self.root = Path(root)
         self.tokens = dict(tokens) if tokens is not None else {DEFAULT_TOKEN: DEFAULT_USER}
+        if orgs is None:
+            orgs = {DEFAULT_USER: [DEFAULT_ORG]} if tokens is None else {}
+        self.orgs = {user: list(names) for user, names in orgs.items()}
         self.lfs_min_size = lfs_min_size
         self.recorded: list[RecordedRequest] = []
         self.errors: list[str] = []  # tracebacks of bugs in the fake itself (answered with 501)
@@ -595,13 +611,28 @@ class FakeHub:
             raise HubError(401, "Invalid credentials in Authorization header")
         return user
 
+    def _may_write(self, user: str | None, namespace: str) -> bool:
+        """A user writes (and reads private repos) in its own namespace and in its organisations."""
+        return user is not None and (namespace == user or namespace in self.orgs.get(user, ()))
+
     def _readable_repo(self, request: RecordedRequest, repo_id: str) -> dict:
         meta = self._load(repo_id)
         if meta is None:
             raise _repo_not_found(repo_id)
-        if meta["private"] and self._user(request) is None:
-            raise _repo_not_found(repo_id, status=401)
+        user = self._user(request)
+        if meta["private"] and not self._may_write(user, repo_id.split("/")[0]):
+            # As the Hub: 401 without credentials, else 404 -- a private repo of someone else does not exist.
+            raise _repo_not_found(repo_id, status=401 if user is None else 404)
         return meta
+
+    def _check_writable(self, request: RecordedRequest, repo_id: str) -> None:
+        """Raise unless the request's token may write to the repo: 401, 404 (private, or missing) or 403."""
+        user = self._require_user(request)
+        with self._lock:
+            self._readable_repo(request, repo_id)
+        if not self._may_write(user, repo_id.split("/")[0]):
+            raise HubError(403, f"You don't have the rights to write to {repo_id}: it is not in your namespace "
+                                f"({user}) or one of your organisations")
 
     def _dispatch(self, request: RecordedRequest) -> _Response:
         if request.server == "cdn":
@@ -615,7 +646,11 @@ class FakeHub:
             if rest == ["whoami-v2"] and method == "GET":
                 user = self._require_user(request)
                 role = {"role": "write"}
-                return _json_response({"type": "user", "name": user, "orgs": [], "auth": {"accessToken": role}})
+                orgs = [{"type": "org", "name": org, "roleInOrg": "write"} for org in self.orgs.get(user, ())]
+                return _json_response({"type": "user", "id": hashlib.sha1(user.encode()).hexdigest()[:24],
+                                       "name": user, "fullname": user, "email": None,
+                                       "avatarUrl": f"{self.endpoint}/avatars/{user}.png", "isPro": False,
+                                       "orgs": orgs, "auth": {"accessToken": role}})
             if rest == ["validate-yaml"] and method == "POST":
                 return _json_response({"errors": [], "warnings": []})
             if rest == ["repos", "create"] and method == "POST":
@@ -641,6 +676,8 @@ class FakeHub:
         name, org = payload.get("name"), payload.get("organization")
         repo_id = f"{org or user}/{name}"
         _split_repo_id(repo_id)  # validates
+        if not self._may_write(user, org or user):
+            raise HubError(403, f'You don\'t have the rights to create a model under the namespace "{org}"')
         with self._lock:
             if self._load(repo_id) is not None:
                 return _json_response(
@@ -653,9 +690,12 @@ class FakeHub:
     def _api_delete(self, request: RecordedRequest) -> _Response:
         user = self._require_user(request)
         payload = request.json()
-        repo_id = f"{payload.get('organization') or user}/{payload.get('name')}"
+        namespace = payload.get("organization") or user
+        repo_id = f"{namespace}/{payload.get('name')}"
         with self._lock:
-            self._require_repo(repo_id)
+            self._readable_repo(request, repo_id)
+            if not self._may_write(user, namespace):
+                raise HubError(403, f"You don't have the rights to delete {repo_id}")
             shutil.rmtree(self._repo_dir(repo_id))
         return _Response(200)
 
@@ -673,7 +713,7 @@ class FakeHub:
         if method == "GET" and action == "refs" and len(rest) == 1:
             return self._refs(request, repo_id)
         if method == "POST" and action in ("preupload", "commit", "branch", "tag") and len(rest) == 2:
-            self._require_user(request)
+            self._check_writable(request, repo_id)
             handler = {
                 "preupload": self._preupload,
                 "commit": self._api_commit,

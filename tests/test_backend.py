@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from common import run_python
+from predistort.backend import NO_GPU
 
 OLD_LLVMS = [p for p in ("/usr/lib/x86_64-linux-gnu/libLLVM-15.so.1", "/usr/lib/x86_64-linux-gnu/libLLVM-14.so.1")
              if Path(p).exists()]
@@ -62,3 +63,84 @@ def test_default_choice_works_here():
     assert "loss" in result.stdout
     variant_line = [l for l in result.stdout.splitlines() if l.startswith("variant")][0]
     assert "cuda_ad_rgb" in variant_line or "llvm_ad_rgb" in variant_line
+
+
+# -- the GPU check: CUDA only after a real test render, else llvm with the reason --------------------------------
+# These tests make the CUDA candidate fail in a child process, so the test process's own variant is untouched.
+# Pretending that Dr.Jit found a CUDA driver sends the candidate through the real checks on this CPU machine.
+PRETEND_GPU = """
+import logging
+logging.basicConfig(format="LOG %(levelname)s %(name)s: %(message)s")
+from predistort import backend
+backend._cuda_present = lambda: True                    # as on a machine with an NVIDIA driver
+"""
+AFTER = """
+print("variant", backend.init())
+print("reason", backend.fallback_reason)
+print("describe", backend.describe())
+""" + TRAIN_STEP
+
+
+def _log_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("LOG ")]
+
+
+def test_the_render_check_renders_for_real():
+    from predistort import backend
+    assert backend._render_check("llvm_ad_rgb") is None          # a working variant passes
+    reason = backend._render_check("cuda_ad_rgb")                # no GPU here: the child really fails
+    assert reason.startswith("a 4×4 test render failed:") and "CUDA" in reason, reason
+
+
+def test_cuda_that_cannot_render_falls_back_to_llvm_with_one_warning():
+    # Torch is told it can use CUDA, so the test render is what fails (as without libnvoptix.so.1).
+    result = run_python(PRETEND_GPU + "backend._torch_cuda_reason = lambda: None\n" + AFTER,
+                        env={"PREDISTORT_VARIANT": ""})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "variant llvm_ad_rgb" in result.stdout
+    assert "reason a 4×4 test render failed:" in result.stdout
+    assert "GPU not used: a 4×4 test render failed" in result.stdout
+    logs = _log_lines(result.stderr)
+    assert len(logs) == 1 and logs[0].startswith("LOG WARNING predistort.backend: Rendering with llvm_ad_rgb, not "
+                                                 "cuda_ad_rgb: a 4×4 test render failed"), logs
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics" in logs[0]
+    assert "loss" in result.stdout                               # and the CPU renders and trains
+
+
+def test_cuda_without_cuda_torch_falls_back_to_llvm_and_says_how_to_fix():
+    # The real torch check: this machine's torch is the CPU build.
+    result = run_python(PRETEND_GPU + AFTER, env={"PREDISTORT_VARIANT": ""})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "variant llvm_ad_rgb" in result.stdout
+    assert "cannot use CUDA (a CPU build)" in result.stdout
+    logs = _log_lines(result.stderr)
+    assert len(logs) == 1 and "WARNING" in logs[0] and "TORCH_INDEX=https://pypi.org/simple" in logs[0], logs
+    assert "loss" in result.stdout
+
+
+def test_no_gpu_is_no_warning():
+    result = run_python("import logging\nlogging.basicConfig(format='LOG %(levelname)s %(name)s: %(message)s')\n"
+                        "from predistort import backend\n" + AFTER, env={"PREDISTORT_VARIANT": ""})
+    assert result.returncode == 0, result.stderr[-2000:]
+    if "variant cuda_ad_rgb" in result.stdout:                   # a machine with a working GPU
+        assert "reason None" in result.stdout and "on the GPU" in result.stdout
+        return
+    assert "variant llvm_ad_rgb" in result.stdout and f"reason {NO_GPU}" in result.stdout
+    assert f"describe Mitsuba `llvm_ad_rgb` on the CPU (GPU not used: {NO_GPU})" in result.stdout
+    assert _log_lines(result.stderr) == []                       # the normal CPU case is logged at INFO only
+
+
+def test_forced_cuda_that_cannot_work_is_a_clear_error():
+    result = run_python(PRETEND_GPU + "backend.init()", env={"PREDISTORT_VARIANT": "cuda_ad_rgb"})
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "BackendError: No usable Mitsuba variant." in result.stderr
+    assert "cuda_ad_rgb: torch" in result.stderr and "TORCH_INDEX=https://pypi.org/simple" in result.stderr
+    assert "libllvm19" not in result.stderr                      # the LLVM fix is not the answer here
+    assert "llvm_ad_rgb" not in result.stdout                    # forced: no fallback
+
+
+def test_forced_llvm_is_not_second_guessed():
+    result = run_python(PRETEND_GPU + AFTER, env={"PREDISTORT_VARIANT": "llvm_ad_rgb"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "variant llvm_ad_rgb" in result.stdout and "reason None" in result.stdout
+    assert _log_lines(result.stderr) == []

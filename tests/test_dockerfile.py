@@ -184,3 +184,9 @@ def test_dockerignore_keeps_local_state_out():
     for path in (".venv", ".git", "tests", "bench", "artifacts", "predistort/__pycache__", ".pytest_cache"):
         assert _is_ignored(path, patterns), f"{path} is sent to the Docker build context"
     assert ".venv" in patterns and ".git" in patterns
+
+
+def test_gpu_gets_optix_from_the_driver():
+    """cuda_ad_rgb traces rays with OptiX; the NVIDIA runtime mounts libnvoptix.so.1 only for 'graphics'."""
+    capabilities = set(_env().get("NVIDIA_DRIVER_CAPABILITIES", "").split(","))
+    assert capabilities == {"all"} or {"compute", "utility", "graphics"} <= capabilities, capabilities

@@ -248,3 +248,42 @@ def test_pytorch_model_hub_mixin_push_and_from_pretrained(fake_hub):
     Net.from_pretrained("someone/wrong")
     with pytest.raises(RuntimeError):
         Net.from_pretrained("someone/wrong", strict=True)
+
+
+def test_namespaces_as_on_the_hub(tmp_path):
+    """A token reads private repos and writes only in its user's namespace and organisations."""
+    from fake_hub import use_fake_hub
+
+    tokens = {"hf_alice": "alice", "hf_bob": "bob"}
+    with FakeHub(tmp_path / "hub", tokens=tokens, orgs={"alice": ["lab"]}) as hub, \
+            use_fake_hub(hub, tmp_path / "hf-home"):
+        hub.add_repo("alice/secret", {"config.json": CONFIG}, private=True)
+        hub.add_repo("lab/secret", {"config.json": CONFIG}, private=True)
+        hub.add_repo("alice/public", {"config.json": CONFIG})
+        alice, bob = HfApi(token="hf_alice"), HfApi(token="hf_bob")
+        assert alice.model_info("alice/secret").private and alice.model_info("lab/secret").private
+        # Someone else's private repo does not exist, for a stranger as for anonymous visitors: 404 / 401.
+        for api, status in ((bob, 404), (HfApi(token=False), 401)):
+            for repo_id in ("alice/secret", "lab/secret", "alice/missing"):
+                with pytest.raises(RepositoryNotFoundError) as exc:
+                    api.model_info(repo_id)
+                assert exc.value.response.status_code == (404 if repo_id == "alice/missing" else status)
+        with pytest.raises(RepositoryNotFoundError):
+            hf_hub_download("alice/secret", "config.json", token="hf_bob")
+        # Writes: own namespace and organisations only.
+        assert bob.create_repo("mine").repo_id == "bob/mine"
+        assert alice.create_repo("lab/new").repo_id == "lab/new"
+        for repo_id in ("alice/from-bob", "lab/from-bob"):
+            with pytest.raises(HfHubHTTPError) as exc:
+                bob.create_repo(repo_id)
+            assert exc.value.response.status_code == 403
+        folder = tmp_path / "f"
+        folder.mkdir()
+        (folder / "x.txt").write_text("from bob")
+        with pytest.raises(HfHubHTTPError) as exc:             # a public repo of alice's: visible, not writable
+            bob.upload_folder(repo_id="alice/public", folder_path=folder)
+        assert exc.value.response.status_code == 403
+        with pytest.raises(RepositoryNotFoundError):           # a private one: not even there
+            bob.upload_folder(repo_id="alice/secret", folder_path=folder)
+        assert set(hub.files("alice/public")) == {"config.json"} and not hub.repo_exists("alice/from-bob")
+        assert bob.whoami()["name"] == "bob" and [o["name"] for o in alice.whoami()["orgs"]] == ["lab"]

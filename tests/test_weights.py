@@ -543,8 +543,8 @@ def test_push_refusals_send_nothing(fake_hub, tmp_path):
     folder = saved(small(), tmp_path / "w")
     refused(lambda: weights.push(folder, "someone/x"), "needs a write token", "HF_TOKEN", "hf auth login",
             unchanged=[tmp_path])
-    refused(lambda: weights.push(folder, "not a repo", token=fake_hub.token), "not a Hub repo id")
-    refused(lambda: weights.push(folder, "a/b/c", token=fake_hub.token), "not a Hub repo id")
+    refused(lambda: weights.push(folder, "not a repo", token=fake_hub.token), "not a Hugging Face model repo id")
+    refused(lambda: weights.push(folder, "a/b/c", token=fake_hub.token), "not a Hugging Face model repo id")
     refused(lambda: weights.push(tmp_path / "missing", "someone/x", token=fake_hub.token), "not there")
     refused(lambda: weights.push(folder / WEIGHTS_NAME, "someone/x", token=fake_hub.token), "is a file")
     (tmp_path / "pickled").mkdir()
