@@ -17,6 +17,9 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /estimate         (textures, method, iterations, spp, resolution) -> estimate (Markdown)
     /check_scene      (sphere_ior, sphere_radius, resolution) -> which methods apply to that scene (Markdown)
     /status           ()                                  -> status (Markdown)
+    /push_to_hub      (name, private)                     -> where the model went (needs "Sign in with Hugging Face")
+The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
+handlers' docstrings below.
 """
 import functools
 import hashlib
@@ -52,6 +55,7 @@ THEME = gr.themes.Soft(primary_hue="indigo")
 DELETE_CACHE = (3600, 86400)
 GALLERY_HEIGHT = 420
 OUT_HEIGHT = 256                       # pixels: small textures are shown enlarged (pixelated, not blurred)
+SLIDER_HEIGHT = 420                    # pixels: the before/after slider
 FITS = [("crop: centre square, then resize", "crop"), ("resize: squash the whole picture", "resize")]
 REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the renderer for the seconds you "
                   "choose, starting from the model's answer, and never returns anything that scores worse than "
@@ -176,10 +180,30 @@ def metrics_table(results):
     return pd.DataFrame(rows, columns=TABLE_HEADERS)
 
 
-# -- handlers: each one call into the session --------------------------------------------------------------
+# -- handlers: each one call into the session ------------------------------------------------------------------
+# Each public handler is named after its API endpoint, and its docstring's Args describe the endpoint's inputs:
+# Gradio shows both in the API page and serves them as Model Context Protocol tools (``mcp_server=True``).
 @user_errors
-def on_predistort(session, texture, spp, fit, refine=0):
-    r = session.predistort(upload_path(texture), spp, fit, refine)
+def predistort(session, texture, spp, fit, refine=0, progress=gr.Progress()):
+    """Pre-distort one picture so that, seen through the glass sphere, it looks like the original; render the
+    scene without and with the pre-distortion and measure both renders against the picture.
+
+    Args:
+        texture: the picture (PNG, JPEG, WebP, BMP, GIF or TIFF, any size): it is centre-cropped or resized to the model's square resolution.
+        spp: samples per pixel of the two renders (more: less noise, slower).
+        fit: what to do with a picture that is not square at the model's resolution: "crop" (centre square, then resize) or "resize" (squash the whole picture).
+        refine: seconds (0 = off) of per-picture refinement through the renderer after the model's answer; never returns worse than the model's.
+    Returns:
+        render without pre-distortion, pre-distorted texture, render of the pre-distorted texture (PNG files), metrics (L1 and PSNR of both renders), the picture as used (PNG), a summary (Markdown).
+    """
+    budget = float(refine) if isinstance(refine, (int, float)) and not isinstance(refine, bool) else 0.0
+
+    def refined(step, loss, elapsed):
+        if budget > 0:
+            progress((min(elapsed, budget), budget), desc=f"Refining: step {step}, fixed-seed L1 {loss:.4f}",
+                     unit="s")
+
+    r = session.predistort(upload_path(texture), spp, fit, refine, progress=refined)
     c = r.comparison
     summary = report.metrics_markdown(r.metrics)
     if r.notes:
@@ -188,15 +212,48 @@ def on_predistort(session, texture, spp, fit, refine=0):
             r.metrics, pil(c.target, "input"), summary)
 
 
+def before_after(session):
+    """The last result's renders without and with pre-distortion, for the before/after slider."""
+    if not session.results:
+        return None
+    c = session.results[-1].comparison
+    return pil(c.initial, "render-initial"), pil(c.final, "render-final")
+
+
 @user_errors
-def on_compare(session, textures, spp, fit):
+def compare(session, textures, spp, fit):
+    """Pre-distort several pictures with the current model and compare each one's renders without and with it.
+
+    Args:
+        textures: the pictures (image files, at most PREDISTORT_MAX_TEXTURES).
+        spp: samples per pixel of the renders.
+        fit: "crop" or "resize" for pictures that are not square at the model's resolution.
+    Returns:
+        one side-by-side figure per picture, a metrics table, notes on what was done to the pictures.
+    """
     results = session.compare(upload_paths(textures), spp, fit)
     return figures(results), metrics_table(results), report.notes_markdown(results) or "Pictures used as they are."
 
 
 @user_errors
-def on_train(session, textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit,
-             progress=gr.Progress()):
+def train(session, textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit,
+          progress=gr.Progress()):
+    """Get a model for these pictures and this glass sphere: train the generalising layer or the tutorial's layer
+    through the differentiable renderer, or make the instant solve. Streams one update per iteration.
+
+    Args:
+        textures: the training pictures (image files).
+        method: "unrolled" (the generalising layer, default), "solve" (the instant solve: no training) or "tutorial" (the tutorial's fully connected layer).
+        iterations: training iterations (ignored by "solve").
+        spp: samples per pixel of the training renders.
+        resolution: texture and render side in pixels.
+        seed: seed of the initial weights.
+        sphere_ior: index of refraction of the glass sphere (the tutorial's: 1.06).
+        sphere_radius: radius of the glass sphere (the tutorial's: 0.45).
+        fit: "crop" or "resize" for pictures that are not square.
+    Returns:
+        the weights (zip), the loss curve, metrics, comparison figures, the session's status, a progress bar (HTML).
+    """
     textures = upload_paths(textures)        # unprocessed (preprocess=False): the service checks every value
     try:
         est = methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp)
@@ -228,23 +285,64 @@ def on_pictures(session, textures, fit):
 
 
 @user_errors
-def on_stop(session):
+def stop(session):
+    """End this session's running training after its current iteration; what it learned is kept.
+
+    Returns:
+        a message saying whether a training was running.
+    """
     return session.stop()
 
 
 @user_errors
-def on_load(session, name):
-    return session.load_pretrained(name), session
+def load_pretrained(session, name, oauth_token: gr.OAuthToken | None = None):
+    """Use a pretrained model in this session: the bundled default, or a predistort model from the Hugging Face Hub.
+
+    Args:
+        name: "default" (the bundled model) or a Hub model repo id USER/NAME, optionally USER/NAME@REVISION. Private repos load only for a visitor signed in with Hugging Face, with their own token.
+    Returns:
+        the session's status line (Markdown).
+    """
+    return session.load_pretrained(name, token=oauth_token), session
 
 
 @user_errors
-def on_export(session):
+def push_to_hub(session, name, private, oauth_token: gr.OAuthToken | None = None):
+    """Push this session's model (weights, config and model card) to your own Hugging Face account; needs sign-in.
+
+    Args:
+        name: the repo's name, NAME or YOUR_USER/NAME.
+        private: make a new repo private.
+    Returns:
+        where the model went (Markdown).
+    """
+    return session.push(name, oauth_token, private=private)
+
+
+@user_errors
+def export(session):
+    """Download this session's model and the comparison figure of its last results.
+
+    Returns:
+        the weights (zip: model.safetensors + config.json), the comparison figure (PNG file and image).
+    """
     zip_path, figure = session.export()
     return zip_path, figure, figure
 
 
 @user_errors
-def on_estimate(textures, method, iterations, spp, resolution):
+def estimate(textures, method, iterations, spp, resolution):
+    """Estimate how long a training would take on this machine (and its memory), before starting it.
+
+    Args:
+        textures: the training pictures (only their number matters).
+        method: "unrolled", "solve" or "tutorial".
+        iterations: training iterations.
+        spp: samples per pixel of the training renders.
+        resolution: texture side in pixels.
+    Returns:
+        the estimate (Markdown), with a warning when the training is long for this machine.
+    """
     return methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp).message
 
 
@@ -260,11 +358,25 @@ def on_method(method):
 
 
 @user_errors
-def on_scene(session, sphere_ior, sphere_radius, resolution):
+def check_scene(session, sphere_ior, sphere_radius, resolution):
+    """Say which ways of pre-distorting still apply to a scene with this glass sphere, and what each needs first.
+
+    Args:
+        sphere_ior: index of refraction of the glass sphere.
+        sphere_radius: radius of the glass sphere.
+        resolution: texture side in pixels.
+    Returns:
+        for the current model and each method: whether it applies, or what it needs (Markdown).
+    """
     return session.scene_report(sphere_ior, sphere_radius, resolution)
 
 
-def on_status(session):
+def status(session):
+    """This session's model, the scene it is made for, and which renderer runs.
+
+    Returns:
+        the status line (Markdown).
+    """
     return session.status()
 
 
@@ -279,7 +391,10 @@ def build_demo():
         session = gr.State(service.Session(), time_to_live=SETTINGS.session_ttl_s,
                            delete_callback=service.Session.close)
         gr.Markdown(INTRO)
-        status = gr.Markdown(label="Status", elem_id="status")
+        with gr.Row():
+            status_md = gr.Markdown(label="Status", elem_id="status")
+            if SETTINGS.signs_in:
+                gr.LoginButton(elem_id="login", scale=0, min_width=220)
         fit = gr.Radio(FITS, value="crop", label="Pictures that are not square at the model's resolution")
 
         with gr.Tab("Pre-distort a picture", id="predistort"):
@@ -302,17 +417,18 @@ def build_demo():
                     with gr.Row(equal_height=True):
                         initial = gr.Image(label="1 · Render without pre-distortion", format="png",
                                            elem_classes="pixelated", elem_id="out-initial", buttons=["download"],
-                                         height=OUT_HEIGHT)
+                                           height=OUT_HEIGHT)
                         used = gr.Image(label="2 · Input texture (as used)", format="png", elem_classes="pixelated",
-                                        elem_id="out-input", buttons=["download"],
-                                         height=OUT_HEIGHT)
+                                        elem_id="out-input", buttons=["download"], height=OUT_HEIGHT)
                         pre = gr.Image(label="3 · Pre-distorted texture", format="png", elem_classes="pixelated",
-                                       elem_id="out-predistorted", buttons=["download"],
-                                         height=OUT_HEIGHT)
+                                       elem_id="out-predistorted", buttons=["download"], height=OUT_HEIGHT)
                         final = gr.Image(label="4 · Render of the pre-distorted texture", format="png",
                                          elem_classes="pixelated", elem_id="out-final", buttons=["download"],
                                          height=OUT_HEIGHT)
                     summary = gr.Markdown(label="Summary", elem_id="summary")
+                    slider = gr.ImageSlider(label="Through the sphere: without ◀ ▶ with pre-distortion", type="filepath",
+                                            format="png", elem_id="before-after", elem_classes="pixelated",
+                                            max_height=SLIDER_HEIGHT, interactive=False)
                     with gr.Accordion("Metrics (JSON)", open=False):
                         metrics = gr.JSON(label="Metrics", elem_id="metrics")
 
@@ -330,8 +446,8 @@ def build_demo():
                     gallery = gr.Gallery(label="For each picture: render without · input · pre-distorted · render "
                                                "with pre-distortion", columns=1, height=GALLERY_HEIGHT,
                                          object_fit="contain", format="png")
-                    table = gr.Dataframe(headers=TABLE_HEADERS, label="Metrics against the input (L1: lower is better; PSNR: higher is "
-                                               "better)", interactive=False)
+                    table = gr.Dataframe(headers=TABLE_HEADERS, label="Metrics against the input (L1: lower is "
+                                         "better; PSNR: higher is better)", interactive=False)
                     notes = gr.Markdown(label="Notes")
             gr.Markdown("### Train a model on these pictures")
             with gr.Row():
@@ -342,7 +458,9 @@ def build_demo():
                     default_iterations = methods.METHODS[methods.DEFAULT_METHOD].iterations
                     iterations = gr.Slider(1, SETTINGS.max_iterations,
                                            value=min(default_iterations, SETTINGS.max_iterations), step=1,
-                                           label="Iterations (generalising layer: 30; tutorial: 100)")
+                                           label="Iterations (generalising layer: "
+                                                 f"{methods.METHODS['unrolled'].iterations}; tutorial: "
+                                                 f"{methods.METHODS['tutorial'].iterations})")
                     train_spp = gr.Slider(1, min(64, SETTINGS.max_spp), value=4, step=1,
                                           label="Samples per pixel while training (tutorial: 4)")
                     resolution = gr.Slider(16, SETTINGS.max_resolution, value=min(128, SETTINGS.max_resolution),
@@ -350,11 +468,11 @@ def build_demo():
                     seed = gr.Number(0, precision=0, minimum=0, label="Seed of the initial weights (tutorial: 0)")
                     with gr.Accordion("Scene: the glass sphere", open=False):
                         ior = gr.Slider(1.0, 2.0, value=DEFAULT.sphere_ior, step=0.01,
-                                        label="Index of refraction (tutorial: 1.06)")
+                                        label=f"Index of refraction (tutorial: {DEFAULT.sphere_ior:g})")
                         radius = gr.Slider(0.1, 0.95, value=DEFAULT.sphere_radius, step=0.01,
-                                           label="Radius (tutorial: 0.45)")
+                                           label=f"Radius (tutorial: {DEFAULT.sphere_radius:g})")
                         scene_info = gr.Markdown(elem_id="scene-info")
-                    estimate = gr.Markdown(label="Estimate", elem_id="estimate")
+                    estimate_md = gr.Markdown(label="Estimate", elem_id="estimate")
                     with gr.Row():
                         train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
                         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -372,6 +490,8 @@ def build_demo():
         with gr.Tab("Load a model", id="load"):
             repo = gr.Textbox(label="Hugging Face model repo (USER/NAME or USER/NAME@REVISION), or 'default'",
                               value="default", elem_id="repo")
+            if SETTINGS.signs_in:
+                gr.Markdown("Signed in with Hugging Face, you can also load your own private models.")
             load_btn = gr.Button("Load", variant="primary")
             load_msg = gr.Markdown(label="Status")
 
@@ -383,46 +503,59 @@ def build_demo():
                 export_weights = gr.File(label="Weights (.zip)")
                 export_figure = gr.File(label="Comparison figure (.png)")
             export_image = gr.Image(label="Comparison figure", format="png", interactive=False)
+            with gr.Group(visible=SETTINGS.signs_in):
+                gr.Markdown("#### Push this model to your Hugging Face account (sign in first)")
+                with gr.Row():
+                    push_name = gr.Textbox(label="Repo name (NAME or YOUR_USER/NAME)", value="predistort-model",
+                                           elem_id="push-name")
+                    push_private = gr.Checkbox(value=True, label="Private")
+                push_btn = gr.Button("Push to my account", elem_id="push-button")
+                push_msg = gr.Markdown(elem_id="push-message")
 
         # -- events -------------------------------------------------------------------------------------
         render = dict(concurrency_id="render", concurrency_limit=SETTINGS.render_concurrency)
         scene_inputs = [session, ior, radius, resolution]
         instant = dict(concurrency_limit=None)               # cheap: never waits behind a training
-        private = dict(api_visibility="private", **instant)
-        run.click(on_predistort, [session, texture, spp, fit, refine], [initial, pre, final, metrics, used, summary],
-                  api_name="predistort", preprocess=False, **render)   # images.py reads the upload itself
-        # preprocess=False (here, /predistort and /train): the service checks every value itself and its messages
-        # name the parameter at fault ("spp must be a whole number from 1 to 256, got 0"), where Gradio's own
-        # slider check says only "Value 0 is less than minimum value 1".
-        compare_btn.click(on_compare, [session, textures, compare_spp, fit], [gallery, table, notes],
+        def private(fn):              # page-only events: named apart, so the API names above stay exact
+            return dict(api_visibility="private", api_name=f"page_{fn.__name__}", **instant)
+        # preprocess=False (/predistort, /compare, /train): images.py reads uploads itself, and the service checks
+        # every value itself, so its messages name the parameter at fault ("spp must be a whole number from 1 to
+        # 256, got 0") where Gradio's own slider check says only "Value 0 is less than minimum value 1".
+        run.click(predistort, [session, texture, spp, fit, refine], [initial, pre, final, metrics, used, summary],
+                  api_name="predistort", preprocess=False, **render
+                  ).then(before_after, [session], [slider], **private(before_after))
+        compare_btn.click(compare, [session, textures, compare_spp, fit], [gallery, table, notes],
                           api_name="compare", preprocess=False, **render)
         train_btn.click(
-            on_train, [session, textures, method, iterations, train_spp, resolution, seed, ior, radius, fit],
-            [weights_file, loss, train_metrics, train_gallery, status, train_progress, session], api_name="train",
+            train, [session, textures, method, iterations, train_spp, resolution, seed, ior, radius, fit],
+            [weights_file, loss, train_metrics, train_gallery, status_md, train_progress, session], api_name="train",
             preprocess=False, concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
-        ).then(on_status, [session], [status], **private).then(on_scene, scene_inputs, [scene_info], **private)
+        ).then(status, [session], [status_md], **private(status)
+               ).then(check_scene, scene_inputs, [scene_info], **private(check_scene))
         # Outside the queue: Stop and the status line must answer even when the queue is full (a full queue
         # refuses every queued event, cheap ones included: "Queue is full! Please try again.").
-        stop_btn.click(on_stop, [session], [stop_msg], api_name="stop", queue=False)
-        load_btn.click(on_load, [session, repo], [load_msg, session], api_name="load_pretrained",
-                       concurrency_id="load", concurrency_limit=1).then(on_status, [session], [status], **private
-                                                                         ).then(on_scene, scene_inputs, [scene_info],
-                                                                                **private)
-        export_btn.click(on_export, [session], [export_weights, export_figure, export_image], api_name="export",
+        stop_btn.click(stop, [session], [stop_msg], api_name="stop", queue=False)
+        load_btn.click(load_pretrained, [session, repo], [load_msg, session], api_name="load_pretrained",
+                       concurrency_id="load", concurrency_limit=1
+                       ).then(status, [session], [status_md], **private(status)
+                              ).then(check_scene, scene_inputs, [scene_info], **private(check_scene))
+        export_btn.click(export, [session], [export_weights, export_figure, export_image], api_name="export",
                          **render)
+        push_btn.click(push_to_hub, [session, push_name, push_private], [push_msg], api_name="push_to_hub",
+                       concurrency_id="load", concurrency_limit=1)
         estimate_inputs = [textures, method, iterations, train_spp, resolution]
-        textures.change(on_estimate, estimate_inputs, [estimate], api_name="estimate", **instant)
+        textures.change(estimate, estimate_inputs, [estimate_md], api_name="estimate", **instant)
         for control in (method, iterations, train_spp, resolution):
-            control.change(on_estimate, estimate_inputs, [estimate], **private)
-        method.change(on_method, [method], [method_text, iterations], **private)
-        ior.change(on_scene, scene_inputs, [scene_info], api_name="check_scene", **instant)
+            control.change(estimate, estimate_inputs, [estimate_md], **private(estimate))
+        method.change(on_method, [method], [method_text, iterations], **private(on_method))
+        ior.change(check_scene, scene_inputs, [scene_info], api_name="check_scene", **instant)
         for control in (radius, resolution):
-            control.change(on_scene, scene_inputs, [scene_info], **private)
-        textures.change(on_pictures, [session, textures, fit], [notes], **private)
-        examples_btn.click(use_examples, None, [textures], **private)
-        demo.load(on_status, [session], [status], api_name="status", queue=False)
-        demo.load(on_estimate, estimate_inputs, [estimate], **private)
-        demo.load(on_scene, scene_inputs, [scene_info], **private)
+            control.change(check_scene, scene_inputs, [scene_info], **private(check_scene))
+        textures.change(on_pictures, [session, textures, fit], [notes], **private(on_pictures))
+        examples_btn.click(use_examples, None, [textures], **private(use_examples))
+        demo.load(status, [session], [status_md], api_name="status", queue=False)
+        demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))
+        demo.load(check_scene, scene_inputs, [scene_info], **private(check_scene))
     return demo
 
 
@@ -432,7 +565,8 @@ demo = build_demo()
 def main():
     resources.warm_up(render=SETTINGS.warmup)          # the default model is loaded before the first visitor
     demo.queue(default_concurrency_limit=1, max_size=SETTINGS.queue_size)
-    demo.launch(theme=THEME, css=CSS, max_file_size=int(SETTINGS.max_upload_mb * 1e6), show_error=True)
+    demo.launch(theme=THEME, css=CSS, max_file_size=int(SETTINGS.max_upload_mb * 1e6), show_error=True,
+                mcp_server=SETTINGS.mcp)
 
 
 if __name__ == "__main__":

@@ -219,26 +219,29 @@ class Session:
                                f"app, PREDISTORT_MAX_REFINE_S), got {seconds!r}.")
         return float(seconds)
 
-    def _result(self, texture, spp, name, notes=(), model=None, scene=None, refine=0.0):
+    def _result(self, texture, spp, name, notes=(), model=None, scene=None, refine=0.0, progress=None):
         """Pre-distort one prepared picture (:func:`predistort.pipeline.predistort`) and wrap it as a Result."""
         from .pipeline import predistort
         model = self._require_model() if model is None else model
         renderer = renderer_for(scene or self.scene)
         try:
-            comparison = predistort(renderer, texture, model, spp=spp, seed=0, refine=refine)
+            comparison = predistort(renderer, texture, model, spp=spp, seed=0, refine=refine, progress=progress)
         except Exception:
             discard_renderer(renderer)
             raise
         return Result(name, comparison, list(notes))
 
-    def predistort(self, source, spp=None, fit="crop", refine=0.0):
+    def predistort(self, source, spp=None, fit="crop", refine=0.0, progress=None):
         """Pre-distort one picture with this session's model, then (``refine`` > 0) refine it through the
-        renderer for up to that many seconds; returns a :class:`~predistort.report.Result` (also kept as last)."""
+        renderer for up to that many seconds; returns a :class:`~predistort.report.Result` (also kept as last).
+
+        ``progress(step, loss, elapsed_s)`` hears of every refinement score (see predistort.refine).
+        """
         spp = self._check_spp(self.settings.preview_spp if spp is None else spp)
         refine = self._check_refine(refine)
         self._require_model()
         ((name, texture, notes),) = self.prepare([source] if source is not None else [], fit=fit)
-        result = self._result(texture, spp, name, notes, refine=refine)
+        result = self._result(texture, spp, name, notes, refine=refine, progress=progress)
         self.results = [result]
         return result
 
@@ -288,10 +291,12 @@ class Session:
         return "\n".join(lines)
 
     # -- models ----------------------------------------------------------------------------------------------
-    def load_pretrained(self, name="default"):
+    def load_pretrained(self, name="default", token=None):
         """Use a pretrained model: "default" (or empty) for the bundled one, or a Hub repo USER/NAME[@REVISION].
 
-        Returns the new status line. The model is shared read-only between sessions that load it.
+        ``token``: the visitor's own Hugging Face token (``gr.OAuthToken`` when they signed in), never the
+        server's; without it only public repos load. Returns the new status line. A public model is shared
+        read-only between sessions that load it.
         """
         name, revision = parse_model_name(name or weights.BUNDLED)
         if name == weights.BUNDLED:
@@ -301,7 +306,7 @@ class Session:
                 raise ServiceError(note or "No pretrained default is available.")
             source = model.info.get("source", describe_source(setting, setting_rev))
         else:
-            model = shared_model(name, revision)
+            model = shared_model(name, revision, token=token)
             source = model.info.get("source", describe_source(name, revision))
         if self.training:
             raise ServiceError("A training is running in this session: stop it first, then load another model.")
@@ -453,6 +458,25 @@ class Session:
         if history:
             save_history(history, folder, title=f"{model.model_type} model, trained in the predistort app")
         return _zip_folder(folder, self.folder / "predistort-weights.zip")
+
+    def push(self, name, token, private=True):
+        """Push this session's model to the signed-in visitor's own Hub account, with its model card.
+
+        ``name``: NAME or USER/NAME (USER: the visitor); ``token``: their OAuth token (``gr.OAuthToken``);
+        ``private``: visibility of a new repo. Returns Markdown with the repo's address.
+        """
+        from . import hub
+        model = self._require_model()
+        folder = self.folder / "push"
+        shutil.rmtree(folder, ignore_errors=True)
+        model.save_pretrained(folder)
+        if self.model_source == TRAINED_HERE and self.history:
+            from .train import save_history
+            save_history(self.history, folder, title=f"{model.model_type} model, trained in the predistort app")
+        from huggingface_hub import constants
+        repo_id, url = hub.push_for_visitor(folder, name, token, private=bool(private))
+        return (f"Pushed to [{repo_id}]({constants.ENDPOINT}/{repo_id}) ({'private' if private else 'public'}): "
+                f"load it with `predistort.load_model('{repo_id}')` or in *Load a model*.")
 
     # -- export ------------------------------------------------------------------------------------------------
     def export(self):

@@ -45,6 +45,8 @@ class Settings:
     max_refine_s: float = 30.0          # longest per-picture refinement a request may ask (0 hides it)
     max_model_mb: float = 0.0           # largest Hub model a visitor may load, MB (0: what the largest model type
                                         #   needs at max_resolution; predistort.hub.default_max_model_bytes)
+    sign_in: str = "auto"               # "Sign in with Hugging Face" button: "auto" (on a Space only), "on", "off"
+    mcp: bool = True                    # also serve the API as Model Context Protocol tools (/gradio_api/mcp/)
 
     @staticmethod
     def env_name(field_name):
@@ -89,9 +91,21 @@ class Settings:
         if not (0 <= self.max_model_mb < float("inf")):
             raise ValueError(f"Setting max_model_mb ({self.env_name('max_model_mb')}) must be a number of megabytes "
                              f"≥ 0 (0: the default).")
+        if self.sign_in not in ("auto", "on", "off"):
+            raise ValueError(f"Setting sign_in ({self.env_name('sign_in')}) must be auto, on or off, got "
+                             f"{self.sign_in!r}.")
         if not 0 <= self.max_refine_s <= 600:
             raise ValueError(f"Setting max_refine_s ({self.env_name('max_refine_s')}) must be between 0 and 600 "
                              f"seconds.")
+
+    @property
+    def signs_in(self):
+        """Whether the page offers "Sign in with Hugging Face": on a Space (``SPACE_ID`` set) unless "off".
+
+        Outside a Space, Gradio imitates the sign-in with the machine's own Hugging Face login (it needs one at
+        start), which is what a developer running the app locally with ``sign_in=on`` wants.
+        """
+        return self.sign_in == "on" or (self.sign_in == "auto" and bool(os.environ.get("SPACE_ID")))
 
     @property
     def examples_path(self):

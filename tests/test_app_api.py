@@ -27,6 +27,7 @@ ENDPOINTS = {
     "/estimate": ["textures", "method", "iterations", "spp", "resolution"],
     "/check_scene": ["sphere_ior", "sphere_radius", "resolution"],
     "/status": [],
+    "/push_to_hub": ["name", "private"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
@@ -68,6 +69,37 @@ def test_every_action_has_a_stable_api_name_with_named_parameters(url):
     for name, params in ENDPOINTS.items():
         assert name in api, f"{name} missing from {sorted(api)}"
         assert [p["parameter_name"] for p in api[name]["parameters"]] == params
+
+
+def test_every_endpoint_is_an_mcp_tool_with_its_inputs_described(url):
+    """The app serves its API as Model Context Protocol tools (launch(mcp_server=True)); each tool is named after
+    its endpoint and says what it does and what each input means (the handlers' docstrings)."""
+    import urllib.request
+    with urllib.request.urlopen(url + "gradio_api/mcp/schema", timeout=30) as r:
+        tools = {t["name"]: t for t in json.loads(r.read())}
+    assert set(tools) == {name.lstrip("/") for name in ENDPOINTS}
+    for name, params in ENDPOINTS.items():
+        tool = tools[name.lstrip("/")]
+        assert len(tool["description"]) > 40, name
+        properties = tool["inputSchema"].get("properties", {})
+        assert list(properties) == params, name
+        for param, schema in properties.items():
+            assert len(schema.get("description", "")) > 10, (name, param)
+    assert tools["predistort"]["inputSchema"]["required"] == ["texture"]
+
+
+def test_refinement_reports_its_progress(url):
+    """/predistort with refinement streams progress updates (step, score, seconds of its budget) while it runs."""
+    c = client(url)
+    job = c.submit(handle_file(str(picture_paths()[0])), 4, "crop", 3, api_name="/predistort")
+    seen = []
+    while not job.done():
+        status = job.status()
+        seen += [p for p in (status.progress_data or []) if p.desc and p.desc.startswith("Refining")]
+        time.sleep(0.05)
+    metrics = job.result()[3]
+    assert metrics["refine"]["steps"] >= 1
+    assert seen and all(p.unit == "s" and p.length == 3 for p in seen), seen
 
 
 def test_predistort_gives_four_images_and_metrics_with_the_default_model(url, app_server, photo):

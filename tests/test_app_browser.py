@@ -34,6 +34,12 @@ def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_
     for output in OUTPUTS:                                      # each image really loaded (not a broken link)
         width = page.eval_on_selector(f"{output} img", "img => img.complete ? img.naturalWidth : 0")
         assert width == app_server.default_resolution, (output, width)
+    # The before/after slider holds the two renders: without and with pre-distortion.
+    page.wait_for_function("document.querySelectorAll('#before-after img').length == 2 && "
+                           "[...document.querySelectorAll('#before-after img')].every(i => i.complete && "
+                           "i.naturalWidth > 0)", timeout=30_000)
+    widths = page.eval_on_selector_all("#before-after img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert widths == [app_server.default_resolution] * 2, widths
     assert not errors, errors
 
     ARTIFACTS.mkdir(exist_ok=True)

@@ -236,3 +236,28 @@ def test_check_repo_id_refuses(text):
 def test_check_repo_id_names_the_id_of_a_hub_url():
     message = refusal(lambda: weights.check_repo_id("https://huggingface.co/user/name/tree/main"))
     assert "use the repo id 'user/name'" in message
+
+
+# -- the session's handlers with a visitor's token (what /load_pretrained and /push_to_hub call) ---------------------
+def test_the_session_loads_and_pushes_with_the_visitors_token_only(two_users, tmp_path, monkeypatch):
+    from gradio import OAuthToken
+    from conftest import make_tiny_model
+    from predistort.service import Session
+    from predistort.settings import Settings
+    settings = Settings(default_weights=str(make_tiny_model(tmp_path / "default16", 16)), preview_spp=4)
+    _, files = model_files(tmp_path, resolution=16, seed=5)
+    two_users.add_repo("visitor/own16", files, private=True)
+    two_users.add_repo("owner/secret16", files, private=True)
+    token = OAuthToken(token=VISITOR, scope="openid profile read-repos write-repos manage-repos", expires_at=2**31)
+    signed_in, anonymous = Session(settings), Session(settings)
+    assert "visitor/own16" in signed_in.load_pretrained("visitor/own16", token=token)
+    assert refusal(lambda: anonymous.load_pretrained("visitor/own16")) == hub.not_found_message("visitor/own16")
+    assert refusal(lambda: signed_in.load_pretrained("owner/secret16", token=token)) == \
+        hub.not_found_message("owner/secret16")
+    # A private model is the signed-in visitor's alone: another session asking for it still needs its own token.
+    assert all(k[0] != "visitor/own16" for k in resources._models)
+    message = signed_in.push("lens16", token)
+    assert "visitor/lens16" in message and "private" in message
+    assert two_users.files("visitor/lens16")[WEIGHTS_NAME] == files[WEIGHTS_NAME]
+    assert refusal(lambda: anonymous.push("lens16", None)).startswith("Sign in with Hugging Face first")
+    assert carried(two_users, OWNER) == []                        # the server's token was never sent

@@ -1,0 +1,72 @@
+"""Sign in with Hugging Face, in a real browser: a signed-in visitor loads their own private model and pushes a
+model to their own account, with their own token — never the server's.
+
+Outside a Space, Gradio imitates the sign-in: the login button signs the browser in as the user of the server's
+own Hugging Face token, and the handlers receive the token string ``mock-oauth-token-for-local-dev``. Here the
+fake Hub knows that string as a token of the user "visitor" (as a real OAuth token of theirs would be), and the
+server holds a different token of its own in HF_TOKEN; every request made for the visitor must carry theirs.
+"""
+import pytest
+
+from conftest import make_tiny_model
+from fake_hub import FakeHub
+from predistort.appserver import launch_app
+
+MOCK = "mock-oauth-token-for-local-dev"          # what Gradio hands the handlers after a local sign-in
+SERVER = "hf_server_secret_token"                 # the Space owner's HF_TOKEN secret
+
+
+@pytest.fixture(scope="module")
+def signin_app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("signin")
+    model = make_tiny_model(tmp / "own16", 16, seed=2)
+    files = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    with FakeHub(tmp / "hub", tokens={SERVER: "visitor", MOCK: "visitor", "hf_owner": "owner"}) as hub:
+        hub.add_repo("visitor/own16", files, private=True)
+        hub.add_repo("owner/secret16", files, private=True)
+        env = {**hub.client_env(tmp / "hf-home"), "HF_TOKEN": SERVER}
+        default = make_tiny_model(tmp / "default16", 16)
+        with launch_app(tmp, base_env=env, PREDISTORT_SIGN_IN="on", PREDISTORT_WARMUP="0",
+                        PREDISTORT_DEFAULT_WEIGHTS=str(default)) as app:
+            yield app, hub
+    assert not hub.errors, hub.errors
+
+
+def carried(hub, repo, token):
+    return [r for r in hub.recorded if repo in r.path and r.authorization == f"Bearer {token}"]
+
+
+def test_a_signed_in_visitor_loads_their_private_model_and_pushes_to_their_account(browser, signin_app):
+    app, hub = signin_app
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url, wait_until="load")
+    page.wait_for_selector("#login", timeout=60_000)
+    assert "Sign in" in page.inner_text("#login")
+
+    # Signed out: the private model is refused, as if it did not exist.
+    page.get_by_role("tab", name="Load a model").click()
+    page.fill("#repo textarea, #repo input", "visitor/own16")
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.wait_for_selector("text=that you can read", timeout=30_000)
+
+    page.click("#login")                                          # the imitated sign-in, then back to the page
+    page.wait_for_function("document.querySelector('#login') && "
+                           "document.querySelector('#login').innerText.includes('visitor')", timeout=60_000)
+    page.get_by_role("tab", name="Load a model").click()
+    page.fill("#repo textarea, #repo input", "visitor/own16")
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('visitor/own16')", timeout=60_000)
+    page.fill("#repo textarea, #repo input", "owner/secret16")   # someone else's private model: still refused
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.wait_for_selector("text=that you can read", timeout=30_000)
+
+    page.get_by_role("tab", name="Download").click()
+    page.fill("#push-name textarea, #push-name input", "pushed16")
+    page.click("#push-button")
+    page.wait_for_function("document.querySelector('#push-message').innerText.includes('visitor/pushed16')",
+                           timeout=60_000)
+    assert "model.safetensors" in hub.files("visitor/pushed16")
+    for repo in ("visitor/own16", "visitor/pushed16"):
+        assert carried(hub, repo, MOCK), repo                     # the visitor's own token ...
+        assert not carried(hub, repo, SERVER), repo               # ... never the server's
+    page.close()
