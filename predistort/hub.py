@@ -19,7 +19,6 @@ Pushing (:func:`push_for_visitor`) needs the visitor's token, goes to the visito
 Every failure raises :class:`predistort.weights.WeightsError` with a message for the visitor.
 """
 import math
-import os
 from dataclasses import dataclass
 
 import torch

@@ -1,4 +1,4 @@
-"""How results are shown: one picture's result, its Markdown and figure, progress HTML, durations, tables.
+"""How results are shown: one picture's result, its Markdown and figure, training progress, durations, tables.
 
 Pure presentation — no rendering, no state. The page (app.py), the session (predistort.service) and the
 CLI all phrase results through these functions, so a number reads the same everywhere.
@@ -6,7 +6,7 @@ CLI all phrase results through these functions, so a number reads the same every
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FIGURE_PANEL = 256                    # pixels: width of each panel of a comparison figure (texels enlarged)
 
@@ -106,3 +106,41 @@ def progress_html(fraction, description):
     """A progress bar with a description, for the page (plain HTML, no script)."""
     return (f'<div class="train-progress"><progress value="{fraction:.4f}" max="1" style="width:100%">'
             f'{100 * fraction:.0f}%</progress><div>{html.escape(description)}</div></div>')
+
+
+@dataclass
+class TrainEvent:
+    """What :meth:`predistort.service.Session.train` yields: progress after each iteration, then one final event."""
+    iteration: int
+    total: int
+    loss: float | None
+    elapsed: float
+    eta: float | None                    # seconds left (None before the first iteration)
+    history: list                        # [{"iteration", "loss", "seconds"}] so far
+    done: bool = False
+    stage: str = "training"              # "starting" | "waiting" | "training" | "evaluating" | "done"
+    weights_zip: str | None = None       # final event: the trained weights (safetensors + config.json), zipped
+    metrics: dict | None = None          # final event: see Session.train
+    results: list = field(default_factory=list)
+
+    @property
+    def fraction(self):
+        return 1.0 if self.done else (self.iteration / self.total if self.total else 0.0)
+
+    def html(self):
+        """A progress bar with the description, for the page."""
+        return progress_html(self.fraction, self.description)
+
+    @property
+    def description(self):
+        if self.stage == "starting":
+            return "Starting: building the model and the scene (a scene not seen before is measured first)…"
+        if self.stage == "waiting":
+            return "Waiting for the previous training on this server to end…"
+        if self.stage == "evaluating":
+            return "Evaluating the trained model on the pictures…"
+        if self.done:
+            return f"Done: {self.iteration} iterations in {format_duration(self.elapsed)}"
+        loss = f" · loss {self.loss:.4f}" if self.loss is not None else ""
+        eta = f" · {format_duration(self.eta)} left" if self.eta is not None else ""
+        return f"Iteration {self.iteration}/{self.total}{loss}{eta}"

@@ -20,57 +20,18 @@ import tempfile
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from . import backend, weights
 from .methods import DEFAULT_METHOD, METHODS, TrainJob, median_step, record_speed
-from .report import Result, format_duration, progress_html, stack_figures
+from .report import Result, TrainEvent, format_duration, stack_figures
 from .resources import (default_model, describe_source, discard_renderer, model_scene, parse_model_name,
                         renderer_for, shared_model, training_slots)
 from .scene import DEFAULT
 from .settings import SETTINGS, ServiceError, check_whole, is_number
 
 TRAINED_HERE = "trained in this session"
-
-
-@dataclass
-class TrainEvent:
-    """What :meth:`Session.train` yields: progress after each iteration, then one final event."""
-    iteration: int
-    total: int
-    loss: float | None
-    elapsed: float
-    eta: float | None                    # seconds left (None before the first iteration)
-    history: list                        # [{"iteration", "loss", "seconds"}] so far
-    done: bool = False
-    stage: str = "training"              # "starting" | "waiting" | "training" | "evaluating" | "done"
-    weights_zip: str | None = None       # final event: the trained weights (safetensors + config.json), zipped
-    metrics: dict | None = None          # final event: see Session.train
-    results: list = field(default_factory=list)
-
-    @property
-    def fraction(self):
-        return 1.0 if self.done else (self.iteration / self.total if self.total else 0.0)
-
-    def html(self):
-        """A progress bar with the description, for the page."""
-        return progress_html(self.fraction, self.description)
-
-    @property
-    def description(self):
-        if self.stage == "starting":
-            return "Starting: building the model and the scene (a scene not seen before is measured first)…"
-        if self.stage == "waiting":
-            return "Waiting for the previous training on this server to end…"
-        if self.stage == "evaluating":
-            return "Evaluating the trained model on the pictures…"
-        if self.done:
-            return f"Done: {self.iteration} iterations in {format_duration(self.elapsed)}"
-        loss = f" · loss {self.loss:.4f}" if self.loss is not None else ""
-        eta = f" · {format_duration(self.eta)} left" if self.eta is not None else ""
-        return f"Iteration {self.iteration}/{self.total}{loss}{eta}"
 
 
 class Session:
