@@ -52,9 +52,9 @@ REFINE_STEPS = 3                        # probes that bracket the lowest ratio a
 TOLERANCE = 0.01                        # predicted ratios this close to the best count as equally good
 
 
-def fixed_pictures(resolution):
-    """The pictures every prediction is made on: [PICTURES, R, R, 3], procedural, never a photograph."""
-    return torch.stack(dataset(PICTURES, resolution, seed=PICTURE_SEED))
+def fixed_pictures(resolution, count=PICTURES):
+    """The pictures predictions are made on: [count, R, R, 3], procedural (kinds in rotation), never a photograph."""
+    return torch.stack(dataset(count, resolution, seed=PICTURE_SEED))
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Where the pre-distortion cannot work, and why: a per-pixel map of the error that remains, and one sentence.
 
-The map. The scene's transport predicts the render ``A·T + b`` of any texture; for the fixed procedural
-pictures of :mod:`predistort.advise` it solves the best texture ``T*`` and shows, per pixel, the mean
-absolute error ``|clamp(A·T* + b) − P|`` that remains (over the pictures and colours): what no texture can
-fix at this placement, drawn over the render on a fixed colour scale (0 to :data:`ERROR_SCALE`).
+The map. The scene's transport predicts the render ``A·T + b`` of any texture; for :data:`MAP_PICTURES`
+procedural pictures (those of :mod:`predistort.advise`) it solves the best texture ``T*`` and shows, per
+pixel, the mean absolute error ``|clamp(A·T* + b) − P|`` that remains (over pictures and colours): what no
+texture can fix at this placement, drawn over the render on a fixed colour scale (0 to :data:`ERROR_SCALE`).
 
 The sentence (:func:`advice_sentence`) comes from three facts about the setup, in this order:
 
@@ -25,13 +25,14 @@ import math
 import numpy as np
 import torch
 
-from .advise import predict
+from .advise import fixed_pictures, predict
 from .physical import PhysicalSetup
 from .procedural import texture
 
 ERROR_SCALE = 0.15       # the colour scale's top: per-pixel mean absolute error (colours in [0, 1])
 SHARING_LIMIT = 10.0     # pixels sharing one texel (median inside the ball) from which the print must move
 RIM_PX = 2.0             # half width of the ball's rim, pixels
+MAP_PICTURES = 24        # procedural pictures averaged in the map (3 of each kind: no one picture shows through)
 
 
 def ball_disc(config):
@@ -88,7 +89,7 @@ def advice_sentence(transport, error, advice=None):
     if sharing >= SHARING_LIMIT:
         focus, distance = setup.focal_distance_mm, setup.print_distance_mm
         where = (f"the print ({distance:g} mm from the ball's centre) sits near the ball's focus (≈ {focus:.0f} mm): "
-                 if abs(distance - focus) < 0.5 * focus else "")
+                 if focus / 2 <= distance <= 2 * focus else "")             # within a factor 2 of it
         return (f"Inside the ball, {where}about {sharing:.0f} pixels share each texel of the print, and no texture "
                 f"can give them different colours." + (move or " Run the advisor to find a better distance."))
     if move:
@@ -126,9 +127,12 @@ def correctability(transport, background=None, advice=None, pictures=None):
 
     Parameters: ``background`` [R, R, 3] the render to draw over (default: the predicted render of a
     procedural checkerboard); ``advice`` an :class:`~predistort.advise.Advice` for this setup, if computed;
-    ``pictures`` [N, R, R, 3] (default: the advisor's fixed pictures). Cost: the solves of the pictures
-    (under a second at 128²), no render. The scene must be on-axis (:mod:`predistort.physical`).
+    ``pictures`` [N, R, R, 3] (default: :data:`MAP_PICTURES` of the advisor's procedural pictures). Cost:
+    the solves of the pictures (about a second at 128²), no render. The scene must be on-axis
+    (:mod:`predistort.physical`).
     """
+    if pictures is None:
+        pictures = fixed_pictures(transport.resolution, MAP_PICTURES)
     prediction = predict(transport, pictures)
     if background is None:
         checkers = texture(0, transport.resolution, "checkers")
