@@ -8,7 +8,11 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     images      load any uploaded picture as a texture; save, compare, measure (L1, PSNR)
     procedural  generated training pictures, never a photograph
     weights     save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
+    physical    a real setup in millimetres (ball, material, distances, field of view) <-> the scene config
     solve       measure a scene's light transport A, b (probe, cached) and solve a picture on it
+    advise      where to put the print: the distance with the lowest error the transport predicts
+    correctability  where no texture can help: per-pixel error map and one sentence on what to change
+    printout    the pre-distorted texture as a PDF and a PNG at the print's true size
     layers      the model types: the tutorial's layer, the generalising (unrolled) layer, the instant solve
     hub         what a web visitor may do on the Hub: load with their own token or none, bounded; push to their own
     train       the training loop (the tutorial's recipe, for any model)
@@ -20,7 +24,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     resources   what the app's sessions share: renderers, pretrained models, training slots, warm-up
     service     one visitor's session of the web app (model, scene, results, training), without Gradio
     appserver   start app.py on a free port, for tests and benchmarks
-    cli         python -m predistort train | apply | push
+    cli         python -m predistort train | apply | push | advise | print
 """
 from .version import __version__  # noqa: F401
 

@@ -1,10 +1,12 @@
-"""Command line: ``python -m predistort train | apply | push``.
+"""Command line: ``python -m predistort train | apply | push | advise | print``.
 
     train  --textures A.png B.png ... [--model tutorial|unrolled] --iterations N --out DIR
                                                                    learn a model, save it with its history
     apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
            [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
+    advise [--scene S.json | --ior N --diameter-mm D ...] --out A.json  where to put the print (real units)
+    print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG
 
 Every user error (unreadable image, wrong size, bad weights, unknown repo) prints one clear line and exits
 with status 2; nothing is left half-written.
@@ -132,6 +134,75 @@ def cmd_push(args):
     return 0
 
 
+def _setup(args):
+    """The physical setup of `args` (advise, print): the scene file's, then the millimetres given."""
+    from .physical import MATERIALS, PhysicalSetup, fov_from_lens
+    from .scene import DEFAULT, SceneConfig
+    setup = PhysicalSetup.from_scene(SceneConfig.load(args.scene) if args.scene else DEFAULT)
+    changes = {k: v for k, v in {"ball_diameter_mm": getattr(args, "diameter_mm", None),
+                                 "print_distance_mm": getattr(args, "print_distance_mm", None),
+                                 "camera_distance_mm": getattr(args, "camera_distance_mm", None),
+                                 "fov_deg": getattr(args, "fov_deg", None),
+                                 "resolution": getattr(args, "resolution", None)}.items() if v is not None}
+    if getattr(args, "material", None):
+        changes["ior"] = MATERIALS[next(m for m in MATERIALS if m.startswith(args.material.replace("-", " ")))]
+    if getattr(args, "ior", None) is not None:
+        changes["ior"] = args.ior
+    if getattr(args, "focal_mm", None) is not None:
+        changes["fov_deg"] = fov_from_lens(args.focal_mm, args.sensor_side_mm)
+    return setup.replace(**changes)
+
+
+def cmd_advise(args):
+    import json
+    from .advise import advise
+    from .correctability import correctability
+    from .solve import transport_for
+
+    backend.init()
+    setup = _setup(args)
+    print(f"Searching the print's distance for a {setup.ball_diameter_mm:g} mm ball of IOR {setup.ior:g} "
+          f"(camera {setup.camera_distance_mm:g} mm from its centre) ...", file=sys.stderr)
+    advice = advise(setup, max_print_mm=args.max_print_mm, grid_points=args.grid,
+                    progress=lambda i, n, d, r: print(f"  {i}/{n}: print at {d:g} mm -> predicted ratio {r:.3f}",
+                                                      file=sys.stderr))
+    advice.save_scene(args.out)
+    written = [args.out]
+    if args.plot:
+        advice.plot().save(args.plot)
+        written.append(args.plot)
+    if args.map:    # the correctability map of the setup as it is, with the advice in its sentence
+        image, sentence = correctability(transport_for(setup.to_scene()), advice=advice)
+        image.save(args.map)
+        written.append(args.map)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(advice.to_dict(), f, indent=1)
+        written.append(args.json)
+    print(advice.markdown().replace("**", ""))
+    if args.map:
+        print(f"\nWhere the print is now: {sentence}")
+    print(f"\nWrote {', '.join(map(str, written))}. Pre-distort for it with: python -m predistort apply "
+          f"--method solve --scene {args.out} --texture PICTURE --fit crop --out-dir OUT")
+    return 0
+
+
+def cmd_print(args):
+    import numpy as np
+    from .images import load_image
+    from .printout import write_print
+
+    setup = _setup(args)
+    texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
+    if texture.shape[0] != texture.shape[1]:
+        raise ValueError(f"{args.texture}: a pre-distorted texture is square, this one is "
+                         f"{texture.shape[1]}×{texture.shape[0]}")
+    pdf, png = write_print(texture, setup, args.out_dir)
+    print(f"Wrote {pdf} and {png}: a {setup.print_size_mm:.1f} mm square print. Print at 100 %.")
+    print(setup.describe().replace("**", ""))
+    return 0
+
+
 def parser():
     from .methods import METHODS
     p = argparse.ArgumentParser(prog="python -m predistort", description=__doc__.splitlines()[0])
@@ -180,6 +251,40 @@ def parser():
     u.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)")
     u.add_argument("--private", action="store_true")
     u.set_defaults(run=cmd_push)
+
+    from .advise import GRID_POINTS
+    from .physical import MATERIALS
+    materials = [m.split(" (")[0].replace(" ", "-") for m in MATERIALS]
+
+    def setup_args(s):
+        s.add_argument("--scene", help="start from this scene JSON (default: the tutorial's; a 90 mm ball)")
+        s.add_argument("--material", choices=materials, help="the ball's material (sets its IOR)")
+        s.add_argument("--ior", type=float, help="the ball's index of refraction (1.0-3.0; overrides --material)")
+        s.add_argument("--diameter-mm", type=float, help="the ball's diameter")
+        s.add_argument("--print-distance-mm", type=float, help="from the ball's centre to the print (now)")
+        s.add_argument("--camera-distance-mm", type=float, help="from the ball's centre to the camera's lens")
+        s.add_argument("--fov-deg", type=float, help="the camera's field of view across the square picture")
+        s.add_argument("--focal-mm", type=float, help="or the lens's focal length (with --sensor-side-mm)")
+        s.add_argument("--sensor-side-mm", type=float, default=24.0,
+                       help="the sensor's short side (default 24: a 35 mm-equivalent focal length)")
+
+    v = sub.add_parser("advise", help="where to put the print for a ball and camera (predicted, no renders)")
+    setup_args(v)
+    v.add_argument("--resolution", type=int, help="texture/film side in pixels (default: the scene's, 128)")
+    v.add_argument("--max-print-mm", type=float, help="only distances whose print is at most this wide")
+    v.add_argument("--grid", type=int, default=GRID_POINTS,
+                   help=f"distances on the search's coarse grid (default {GRID_POINTS}; fewer: faster, coarser)")
+    v.add_argument("--out", required=True, help="the advised scene JSON (for apply --scene and the app)")
+    v.add_argument("--plot", help="PNG: predicted error ratio against the print's distance")
+    v.add_argument("--map", help="PNG: correctability map where the print is now (probes that scene: seconds)")
+    v.add_argument("--json", help="the search's numbers as JSON")
+    v.set_defaults(run=cmd_advise)
+
+    r = sub.add_parser("print", help="a pre-distorted texture as a PDF and PNG at the print's true size")
+    setup_args(r)
+    r.add_argument("--texture", required=True, help="the pre-distorted texture (apply's predistorted.png)")
+    r.add_argument("--out-dir", required=True, help="folder for print.pdf and print.png")
+    r.set_defaults(run=cmd_print)
     return p
 
 

@@ -9,6 +9,10 @@ ray that meets the sphere is refracted twice (in and out) before it lands on the
 through the sphere is magnified and bent; rays that miss the sphere see the plane directly. A constant
 environment light illuminates the diffuse plane, and the sphere also reflects a little of it (Fresnel).
 
+Units. World units are arbitrary for the renderer; ``units_mm`` says how many millimetres one is, so that a
+scene can be built and printed from a real setup (:mod:`predistort.physical`). Scenes that state none (the
+tutorial's) are read at ``DEFAULT_UNITS_MM`` = 100 mm per unit: a 90 mm ball, 100 mm in front of a 240 mm print.
+
 Limits: square textures only; the film always has the texture's resolution (``resolution``), between
 ``MIN_RESOLUTION`` and ``MAX_RESOLUTION``. The sphere must lie strictly between camera and plane.
 """
@@ -28,6 +32,7 @@ def _data_dir(name):
 
 SCENES_DIR = _data_dir("scenes")                                # the repository's scenes/ folder
 DEFAULT_SCENE = SCENES_DIR / "tutorial.json"
+DEFAULT_UNITS_MM = 100.0          # world unit in mm when a scene states none: the tutorial's ball is then 90 mm wide
 TEXTURE_KEY = "textured_plane.bsdf.brdf_0.reflectance.data"      # the texture inside mi.traverse(scene)
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 512
 
@@ -45,6 +50,7 @@ class SceneConfig:
     sphere_radius: float = 0.45                             # radius of the glass sphere
     sphere_ior: float = 1.06                                # interior index of refraction (exterior: air)
     integrator: str = "prb"                                 # Mitsuba integrator (must be differentiable)
+    units_mm: float = DEFAULT_UNITS_MM                      # millimetres per world unit (predistort.physical)
 
     def __post_init__(self):
         # Normalise JSON lists to tuples so configs compare and hash by value.
@@ -59,7 +65,7 @@ class SceneConfig:
                 or not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             problems.append(f"resolution must be a whole number of pixels from {MIN_RESOLUTION} to "
                             f"{MAX_RESOLUTION}, got {self.resolution!r}")
-        for name in ("fov", "plane_scale", "sphere_radius", "sphere_ior"):
+        for name in ("fov", "plane_scale", "sphere_radius", "sphere_ior", "units_mm"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 problems.append(f"{name} must be a finite number, got {value!r}")
@@ -69,6 +75,8 @@ class SceneConfig:
             problems.append(f"fov must be between 1 and 170 degrees, got {self.fov}")
         if not 0.01 <= self.plane_scale <= 100.0:
             problems.append(f"plane_scale must be between 0.01 and 100, got {self.plane_scale}")
+        if not self.units_mm > 0:
+            problems.append(f"units_mm (millimetres per world unit) must be positive, got {self.units_mm}")
         if not 1.0 <= self.sphere_ior <= 3.0:
             problems.append(f"sphere_ior must be between 1.0 (no refraction) and 3.0, got {self.sphere_ior}")
         centre, origin = np.array(self.sphere_center), np.array(self.camera_origin)
@@ -88,8 +96,12 @@ class SceneConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
-        """JSON-ready dict (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """JSON-ready dict (tuples as lists). ``units_mm`` is left out at its default, so that every scene
+        written before it existed keeps its file, its probe cache key and its equality with saved models."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        if out["units_mm"] == DEFAULT_UNITS_MM:
+            del out["units_mm"]
+        return out
 
     @classmethod
     def from_dict(cls, data):

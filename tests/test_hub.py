@@ -5,9 +5,7 @@ The fake Hub enforces namespaces as the Hub does (tests/fake_hub.py): the owner'
 private repos, a visitor's token the visitor's, and a private repo of someone else does not exist.
 """
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 import torch

@@ -1,0 +1,230 @@
+"""Where to put the print: search the ball-to-print distance for the lowest predicted error, with no renders.
+
+The question. For a given ball and camera (:class:`predistort.physical.PhysicalSetup`), how far behind the
+ball should the print go? The camera stays where it is relative to the ball, so the ball's apparent size
+in the picture stays as given; only the print moves (and grows with its distance, to fill the camera's
+view). With real glass the answer matters more than any model: near the ball's focus many camera pixels
+see the same few texels and no texture can give them different colours; farther away the ball shows a
+small inverted image of a large area, every pixel has texels of its own and the pre-distortion works again.
+
+The prediction. For each candidate distance the scene's light transport ``render(T) ≈ A·T + b`` is
+measured (:func:`predistort.solve.probe`), a fixed set of the project's own procedural pictures ``P`` is
+solved on it (:func:`predistort.solve.solve`: ``T*``), and the transport predicts the error ratio that
+renders would measure::
+
+    ratio = mean over P of  |clamp(A·T* + b) − P|₁ / |clamp(A·P + b) − P|₁      (< 1: pre-distortion helps)
+
+No picture is rendered. The search's probes skip the two calibration renders and trace 2×2 rays per pixel
+instead of 3×3 (:data:`SEARCH_PROBE`): the ranking of distances is what matters, and ``bench/setups.py``
+compares it with full probes and real renders.
+
+The search (:func:`advise`). Print distances from 1.15 to 10 ball radii, on a geometric grid of
+:data:`GRID_POINTS`, plus the current distance; then :data:`REFINE_STEPS` probes bracket the lowest ratio
+(each at the geometric middle of the wider gap beside it). The advice is the distance of the lowest
+predicted ratio — unless the current distance is within :data:`TOLERANCE` of it, which is then kept (so a
+ball that bends nothing, IOR 1.0, keeps its place). The curve has a broad minimum and a farther print is a
+larger print, so the answer also names the nearest probed distance within that tolerance (``compact_mm``).
+Cost: one probe per candidate (about 2 s at 128² on 2 cores), at no more than :data:`SEARCH_RESOLUTION` pixels.
+
+Limits: on-axis setups only (:mod:`predistort.physical`); the prediction ignores Monte Carlo noise and the
+light that the plane bounces back onto itself, as the transport does.
+"""
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .physical import PhysicalSetup
+from .procedural import dataset
+from .solve import probe, solve
+
+PICTURES, PICTURE_SEED = 8, 4242        # the fixed pictures: procedural.dataset(8, R, seed 4242), one per kind
+SEARCH_PROBE = {"calibrate_spp": 0, "supersampling": 2}   # cheaper probes for the search (see module doc)
+SEARCH_RESOLUTION = 128                 # the search runs at min(this, the setup's resolution)
+GRID_POINTS = 8                         # coarse grid of print distances ...
+GRID_RADII = (1.15, 10.0)               # ... from 1.15 to 10 ball radii (geometric spacing)
+REFINE_STEPS = 3                        # probes that bracket the lowest ratio after the grid
+TOLERANCE = 0.01                        # predicted ratios this close to the best count as equally good
+
+
+def fixed_pictures(resolution, count=PICTURES):
+    """The pictures predictions are made on: [count, R, R, 3], procedural (kinds in rotation), never a photograph."""
+    return torch.stack(dataset(count, resolution, seed=PICTURE_SEED))
+
+
+@dataclass
+class Prediction:
+    """What the transport predicts for the fixed pictures: ``ratio`` (mean of ``ratios``, one per picture)
+    and per-pixel maps [R, R] of the mean absolute error over pictures and colours, without pre-distortion
+    (``error_before``) and with the solved texture (``error_after``)."""
+    ratio: float
+    ratios: list
+    error_before: np.ndarray
+    error_after: np.ndarray
+
+
+@torch.no_grad()
+def predict(transport, pictures=None):
+    """Solve `pictures` [N, R, R, 3] (default :func:`fixed_pictures`) on `transport` and predict the renders."""
+    pictures = fixed_pictures(transport.resolution) if pictures is None else torch.as_tensor(pictures)
+    before = (transport.render(pictures).clamp(0, 1) - pictures).abs()
+    after = (transport.render(solve(pictures, transport)).clamp(0, 1) - pictures).abs()
+    ratios = (after.mean((1, 2, 3)) / before.mean((1, 2, 3)).clamp_min(1e-9)).tolist()
+    return Prediction(float(np.mean(ratios)), ratios, before.mean((0, 3)).numpy(), after.mean((0, 3)).numpy())
+
+
+def _round_mm(x):
+    """A distance as a person would set it: whole millimetres from 50 mm up, else tenths."""
+    return float(round(x) if x >= 50 else round(x, 1))
+
+
+@dataclass
+class Advice:
+    """The advisor's answer. ``setup`` as asked; ``best`` the advised setup (``setup`` itself when it keeps
+    the current distance); predicted ratios at both; ``curve`` [(print distance mm, predicted ratio)] of every
+    probed candidate, by distance; ``seconds`` the search's time; ``probes`` how many scenes it measured;
+    ``compact_mm`` the nearest probed distance (the smallest print) predicted within :data:`TOLERANCE` of it."""
+    setup: PhysicalSetup
+    best: PhysicalSetup
+    current_ratio: float
+    best_ratio: float
+    curve: list = field(default_factory=list)
+    seconds: float = 0.0
+    probes: int = 0
+    compact_mm: float = None        # the nearest probed distance within TOLERANCE of the advised one's ratio
+
+    @property
+    def moved(self):
+        return self.best.print_distance_mm != self.setup.print_distance_mm
+
+    def scene(self):
+        """The advised :class:`~predistort.scene.SceneConfig` at the setup's own resolution."""
+        return self.best.to_scene()
+
+    def save_scene(self, path):
+        """Write the advised scene as JSON (``python -m predistort apply --scene PATH`` and the app read it)."""
+        b = self.best
+        comment = (f"Advised by predistort.advise: a {b.ball_diameter_mm:g} mm ball ({b.material()}), its centre "
+                   f"{b.print_distance_mm:g} mm in front of a {b.print_size_mm:.0f} mm print and "
+                   f"{b.camera_distance_mm:g} mm from the camera; predicted error ratio {self.best_ratio:.3f} "
+                   f"(at {self.setup.print_distance_mm:g} mm: {self.current_ratio:.3f}).")
+        Path(path).write_text(json.dumps({"_comment": comment, **self.scene().to_dict()}, indent=2) + "\n")
+        return Path(path)
+
+    def to_dict(self):
+        return {"setup": self.setup.to_dict(), "best": self.best.to_dict(), "moved": self.moved,
+                "compact_mm": self.compact_mm,
+                "current_ratio": self.current_ratio, "best_ratio": self.best_ratio,
+                "curve": [list(p) for p in self.curve], "seconds": self.seconds, "probes": self.probes}
+
+    def markdown(self):
+        """What to do, in a few lines of Markdown."""
+        s, b = self.setup, self.best
+        if self.moved:
+            head = (f"**Move the print from {s.print_distance_mm:g} mm to {b.print_distance_mm:g} mm from the "
+                    f"ball's centre** (the camera stays {s.camera_distance_mm:g} mm from it): predicted error ratio "
+                    f"**{self.current_ratio:.3f} → {self.best_ratio:.3f}**.")
+        else:
+            head = (f"**Keep the print where it is** ({s.print_distance_mm:g} mm from the ball's centre): predicted "
+                    f"error ratio **{self.current_ratio:.3f}**, within {TOLERANCE} of the best distance searched.")
+        if self.compact_mm is not None and self.compact_mm < b.print_distance_mm:
+            smaller = b.replace(print_distance_mm=self.compact_mm)
+            head += (f" Nearly as good with a smaller print: {self.compact_mm:g} mm from the ball's centre "
+                     f"({smaller.print_size_mm:.0f} mm print, predicted {dict(self.curve)[self.compact_mm]:.3f}).")
+        return (f"{head}\n\n{b.describe()}\n\nError ratio: the render's L1 error with pre-distortion ÷ without, "
+                f"predicted by the measured light transport for {PICTURES} procedural pictures (< 1: it helps). "
+                f"Search: {self.probes} probed distances in {self.seconds:.0f} s.")
+
+    def plot(self, size=(5.0, 3.2), dpi=100):
+        """The predicted ratio against the print's distance, current and advised marked: a PIL image."""
+        from matplotlib.figure import Figure
+        from PIL import Image
+        fig = Figure(figsize=size, dpi=dpi)
+        ax = fig.add_subplot()
+        x, y = zip(*self.curve)
+        ax.plot(x, y, "o-", color="#444", ms=4, lw=1.2, label="predicted (probed distances)")
+        ax.axvline(self.setup.print_distance_mm, color="#c33", ls="--", lw=1,
+                   label=f"current {self.setup.print_distance_mm:g} mm: {self.current_ratio:.3f}")
+        if self.moved:
+            ax.axvline(self.best.print_distance_mm, color="#2a2", lw=1.5,
+                       label=f"advised {self.best.print_distance_mm:g} mm: {self.best_ratio:.3f}")
+        focus = self.setup.focal_distance_mm
+        if min(x) <= focus <= max(x):
+            ax.axvline(focus, color="#36c", ls=":", lw=1, label=f"ball's focus ≈ {focus:.0f} mm")
+        ax.set_xlabel("print distance from the ball's centre (mm)")
+        ax.set_ylabel("error ratio (lower is better)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+
+def advise(setup, pictures=None, max_print_mm=None, tolerance=TOLERANCE, grid_points=GRID_POINTS,
+           refine_steps=REFINE_STEPS, progress=None):
+    """Search the print distance of `setup` (camera and ball fixed) for the lowest predicted error ratio.
+
+    Parameters:
+        setup         a :class:`PhysicalSetup` (its ``print_distance_mm`` is the current distance)
+        pictures      [N, R, R, 3] at the search resolution (default :func:`fixed_pictures`)
+        max_print_mm  only distances whose print is at most this wide (e.g. 297 for A3 paper); the current
+                      distance is always evaluated
+        tolerance     the current distance is kept if its predicted ratio is within this of the best
+        grid_points   distances on the coarse grid (at least 2); refine_steps: probes after it
+        progress      called as ``progress(probes_done, probes_planned, distance_mm, ratio)`` after each probe
+    Returns an :class:`Advice`. Cost: at most grid_points + refine_steps + 1 probes.
+    """
+    if grid_points < 2 or refine_steps < 0:
+        raise ValueError(f"advise(): grid_points must be at least 2 and refine_steps at least 0, got "
+                         f"{grid_points} and {refine_steps}")
+    start = time.perf_counter()
+    res = min(setup.resolution, SEARCH_RESOLUTION)
+    search = setup.replace(resolution=res)
+    pictures = fixed_pictures(res) if pictures is None else pictures
+    radius = setup.ball_diameter_mm / 2
+    lo, hi = GRID_RADII[0] * radius, GRID_RADII[1] * radius
+    if max_print_mm is not None:                        # the print's side grows linearly with its distance
+        per_mm = setup.print_size_mm / (setup.print_distance_mm + setup.camera_distance_mm)
+        hi = min(hi, max_print_mm / per_mm - setup.camera_distance_mm)
+    grid = [_round_mm(d) for d in np.geomspace(lo, hi, grid_points)] if hi > lo else []
+    planned = len(set(grid) | {setup.print_distance_mm}) + refine_steps
+    ratios = {}                                         # distance (mm) -> predicted ratio
+
+    def evaluate(distance):
+        if distance not in ratios:
+            transport = probe(search.replace(print_distance_mm=distance).to_scene(), **SEARCH_PROBE)
+            ratios[distance] = predict(transport, pictures).ratio
+            if progress:
+                progress(len(ratios), planned, distance, ratios[distance])
+        return ratios[distance]
+
+    current = evaluate(setup.print_distance_mm)
+    for distance in grid:
+        evaluate(distance)
+    for _ in range(refine_steps if grid else 0):
+        # Bracket the lowest ratio so far: probe the (geometric) middle of the wider gap beside it.
+        ordered = sorted(d for d in ratios if lo - 1e-9 <= d <= hi + 1e-9)
+        i = ordered.index(min(ordered, key=ratios.get))
+        gaps = [(b / a, a, b) for a, b in zip(ordered[max(i - 1, 0):i + 1], ordered[i:i + 2]) if a != b]
+        if not gaps:
+            break
+        _, a, b = max(gaps)
+        middle = _round_mm(math.sqrt(a * b))
+        if middle in ratios:
+            break
+        evaluate(middle)
+    best_ratio = min(ratios.values())
+    advised = setup.print_distance_mm                   # kept when it is as good as the best (IOR 1.0 ...)
+    if current > best_ratio + tolerance:
+        advised = min(ratios, key=ratios.get)
+    # The nearest distance (a smaller print) whose ratio is as good as the advised one's, within tolerance.
+    compact = min(d for d in ratios if ratios[d] <= ratios[advised] + tolerance)
+    best = setup.replace(print_distance_mm=advised)
+    return Advice(setup, best, current, ratios[advised], sorted(ratios.items()),
+                  round(time.perf_counter() - start, 2), len(ratios), compact)

@@ -1,0 +1,114 @@
+"""The pre-distorted texture as a print at its true size: a PDF with the setup in its margin, and a PNG.
+
+Size. The print's side is :attr:`predistort.physical.PhysicalSetup.print_size_mm` — what the camera sees
+at the print's distance, plus the tutorial's margin — whatever the texture's pixel count. The renderer
+reads the texture with bilinear interpolation between texel centres, so the picture that goes to paper is
+the texture upsampled bilinearly by a whole factor (same texel centres, same in-between values) to at least
+:data:`MIN_DPI`: the printer then draws what the renderer saw, not blocks or its own smoothing.
+
+PDF (:func:`write_pdf`): one page, the print plus margins (:data:`MARGIN_MM`), so the page is a custom
+size (a 240 mm print needs a 270 × 300 mm page; print at 100 %, never "fit to page"). The margins say
+where the ball and the camera go, carry marks on the print's centre lines (the ball's centre and the camera
+sit on the perpendicular through the print's centre) and a 50 mm bar to check the printer's scale.
+PNG (:func:`write_png`): the same picture alone, its DPI set (pHYs) so that it prints at the true size.
+
+Orientation: the camera sees the print as it is (not mirrored), with the texture's top row at the top of
+its picture; the PDF's top margin says "top".
+"""
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+MIN_DPI = 150                       # the printed picture's least resolution (whole-factor bilinear upsampling)
+MARGIN_MM = {"left": 15.0, "right": 15.0, "top": 20.0, "bottom": 40.0}   # bottom: at least
+BAR_MM = 50.0                       # the scale bar's length
+LINE_MM, TEXT_MM_PER_CHAR = 4.5, 1.3  # margin text: line spacing, and a generous width per character (6.5 pt)
+MM_PER_INCH = 25.4
+PT_PER_MM = 72 / MM_PER_INCH        # PDF points
+
+
+def print_image(texture, setup, min_dpi=MIN_DPI):
+    """The picture to print: ``(PIL RGB image, dots per inch)`` at `setup`'s print size.
+
+    `texture`: [H, W, 3] (tensor or array) in [0, 1], square, any resolution; it is upsampled bilinearly by
+    the smallest whole factor that reaches `min_dpi`.
+    """
+    array = texture.detach().cpu().numpy() if isinstance(texture, torch.Tensor) else np.asarray(texture)
+    if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] != array.shape[1]:
+        raise ValueError(f"expected a square RGB texture [R, R, 3], got shape {list(array.shape)}")
+    image = Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
+    inches = setup.print_size_mm / MM_PER_INCH
+    factor = max(1, math.ceil(min_dpi * inches / image.width))
+    if factor > 1:   # PIL's bilinear upsampling: texel centres at (i + 0.5) / R, as Mitsuba's bitmap lookup
+        image = image.resize((image.width * factor, image.height * factor), Image.BILINEAR)
+    return image, image.width / inches
+
+
+def write_png(texture, setup, path, min_dpi=MIN_DPI):
+    """Write the print as a PNG whose DPI makes it print at the true size; returns the path."""
+    image, dpi = print_image(texture, setup, min_dpi)
+    image.save(path, dpi=(dpi, dpi))
+    return Path(path)
+
+
+def margin_lines(setup):
+    """The setup, in the words printed under the picture."""
+    s = setup
+    return [(f"Ball: {s.ball_diameter_mm:g} mm diameter, {s.material()}. Its centre: {s.print_distance_mm:g} mm "
+             f"in front of the print's centre (on the line through the marks, perpendicular to the print)."),
+            (f"Camera: on the same line, {s.camera_distance_mm:g} mm from the ball's centre (the lens), "
+             f"{s.fov_deg:.3g}° field of view across the square picture, its top edge up."),
+            (f"Print: {s.print_size_mm:.1f} × {s.print_size_mm:.1f} mm. Print at 100 % (no \"fit to page\"); "
+             f"the bar is {BAR_MM:g} mm long.")]
+
+
+def write_pdf(texture, setup, path, min_dpi=MIN_DPI, title="predistort: pre-distorted print"):
+    """Write a one-page PDF: the print at its true size, the setup in the margins. Returns the path."""
+    import textwrap
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    image, _ = print_image(texture, setup, min_dpi)
+    side, m = setup.print_size_mm, dict(MARGIN_MM)
+    width = side + m["left"] + m["right"]
+    chars = max(40, int((width - m["left"] - m["right"]) / TEXT_MM_PER_CHAR))
+    lines = [wrapped for line in margin_lines(setup) for wrapped in textwrap.wrap(line, chars)]
+    m["bottom"] = max(m["bottom"], 14 + LINE_MM * len(lines) + 10)        # room for every line and the bar
+    height = side + m["top"] + m["bottom"]
+    fig = Figure(figsize=(width / MM_PER_INCH, height / MM_PER_INCH))
+
+    def box(x, y, w, h):                                   # millimetres from the page's lower left -> fractions
+        return [x / width, y / height, w / width, h / height]
+
+    ax = fig.add_axes(box(m["left"], m["bottom"], side, side))
+    ax.imshow(np.asarray(image), interpolation="none", extent=(0, 1, 0, 1), aspect="auto")
+    ax.set_axis_off()
+    page = fig.add_axes(box(0, 0, width, height), zorder=-1)   # a millimetre canvas for marks and text
+    page.set_xlim(0, width)
+    page.set_ylim(0, height)
+    page.set_axis_off()
+    page.add_patch(Rectangle((m["left"], m["bottom"]), side, side, fill=False, lw=0.3, color="0.6"))
+    cx, cy = m["left"] + side / 2, m["bottom"] + side / 2
+    for (x0, y0, x1, y1) in ((cx, m["bottom"] - 8, cx, m["bottom"] - 2), (cx, height - m["top"] + 2, cx,
+                             height - m["top"] + 8), (m["left"] - 8, cy, m["left"] - 2, cy),
+                             (width - m["right"] + 2, cy, width - m["right"] + 8, cy)):
+        page.add_line(Line2D([x0, x1], [y0, y1], lw=0.8, color="black"))   # marks on the centre lines
+    page.text(m["left"], height - 8, f"{title} · TOP ↑", fontsize=9, va="center")
+    for i, line in enumerate(lines):
+        page.text(m["left"], m["bottom"] - 14 - LINE_MM * i, line, fontsize=6.5, va="center")
+    bar_y = m["bottom"] - 14 - LINE_MM * len(lines) - 2
+    page.add_line(Line2D([m["left"], m["left"] + BAR_MM], [bar_y, bar_y], lw=1.5, color="black"))
+    page.text(m["left"] + BAR_MM + 3, bar_y, f"{BAR_MM:g} mm", fontsize=6.5, va="center")
+    fig.savefig(path, format="pdf")
+    return Path(path)
+
+
+def write_print(texture, setup, out_dir, min_dpi=MIN_DPI):
+    """Write ``print.pdf`` and ``print.png`` into `out_dir`; returns both paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_pdf(texture, setup, out / "print.pdf", min_dpi), write_png(texture, setup, out / "print.png", min_dpi)
