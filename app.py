@@ -18,6 +18,11 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /check_scene      (sphere_ior, sphere_radius, resolution) -> which methods apply to that scene (Markdown)
     /status           ()                                  -> status (Markdown)
     /push_to_hub      (name, private)                     -> where the model went (needs "Sign in with Hugging Face")
+    /advise           (ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg) -> advice (Markdown),
+                                                             plot of the predicted error ratio against the distance
+    /use_setup        (the same five numbers)             -> status, how to build the setup (Markdown)
+    /correctability   ()                                  -> map of the error no texture can remove, one sentence
+    /print_files      ()                                  -> the last pre-distorted texture as PDF and PNG at true size
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
@@ -32,6 +37,7 @@ from pathlib import Path
 import gradio as gr
 
 from predistort import methods, report, resources, service
+from predistort.physical import MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, ServiceError, examples
 
@@ -346,6 +352,96 @@ def estimate(textures, method, iterations, spp, resolution):
     return methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp).message
 
 
+# -- real glass -------------------------------------------------------------------------------------------------
+def physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    """The page's (or a client's) numbers as a PhysicalSetup; a ServiceError names what is wrong."""
+    values = {"ior": ior, "ball_diameter_mm": ball_diameter_mm, "print_distance_mm": print_distance_mm,
+              "camera_distance_mm": camera_distance_mm, "fov_deg": fov_deg}
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ServiceError(f"{name} must be a number, got {value!r}.")
+    return PhysicalSetup(**values)
+
+
+@user_errors
+def advise(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, progress=gr.Progress()):
+    """Where to put the print behind a real ball: search the distance from the ball to the print for the lowest
+    error the scene's measured light transport predicts (the camera stays where it is; no renders).
+
+    Args:
+        ior: index of refraction of the ball (tutorial 1.06, water 1.33, acrylic 1.49, crown glass 1.52).
+        ball_diameter_mm: the ball's diameter in millimetres.
+        print_distance_mm: the current distance from the ball's centre to the print, millimetres.
+        camera_distance_mm: the distance from the ball's centre to the camera's lens, millimetres.
+        fov_deg: the camera's field of view across the square picture, degrees.
+    Returns:
+        the advice (Markdown: the best distance, predicted error ratios at the current and the advised distance), a plot of the predicted ratio against the distance (PNG).
+    """
+    setup = physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg)
+
+    def probed(done, planned, distance, ratio):
+        progress((done, planned), desc=f"Probed {distance:g} mm: predicted ratio {ratio:.3f}", unit="probes")
+
+    advice = session.advise(setup, progress=probed)
+    return advice.markdown(), cached_png(advice.plot(), "advice")
+
+
+def advised_distance(session):
+    """The print distance the last advice gives (for the page's "use it" button)."""
+    return session.advice.best.print_distance_mm if session.advice is not None else gr.skip()
+
+
+@user_errors
+def use_setup(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    """Pre-distort for this physical setup from now on: the scene is measured (once) and the instant solve runs
+    on it; the bundled model is used when the setup is the tutorial's.
+
+    Args:
+        ior: index of refraction of the ball.
+        ball_diameter_mm: the ball's diameter in millimetres.
+        print_distance_mm: the distance from the ball's centre to the print, millimetres.
+        camera_distance_mm: the distance from the ball's centre to the camera's lens, millimetres.
+        fov_deg: the camera's field of view across the square picture, degrees.
+    Returns:
+        the session's status line (Markdown) and how to build the setup (Markdown).
+    """
+    setup = physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg)
+    return session.use_setup(setup), setup.replace(resolution=session.resolution).describe()
+
+
+@user_errors
+def correctability(session):
+    """Where in the picture no texture can remove the error, for this session's scene, and what to change.
+
+    Returns:
+        a map of the error left after the best pre-distortion, over the render (PNG), and one sentence on what to change (Markdown).
+    """
+    image, sentence = session.correctability()
+    return cached_png(image, "correctability"), sentence
+
+
+@user_errors
+def print_files(session):
+    """The last pre-distorted texture, ready to print at the true size of this session's setup.
+
+    Returns:
+        a PDF (the print at its real size, the setup written in the margin) and a PNG whose DPI prints it at that size.
+    """
+    return session.print_files()
+
+
+def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    """How to build the setup in the panel (or what is wrong with its numbers)."""
+    try:
+        return physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg).describe()
+    except ValueError as e:
+        return f"⚠️ {e}"
+
+
+def material_ior(material):
+    return MATERIALS.get(material, gr.skip())
+
+
 def method_info(method):
     m = methods.METHODS.get(method)
     return f"**{m.label}** — {m.summary}" if m else ""
@@ -487,6 +583,47 @@ def build_demo():
                     with gr.Accordion("Training metrics (JSON)", open=False):
                         train_metrics = gr.JSON(label="Training metrics")
 
+        with gr.Tab("Real glass · print", id="glass"):
+            gr.Markdown("Your own ball, print and camera, in millimetres. **Advise** searches where the print should "
+                        "go for the lowest error (with real glass the distance matters more than any model); "
+                        "**Use this setup** pre-distorts for it from now on; after pre-distorting a picture, "
+                        "**Print** gives it at its true size.")
+            with gr.Row():
+                with gr.Column(scale=1, min_width=280):
+                    here = PhysicalSetup()
+                    material = gr.Dropdown(list(MATERIALS) + ["custom"], value=here.material(), label="Material",
+                                           elem_id="material")
+                    ball_ior = gr.Number(here.ior, label="Index of refraction", minimum=1.0, maximum=3.0,
+                                         elem_id="ball-ior")
+                    diameter = gr.Number(here.ball_diameter_mm, label="Ball diameter (mm)", elem_id="diameter")
+                    print_distance = gr.Number(here.print_distance_mm, label="Ball centre → print (mm)",
+                                               elem_id="print-distance")
+                    camera_distance = gr.Number(here.camera_distance_mm, label="Ball centre → camera lens (mm)",
+                                                elem_id="camera-distance")
+                    fov = gr.Number(here.fov_deg, label="Camera's field of view across the square picture (°)",
+                                    elem_id="fov")
+                    setup_md = gr.Markdown(here.describe(), elem_id="setup")
+                    with gr.Row():
+                        advise_btn = gr.Button("Advise where to put the print", variant="primary",
+                                               elem_id="advise-button")
+                        use_advice_btn = gr.Button("Take the advised distance", size="sm")
+                    use_setup_btn = gr.Button("Use this setup", elem_id="use-setup-button")
+                    setup_status = gr.Markdown(elem_id="setup-status")
+                with gr.Column(scale=2):
+                    advice_md = gr.Markdown(elem_id="advice")
+                    advice_plot = gr.Image(label="Predicted error ratio against the print's distance", format="png",
+                                           interactive=False, elem_id="advice-plot")
+                    map_btn = gr.Button("Where can it work? (correctability map)", elem_id="map-button")
+                    with gr.Row():
+                        map_image = gr.Image(label="Error no texture can remove", format="png", interactive=False,
+                                             elem_id="map")
+                        map_md = gr.Markdown(elem_id="map-advice")
+                    print_btn = gr.Button("Print: the last pre-distorted texture at true size (PDF + PNG)",
+                                          elem_id="print-button")
+                    with gr.Row():
+                        print_pdf = gr.File(label="PDF (print at 100 %)", elem_id="print-pdf")
+                        print_png = gr.File(label="PNG (with its DPI)", elem_id="print-png")
+
         with gr.Tab("Load a model", id="load"):
             repo = gr.Textbox(label="Hugging Face model repo (USER/NAME or USER/NAME@REVISION), or 'default'",
                               value="default", elem_id="repo")
@@ -553,6 +690,17 @@ def build_demo():
             control.change(check_scene, scene_inputs, [scene_info], **private(check_scene))
         textures.change(on_pictures, [session, textures, fit], [notes], **private(on_pictures))
         examples_btn.click(use_examples, None, [textures], **private(use_examples))
+        glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
+        material.change(material_ior, [material], [ball_ior], **private(material_ior))
+        for control in glass_inputs:
+            control.change(describe_setup, glass_inputs, [setup_md], **private(describe_setup))
+        advise_btn.click(advise, [session, *glass_inputs], [advice_md, advice_plot], api_name="advise",
+                         concurrency_id="render", concurrency_limit=SETTINGS.render_concurrency)
+        use_advice_btn.click(advised_distance, [session], [print_distance], **private(advised_distance))
+        use_setup_btn.click(use_setup, [session, *glass_inputs], [setup_status, setup_md], api_name="use_setup",
+                            **render).then(status, [session], [status_md], **private(status))
+        map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **render)
+        print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **render)
         demo.load(status, [session], [status_md], api_name="status", queue=False)
         demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))
         demo.load(check_scene, scene_inputs, [scene_info], **private(check_scene))

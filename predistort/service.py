@@ -53,6 +53,7 @@ class Session:
         self._stop = threading.Event()
         self._train_lock = threading.Lock()
         self._dir = None                 # this session's temporary folder (weights, figures)
+        self.advice = None               # the advisor's last answer (predistort.advise.Advice)
 
     def __deepcopy__(self, memo):
         return Session(self.settings)
@@ -250,6 +251,63 @@ class Session:
             lines.append("\nPictures are pre-distorted for the scene of the model in use until a model is trained "
                          "for this one.")
         return "\n".join(lines)
+
+    # -- real glass: the scene as a physical setup, where to put the print, the print itself ------------------
+    def setup(self):
+        """This session's scene as a physical setup in millimetres (:class:`predistort.physical.PhysicalSetup`)."""
+        from .physical import PhysicalSetup
+        try:
+            return PhysicalSetup.from_scene(self.scene)
+        except ValueError as e:
+            raise ServiceError(str(e)) from None
+
+    def advise(self, setup, progress=None):
+        """Where to put the print for this ball and camera (:func:`predistort.advise.advise`): returns the Advice
+        (also kept, for :meth:`correctability`). The search probes a dozen scenes at up to 128²; ``progress``
+        hears ``(probes done, probes planned, distance mm, predicted ratio)`` after each."""
+        from .advise import advise
+        self.advice = advise(setup.replace(resolution=self.resolution), progress=progress)
+        return self.advice
+
+    def use_setup(self, setup):
+        """Pre-distort for this physical setup from now on: the default model when it was made for exactly this
+        scene, else the instant solve on the setup's measured light transport (probed first if new)."""
+        from .layers import instant_model
+        from .solve import transport_for
+        scene = setup.replace(resolution=self.resolution).to_scene()
+        model, _ = default_model(self.settings)
+        if model is not None and model_scene(model) == scene:
+            self._use(model, model.info.get("source", "the default model"))
+        else:
+            model = instant_model(transport_for(scene, renderer=renderer_for(scene))).eval()
+            self._use(model, "the instant solve for your setup")
+        self.results = []
+        return self.status()
+
+    def correctability(self):
+        """Where in the picture no texture can remove the error, for this session's scene: ``(PIL image,
+        sentence)`` — drawn over the last render without pre-distortion when there is one."""
+        from .correctability import correctability
+        from .solve import transport_for
+        transport = transport_for(self.scene, renderer=renderer_for(self.scene))
+        last = self.results[-1].comparison if self.results else None
+        background = last.initial.numpy() if last is not None and last.initial.shape[0] == self.scene.resolution \
+            else None
+        advice = getattr(self, "advice", None)
+        if advice is not None and advice.setup.replace(resolution=self.resolution).to_scene() != self.scene:
+            advice = None
+        return correctability(transport, background=background, advice=advice)
+
+    def print_files(self):
+        """The last pre-distorted texture as a PDF and a PNG at the print's true size for this session's setup:
+        ``(pdf path, png path)``."""
+        from .printout import write_print
+        if not self.results:
+            raise ServiceError("Pre-distort a picture first: the print is the last pre-distorted texture.")
+        texture = self.results[-1].comparison.predistorted
+        setup = self.setup().replace(resolution=int(texture.shape[0]))
+        pdf, png = write_print(texture, setup, self.folder / "print")
+        return str(pdf), str(png)
 
     # -- models ----------------------------------------------------------------------------------------------
     def load_pretrained(self, name="default", token=None):

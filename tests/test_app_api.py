@@ -28,6 +28,10 @@ ENDPOINTS = {
     "/check_scene": ["sphere_ior", "sphere_radius", "resolution"],
     "/status": [],
     "/push_to_hub": ["name", "private"],
+    "/advise": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg"],
+    "/use_setup": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg"],
+    "/correctability": [],
+    "/print_files": [],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
@@ -274,3 +278,31 @@ def test_trainings_run_one_at_a_time_but_predistort_does_not_wait(url):
     a.predict(api_name="/stop")
     assert first.result(timeout=120)[2]["stopped"]
     assert second.result(timeout=120)[2]["iterations_run"] == 2
+
+
+def test_real_glass_advise_use_the_setup_see_where_it_works_and_print(url, tmp_path):
+    """A crown-glass ball: the advisor moves the print away from the ball's focus, the session pre-distorts for the
+    advised setup, the correctability map says where it cannot work, and the print comes at its true size. At 16²
+    (a 16×16 model loaded first, so the advisor searches at 16²) to keep the probes cheap."""
+    c = client(url)
+    c.predict("test/tiny16", api_name="/load_pretrained")
+    advice, plot = c.predict(1.52, 90, 100, 100, 60, api_name="/advise")
+    assert "predicted error ratio" in advice and rgb(plot).shape[2] == 3
+    assert "Move the print from 100 mm to" in advice                  # near the focus: it must move
+    moved = float(advice.split("Move the print from 100 mm to ")[1].split(" mm")[0])
+    assert moved > 100
+    status, setup = c.predict(1.52, 90, moved, 100, 60, api_name="/use_setup")
+    assert "instant solve for your setup" in status and "16×16" in status and f"{moved:.0f} mm in front" in setup
+    metrics = c.predict(handle_file(str(picture_paths()[0])), 8, api_name="/predistort")[3]
+    assert metrics["resolution"] == 16 and metrics["l1_final"] < metrics["l1_initial"]
+    image, sentence = c.predict(api_name="/correctability")
+    assert rgb(image).ndim == 3 and sentence.endswith(".")
+    pdf, png = c.predict(api_name="/print_files")
+    assert open(pdf, "rb").read(5) == b"%PDF-"
+    from predistort.physical import PhysicalSetup
+    side_mm = PhysicalSetup(ball_diameter_mm=90, ior=1.52, print_distance_mm=moved).print_size_mm
+    with Image.open(png) as im:
+        dpi = im.info["dpi"][0]
+        assert im.width / dpi * 25.4 == pytest.approx(side_mm, rel=1e-3)   # prints at the setup's true size
+    with pytest.raises(AppError, match="Invalid setup: the print must be farther"):
+        c.predict(1.52, 90, 30, 100, 60, api_name="/use_setup")

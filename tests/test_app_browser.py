@@ -107,3 +107,32 @@ def test_visitor_trains_sees_progress_and_loss_curve_and_stops(browser, app_serv
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-train-stopped.png"), full_page=True)
     page.close()
+
+
+def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_server):
+    """The Real glass tab: pick crown glass, press Advise, read where to put the print and see the plot; take the
+    advised distance, use the setup. A 16×16 model is loaded first so that the advisor searches at 16²."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#predistort-button", timeout=60_000)
+    page.get_by_role("tab", name="Load a model").click()
+    page.fill("#repo textarea, #repo input", "test/tiny16")
+    page.get_by_role("button", name="Load", exact=True).click()
+    page.wait_for_function("document.querySelector('#status').innerText.includes('16×16')", timeout=60_000)
+
+    page.get_by_role("tab", name="Real glass · print").click()
+    page.locator("#material input").click()
+    page.get_by_role("option", name="crown glass (1.52)").click()
+    page.wait_for_function("document.querySelector('#ball-ior input').value == '1.52'", timeout=30_000)
+    page.click("#advise-button")
+    page.wait_for_function("document.querySelector('#advice').innerText.includes('Move the print')", timeout=120_000)
+    page.wait_for_function("(() => { const i = document.querySelector('#advice-plot img');"
+                           " return i && i.complete && i.naturalWidth > 0; })()", timeout=30_000)
+    page.get_by_role("button", name="Take the advised distance").click()
+    page.wait_for_function("Number(document.querySelector('#print-distance input').value) > 100", timeout=30_000)
+    page.click("#use-setup-button")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('instant solve for your setup')",
+                           timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-real-glass.png"), full_page=True)
+    page.close()
