@@ -13,12 +13,20 @@ Threads. Dr.Jit 1.5 is not safe to call from two Python threads at once, even on
 without gradients (both threads die with "Variable ... remains dirty"). Every render, and every backward
 pass through a render, must hold :data:`RENDER_LOCK`. It is re-entrant, so a caller may hold it around a
 render and its backward while the render takes it again inside.
+
+Torch threads. The solvers' sparse products (:mod:`predistort.solve`, :mod:`predistort.layers`) are
+memory-bound; on a loaded 2-core machine a second torch thread only waits for the busier core, so they run
+on :func:`solver_threads` (one unless ``PREDISTORT_SOLVE_THREADS`` says more), and :func:`one_thread` pins
+work to a single thread whatever the setting.
 """
+import contextlib
 import os
 import threading
+import warnings
 
 import drjit as dr
 import mitsuba as mi
+import torch
 
 MIN_LLVM = (18, 0, 0)            # first LLVM that lowers llvm.maximum on x86 (14, 15, 16 abort; 19 tested)
 RENDER_LOCK = threading.RLock()  # one process-wide lock around each render and its backward pass
@@ -80,3 +88,41 @@ def init(variant=None):
 def device():
     """The torch device that textures must live on for the chosen variant."""
     return "cuda" if init().startswith("cuda") else "cpu"
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the enclosed torch work on one intra-op thread (restored afterwards).
+
+    Sparse matrix products here take ~1 ms on one thread; with two threads on a loaded 2-core machine
+    they took 5–30× longer (every step waits for the busiest core). Process-wide while it lasts.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def solve_threads():
+    """Torch threads for the solvers' sparse products: PREDISTORT_SOLVE_THREADS (default 1; at most the
+    cores torch sees). Two help only on an otherwise idle machine (see bench/scale.py)."""
+    value = os.environ.get("PREDISTORT_SOLVE_THREADS", "").strip()
+    try:
+        wanted = int(value) if value else 1
+    except ValueError:
+        warnings.warn(f"PREDISTORT_SOLVE_THREADS={value!r} is not a whole number; using 1")
+        wanted = 1
+    return max(1, min(wanted, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def solver_threads():
+    """Run the enclosed torch work on :func:`solve_threads` intra-op threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(solve_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -9,7 +9,9 @@ import torch
 import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from . import weights
+from . import backend, probe, solve, weights
+
+TUTORIAL_MAX_RESOLUTION = 128     # the tutorial layer's R⁴ weights: 1.07 GB at 128², 17 GB at 256²
 
 
 class PredistortModel(nn.Module, PyTorchModelHubMixin,
@@ -81,6 +83,10 @@ class TutorialLayer(PredistortModel):
     model_type = "tutorial"
 
     def __init__(self, resolution: int = 128):
+        if resolution > TUTORIAL_MAX_RESOLUTION:
+            raise ValueError(f"The tutorial layer maps at most {TUTORIAL_MAX_RESOLUTION}×{TUTORIAL_MAX_RESOLUTION} "
+                             f"textures: it has R⁴ weights ({4 * resolution ** 4 / 1e9:.0f} GB at {resolution}²). "
+                             f"Use the generalising layer (unrolled) or the instant solve for larger pictures.")
         super().__init__(resolution)
         n = resolution * resolution
         self.layers = nn.Sequential(nn.Linear(n, n), nn.Sigmoid())
@@ -124,7 +130,7 @@ class _SparseMatmul(torch.autograd.Function):
 
 
 class _OnOneThread(torch.autograd.Function):
-    """Run ``model._solve`` forward *and backward* on one torch thread (see :func:`predistort.solve.one_thread`).
+    """Run ``model._solve`` forward *and backward* on one torch thread (see :func:`predistort.backend.one_thread`).
 
     The forward pass keeps no graph; the backward pass recomputes it with autograd on (one more forward,
     ~0.1 s) and differentiates it there, so that its many small sparse products do not wait on a busy core.
@@ -132,19 +138,17 @@ class _OnOneThread(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, model, target, *params):
-        from .solve import one_thread
         ctx.model = model
         ctx.save_for_backward(target, *params)
-        with torch.no_grad(), one_thread():
+        with torch.no_grad(), backend.one_thread():
             return model._solve(target, *params)
 
     @staticmethod
     def backward(ctx, grad):
-        from .solve import one_thread
         saved = ctx.saved_tensors
         inputs = [t.detach().requires_grad_(need) for t, need in zip(saved, ctx.needs_input_grad[1:])]
         wanted = [t for t in inputs if t.requires_grad]
-        with torch.enable_grad(), one_thread():
+        with torch.enable_grad(), backend.one_thread():
             out = ctx.model._solve(*inputs)
             grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
         return (None, *[next(grads) if t.requires_grad else None for t in inputs])
@@ -207,15 +211,27 @@ class UnrolledInverse(PredistortModel):
         return torch.tensor(betas)
 
     @classmethod
-    def from_transport(cls, transport, depth: int = 16, l2_depth: int = None):
-        """A model initialised from a probed :class:`predistort.solve.Transport`; untrained, it computes what
-        ``predistort.solve.solve(T, transport, iterations=depth, l2_iterations=l2_depth)`` computes."""
-        model = cls(transport.resolution, transport.nnz, depth, l2_depth)
-        with torch.no_grad():
-            model.crow.copy_(transport.crow.to(torch.int32))
-            model.col.copy_(transport.col.to(torch.int32))
-            model.val.copy_(transport.val)
-            model.b.copy_(transport.b)
+    def from_transport(cls, transport, depth: int = 16, l2_depth: int = None, scalars_from=None):
+        """A model built on a probed :class:`predistort.probe.Transport`; untrained, it computes what
+        ``predistort.solve.solve(T, transport, iterations=depth, l2_iterations=l2_depth)`` computes.
+
+        ``scalars_from``: an UnrolledInverse whose trained per-layer scalars (and depth) to take instead —
+        they describe how to step, not where the texels are, so they carry over to another resolution of
+        the same scene (:func:`for_resolution`). The model shares A's arrays and ``b`` with the transport
+        (no copy; they are not trained unless :meth:`optimizer` is asked to, which copies them first).
+        """
+        if scalars_from is not None:
+            depth, l2_depth = scalars_from.depth, scalars_from.l2_depth
+        model = cls(transport.resolution, 0, depth, l2_depth)            # nnz 0: A's arrays come next
+        model._hub_mixin_config["nnz"] = transport.nnz                   # what config.json records
+        model.crow, model.col = transport.crow, transport.col            # int32 buffers, shared
+        model.val = nn.Parameter(transport.val, requires_grad=False)     # shared until trained
+        model.b = nn.Parameter(transport.b, requires_grad=False)
+        model._shared = (transport, transport.val.data_ptr(), model.val._version)
+        if scalars_from is not None:
+            with torch.no_grad():
+                for name in ("log_step", "log_delta", "momentum"):
+                    getattr(model, name).copy_(getattr(scalars_from, name))
         model.info = {"scene": transport.config.to_dict()}
         return model
 
@@ -227,6 +243,10 @@ class UnrolledInverse(PredistortModel):
         backward pass) is not computed.
         """
         groups = [{"params": [self.log_step, self.log_delta, self.momentum], "lr": lr}]
+        if transport_lr > 0 and self.__dict__.get("_shared"):          # train a copy, never the cached probe
+            self.val = nn.Parameter(self.val.detach().clone())
+            self.b = nn.Parameter(self.b.detach().clone())
+            self._shared = None
         for p in (self.val, self.b):
             p.requires_grad_(transport_lr > 0)
         if transport_lr > 0:
@@ -277,11 +297,83 @@ class UnrolledInverse(PredistortModel):
             x = x_next
         return x
 
+    def _operators(self):
+        """``(A, At, step)`` for inference: CSR tensors with int32 indices (torch's fastest sparse products)
+        and the per-texel step — the shared transport's own while A's values are untouched, else derived
+        once per version of them."""
+        shared = self.__dict__.get("_shared")
+        if shared and shared[1] == self.val.data_ptr() and shared[2] == self.val._version:
+            return shared[0].A, shared[0].At, shared[0].step
+        key = (self.val.data_ptr(), self.val._version, self.col.data_ptr(), self.val.device, self.val.dtype)
+        if self.__dict__.get("_ops_key") != key:
+            n = self.resolution ** 2
+            crow, col, val = self.crow.to(torch.int32), self.col.to(torch.int32), self.val.detach()
+            A = torch.sparse_csr_tensor(crow, col, val, (n, n))
+            At = torch.sparse_csr_tensor(*probe._transpose(crow, col, val), (n, n))
+            with backend.one_thread():
+                d = At @ (A @ torch.ones(n, 1, dtype=val.dtype, device=val.device))
+            step = torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
+            self._ops, self._ops_key = (A, At, step), key
+        return self._ops
+
+    @torch.no_grad()
+    def _infer(self, target):
+        """The same layers as :meth:`_solve`, without autograd, on int32 CSR products and in-place updates."""
+        A, At, step = self._operators()
+        offset = self.b[:, None] - target                          # A y + b − T = A y + offset
+        steps, deltas, momenta = self.log_step.exp().tolist(), self.log_delta.exp().tolist(), self.momentum.tolist()
+        x, y, x_next = target.clone(), target.clone(), torch.empty_like(target)
+        with backend.solver_threads():
+            for k in range(self.depth):
+                r = (A @ y).add_(offset).clamp_(-deltas[k], deltas[k])
+                g = (At @ r).mul_(step)
+                torch.sub(y, g, alpha=steps[k], out=x_next).clamp_(0, 1)
+                torch.sub(x_next, x, out=y).mul_(momenta[k]).add_(x_next)     # y = x' + β (x' − x)
+                x, x_next = x_next, x
+        return x
+
     def forward(self, texture):
         self._check_input(texture)
         r, n = self.resolution, self.resolution ** 2
         batch = texture.shape[:-3]
         target = texture.reshape(-1, n, 3).permute(1, 0, 2).reshape(n, -1)        # [R², B·3]
         params = (self.val, self.b, self.log_step, self.log_delta, self.momentum)
-        x = _OnOneThread.apply(self, target, *params)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (target, *params)):
+            x = _OnOneThread.apply(self, target, *params)
+        else:
+            x = self._infer(target.contiguous())
         return x.reshape(n, -1, 3).permute(1, 0, 2).reshape(*batch, r, r, 3)
+
+
+def for_resolution(model, transport):
+    """The generalising layer `model` (an :class:`UnrolledInverse`) for `transport`'s scene and resolution.
+
+    `model` itself when it was made for exactly that scene; else a layer built on `transport` with `model`'s
+    trained per-layer scalars (:meth:`UnrolledInverse.from_transport` ``scalars_from=``), which describe how
+    to step, not where: they carry over to every resolution of the scene they were trained for (measured
+    from 32² to 1024², bench/scale.py). Cheap (no copy of A). Raises ValueError when `model` was made for
+    another geometry (sphere, camera): its scalars were not trained for that scene.
+    """
+    if not isinstance(model, UnrolledInverse):
+        raise TypeError(f"for_resolution() takes a generalising layer (unrolled), not a {model.model_type} model")
+    scene = transport.config
+    made_for = (model.info or {}).get("scene")
+    if model.resolution == scene.resolution and made_for == scene.to_dict():
+        return model
+    if made_for:
+        differ = [k for k, v in scene.to_dict().items() if k != "resolution" and made_for.get(k, v) != v]
+        if differ:
+            raise ValueError(f"This unrolled model was made for another scene ({', '.join(differ)} differ); its "
+                             f"scalars do not carry over. Train one for this scene.")
+    layer = UnrolledInverse.from_transport(transport, scalars_from=model)
+    layer.info = {"scene": scene.to_dict(),
+                  "recipe": {"scalars_from": f"a {model.resolution}² model", **((model.info or {}).get("recipe") or {})}}
+    return layer
+
+
+def instant_model(transport):
+    """The instant solve as a model: an untrained :class:`UnrolledInverse` with the schedule of
+    :func:`predistort.solve.solve` at this resolution (:func:`predistort.solve.iterations_for`). Same output
+    as :func:`predistort.solve.solve` (to float rounding), but usable — and saveable — wherever a model is."""
+    iterations, l2_iterations = solve.iterations_for(transport.resolution)
+    return UnrolledInverse.from_transport(transport, depth=iterations, l2_depth=l2_iterations)

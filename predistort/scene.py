@@ -29,7 +29,7 @@ def _data_dir(name):
 SCENES_DIR = _data_dir("scenes")                                # the repository's scenes/ folder
 DEFAULT_SCENE = SCENES_DIR / "tutorial.json"
 TEXTURE_KEY = "textured_plane.bsdf.brdf_0.reflectance.data"      # the texture inside mi.traverse(scene)
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 512
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 
 
 @dataclass(frozen=True)

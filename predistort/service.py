@@ -445,7 +445,8 @@ def instant_solve(job):
     """
     import torch
     import torch.nn.functional as F
-    from .solve import instant_model, transport_for
+    from .layers import instant_model
+    from .solve import transport_for
     start = time.perf_counter()
     model = instant_model(transport_for(job.renderer.config, renderer=job.renderer)).to(job.renderer.device)
     model.eval()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from predistort import load_model, procedural, solve
-from predistort.layers import PredistortModel, UnrolledInverse
+from predistort.layers import PredistortModel, UnrolledInverse, instant_model
 from predistort.render import Renderer
 from predistort.scene import DEFAULT
 from predistort.train import Recipe, train
@@ -60,7 +60,7 @@ def test_untrained_layer_is_the_plain_solver(small):
         errors.append(l1(transport.render(out), target))
     assert errors[1] < errors[0] < l1(transport.render(target), target)
     with torch.no_grad():
-        assert torch.allclose(solve.instant_model(transport)(target), solve.solve(target, transport), atol=1e-6)
+        assert torch.allclose(instant_model(transport)(target), solve.solve(target, transport), atol=1e-6)
 
 
 def test_layer_gradient_matches_finite_differences(small):
