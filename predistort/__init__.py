@@ -4,7 +4,9 @@ Modules, one job each:
     backend   choose the Mitsuba variant, refuse an LLVM that would crash, the process-wide render lock
     scene     the scene as a small typed config (scenes/*.json) and its Mitsuba dict
     render    the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
-    layers    trainable pre-distortion models (the tutorial's layer, ...)
+    layers    trainable pre-distortion models (the tutorial's layer, the generalising layer)
+    probe     measure a scene's light transport render(T) = A·T + b once, by tracing; cached per scene
+    solve     solve a picture on a measured transport: the instant pre-distortion, no rendering
     train     the training loop
     weights   save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
     images    load any uploaded picture as a texture; save, compare, measure

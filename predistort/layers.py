@@ -199,16 +199,8 @@ class UnrolledInverse(PredistortModel):
 
     @staticmethod
     def _fista_momentum(l2_depth, depth):
-        """FISTA's β_k = (t_k − 1) / t_{k+1}; momentum restarts (β = 0) where the loss switches to Huber,
-        exactly as :func:`predistort.solve.fista` restarts."""
-        betas, t = [], 1.0
-        for k in range(depth):
-            if k == l2_depth:
-                t = 1.0
-            t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
-            betas.append(0.0 if k == l2_depth - 1 else (t - 1) / t_next)
-            t = t_next
-        return torch.tensor(betas)
+        """FISTA's momenta, restarting where the loss switches to Huber, as :func:`predistort.solve.fista`."""
+        return torch.tensor(solve.momentum_schedule(depth, l2_depth))
 
     @classmethod
     def from_transport(cls, transport, depth: int = 16, l2_depth: int = None, scalars_from=None):
@@ -298,39 +290,27 @@ class UnrolledInverse(PredistortModel):
         return x
 
     def _operators(self):
-        """``(A, At, step)`` for inference: CSR tensors with int32 indices (torch's fastest sparse products)
-        and the per-texel step — the shared transport's own while A's values are untouched, else derived
-        once per version of them."""
+        """``(A, D⁻¹Aᵀ)`` for inference, CSR with int32 indices (torch's fastest sparse products): the shared
+        transport's own while A's values are untouched, else derived once per version of them."""
         shared = self.__dict__.get("_shared")
         if shared and shared[1] == self.val.data_ptr() and shared[2] == self.val._version:
-            return shared[0].A, shared[0].At, shared[0].step
+            return shared[0].A, shared[0].At_step
         key = (self.val.data_ptr(), self.val._version, self.col.data_ptr(), self.val.device, self.val.dtype)
         if self.__dict__.get("_ops_key") != key:
             n = self.resolution ** 2
             crow, col, val = self.crow.to(torch.int32), self.col.to(torch.int32), self.val.detach()
             A = torch.sparse_csr_tensor(crow, col, val, (n, n))
             At = torch.sparse_csr_tensor(*probe._transpose(crow, col, val), (n, n))
-            with backend.one_thread():
-                d = At @ (A @ torch.ones(n, 1, dtype=val.dtype, device=val.device))
-            step = torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
-            self._ops, self._ops_key = (A, At, step), key
+            self._ops, self._ops_key = (A, probe.scale_rows(At, probe.majoriser_step(A, At))), key
         return self._ops
 
     @torch.no_grad()
     def _infer(self, target):
-        """The same layers as :meth:`_solve`, without autograd, on int32 CSR products and in-place updates."""
-        A, At, step = self._operators()
-        offset = self.b[:, None] - target                          # A y + b − T = A y + offset
-        steps, deltas, momenta = self.log_step.exp().tolist(), self.log_delta.exp().tolist(), self.momentum.tolist()
-        x, y, x_next = target.clone(), target.clone(), torch.empty_like(target)
+        """The same layers as :meth:`_solve`, without autograd: :func:`predistort.solve.iterate`."""
+        A, At_step = self._operators()
         with backend.solver_threads():
-            for k in range(self.depth):
-                r = (A @ y).add_(offset).clamp_(-deltas[k], deltas[k])
-                g = (At @ r).mul_(step)
-                torch.sub(y, g, alpha=steps[k], out=x_next).clamp_(0, 1)
-                torch.sub(x_next, x, out=y).mul_(momenta[k]).add_(x_next)     # y = x' + β (x' − x)
-                x, x_next = x_next, x
-        return x
+            return solve.iterate(A, At_step, self.b[:, None] - target, target, self.log_step.exp().tolist(),
+                                 self.log_delta.exp().tolist(), self.momentum.tolist())
 
     def forward(self, texture):
         self._check_input(texture)

@@ -114,7 +114,8 @@ class Transport:
         """Bytes held: A's arrays and b, plus Aᵀ and the step once derived (what the memory cache counts)."""
         tensors = [self.crow, self.col, self.val, self.b]
         if "_A" in self.__dict__:
-            tensors += [self._At.crow_indices(), self._At.col_indices(), self._At.values(), self._step]
+            tensors += [self._At.crow_indices(), self._At.col_indices(), self._At.values(), self._step,
+                        self._At_step.values()]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def prepare(self):
@@ -129,9 +130,8 @@ class Transport:
         n = self.resolution ** 2
         self._A = torch.sparse_csr_tensor(self.crow, self.col, self.val, (n, n))
         self._At = torch.sparse_csr_tensor(*(transposed or _transpose(self.crow, self.col, self.val)), (n, n))
-        with backend.one_thread():
-            d = self._At @ (self._A @ torch.ones(n, 1))            # Aᵀ A 1 ≥ every row sum of AᵀA
-        self._step = torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
+        self._step = majoriser_step(self._A, self._At)
+        self._At_step = scale_rows(self._At, self._step)
 
     @property
     def A(self):
@@ -142,6 +142,12 @@ class Transport:
     def At(self):
         self._derive()
         return self._At
+
+    @property
+    def At_step(self):
+        """D⁻¹Aᵀ: Aᵀ with each row (texel) scaled by :attr:`step`, the solvers' preconditioned transpose."""
+        self._derive()
+        return self._At_step
 
     @property
     def step(self):
@@ -204,6 +210,21 @@ def _transpose(crow, col, val):
     crow_t = torch.zeros(n + 1, dtype=torch.int64)
     crow_t[1:] = torch.cumsum(torch.bincount(col_sorted.long(), minlength=n), 0)
     return crow_t.to(torch.int32), rows[order], val[order]
+
+
+def majoriser_step(A, At):
+    """[n, 1]: 1 / (AᵀA1) per texel, 0 for texels no pixel sees. AᵀA1 ≥ every row sum of AᵀA (A ≥ 0), so this
+    diagonal step never overshoots the squared error's minimum along any texel."""
+    with backend.one_thread():
+        d = At @ (A @ torch.ones(A.shape[1], 1, dtype=A.dtype))
+    return torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
+
+
+def scale_rows(M, scale):
+    """The CSR matrix ``diag(scale) · M`` (same index arrays, new values)."""
+    crow = M.crow_indices()
+    rows = torch.repeat_interleave(torch.arange(M.shape[0]), (crow[1:] - crow[:-1]).long())
+    return torch.sparse_csr_tensor(crow, M.col_indices(), M.values() * scale.reshape(-1)[rows], M.shape)
 
 
 def flatten(texture, resolution):

@@ -13,10 +13,10 @@ minimise the squared error (fast progress), the rest a Huber loss with a small t
 metric that is reported). Texels that no pixel sees (``D = 0``) keep the picture's own value.
 
 Cost. Each iteration is two sparse products (``A·y``, ``Aᵀ·r``) over ~15 entries per pixel: memory-bound,
-so it grows with R² and runs on :func:`predistort.backend.solver_threads`. The default number of
-iterations (:func:`iterations_for`) is :data:`ITERATIONS` up to :data:`FULL_ITERATIONS_UP_TO` pixels and
-fewer above, where the picture has more pixels than the 100 iterations need to converge on what the eye
-sees (bench/scale.py measures the trade).
+so it grows with R² and runs on :func:`predistort.backend.solver_threads`. The default schedule
+(:func:`iterations_for`) is :data:`ITERATIONS` iterations up to :data:`FULL_ITERATIONS_UP_TO` pixels and
+:data:`LARGE_ITERATIONS` above, where a 100-iteration solve would cost seconds (bench/scale.py measures
+both against each other).
 
 Which methods still apply after the scene changed: :func:`applies`.
 
@@ -29,24 +29,57 @@ from . import backend
 from .probe import (PROBE_VERSION, Transport, cache_dir, cache_key, flatten, is_probed, probe,  # noqa: F401
                     transport_for)
 
-ITERATIONS = 100            # FISTA iterations of the instant solve at up to FULL_ITERATIONS_UP_TO pixels
-L2_ITERATIONS = 40          # of which the first minimise the squared error (the same 2/5 at every size)
+ITERATIONS = 100            # FISTA iterations of the instant solve up to FULL_ITERATIONS_UP_TO pixels
+L2_ITERATIONS = 40          # of which the first minimise the squared error
 HUBER_DELTA = 0.005         # then a Huber loss with this threshold (≈ L1 for residuals above 0.005)
-FULL_ITERATIONS_UP_TO = 256  # above this side, fewer iterations (iterations_for)
-LARGE_ITERATIONS = 30       # ... this many at 512² and beyond
+FULL_ITERATIONS_UP_TO = 256  # above this side, the short schedule:
+LARGE_ITERATIONS = 30       # ... iterations
+LARGE_L2_ITERATIONS = 6     # ... of which on the squared error (fewer: the Huber steps matter more when few)
 
 
 def iterations_for(resolution):
-    """The instant solve's default ``(iterations, l2_iterations)`` at `resolution`: the full schedule up to
-    :data:`FULL_ITERATIONS_UP_TO`, :data:`LARGE_ITERATIONS` from twice that, in between interpolated."""
+    """The instant solve's default ``(iterations, l2_iterations)`` at `resolution`: (100, 40) up to
+    :data:`FULL_ITERATIONS_UP_TO` pixels, (30, 6) above — where each iteration costs 4–16× more and the
+    larger picture already renders closer to the target (bench/scale.py measures both)."""
     if resolution <= FULL_ITERATIONS_UP_TO:
-        total = ITERATIONS
-    elif resolution >= 2 * FULL_ITERATIONS_UP_TO:
-        total = LARGE_ITERATIONS
-    else:
-        f = (resolution - FULL_ITERATIONS_UP_TO) / FULL_ITERATIONS_UP_TO
-        total = round(ITERATIONS + f * (LARGE_ITERATIONS - ITERATIONS))
-    return total, round(total * L2_ITERATIONS / ITERATIONS)
+        return ITERATIONS, L2_ITERATIONS
+    return LARGE_ITERATIONS, LARGE_L2_ITERATIONS
+
+
+def momentum_schedule(iterations, l2_iterations):
+    """FISTA's β_k = (t_k − 1) / t_{k+1}, restarting (β = 0) where the loss switches to Huber after
+    `l2_iterations`: the momentum of :func:`fista`, as a list (the unrolled layer's initial momenta)."""
+    betas, t = [], 1.0
+    for k in range(iterations):
+        if k == l2_iterations:
+            t = 1.0
+        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+        betas.append(0.0 if k == l2_iterations - 1 else (t - 1) / t_next)
+        t = t_next
+    return betas
+
+
+def iterate(A, At_step, offset, x, steps, deltas, momenta):
+    """The solver's loop on [R², k] matrices (k = batch·3 columns), shared by :func:`fista` and the unrolled
+    layer's inference (:class:`predistort.layers.UnrolledInverse`). Iteration k::
+
+        r  = clamp(A·y + offset, −δ_k, δ_k)           offset = b − target: r is the predicted render's error
+        x' = clamp(y − s_k · D⁻¹Aᵀ r, 0, 1)           At_step = D⁻¹Aᵀ, the preconditioned transpose
+        y  = x' + β_k (x' − x)                         momentum (a lerp from x to x' by 1 + β_k)
+
+    ``steps``, ``deltas``, ``momenta``: s_k, δ_k (≥ 10: no clipping, the squared error), β_k. Each iteration
+    is two fused sparse products and three passes over the vectors, in place. Returns the last x'.
+    """
+    x = x.clone()
+    y, x_next = x.clone(), torch.empty_like(x)
+    for step, delta, beta in zip(steps, deltas, momenta):
+        r = torch.sparse.addmm(offset, A, y)
+        if delta < 10:
+            r.clamp_(-delta, delta)
+        torch.clamp(torch.sparse.addmm(y, At_step, r, alpha=-step), 0, 1, out=x_next)
+        torch.lerp(x, x_next, 1 + beta, out=y)
+        x, x_next = x_next, x
+    return x
 
 
 def fista(transport, x, target, iterations, l2_iterations, delta):
@@ -55,26 +88,10 @@ def fista(transport, x, target, iterations, l2_iterations, delta):
     Minimises ``Σ φ(A x + b − target)`` over ``0 ≤ x ≤ 1`` with φ the squared error for the first
     `l2_iterations`, then the Huber function with threshold `delta` (its gradient is the residual clipped
     to ±delta); momentum restarts when the loss changes. Step: ``transport.step`` per texel.
-    The updates are done in place: one buffer per vector, whatever the number of iterations.
     """
-    A, At, step = transport.A, transport.At, transport.step
-    offset = transport.b[:, None] - target                  # r = A y + b − target = A y + offset
-    x = x.clone()
-    y, x_next, t = x.clone(), torch.empty_like(x), 1.0
-    for i in range(iterations):
-        if i == l2_iterations:
-            y.copy_(x)                                      # restart momentum for the new loss
-            t = 1.0
-        r = (A @ y).add_(offset)
-        if i >= l2_iterations:
-            r.clamp_(-delta, delta)
-        g = (At @ r).mul_(step)
-        torch.sub(y, g, out=x_next).clamp_(0, 1)
-        t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
-        # y = x_next + β (x_next − x), written into y
-        torch.sub(x_next, x, out=y).mul_((t - 1) / t_next).add_(x_next)
-        x, x_next, t = x_next, x, t_next
-    return x
+    deltas = [10.0] * l2_iterations + [delta] * (iterations - l2_iterations)
+    return iterate(transport.A, transport.At_step, transport.b[:, None] - target, x, [1.0] * iterations,
+                   deltas[:iterations], momentum_schedule(iterations, l2_iterations))
 
 
 @torch.no_grad()
