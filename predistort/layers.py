@@ -346,8 +346,8 @@ def for_resolution(model, transport):
             raise ValueError(f"This unrolled model was made for another scene ({', '.join(differ)} differ); its "
                              f"scalars do not carry over. Train one for this scene.")
     layer = UnrolledInverse.from_transport(transport, scalars_from=model)
-    layer.info = {"scene": scene.to_dict(),
-                  "recipe": {"scalars_from": f"a {model.resolution}² model", **((model.info or {}).get("recipe") or {})}}
+    recipe = (model.info or {}).get("recipe") or {}
+    layer.info = {"scene": scene.to_dict(), "recipe": {"scalars_from": f"a {model.resolution}² model", **recipe}}
     return layer
 
 

@@ -33,20 +33,15 @@ is smooth by construction (σ = 4 px at 128², the same patch of the scene at ev
 :data:`CALIBRATE_RESOLUTION` it is measured at that resolution and upsampled: two small renders instead of
 two full ones. Entries of A below :data:`PRUNE` are then dropped, each row rescaled to keep its sum.
 
-Accuracy: A·T + b matches real renders to the renders' own noise (see tests/test_solve.py and
-tests/test_scale.py for the stated errors); measured figures are in the README.
-
-Caching. A transport depends on the scene config, the Mitsuba variant and :data:`PROBE_VERSION`;
-:func:`transport_for` keeps the most recently used in memory, within ``PREDISTORT_CACHE_MEMORY_MB``, and in
-``$PREDISTORT_CACHE/probes/<key>.safetensors`` (default ``~/.cache/predistort``), within
-``PREDISTORT_CACHE_MAX_MB`` and ``PREDISTORT_CACHE_MAX_PROBES`` files. A transport's size grows with R²
-(:attr:`Transport.nbytes`), so the bounds are in bytes. The newest transport is always kept.
+Accuracy: A·T + b matches real renders of photographs to about the renders' own noise, and of random
+textures to a few times it (at the sphere's compressed rim a pixel covers several texels, more than its n×n
+samples resolve); tests/test_solve.py and tests/test_scale.py state the errors, bench/probe_accuracy.py
+measures each setting. :mod:`predistort.probe_cache` keeps transports per scene (use its
+:func:`~predistort.probe_cache.transport_for` rather than probing twice).
 
 Limits: square textures, R from 8 to :data:`predistort.scene.MAX_RESOLUTION`. Dr.Jit work (tracing,
 calibration renders) holds :data:`predistort.backend.RENDER_LOCK`; assembly runs outside it.
 """
-import contextlib
-import hashlib
 import json
 import os
 import threading
@@ -205,9 +200,9 @@ def _transpose(crow, col, val):
     entries column by column. A stable sort by column keeps the rows ascending within each, so the result's
     columns are sorted even where the input's were not."""
     n = crow.numel() - 1
-    rows = torch.repeat_interleave(torch.arange(n, dtype=torch.int32), (crow[1:] - crow[:-1]).long())
+    rows = torch.repeat_interleave(torch.arange(n, dtype=torch.int32, device=col.device), (crow[1:] - crow[:-1]).long())
     col_sorted, order = torch.sort(col, stable=True)
-    crow_t = torch.zeros(n + 1, dtype=torch.int64)
+    crow_t = torch.zeros(n + 1, dtype=torch.int64, device=col.device)
     crow_t[1:] = torch.cumsum(torch.bincount(col_sorted.long(), minlength=n), 0)
     return crow_t.to(torch.int32), rows[order], val[order]
 
@@ -216,14 +211,14 @@ def majoriser_step(A, At):
     """[n, 1]: 1 / (AᵀA1) per texel, 0 for texels no pixel sees. AᵀA1 ≥ every row sum of AᵀA (A ≥ 0), so this
     diagonal step never overshoots the squared error's minimum along any texel."""
     with backend.one_thread():
-        d = At @ (A @ torch.ones(A.shape[1], 1, dtype=A.dtype))
+        d = At @ (A @ torch.ones(A.shape[1], 1, dtype=A.dtype, device=A.device))
     return torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
 
 
 def scale_rows(M, scale):
     """The CSR matrix ``diag(scale) · M`` (same index arrays, new values)."""
     crow = M.crow_indices()
-    rows = torch.repeat_interleave(torch.arange(M.shape[0]), (crow[1:] - crow[:-1]).long())
+    rows = torch.repeat_interleave(torch.arange(M.shape[0], device=crow.device), (crow[1:] - crow[:-1]).long())
     return torch.sparse_csr_tensor(crow, M.col_indices(), M.values() * scale.reshape(-1)[rows], M.shape)
 
 
@@ -327,8 +322,8 @@ def _filter_image(image, res, n):
 
 
 def _band_matrix(res, n, py0, py1):
-    """K's rows for pixel rows ``py0 .. py1 − 1``: CSR over the fine rows ``fy0 ..`` they see, returned with
-    ``fy0`` and ``fy1``; pixel (py, px) weighs fine sample (fy, fx) with ``K1[py, fy]·K1[px, fx]``."""
+    """K's rows for pixel rows ``py0 .. py1 − 1``: CSR over the fine rows ``fy0 .. fy1 − 1`` they see
+    (``fy0 = fine[py0, 0]``); pixel (py, px) weighs fine sample (fy, fx) with ``K1[py, fy]·K1[px, fx]``."""
     fine, w = _filter_taps(res, n)
     side = res * n
     fy0, fy1 = int(fine[py0, 0]), int(fine[py1 - 1, -1]) + 1
@@ -337,8 +332,8 @@ def _band_matrix(res, n, py0, py1):
     keep = vals > 0                                             # CSR order: columns ascend within each row
     crow = torch.zeros((py1 - py0) * res + 1, dtype=torch.int64)
     crow[1:] = torch.cumsum(keep.sum((2, 3)).reshape(-1), 0)
-    K = torch.sparse_csr_tensor(crow, cols.expand_as(vals)[keep], vals[keep], ((py1 - py0) * res, (fy1 - fy0) * side))
-    return K, fy0, fy1
+    return torch.sparse_csr_tensor(crow, cols.expand_as(vals)[keep], vals[keep],
+                                   ((py1 - py0) * res, (fy1 - fy0) * side))
 
 
 def _sample_matrix(res, side, fy0, fy1, sample, u, v, weight):
@@ -449,11 +444,10 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
                        "factor_min": float(factor.min()), "factor_max": float(factor.max())}
 
     # 3. A = K·S, calibrated and pruned, one band of pixel rows at a time.
-    taps = _filter_taps(res, n)[0].shape[1] ** 2                # K's entries per pixel
-    band_pixels = max(1, BAND_ENTRIES // (taps * res))
+    fine, w = _filter_taps(res, n)
+    band_pixels = max(1, BAND_ENTRIES // (fine.shape[1] ** 2 * res))   # K has k² entries per pixel
     crow_parts, col_parts, val_parts = [torch.zeros(1, dtype=torch.int64)], [], []
     nnz = 0
-    fine, w = _filter_taps(res, n)
     K, pattern = None, None
     with backend.one_thread():
         for py0 in range(0, res, band_pixels):
@@ -461,7 +455,7 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
             report(0.55 + 0.45 * py0 / res, f"assembling the light transport ({py0}/{res} rows)")
             shape = torch.cat([fine[py0:py1] - fine[py0, 0], w[py0:py1]])  # K's band, up to a shift
             if pattern is None or not torch.equal(shape, pattern):
-                K, _, _ = _band_matrix(res, n, py0, py1)              # the same for every inner band
+                K = _band_matrix(res, n, py0, py1)                    # the same for every inner band
                 pattern = shape
             fy0, fy1 = int(fine[py0, 0]), int(fine[py0, 0]) + K.shape[1] // side
             here = (sample >= fy0 * side) & (sample < fy1 * side)        # the hits K's band sees
@@ -506,123 +500,3 @@ def tqdm_progress(**tqdm_kwargs):
         bar.update(round(100 * fraction) - bar.n)
     progress.close = bar.close
     return progress
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Cache: one transport per (scene, variant, probe version), in memory and on disk, bounded by bytes
-# ---------------------------------------------------------------------------------------------------------
-_memory = {}                             # cache key -> Transport, least recently used first
-_memory_lock = threading.Lock()          # guards _memory
-_probe_lock = threading.Lock()           # one probe (or load) at a time: two sessions asking for a new scene probe it once
-MEMORY_MB = 1024                         # transports kept in memory, MB (PREDISTORT_CACHE_MEMORY_MB overrides)
-DISK_MB = 2048                           # probe files kept on disk, MB (PREDISTORT_CACHE_MAX_MB overrides)
-MAX_ON_DISK = 64                         # ... and at most this many files (PREDISTORT_CACHE_MAX_PROBES overrides)
-
-
-def cache_dir():
-    """Folder of cached probes: ``$PREDISTORT_CACHE/probes`` (default ``~/.cache/predistort/probes``)."""
-    root = os.environ.get("PREDISTORT_CACHE") or Path.home() / ".cache" / "predistort"
-    return Path(root).expanduser() / "probes"
-
-
-def cache_key(config, variant=None):
-    """A short hash of everything the transport depends on: the scene config, the variant, PROBE_VERSION."""
-    payload = json.dumps({"scene": config.to_dict(), "variant": variant or backend.init(),
-                          "probe_version": PROBE_VERSION}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def _setting(name, default, minimum):
-    """A whole-number setting from the environment; a malformed value warns and keeps `default`."""
-    value = os.environ.get(name, "").strip()
-    try:
-        return max(int(value), minimum) if value else default
-    except ValueError:
-        warnings.warn(f"{name}={value!r} is not a whole number; keeping {default}")
-        return default
-
-
-def memory_budget():
-    """Bytes of transports kept in memory: PREDISTORT_CACHE_MEMORY_MB (default :data:`MEMORY_MB`)."""
-    return _setting("PREDISTORT_CACHE_MEMORY_MB", MEMORY_MB, 0) * 2 ** 20
-
-
-def disk_budget():
-    """``(bytes, files)`` the disk cache keeps: PREDISTORT_CACHE_MAX_MB (default :data:`DISK_MB`) and
-    PREDISTORT_CACHE_MAX_PROBES (default :data:`MAX_ON_DISK`)."""
-    return (_setting("PREDISTORT_CACHE_MAX_MB", DISK_MB, 0) * 2 ** 20,
-            _setting("PREDISTORT_CACHE_MAX_PROBES", MAX_ON_DISK, 1))
-
-
-def _remember(key, transport):
-    """Put `transport` in memory as the most recently used; evict the least recently used beyond the budget
-    (the newest is kept even if it alone exceeds it)."""
-    budget = memory_budget()
-    with _memory_lock:
-        _memory.pop(key, None)
-        _memory[key] = transport
-        while len(_memory) > 1 and sum(t.nbytes for t in _memory.values()) > budget:
-            _memory.pop(next(iter(_memory)))
-
-
-def _prune_disk(folder, keep):
-    """Delete the least recently used probe files of `folder` beyond the byte and file budgets (each scene a
-    visitor tries adds one: a public app must not fill its disk); `keep` (the newest file) always stays."""
-    max_bytes, max_files = disk_budget()
-    files = sorted(folder.glob("*.safetensors"), key=lambda f: f.stat().st_mtime, reverse=True)
-    files = [keep] + [f for f in files if f != keep]
-    total = 0
-    for i, f in enumerate(files):
-        with contextlib.suppress(OSError):
-            total += f.stat().st_size
-            if i > 0 and (i >= max_files or total > max_bytes):
-                f.unlink()
-
-
-def transport_for(config=DEFAULT, renderer=None, cache=True, progress=None):
-    """The transport of `config`: from memory, else from the disk cache, else probed (and then cached).
-
-    ``cache=False`` probes afresh and stores nothing. An unreadable or outdated cache file is probed again
-    and overwritten. A cache folder that cannot be written is not an error (the probe is kept in memory).
-    ``progress(fraction, message)`` is told how a probe goes (see :func:`probe`); not called on a cache hit.
-    """
-    if not cache:
-        return probe(config, renderer=renderer, progress=progress)
-    key = cache_key(config)
-    with _memory_lock:
-        if key in _memory:
-            _memory[key] = _memory.pop(key)                         # most recently used last
-            return _memory[key]
-    with _probe_lock:
-        with _memory_lock:                                          # probed by another thread meanwhile?
-            if key in _memory:
-                return _memory[key]
-        path = cache_dir() / f"{key}.safetensors"
-        transport = None
-        if path.exists():
-            try:
-                transport = Transport.load(path)
-            except (ValueError, OSError):
-                transport = None
-            with contextlib.suppress(OSError):                      # a read-only cache is still read
-                os.utime(path)                                      # recently used: pruned last
-            if transport is not None and transport.config != config:
-                transport = None
-        if transport is None:
-            transport = probe(config, renderer=renderer, progress=progress)
-            try:
-                transport.save(path)
-                _prune_disk(path.parent, keep=path)
-            except OSError:
-                pass
-        _remember(key, transport)
-        return transport
-
-
-def is_probed(config):
-    """True when :func:`transport_for` would answer `config` from memory or disk, without probing."""
-    key = cache_key(config)
-    with _memory_lock:
-        if key in _memory:
-            return True
-    return (cache_dir() / f"{key}.safetensors").exists()

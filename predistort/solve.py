@@ -20,14 +20,15 @@ both against each other).
 
 Which methods still apply after the scene changed: :func:`applies`.
 
-The probe's names (:class:`Transport`, :func:`probe`, :func:`transport_for`, :func:`is_probed`,
-:func:`cache_key`, :func:`cache_dir`) are importable from here too, as before the probe had its own module.
+The probe's names (:class:`Transport`, :func:`probe`; :func:`transport_for`, :func:`is_probed`,
+:func:`cache_key`, :func:`cache_dir` of :mod:`predistort.probe_cache`) are importable from here too, as
+before the probe had its own modules.
 """
 import torch
 
 from . import backend
-from .probe import (PROBE_VERSION, Transport, cache_dir, cache_key, flatten, is_probed, probe,  # noqa: F401
-                    transport_for)
+from .probe import PROBE_VERSION, Transport, flatten, probe                    # noqa: F401  (importable here too)
+from .probe_cache import cache_dir, cache_key, is_probed, transport_for       # noqa: F401
 
 ITERATIONS = 100            # FISTA iterations of the instant solve up to FULL_ITERATIONS_UP_TO pixels
 L2_ITERATIONS = 40          # of which the first minimise the squared error
@@ -98,10 +99,10 @@ def fista(transport, x, target, iterations, l2_iterations, delta):
 def solve(target, transport, iterations=None, l2_iterations=None, delta=HUBER_DELTA, start=None):
     """The pre-distortion of `target` [..., R, R, 3] for the transport's scene: a texture in [0,1], same shape.
 
-    Parameters: ``transport`` from :func:`predistort.probe.transport_for` (same resolution as `target`);
-    ``iterations``, ``l2_iterations`` (default :func:`iterations_for` the resolution; with `iterations`
-    given, :data:`L2_ITERATIONS`), ``delta`` the schedule of :func:`fista`; ``start`` an initial texture (default: `target` itself, which is also what
-    unseen texels keep). No rendering.
+    Parameters: ``transport`` from :func:`predistort.probe_cache.transport_for` (same resolution as
+    `target`); ``iterations``, ``l2_iterations`` (default :func:`iterations_for` the resolution; with
+    `iterations` given, :data:`L2_ITERATIONS`), ``delta`` the schedule of :func:`fista`; ``start`` an initial
+    texture (default: `target` itself, which is also what unseen texels keep). No rendering.
     """
     res = transport.resolution
     if iterations is None:

@@ -83,3 +83,26 @@ def test_soak_service_samples_the_rss_of_the_service_alone(tmp_path):
     assert text.strip() in proc.stdout and "3 pre-distortions" in text
     samples = text.split("RSS every 1 calls (MB): ")[1].split(",")
     assert len(samples) == 3 and all(float(mb) > 50 for mb in samples)
+
+
+def test_scale_quick_runs_both_paths_at_two_sizes(tmp_path):
+    """bench/scale.py --quick: today's path (bench/scale_baseline.py) and the new one at 32² and 64², each in its
+    own process, scored with real renders; the new path's pre-distortions help as much as today's."""
+    proc = run_python(["bench/scale.py", "--quick", "--out", str(tmp_path)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    md = (tmp_path / "scale.md").read_text()
+    assert md.strip() in proc.stdout
+    data = json.loads((tmp_path / "scale.json").read_text())
+    assert list(data["results"]) == ["32", "64"] and data["spp"] == 16
+    for res, r in data["results"].items():
+        assert f"| {res}² |" in md
+        for path in ("old", "new"):
+            assert r[path]["probe_seconds"] > 0 and r[path]["peak_rss_gb"] > 0
+            assert all(s > 0 for s in r[path]["apply_seconds"].values())
+        assert set(r["new"]["probe_stages"]) >= {"tracing the sphere's light paths", "assembling the light transport"}
+        assert len(r["l1"]["none"]) == 2
+        ratios = r["ratio"]
+        assert ratios["none"] == pytest.approx(1.0)
+        for method in ("old: instant solve", "new: instant solve", "new: generalising layer"):
+            assert ratios[method] < 0.8, (res, method, ratios)
+        assert ratios["new: instant solve"] < 1.1 * ratios["old: instant solve"]
