@@ -68,8 +68,10 @@ CALIBRATE_SPP = 256            # samples per pixel of the two calibration render
 CALIBRATE_BLUR = 4.0           # σ (pixels of the calibration renders) of the blur that keeps the factor smooth
 CALIBRATE_RESOLUTION = 128     # calibration renders are at most this size; the factor is upsampled from there
 FILTER_STDDEV = 0.5            # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
+SUPERSAMPLING = 3              # camera samples per pixel and axis (2 is faster and a little less exact)
 BAND_SAMPLES = 1 << 18         # camera samples traced at once (caps Dr.Jit's memory)
 BAND_ENTRIES = 1 << 20         # about this many entries of K·S assembled at once (caps torch's memory)
+TRACE, ASSEMBLE = 0.25, 0.33   # progress reported when tracing ends, when assembly starts (of 0..1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -395,13 +397,14 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     Parameters:
         config                the scene (its resolution is A's)
         renderer              a :class:`predistort.render.Renderer` of `config` to reuse (else one is built)
-        supersampling         camera samples per pixel and axis (default 3 up to 192 px, else 2)
+        supersampling         camera samples per pixel and axis (default :data:`SUPERSAMPLING`)
         calibrate_spp         samples per pixel of the two calibration renders (0: skip calibration)
         prune                 drop entries of A below this (rows keep their sums)
         calibrate_resolution  render the calibration at most this size (the factor is smooth; upsampled)
         progress              called as ``progress(fraction, message)`` with fraction in [0, 1] as the
                               probe goes (a ``gradio.Progress`` fits; :func:`tqdm_progress` adapts tqdm)
-    Memory: a few hundred bytes per pixel beyond the result, independent of R (bands).
+    Memory: the traced hits (~20 bytes per camera sample, n² per pixel), the result and its transpose;
+    Dr.Jit's tracing and the assembly's temporaries work in bands, so they do not grow with R.
     """
     from .render import Renderer
 
@@ -411,19 +414,20 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     if renderer.config != config:
         raise ValueError("probe(): the renderer draws another scene than `config`")
     res = config.resolution
-    n = supersampling or (3 if res <= 192 else 2)
+    n = supersampling or SUPERSAMPLING
     side = res * n
 
-    # 1. Trace, in bands of fine rows (weights of progress: trace 0.45, calibration 0.1, assembly 0.45).
+    # 1. Trace, in bands of fine rows.
     band_rows = max(1, BAND_SAMPLES // side)
-    parts, env = [], []
+    parts, env, first_hit = [], [], [0]          # the hits of trace band i are first_hit[i] .. first_hit[i+1]
     for row0 in range(0, side, band_rows):
         row1 = min(side, row0 + band_rows)
-        report(0.45 * row0 / side, f"tracing the sphere's light paths ({row0 // n}/{res} rows)")
+        report(TRACE * row0 / side, f"tracing the sphere's light paths ({row0 // n}/{res} rows)")
         with backend.RENDER_LOCK:
             band, band_env = _trace_band(renderer.scene, config, side, row0, row1)
         parts.append(band)
         env.append(band_env)
+        first_hit.append(first_hit[-1] + band[0].numel())
     sample, u, v, weight = (torch.cat(p) for p in zip(*parts))
     del parts
     env = torch.cat(env).reshape(side, side)
@@ -435,7 +439,7 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     del env, per_sample
     factor, calibration = torch.ones(res * res), None
     if calibrate_spp:
-        report(0.45, "calibrating the environment light (2 renders)")
+        report(TRACE, "calibrating the environment light (2 renders)")
         small = min(res, calibrate_resolution)
         with backend.RENDER_LOCK:
             factor = _calibration(config, gain_traced, calibrate_spp, small,
@@ -452,14 +456,16 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     with backend.one_thread():
         for py0 in range(0, res, band_pixels):
             py1 = min(res, py0 + band_pixels)
-            report(0.55 + 0.45 * py0 / res, f"assembling the light transport ({py0}/{res} rows)")
+            report(ASSEMBLE + (1 - ASSEMBLE) * py0 / res, f"assembling the light transport ({py0}/{res} rows)")
             shape = torch.cat([fine[py0:py1] - fine[py0, 0], w[py0:py1]])  # K's band, up to a shift
             if pattern is None or not torch.equal(shape, pattern):
                 K = _band_matrix(res, n, py0, py1)                    # the same for every inner band
                 pattern = shape
             fy0, fy1 = int(fine[py0, 0]), int(fine[py0, 0]) + K.shape[1] // side
-            here = (sample >= fy0 * side) & (sample < fy1 * side)        # the hits K's band sees
-            S = _sample_matrix(res, side, fy0, fy1, sample[here], u[here], v[here], weight[here])
+            # The hits K's band sees: those of the trace bands that cover its fine rows, then the rows.
+            lo, hi = first_hit[fy0 // band_rows], first_hit[min(len(first_hit) - 1, (fy1 - 1) // band_rows + 1)]
+            here = (sample[lo:hi] >= fy0 * side) & (sample[lo:hi] < fy1 * side)
+            S = _sample_matrix(res, side, fy0, fy1, *(x[lo:hi][here] for x in (sample, u, v, weight)))
             A = K @ S
             crow, cols, vals = A.crow_indices(), A.col_indices(), A.values().float()
             rows = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow[1:] - crow[:-1])
