@@ -20,6 +20,11 @@ Threads. Dr.Jit 1.5 is not safe to call from two Python threads at once, even on
 without gradients (both threads die with "Variable ... remains dirty"). Every render, and every backward
 pass through a render, must hold :data:`RENDER_LOCK`. It is re-entrant, so a caller may hold it around a
 render and its backward while the render takes it again inside.
+
+Torch threads. The solvers' sparse products (:mod:`predistort.solve`, :mod:`predistort.layers`) are
+memory-bound; on a loaded 2-core machine a second torch thread only waits for the busier core, so they run
+on :func:`solver_threads` (one unless ``PREDISTORT_SOLVE_THREADS`` says more), and :func:`one_thread` pins
+work to a single thread whatever the setting.
 """
 import contextlib
 import logging
@@ -27,11 +32,11 @@ import os
 import subprocess
 import sys
 import threading
-
-import torch
+import warnings
 
 import drjit as dr
 import mitsuba as mi
+import torch
 
 MIN_LLVM = (18, 0, 0)            # first LLVM that lowers llvm.maximum on x86 (14, 15, 16 abort; 19 tested)
 RENDER_LOCK = threading.RLock()  # one process-wide lock around each render and its backward pass
@@ -193,6 +198,29 @@ def one_thread():
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def solve_threads():
+    """Torch threads for the solvers' sparse products: PREDISTORT_SOLVE_THREADS (default 1; at most the
+    cores torch sees). Two help only on an otherwise idle machine (see bench/scale.py)."""
+    value = os.environ.get("PREDISTORT_SOLVE_THREADS", "").strip()
+    try:
+        wanted = int(value) if value else 1
+    except ValueError:
+        warnings.warn(f"PREDISTORT_SOLVE_THREADS={value!r} is not a whole number; using 1")
+        wanted = 1
+    return max(1, min(wanted, os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def solver_threads():
+    """Run the enclosed torch work on :func:`solve_threads` intra-op threads (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(solve_threads())
     try:
         yield
     finally:

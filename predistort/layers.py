@@ -9,8 +9,9 @@ import torch
 import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from . import weights
-from .backend import one_thread
+from . import backend, probe, solve, weights
+
+TUTORIAL_MAX_RESOLUTION = 128     # the tutorial layer's R⁴ weights: 1.07 GB at 128², 17 GB at 256²
 
 
 class PredistortModel(nn.Module, PyTorchModelHubMixin,
@@ -82,6 +83,10 @@ class TutorialLayer(PredistortModel):
     model_type = "tutorial"
 
     def __init__(self, resolution: int = 128):
+        if resolution > TUTORIAL_MAX_RESOLUTION:
+            raise ValueError(f"The tutorial layer maps at most {TUTORIAL_MAX_RESOLUTION}×{TUTORIAL_MAX_RESOLUTION} "
+                             f"textures: it has R⁴ weights ({4 * resolution ** 4 / 1e9:.0f} GB at {resolution}²). "
+                             f"Use the generalising layer (unrolled) or the instant solve for larger pictures.")
         super().__init__(resolution)
         n = resolution * resolution
         self.layers = nn.Sequential(nn.Linear(n, n), nn.Sigmoid())
@@ -135,7 +140,7 @@ class _OnOneThread(torch.autograd.Function):
     def forward(ctx, model, target, *params):
         ctx.model = model
         ctx.save_for_backward(target, *params)
-        with torch.no_grad(), one_thread():
+        with torch.no_grad(), backend.one_thread():
             return model._solve(target, *params)
 
     @staticmethod
@@ -143,7 +148,7 @@ class _OnOneThread(torch.autograd.Function):
         saved = ctx.saved_tensors
         inputs = [t.detach().requires_grad_(need) for t, need in zip(saved, ctx.needs_input_grad[1:])]
         wanted = [t for t in inputs if t.requires_grad]
-        with torch.enable_grad(), one_thread():
+        with torch.enable_grad(), backend.one_thread():
             out = ctx.model._solve(*inputs)
             grads = iter(torch.autograd.grad(out, wanted, grad, allow_unused=True))
         return (None, *[next(grads) if t.requires_grad else None for t in inputs])
@@ -194,27 +199,31 @@ class UnrolledInverse(PredistortModel):
 
     @staticmethod
     def _fista_momentum(l2_depth, depth):
-        """FISTA's β_k = (t_k − 1) / t_{k+1}; momentum restarts (β = 0) where the loss switches to Huber,
-        exactly as :func:`predistort.solve.fista` restarts."""
-        betas, t = [], 1.0
-        for k in range(depth):
-            if k == l2_depth:
-                t = 1.0
-            t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
-            betas.append(0.0 if k == l2_depth - 1 else (t - 1) / t_next)
-            t = t_next
-        return torch.tensor(betas)
+        """FISTA's momenta, restarting where the loss switches to Huber, as :func:`predistort.solve.fista`."""
+        return torch.tensor(solve.momentum_schedule(depth, l2_depth))
 
     @classmethod
-    def from_transport(cls, transport, depth: int = 16, l2_depth: int = None):
-        """A model initialised from a probed :class:`predistort.solve.Transport`; untrained, it computes what
-        ``predistort.solve.solve(T, transport, iterations=depth, l2_iterations=l2_depth)`` computes."""
-        model = cls(transport.resolution, transport.nnz, depth, l2_depth)
-        with torch.no_grad():
-            model.crow.copy_(transport.crow.to(torch.int32))
-            model.col.copy_(transport.col.to(torch.int32))
-            model.val.copy_(transport.val)
-            model.b.copy_(transport.b)
+    def from_transport(cls, transport, depth: int = 16, l2_depth: int = None, scalars_from=None):
+        """A model built on a probed :class:`predistort.probe.Transport`; untrained, it computes what
+        ``predistort.solve.solve(T, transport, iterations=depth, l2_iterations=l2_depth)`` computes.
+
+        ``scalars_from``: an UnrolledInverse whose trained per-layer scalars (and depth) to take instead —
+        they describe how to step, not where the texels are, so they carry over to another resolution of
+        the same scene (:func:`for_resolution`). The model shares A's arrays and ``b`` with the transport
+        (no copy; they are not trained unless :meth:`optimizer` is asked to, which copies them first).
+        """
+        if scalars_from is not None:
+            depth, l2_depth = scalars_from.depth, scalars_from.l2_depth
+        model = cls(transport.resolution, 0, depth, l2_depth)            # nnz 0: A's arrays come next
+        model._hub_mixin_config["nnz"] = transport.nnz                   # what config.json records
+        model.crow, model.col = transport.crow, transport.col            # int32 buffers, shared
+        model.val = nn.Parameter(transport.val, requires_grad=False)     # shared until trained
+        model.b = nn.Parameter(transport.b, requires_grad=False)
+        model._shared = (transport, transport.val.data_ptr(), model.val._version)
+        if scalars_from is not None:
+            with torch.no_grad():
+                for name in ("log_step", "log_delta", "momentum"):
+                    getattr(model, name).copy_(getattr(scalars_from, name))
         model.info = {"scene": transport.config.to_dict()}
         return model
 
@@ -226,6 +235,10 @@ class UnrolledInverse(PredistortModel):
         backward pass) is not computed.
         """
         groups = [{"params": [self.log_step, self.log_delta, self.momentum], "lr": lr}]
+        if transport_lr > 0 and self.__dict__.get("_shared"):          # train a copy, never the cached probe
+            self.val = nn.Parameter(self.val.detach().clone())
+            self.b = nn.Parameter(self.b.detach().clone())
+            self._shared = None
         for p in (self.val, self.b):
             p.requires_grad_(transport_lr > 0)
         if transport_lr > 0:
@@ -276,20 +289,71 @@ class UnrolledInverse(PredistortModel):
             x = x_next
         return x
 
+    def _operators(self):
+        """``(A, D⁻¹Aᵀ)`` for inference, CSR with int32 indices (torch's fastest sparse products): the shared
+        transport's own while A's values are untouched, else derived once per version of them."""
+        shared = self.__dict__.get("_shared")
+        if shared and shared[1] == self.val.data_ptr() and shared[2] == self.val._version:
+            return shared[0].A, shared[0].At_step
+        key = (self.val.data_ptr(), self.val._version, self.col.data_ptr(), self.val.device, self.val.dtype)
+        if self.__dict__.get("_ops_key") != key:
+            n = self.resolution ** 2
+            crow, col, val = self.crow.to(torch.int32), self.col.to(torch.int32), self.val.detach()
+            A = torch.sparse_csr_tensor(crow, col, val, (n, n))
+            At = torch.sparse_csr_tensor(*probe._transpose(crow, col, val), (n, n))
+            self._ops, self._ops_key = (A, probe.scale_rows(At, probe.majoriser_step(A, At))), key
+        return self._ops
+
+    @torch.no_grad()
+    def _infer(self, target):
+        """The same layers as :meth:`_solve`, without autograd: :func:`predistort.solve.iterate`."""
+        A, At_step = self._operators()
+        with backend.solver_threads():
+            return solve.iterate(A, At_step, self.b[:, None] - target, target, self.log_step.exp().tolist(),
+                                 self.log_delta.exp().tolist(), self.momentum.tolist())
+
     def forward(self, texture):
         self._check_input(texture)
         r, n = self.resolution, self.resolution ** 2
         batch = texture.shape[:-3]
         target = texture.reshape(-1, n, 3).permute(1, 0, 2).reshape(n, -1)        # [R², B·3]
         params = (self.val, self.b, self.log_step, self.log_delta, self.momentum)
-        x = _OnOneThread.apply(self, target, *params)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (target, *params)):
+            x = _OnOneThread.apply(self, target, *params)
+        else:
+            x = self._infer(target.contiguous())
         return x.reshape(n, -1, 3).permute(1, 0, 2).reshape(*batch, r, r, 3)
 
 
-def instant_model(transport, iterations=None, l2_iterations=None):
-    """The instant solve as a model: an untrained :class:`UnrolledInverse` of ``iterations`` layers (default
-    :data:`predistort.solve.ITERATIONS`, the first ``l2_iterations`` on the squared error). Same output as
-    :func:`predistort.solve.solve` (to float rounding), but usable — and saveable — wherever a model is."""
-    from .solve import ITERATIONS, L2_ITERATIONS
-    return UnrolledInverse.from_transport(transport, depth=iterations or ITERATIONS,
-                                          l2_depth=L2_ITERATIONS if l2_iterations is None else l2_iterations)
+def for_resolution(model, transport):
+    """The generalising layer `model` (an :class:`UnrolledInverse`) for `transport`'s scene and resolution.
+
+    `model` itself when it was made for exactly that scene; else a layer built on `transport` with `model`'s
+    trained per-layer scalars (:meth:`UnrolledInverse.from_transport` ``scalars_from=``), which describe how
+    to step, not where: they carry over to every resolution of the scene they were trained for (measured
+    from 32² to 1024², bench/scale.py). Cheap (no copy of A). Raises ValueError when `model` was made for
+    another geometry (sphere, camera): its scalars were not trained for that scene.
+    """
+    if not isinstance(model, UnrolledInverse):
+        raise TypeError(f"for_resolution() takes a generalising layer (unrolled), not a {model.model_type} model")
+    scene = transport.config
+    made_for = (model.info or {}).get("scene")
+    if model.resolution == scene.resolution and made_for == scene.to_dict():
+        return model
+    if made_for:
+        differ = [k for k, v in scene.to_dict().items() if k != "resolution" and made_for.get(k, v) != v]
+        if differ:
+            raise ValueError(f"This unrolled model was made for another scene ({', '.join(differ)} differ); its "
+                             f"scalars do not carry over. Train one for this scene.")
+    layer = UnrolledInverse.from_transport(transport, scalars_from=model)
+    recipe = (model.info or {}).get("recipe") or {}
+    layer.info = {"scene": scene.to_dict(), "recipe": {"scalars_from": f"a {model.resolution}² model", **recipe}}
+    return layer
+
+
+def instant_model(transport):
+    """The instant solve as a model: an untrained :class:`UnrolledInverse` with the schedule of
+    :func:`predistort.solve.solve` at this resolution (:func:`predistort.solve.iterations_for`). Same output
+    as :func:`predistort.solve.solve` (to float rounding), but usable — and saveable — wherever a model is."""
+    iterations, l2_iterations = solve.iterations_for(transport.resolution)
+    return UnrolledInverse.from_transport(transport, depth=iterations, l2_depth=l2_iterations)

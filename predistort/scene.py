@@ -34,7 +34,7 @@ SCENES_DIR = _data_dir("scenes")                                # the repository
 DEFAULT_SCENE = SCENES_DIR / "tutorial.json"
 DEFAULT_UNITS_MM = 100.0          # world unit in mm when a scene states none: the tutorial's ball is then 90 mm wide
 TEXTURE_KEY = "textured_plane.bsdf.brdf_0.reflectance.data"      # the texture inside mi.traverse(scene)
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 512
+MIN_RESOLUTION, MAX_RESOLUTION = 8, 1024
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,26 @@ def test_costs_quick_writes_every_constant_of_the_cost_model(tmp_path):
             assert set(written[group]) == set(constants), group
             assert all(math.isfinite(v) and v >= 0 for v in written[group].values()), group
     assert written["command"] == "python bench/costs.py --quick" and written["machine"]
+
+
+def test_scale_quick_runs_both_paths_at_two_sizes(tmp_path):
+    """bench/scale.py --quick: today's path (bench/scale_baseline.py) and the new one at 32² and 64², each in its
+    own process, scored with real renders; the new path's pre-distortions help as much as today's."""
+    proc = run_python(["bench/scale.py", "--quick", "--out", str(tmp_path)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    md = (tmp_path / "scale.md").read_text()
+    assert md.strip() in proc.stdout
+    data = json.loads((tmp_path / "scale.json").read_text())
+    assert list(data["results"]) == ["32", "64"] and data["spp"] == 16
+    for res, r in data["results"].items():
+        assert f"| {res}² |" in md
+        for path in ("old", "new"):
+            assert r[path]["probe_seconds"] > 0 and r[path]["peak_rss_gb"] > 0
+            assert all(s > 0 for s in r[path]["apply_seconds"].values())
+        assert set(r["new"]["probe_stages"]) >= {"tracing the sphere's light paths", "assembling the light transport"}
+        assert len(r["l1"]["none"]) == 2
+        ratios = r["ratio"]
+        assert ratios["none"] == pytest.approx(1.0)
+        for method in ("old: instant solve", "new: instant solve", "new: generalising layer"):
+            assert ratios[method] < 0.8, (res, method, ratios)
+        assert ratios["new: instant solve"] < 1.1 * ratios["old: instant solve"]

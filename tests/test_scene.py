@@ -55,7 +55,7 @@ def test_default_scene_renders_exactly_like_the_tutorials_own_scene():
 
 
 @pytest.mark.parametrize("changes, words", [
-    (dict(resolution=4), "resolution must be a whole number of pixels from 8 to 512"),
+    (dict(resolution=4), "resolution must be a whole number of pixels from 8 to 1024"),
     (dict(resolution=100000), "resolution"),
     (dict(sphere_radius=1.5), "would contain the camera"),
     (dict(sphere_radius=-0.1), "sphere_radius must be positive"),

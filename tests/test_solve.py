@@ -8,7 +8,7 @@ from PIL import Image
 
 from common import run_python
 
-from predistort import procedural, solve
+from predistort import probe_cache, procedural, solve
 from predistort.layers import UnrolledInverse
 from predistort.render import Renderer
 from predistort.scene import DEFAULT
@@ -97,42 +97,77 @@ def test_solve_refuses_another_resolution(transport):
 
 def test_probes_are_cached_in_memory_and_on_disk(renderer, tmp_path, monkeypatch):
     monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
-    monkeypatch.setattr(solve, "_memory", {})
+    monkeypatch.setattr(probe_cache, "_memory", {})
     scene = SCENE.replace(sphere_ior=1.1)                    # a scene no other test probes
     assert not solve.is_probed(scene)
     first = solve.transport_for(scene)
     files = list((tmp_path / "probes").glob("*.safetensors"))
     assert len(files) == 1 and files[0].stem == solve.cache_key(scene)
     assert solve.transport_for(scene) is first                # memory
-    monkeypatch.setattr(solve, "_memory", {})
+    monkeypatch.setattr(probe_cache, "_memory", {})
     from_disk = solve.transport_for(scene)                    # disk
     assert from_disk is not first and from_disk.config == scene
     for name in ("crow", "col", "val", "b"):
         assert torch.equal(getattr(from_disk, name), getattr(first, name))
     # A corrupt file is probed again and rewritten, not an error.
     files[0].write_bytes(b"not a safetensors file")
-    monkeypatch.setattr(solve, "_memory", {})
+    monkeypatch.setattr(probe_cache, "_memory", {})
     again = solve.transport_for(scene)
     assert torch.allclose(again.val, first.val, atol=1e-3)
     assert solve.Transport.load(files[0]).nnz == again.nnz
     # Another scene has another key.
     assert solve.cache_key(scene) != solve.cache_key(SCENE)
-    # Memory keeps the most recently used few (a visitor trying many spheres); the others reload from disk.
-    monkeypatch.setattr(solve, "MAX_IN_MEMORY", 2)
-    monkeypatch.setattr(solve, "_memory", {})
-    scenes = [SCENE.replace(sphere_ior=ior) for ior in (1.11, 1.12, 1.13)]
-    kept = [solve.transport_for(sc) for sc in scenes[:2]]
-    assert solve.transport_for(scenes[0]) is kept[0]          # now the most recently used
-    solve.transport_for(scenes[2])
-    assert list(solve._memory) == [solve.cache_key(sc) for sc in (scenes[0], scenes[2])]
-    assert solve.is_probed(scenes[1]) and solve.transport_for(scenes[1]) is not kept[1]   # from disk
-    # Disk keeps the most recently used few as well: reading a file counts as a use.
-    monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "3")
-    monkeypatch.setattr(solve, "_memory", {})
-    solve.transport_for(scene)                                # the oldest file, read again: now recent
-    solve.transport_for(SCENE.replace(sphere_ior=1.14))       # a fifth file: the two least recent go
+
+
+def test_the_caches_are_bounded_by_bytes(renderer, tmp_path, monkeypatch):
+    """Memory keeps the most recently used transports that fit PREDISTORT_CACHE_MEMORY_MB, the disk the files
+    that fit PREDISTORT_CACHE_MAX_MB (and PREDISTORT_CACHE_MAX_PROBES); reading counts as a use, and the
+    newest is kept even when it alone is over the budget. Here each 32² transport is ~0.3 MB, and a 64² one
+    about 4× that: it pushes out more of the small ones than one of their own kind would."""
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
+    monkeypatch.setattr(probe_cache, "_memory", {})
+    scenes = [SCENE.replace(sphere_ior=ior) for ior in (1.11, 1.12, 1.13, 1.14)]
+    small = [solve.transport_for(sc) for sc in scenes[:3]]
+    mb = small[0].nbytes / 2 ** 20
+    files = {sc: tmp_path / "probes" / f"{solve.cache_key(sc)}.safetensors" for sc in scenes}
+    file_mb = files[scenes[0]].stat().st_size / 2 ** 20
+    assert all(abs(t.nbytes / 2 ** 20 - mb) < 0.2 * mb for t in small)
+    # Memory: a budget for 2.5 small transports keeps the two most recently used.
+    # (The settings are in MB, too coarse for these small files: the budget functions are replaced here and
+    # read from the environment in test_the_cache_bounds_are_settings.)
+    monkeypatch.setattr(probe_cache, "memory_budget", lambda: int(2.5 * mb * 2 ** 20))
+    monkeypatch.setattr(probe_cache, "_memory", {})
+    kept = [solve.transport_for(sc) for sc in scenes[:3]]             # from disk
+    assert list(probe_cache._memory) == [solve.cache_key(sc) for sc in scenes[1:3]]
+    assert solve.transport_for(scenes[1]) is kept[1]                   # now the most recently used
+    solve.transport_for(scenes[0])
+    assert list(probe_cache._memory) == [solve.cache_key(sc) for sc in (scenes[1], scenes[0])]
+    # A transport of 4× the size alone exceeds the budget: it is kept, the others go.
+    big = solve.transport_for(SCENE.replace(resolution=2 * RES, sphere_ior=1.11))
+    assert big.nbytes > 3 * mb and list(probe_cache._memory) == [solve.cache_key(big.config)]
+    # Disk: a budget of 3.5 small files keeps the newest three; least recently used go first, so once the
+    # big file (~4 small ones) is over the budget, it and everything older go.
+    monkeypatch.setattr(probe_cache, "disk_budget", lambda: (int(3.5 * file_mb * 2 ** 20), 64))
+    monkeypatch.setattr(probe_cache, "_memory", {})
+    files[scenes[0]].unlink()                                          # gone: probed again, now the newest
+    solve.transport_for(scenes[0])
     left = {f.stem for f in (tmp_path / "probes").glob("*.safetensors")}
-    assert left == {solve.cache_key(sc) for sc in (SCENE.replace(sphere_ior=1.14), scene, scenes[1])}
+    assert left == {solve.cache_key(scenes[0])}, "the big file must have pushed out the small ones"
+    for sc in scenes[1:4]:
+        monkeypatch.setattr(probe_cache, "_memory", {})
+        solve.transport_for(sc)
+    left = {f.stem for f in (tmp_path / "probes").glob("*.safetensors")}
+    assert left == {solve.cache_key(sc) for sc in scenes[1:4]}
+    # Reading a file counts as a use: the oldest, read again, survives the next new one.
+    monkeypatch.setattr(probe_cache, "_memory", {})
+    solve.transport_for(scenes[1])
+    solve.transport_for(SCENE.replace(sphere_ior=1.15))
+    left = {f.stem for f in (tmp_path / "probes").glob("*.safetensors")}
+    assert left == {solve.cache_key(sc) for sc in (scenes[1], scenes[3], SCENE.replace(sphere_ior=1.15))}
+    # The file count is a bound as well.
+    monkeypatch.setattr(probe_cache, "disk_budget", lambda: (2 ** 40, 2))
+    solve.transport_for(SCENE.replace(sphere_ior=1.16))
+    assert len(list((tmp_path / "probes").glob("*.safetensors"))) == 2
 
 
 def test_applies_says_which_methods_fit_a_scene(transport):
@@ -167,13 +202,19 @@ def test_cli_apply_with_the_instant_solve_and_refinement(tmp_path):
     assert bad.returncode == 2 and "--refine" in bad.stderr
 
 
-def test_the_disk_cache_bound_is_a_setting(monkeypatch):
-    monkeypatch.delenv("PREDISTORT_CACHE_MAX_PROBES", raising=False)
-    assert solve._max_on_disk() == solve.MAX_ON_DISK
+def test_the_cache_bounds_are_settings(monkeypatch):
+    for name in ("PREDISTORT_CACHE_MAX_PROBES", "PREDISTORT_CACHE_MAX_MB", "PREDISTORT_CACHE_MEMORY_MB"):
+        monkeypatch.delenv(name, raising=False)
+    assert probe_cache.disk_budget() == (probe_cache.DISK_MB * 2 ** 20, probe_cache.MAX_ON_DISK)
+    assert probe_cache.memory_budget() == probe_cache.MEMORY_MB * 2 ** 20
     monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "5")
-    assert solve._max_on_disk() == 5
+    monkeypatch.setenv("PREDISTORT_CACHE_MAX_MB", "300")
+    monkeypatch.setenv("PREDISTORT_CACHE_MEMORY_MB", "200")
+    assert probe_cache.disk_budget() == (300 * 2 ** 20, 5) and probe_cache.memory_budget() == 200 * 2 ** 20
     monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "0")
-    assert solve._max_on_disk() == 1                          # the probe just made is always kept
+    assert probe_cache.disk_budget()[1] == 1                          # the probe just made is always kept
     monkeypatch.setenv("PREDISTORT_CACHE_MAX_PROBES", "lots")
     with pytest.warns(UserWarning, match="PREDISTORT_CACHE_MAX_PROBES='lots' is not a whole number"):
-        assert solve._max_on_disk() == solve.MAX_ON_DISK
+        assert probe_cache.disk_budget()[1] == probe_cache.MAX_ON_DISK
+    monkeypatch.setenv("PREDISTORT_CACHE_MEMORY_MB", "-3")
+    assert probe_cache.memory_budget() == 0                           # then only the newest transport stays

@@ -460,8 +460,12 @@ def test_shapes_that_do_not_fit(tmp_path, bystander):
 
     # A config claiming a huge model costs nothing: shapes are checked on the "meta" device first.
     config = json.loads((folder / CONFIG_NAME).read_text())
+    (folder / CONFIG_NAME).write_text(json.dumps({**config, "resolution": 128}))   # 128⁴ weights: 1 GB
+    refused(lambda: load_model(folder), "[16384, 16384]", unchanged=[tmp_path])
+    # Beyond 128² the tutorial layer is refused by its constructor, before any shape is read.
     (folder / CONFIG_NAME).write_text(json.dumps({**config, "resolution": 512}))   # 512⁴ weights: 275 GB
-    refused(lambda: load_model(folder), "[262144, 262144]", unchanged=[tmp_path])
+    refused(lambda: load_model(folder), "does not describe a valid 'tutorial' model",
+            "maps at most 128×128 textures", unchanged=[tmp_path])
 
     renamed = {("layers.1.weight" if k == "layers.0.weight" else k): v for k, v in small().state_dict().items()}
     save_file({k: v.contiguous() for k, v in renamed.items()}, str(folder / WEIGHTS_NAME))

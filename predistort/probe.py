@@ -1,0 +1,508 @@
+"""Measure a scene's light transport ``render(T) = A·T + b`` once, by tracing, and cache it per scene.
+
+The optics. For a fixed scene the render is linear in the texture (light that bounces plane → sphere → plane
+again is negligible)::
+
+    render(T) = A · T + b
+
+``T`` is the texture (R² texels per colour channel), ``A`` the sparse light-transport matrix (R² pixels ×
+R² texels; row p says which texels pixel p sees and how much) and ``b`` what the sphere reflects from the
+environment. The glass does not disperse, so one ``A`` serves all three channels.
+:mod:`predistort.solve` inverts it for a picture.
+
+Tracing (:func:`probe`). A pixel's value is the reconstruction filter's weighted average of its camera
+samples; each sample follows a *deterministic* chain of specular events through the smooth dielectric
+sphere — reflect with weight F (Fresnel), or refract with weight 1 − F — until it lands on the plane, where
+the bitmap is read with bilinear interpolation, or escapes to the white environment (radiance 1, which
+makes up ``b``). So instead of rendering probe textures and reading the noisy footprints back, this module
+traces the camera rays itself with Mitsuba (``sensor.sample_ray`` and ``scene.ray_intersect``, so camera,
+film and shapes are exactly the renderer's), on a regular n×n grid of positions per pixel, along the five
+specular chains that matter (direct; R; TT; TRT; TRRT), and assembles
+
+    A = K · S          K: pixel ← sample, the film's Gaussian filter (σ = 0.5 px, radius 2 px), rows sum to 1
+                       S: sample ← texel, bilinear weights × the chain's Fresnel weight
+
+The chains share their beginnings (TT, TRT and TRRT all start with T), so they are traced as a tree: every
+intersection is computed once. Tracing runs over bands of film rows and A is assembled over bands of pixel
+rows, so that memory grows with the result (~20 entries per pixel), not with the samples behind it.
+
+Calibration. Two renders of the coordinate textures 0 and 1 measure what tracing cannot see: how much
+environment light reaches the plane (the sphere shadows and focuses it). Their difference is each pixel's
+gain; a smooth per-pixel factor ``blur(gain_rendered) / blur(gain_traced)`` rescales A's rows. The factor
+is smooth by construction (σ = 4 px at 128², the same patch of the scene at every size), so above
+:data:`CALIBRATE_RESOLUTION` it is measured at that resolution and upsampled: two small renders instead of
+two full ones. Entries of A below :data:`PRUNE` are then dropped, each row rescaled to keep its sum.
+
+Accuracy: A·T + b matches real renders of photographs to about the renders' own noise, and of random
+textures to a few times it (at the sphere's compressed rim a pixel covers several texels, more than its n×n
+samples resolve); tests/test_solve.py and tests/test_scale.py state the errors, bench/probe_accuracy.py
+measures each setting. :mod:`predistort.probe_cache` keeps transports per scene (use its
+:func:`~predistort.probe_cache.transport_for` rather than probing twice).
+
+Limits: square textures, R from 8 to :data:`predistort.scene.MAX_RESOLUTION`. Dr.Jit work (tracing,
+calibration renders) holds :data:`predistort.backend.RENDER_LOCK`; assembly runs outside it.
+"""
+import json
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import backend
+from .scene import DEFAULT, SceneConfig
+
+# torch's sparse CSR tensors work well for what is used here; their "beta" notices would only add noise.
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+
+PROBE_VERSION = 2              # bump when the probe's output changes: old cache files are then ignored
+CHAINS = ("", "R", "TT", "TRT", "TRRT")   # specular chains traced: R = reflect, T = refract at the sphere
+PRUNE = 1e-3                   # entries of A below this are dropped (rows rescaled to keep their sums)
+CALIBRATE_SPP = 256            # samples per pixel of the two calibration renders
+CALIBRATE_BLUR = 4.0           # σ (pixels of the calibration renders) of the blur that keeps the factor smooth
+CALIBRATE_RESOLUTION = 128     # calibration renders are at most this size; the factor is upsampled from there
+FILTER_STDDEV = 0.5            # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
+SUPERSAMPLING = 3              # camera samples per pixel and axis (2 is faster and a little less exact)
+BAND_SAMPLES = 1 << 18         # camera samples traced at once (caps Dr.Jit's memory)
+BAND_ENTRIES = 1 << 20         # about this many entries of K·S assembled at once (caps torch's memory)
+TRACE, ASSEMBLE = 0.25, 0.33   # progress reported when tracing ends, when assembly starts (of 0..1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The transport: A and b, with what the solver derives from them
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Transport:
+    """The measured light transport of one scene: ``render(T) ≈ A·T + b``.
+
+    Fields: ``config`` the scene; ``crow``, ``col`` (int32), ``val`` (float32) the CSR arrays of A (R² pixel
+    rows × R² texel columns, pixel and texel index ``row·R + column``); ``b`` [R²] the environment's part of
+    each pixel; ``info`` how it was measured (seconds, supersampling, calibration). Derived on first use:
+    ``A``, ``At`` (CSR tensors with int32 indices: torch's sparse products are fastest so) and ``step``
+    (1 / diag-majoriser of AᵀA, 0 for unseen texels).
+    """
+    config: SceneConfig
+    crow: torch.Tensor
+    col: torch.Tensor
+    val: torch.Tensor
+    b: torch.Tensor
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.crow, self.col = self.crow.to(torch.int32).contiguous(), self.col.to(torch.int32).contiguous()
+        self.val, self.b = self.val.to(torch.float32).contiguous(), self.b.to(torch.float32).contiguous()
+
+    @property
+    def resolution(self):
+        return self.config.resolution
+
+    @property
+    def nnz(self):
+        return int(self.val.numel())
+
+    @property
+    def nbytes(self):
+        """Bytes held: A's arrays and b, plus Aᵀ and the step once derived (what the memory cache counts)."""
+        tensors = [self.crow, self.col, self.val, self.b]
+        if "_A" in self.__dict__:
+            tensors += [self._At.crow_indices(), self._At.col_indices(), self._At.values(), self._step,
+                        self._At_step.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def prepare(self):
+        """Derive ``A``, ``At`` and ``step`` now rather than at the first solve."""
+        self._derive()
+        return self
+
+    def _derive(self, transposed=None):
+        """Build A, Aᵀ (from `transposed`, Aᵀ's CSR arrays, when the caller has them) and the step."""
+        if "_A" in self.__dict__:
+            return
+        n = self.resolution ** 2
+        self._A = torch.sparse_csr_tensor(self.crow, self.col, self.val, (n, n))
+        self._At = torch.sparse_csr_tensor(*(transposed or _transpose(self.crow, self.col, self.val)), (n, n))
+        self._step = majoriser_step(self._A, self._At)
+        self._At_step = scale_rows(self._At, self._step)
+
+    @property
+    def A(self):
+        self._derive()
+        return self._A
+
+    @property
+    def At(self):
+        self._derive()
+        return self._At
+
+    @property
+    def At_step(self):
+        """D⁻¹Aᵀ: Aᵀ with each row (texel) scaled by :attr:`step`, the solvers' preconditioned transpose."""
+        self._derive()
+        return self._At_step
+
+    @property
+    def step(self):
+        """[R², 1]: the preconditioned step 1 / (AᵀA1) per texel (0 where no pixel sees the texel)."""
+        self._derive()
+        return self._step
+
+    @property
+    def seen(self):
+        """[R, R] bool: texels that some pixel sees (the rest never show in the render)."""
+        r = self.resolution
+        return (self.step > 0).reshape(r, r)
+
+    def render(self, texture):
+        """The predicted render ``A·T + b`` of `texture` [..., R, R, 3] (any batch shape), on the CPU."""
+        x, unflatten = flatten(texture, self.resolution)
+        with backend.one_thread():
+            y = self.A @ x + self.b[:, None]
+        return unflatten(y)
+
+    # -- files ---------------------------------------------------------------------------------------------
+    def save(self, path):
+        """Write this transport as one safetensors file (tensors + JSON metadata)."""
+        from safetensors.torch import save_file
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        save_file({"crow": self.crow, "col": self.col, "val": self.val, "b": self.b}, str(tmp),
+                  metadata={"config": json.dumps(self.config.to_dict()), "info": json.dumps(self.info),
+                            "probe_version": str(PROBE_VERSION)})
+        os.replace(tmp, path)                                       # readers never see half a file
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by :meth:`save`; raises ValueError if it is unreadable or of another version."""
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in ("crow", "col", "val", "b")}
+        except Exception as e:   # any corruption means: probe again
+            raise ValueError(f"cannot read transport {path}: {e}") from None
+        if meta.get("probe_version") != str(PROBE_VERSION):
+            raise ValueError(f"transport {path} is from probe version {meta.get('probe_version')}, "
+                             f"not {PROBE_VERSION}")
+        transport = cls(SceneConfig.from_dict(json.loads(meta["config"])), tensors["crow"], tensors["col"],
+                        tensors["val"], tensors["b"], json.loads(meta.get("info", "{}")))
+        transport.prepare()
+        return transport
+
+
+def _transpose(crow, col, val):
+    """The CSR arrays (int32 indices) of the transpose of the square CSR matrix ``(crow, col, val)``: its
+    entries column by column. A stable sort by column keeps the rows ascending within each, so the result's
+    columns are sorted even where the input's were not."""
+    n = crow.numel() - 1
+    rows = torch.repeat_interleave(torch.arange(n, dtype=torch.int32, device=col.device), (crow[1:] - crow[:-1]).long())
+    col_sorted, order = torch.sort(col, stable=True)
+    crow_t = torch.zeros(n + 1, dtype=torch.int64, device=col.device)
+    crow_t[1:] = torch.cumsum(torch.bincount(col_sorted.long(), minlength=n), 0)
+    return crow_t.to(torch.int32), rows[order], val[order]
+
+
+def majoriser_step(A, At):
+    """[n, 1]: 1 / (AᵀA1) per texel, 0 for texels no pixel sees. AᵀA1 ≥ every row sum of AᵀA (A ≥ 0), so this
+    diagonal step never overshoots the squared error's minimum along any texel."""
+    with backend.one_thread():
+        d = At @ (A @ torch.ones(A.shape[1], 1, dtype=A.dtype, device=A.device))
+    return torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
+
+
+def scale_rows(M, scale):
+    """The CSR matrix ``diag(scale) · M`` (same index arrays, new values)."""
+    crow = M.crow_indices()
+    rows = torch.repeat_interleave(torch.arange(M.shape[0], device=crow.device), (crow[1:] - crow[:-1]).long())
+    return torch.sparse_csr_tensor(crow, M.col_indices(), M.values() * scale.reshape(-1)[rows], M.shape)
+
+
+def flatten(texture, resolution):
+    """[..., R, R, 3] -> ([R², batch·3] float32 CPU, function mapping such a matrix back to the input's shape)."""
+    texture = torch.as_tensor(texture)
+    if tuple(texture.shape[-3:]) != (resolution, resolution, 3):
+        raise ValueError(f"expected textures of shape [..., {resolution}, {resolution}, 3], "
+                         f"got {list(texture.shape)}")
+    batch = texture.shape[:-3]
+    device = texture.device
+    x = texture.detach().to("cpu", torch.float32).reshape(-1, resolution * resolution, 3)
+    x = x.permute(1, 0, 2).reshape(resolution * resolution, -1)            # [R², B·3]
+
+    def unflatten(y):
+        y = y.reshape(resolution * resolution, -1, 3).permute(1, 0, 2)
+        return y.reshape(*batch, resolution, resolution, 3).to(device)
+    return x.contiguous(), unflatten
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tracing: the camera's specular chains through the sphere, as a tree, one band of film rows at a time
+# ---------------------------------------------------------------------------------------------------------
+def _trace_band(scene, config, side, row0, row1):
+    """Follow every chain of :data:`CHAINS` from the film positions of fine rows ``row0 .. row1 - 1`` (a grid
+    of side ``side`` = R·n over the film).
+
+    Returns ``(sample, u, v, weight)`` for the chains that end on the plane (sample index on the fine grid,
+    the plane's uv, the product of Fresnel weights) and ``env`` [(row1 − row0)·side]: the summed weight of
+    the chains that escape to the environment.
+    """
+    import drjit as dr
+    import mitsuba as mi
+
+    count = (row1 - row0) * side
+    sensor = scene.sensors()[0]
+    plane = mi.ShapePtr(next(s for s in scene.shapes() if s.id() == "textured_plane"))
+    idx = dr.arange(mi.UInt32, count) + dr.opaque(mi.UInt32, row0 * side)   # opaque: one kernel for all bands
+    film_pos = mi.Point2f((mi.Float(idx % side) + 0.5) / side, (mi.Float(idx // side) + 0.5) / side)
+    hits, env = [], torch.zeros(count)
+    branches = {p: [c for c in "RT" if any(ch.startswith(p + c) for ch in CHAINS)]
+                for p in {ch[:k] for ch in CHAINS for k in range(len(ch) + 1)}}
+
+    def follow(path, ray, weight, alive):
+        # One node of the tree: intersect, record the chain that ends here, spawn the chains that go on.
+        si = scene.ray_intersect(ray, alive)
+        on_plane = alive & si.is_valid() & (si.shape == plane)
+        on_sphere = alive & si.is_valid() & ~on_plane
+        children = []
+        if branches[path]:
+            # Smooth dielectric: Fresnel F decides the split between reflection and refraction.
+            wi = si.to_local(-ray.d)
+            fresnel, cos_t, _, eta_ti = mi.fresnel(mi.Frame3f.cos_theta(wi), config.sphere_ior)
+            for c in branches[path]:
+                if c == "T":
+                    wo, w = mi.refract(wi, cos_t, eta_ti), weight * (1 - fresnel)
+                else:
+                    wo, w = mi.reflect(wi), weight * fresnel
+                children.append((path + c, si.spawn_ray(si.to_world(wo)), w))
+        ends = path in CHAINS
+        escaped = alive & ~si.is_valid()
+        # One kernel per node: everything this node yields is evaluated together, each ray intersected once.
+        dr.eval(on_sphere, *children, *((si.uv, on_plane, escaped, weight) if ends else ()))
+        if ends:
+            w = torch.from_numpy(np.array(weight))
+            env.add_(torch.where(torch.from_numpy(np.array(escaped)), w, 0.0))
+            hit = torch.from_numpy(np.array(on_plane)).nonzero().squeeze(1)
+            uv = torch.from_numpy(np.array(si.uv))                              # [2, count]
+            hits.append((hit + row0 * side, uv[0][hit], uv[1][hit], w[hit]))
+        del si
+        for child_path, child_ray, child_weight in children:
+            follow(child_path, child_ray, child_weight, on_sphere)   # continues only if it met the sphere
+
+    with dr.suspend_grad():
+        ray, _ = sensor.sample_ray(0.0, 0.5, film_pos, mi.Point2f(0.5, 0.5))   # pinhole: no lens sample
+        follow("", ray, dr.full(mi.Float, 1.0, count), dr.full(mi.Bool, True, count))
+    return [torch.cat(parts) for parts in zip(*hits)], env
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Assembly: the film filter K and the bilinear lookups S, multiplied one band of pixel rows at a time
+# ---------------------------------------------------------------------------------------------------------
+def _filter_taps(res, n, stddev=FILTER_STDDEV):
+    """One axis of the film's filter K: ``(fine, weight)`` [R, k], the fine samples pixel p sees and their
+    normalised weights. Mitsuba's Gaussian filter: exp(−d²/2σ²) − exp(−(4σ)²/2σ²), zero beyond 4σ = 2 px;
+    the film divides by the summed weight, and it has no samples beyond its edge (weight 0 there)."""
+    offsets = torch.arange(-3 * n, 4 * n)                        # fine-sample offsets from the pixel's first sample
+    d = (offsets + 0.5) / n - 0.5                                # distance from the pixel centre, in pixels
+    w = (torch.exp(-d * d / (2 * stddev ** 2)) - np.exp(-8.0)).clamp_min(0)
+    offsets, w = offsets[w > 0], w[w > 0]
+    fine = torch.arange(res)[:, None] * n + offsets[None, :]
+    w = w[None, :] * ((fine >= 0) & (fine < res * n))
+    return fine.clamp(0, res * n - 1), w / w.sum(1, keepdim=True)
+
+
+def _filter_image(image, res, n):
+    """K applied to a dense [side, side] map over the fine samples: the [R, R] film (K = K1 ⊗ K1)."""
+    fine, w = _filter_taps(res, n)
+    k1 = torch.zeros(res, res * n).scatter_add_(1, fine, w)
+    return k1 @ image @ k1.T
+
+
+def _band_matrix(res, n, py0, py1):
+    """K's rows for pixel rows ``py0 .. py1 − 1``: CSR over the fine rows ``fy0 .. fy1 − 1`` they see
+    (``fy0 = fine[py0, 0]``); pixel (py, px) weighs fine sample (fy, fx) with ``K1[py, fy]·K1[px, fx]``."""
+    fine, w = _filter_taps(res, n)
+    side = res * n
+    fy0, fy1 = int(fine[py0, 0]), int(fine[py1 - 1, -1]) + 1
+    vals = w[py0:py1, None, :, None] * w[None, :, None, :]      # [P, R, k, k]: taps by fine row, then column
+    cols = (fine[py0:py1, None, :, None] - fy0) * side + fine[None, :, None, :]
+    keep = vals > 0                                             # CSR order: columns ascend within each row
+    crow = torch.zeros((py1 - py0) * res + 1, dtype=torch.int64)
+    crow[1:] = torch.cumsum(keep.sum((2, 3)).reshape(-1), 0)
+    return torch.sparse_csr_tensor(crow, cols.expand_as(vals)[keep], vals[keep],
+                                   ((py1 - py0) * res, (fy1 - fy0) * side))
+
+
+def _sample_matrix(res, side, fy0, fy1, sample, u, v, weight):
+    """S for the fine rows ``fy0 .. fy1 − 1`` [(fy1 − fy0)·side, R²]: each traced sample's bilinear lookup of
+    the bitmap (wrap mode repeat) times its chain's weight. `sample` etc. are the hits in those rows; two
+    hits of one sample on the same texel add up (S has one entry per sample and texel)."""
+    x, y = u * res - 0.5, v * res - 0.5                          # texel coordinates (texel centres at integers)
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = x - x0, y - y0
+    x0, y0 = x0.long(), y0.long()
+    rows = (sample - fy0 * side).repeat(4)
+    cols = torch.cat([((y0 + dy) % res) * res + (x0 + dx) % res for dy in (0, 1) for dx in (0, 1)])
+    vals = torch.cat([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx]) * weight.repeat(4)
+    key, order = torch.sort(rows * (res * res) + cols)
+    key, counts = torch.unique_consecutive(key, return_counts=True)
+    vals = torch.segment_reduce(vals[order], "sum", lengths=counts)
+    m = (fy1 - fy0) * side
+    crow = torch.zeros(m + 1, dtype=torch.int64)
+    crow[1:] = torch.cumsum(torch.bincount(key // (res * res), minlength=m), 0)
+    return torch.sparse_csr_tensor(crow, key % (res * res), vals, (m, res * res))
+
+
+def _blur(image, sigma):
+    """Separable Gaussian blur of a [R, R] map (edges replicated)."""
+    r = max(1, int(3 * sigma))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum())
+    x = image[None, None]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+    return x[0, 0]
+
+
+def _calibration(config, gain_traced, spp, resolution, renderer=None):
+    """The smooth per-pixel factor [R, R] that makes A's rows carry the rendered gain (environment light
+    that reaches the plane), measured with two renders at `resolution` ≤ R and upsampled to R."""
+    from .render import Renderer
+    res = config.resolution
+    small = config.replace(resolution=resolution)
+    if renderer is None or renderer.config != small:
+        renderer = Renderer(small)
+    # Coordinate textures 0 and 1: their difference is each pixel's true gain, environment lighting included.
+    zero = torch.zeros(resolution, resolution, 3)
+    b_rendered = renderer.render(zero, spp=spp, seed=0).cpu().mean(-1)
+    gain_rendered = renderer.render(zero + 1, spp=spp, seed=0).cpu().mean(-1) - b_rendered
+    traced = gain_traced.reshape(1, 1, res, res)
+    if resolution != res:
+        traced = F.interpolate(traced, size=(resolution, resolution), mode="area")
+    factor = (_blur(gain_rendered, CALIBRATE_BLUR) / _blur(traced[0, 0], CALIBRATE_BLUR).clamp_min(1e-3))
+    if resolution != res:
+        factor = F.interpolate(factor[None, None], size=(res, res), mode="bilinear", align_corners=False)[0, 0]
+    return factor.clamp(0.5, 2.0)
+
+
+def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=PRUNE,
+          calibrate_resolution=CALIBRATE_RESOLUTION, progress=None):
+    """Measure the light transport of `config`: returns a prepared :class:`Transport` (``A``, ``b``).
+
+    Parameters:
+        config                the scene (its resolution is A's)
+        renderer              a :class:`predistort.render.Renderer` of `config` to reuse (else one is built)
+        supersampling         camera samples per pixel and axis (default :data:`SUPERSAMPLING`)
+        calibrate_spp         samples per pixel of the two calibration renders (0: skip calibration)
+        prune                 drop entries of A below this (rows keep their sums)
+        calibrate_resolution  render the calibration at most this size (the factor is smooth; upsampled)
+        progress              called as ``progress(fraction, message)`` with fraction in [0, 1] as the
+                              probe goes (a ``gradio.Progress`` fits; :func:`tqdm_progress` adapts tqdm)
+    Memory: the traced hits (~20 bytes per camera sample, n² per pixel), the result and its transpose;
+    Dr.Jit's tracing and the assembly's temporaries work in bands, so they do not grow with R.
+    """
+    from .render import Renderer
+
+    start = time.perf_counter()
+    report = progress or (lambda fraction, message: None)
+    renderer = renderer or Renderer(config)
+    if renderer.config != config:
+        raise ValueError("probe(): the renderer draws another scene than `config`")
+    res = config.resolution
+    n = supersampling or SUPERSAMPLING
+    side = res * n
+
+    # 1. Trace, in bands of fine rows.
+    band_rows = max(1, BAND_SAMPLES // side)
+    parts, env, first_hit = [], [], [0]          # the hits of trace band i are first_hit[i] .. first_hit[i+1]
+    for row0 in range(0, side, band_rows):
+        row1 = min(side, row0 + band_rows)
+        report(TRACE * row0 / side, f"tracing the sphere's light paths ({row0 // n}/{res} rows)")
+        with backend.RENDER_LOCK:
+            band, band_env = _trace_band(renderer.scene, config, side, row0, row1)
+        parts.append(band)
+        env.append(band_env)
+        first_hit.append(first_hit[-1] + band[0].numel())
+    sample, u, v, weight = (torch.cat(p) for p in zip(*parts))
+    del parts
+    env = torch.cat(env).reshape(side, side)
+
+    # 2. Gain and environment per pixel: K applied to dense maps of the samples (the bilinear weights sum to 1).
+    b = _filter_image(env, res, n).reshape(-1)
+    per_sample = torch.zeros(side * side).index_add_(0, sample, weight).reshape(side, side)
+    gain_traced = _filter_image(per_sample, res, n).reshape(-1)
+    del env, per_sample
+    factor, calibration = torch.ones(res * res), None
+    if calibrate_spp:
+        report(TRACE, "calibrating the environment light (2 renders)")
+        small = min(res, calibrate_resolution)
+        with backend.RENDER_LOCK:
+            factor = _calibration(config, gain_traced, calibrate_spp, small,
+                                  renderer if small == res else None).reshape(-1)
+        calibration = {"spp": calibrate_spp, "blur_px": CALIBRATE_BLUR, "resolution": small,
+                       "factor_min": float(factor.min()), "factor_max": float(factor.max())}
+
+    # 3. A = K·S, calibrated and pruned, one band of pixel rows at a time.
+    fine, w = _filter_taps(res, n)
+    band_pixels = max(1, BAND_ENTRIES // (fine.shape[1] ** 2 * res))   # K has k² entries per pixel
+    crow_parts, col_parts, val_parts = [torch.zeros(1, dtype=torch.int64)], [], []
+    nnz = 0
+    K, pattern = None, None
+    with backend.one_thread():
+        for py0 in range(0, res, band_pixels):
+            py1 = min(res, py0 + band_pixels)
+            report(ASSEMBLE + (1 - ASSEMBLE) * py0 / res, f"assembling the light transport ({py0}/{res} rows)")
+            shape = torch.cat([fine[py0:py1] - fine[py0, 0], w[py0:py1]])  # K's band, up to a shift
+            if pattern is None or not torch.equal(shape, pattern):
+                K = _band_matrix(res, n, py0, py1)                    # the same for every inner band
+                pattern = shape
+            fy0, fy1 = int(fine[py0, 0]), int(fine[py0, 0]) + K.shape[1] // side
+            # The hits K's band sees: those of the trace bands that cover its fine rows, then the rows.
+            lo, hi = first_hit[fy0 // band_rows], first_hit[min(len(first_hit) - 1, (fy1 - 1) // band_rows + 1)]
+            here = (sample[lo:hi] >= fy0 * side) & (sample[lo:hi] < fy1 * side)
+            S = _sample_matrix(res, side, fy0, fy1, *(x[lo:hi][here] for x in (sample, u, v, weight)))
+            A = K @ S
+            crow, cols, vals = A.crow_indices(), A.col_indices(), A.values().float()
+            rows = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow[1:] - crow[:-1])
+            vals = vals * factor[py0 * res:py1 * res][rows]
+            # Prune negligible entries; rescale each row so that its sum (the pixel's gain) is unchanged.
+            row_sum = torch.zeros(crow.numel() - 1).index_add_(0, rows, vals)
+            keep = vals >= prune
+            rows, cols, vals = rows[keep], cols[keep], vals[keep]
+            kept_sum = torch.zeros(crow.numel() - 1).index_add_(0, rows, vals)
+            vals = vals * (row_sum / kept_sum.clamp_min(1e-12))[rows]
+            crow_parts.append(nnz + torch.cumsum(torch.bincount(rows, minlength=crow.numel() - 1), 0))
+            col_parts.append(cols.to(torch.int32))
+            val_parts.append(vals)
+            nnz += int(vals.numel())
+    del sample, u, v, weight
+    # SpGEMM leaves each row's columns unordered; transposing twice sorts them (A·x gathers x in order).
+    crow, col, val = torch.cat(crow_parts), torch.cat(col_parts), torch.cat(val_parts)
+    del crow_parts, col_parts, val_parts
+    transposed = _transpose(crow.to(torch.int32), col, val)
+    crow, col, val = _transpose(*transposed)
+    report(1.0, "light transport measured")
+    info = {"method": "traced specular chains " + ",".join(c or "direct" for c in CHAINS),
+            "supersampling": n, "prune": prune, "calibration": calibration, "nnz": nnz,
+            "variant": backend.init(), "seconds": round(time.perf_counter() - start, 2)}
+    transport = Transport(config, crow, col, val, b, info)
+    transport._derive(transposed)
+    transport.info["seconds"] = round(time.perf_counter() - start, 2)
+    return transport
+
+
+def tqdm_progress(**tqdm_kwargs):
+    """A ``progress(fraction, message)`` callback that drives a tqdm bar (0-100 %); close it with ``.close``."""
+    from tqdm import tqdm
+    bar = tqdm(total=100, unit="%", **tqdm_kwargs)
+
+    def progress(fraction, message):
+        bar.set_description_str(message, refresh=False)
+        bar.update(round(100 * fraction) - bar.n)
+    progress.close = bar.close
+    return progress
