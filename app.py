@@ -5,7 +5,7 @@ Run: ``python app.py`` (Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose 
 Docker Space sets 0.0.0.0:7860). Limits: the PREDISTORT_* variables of predistort.settings.Settings.
 
 API (gradio_client; every endpoint has a stable name, see the README):
-    /predistort       (texture, spp, fit, refine)         -> initial render, pre-distorted texture, final render,
+    /predistort       (texture, spp, fit, refine, resolution) -> initial render, pre-distorted texture, final render,
                                                              metrics, input texture (as used), summary
     /compare          (textures, spp, fit)                -> comparison figures, metrics table, notes
     /train            (textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit)
@@ -190,7 +190,7 @@ def metrics_table(results):
 # Each public handler is named after its API endpoint, and its docstring's Args describe the endpoint's inputs:
 # Gradio shows both in the API page and serves them as Model Context Protocol tools (``mcp_server=True``).
 @user_errors
-def predistort(session, texture, spp, fit, refine=0, progress=gr.Progress()):
+def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.Progress()):
     """Pre-distort one picture so that, seen through the glass sphere, it looks like the original; render the
     scene without and with the pre-distortion and measure both renders against the picture.
 
@@ -199,6 +199,7 @@ def predistort(session, texture, spp, fit, refine=0, progress=gr.Progress()):
         spp: samples per pixel of the two renders (more: less noise, slower).
         fit: what to do with a picture that is not square at the model's resolution: "crop" (centre square, then resize) or "resize" (squash the whole picture).
         refine: seconds (0 = off) of per-picture refinement through the renderer after the model's answer; never returns worse than the model's.
+        resolution: side in pixels of the pre-distorted texture (128, 256, 512 or 1024; 0 = the model's own). A resolution not used before is measured first (seconds, once); above 256 the renders use fewer samples per pixel (the metrics say how many).
     Returns:
         render without pre-distortion, pre-distorted texture, render of the pre-distorted texture (PNG files), metrics (L1 and PSNR of both renders), the picture as used (PNG), a summary (Markdown).
     """
@@ -209,7 +210,11 @@ def predistort(session, texture, spp, fit, refine=0, progress=gr.Progress()):
             progress((min(elapsed, budget), budget), desc=f"Refining: step {step}, fixed-seed L1 {loss:.4f}",
                      unit="s")
 
-    r = session.predistort(upload_path(texture), spp, fit, refine, progress=refined)
+    def probing(fraction, message):
+        progress(fraction, desc=f"Measuring the light transport at this resolution (once): {message}")
+
+    r = session.predistort(upload_path(texture), spp, fit, refine, progress=refined, resolution=resolution,
+                           probe_progress=probing)
     c = r.comparison
     summary = report.metrics_markdown(r.metrics)
     if r.notes:
@@ -219,11 +224,20 @@ def predistort(session, texture, spp, fit, refine=0, progress=gr.Progress()):
 
 
 def before_after(session):
-    """The last result's renders without and with pre-distortion, for the before/after slider."""
+    """The last result's renders without and with pre-distortion (for the before/after slider), and its
+    pre-distorted texture as a PNG file at full resolution (for download)."""
     if not session.results:
-        return None
+        return None, None
     c = session.results[-1].comparison
-    return pil(c.initial, "render-initial"), pil(c.final, "render-final")
+    return (pil(c.initial, "render-initial"), pil(c.final, "render-final")), pil(c.predistorted, "predistorted")
+
+
+def predistort_estimate(session, resolution, spp):
+    """About how long a pre-distortion at this resolution takes here (the page shows it before running)."""
+    try:
+        return session.predistort_estimate(resolution, spp)
+    except ValueError as e:
+        return f"⚠️ {e}"
 
 
 @user_errors
@@ -508,7 +522,11 @@ def build_demo():
                     refine = gr.Slider(0, SETTINGS.max_refine_s, value=0, step=1, elem_id="refine",
                                        label="Refine through the renderer, seconds (0: off)",
                                        info=REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
+                    resolution_choice = gr.Dropdown(
+                        [("the model's own", 0)] + [(f"{r}×{r}", r) for r in SETTINGS.resolutions()], value=0,
+                        label="Resolution of the pre-distorted texture", elem_id="resolution-choice")
                     run = gr.Button("Pre-distort", variant="primary", elem_id="predistort-button")
+                    predistort_eta = gr.Markdown(elem_id="predistort-estimate")
                 with gr.Column(scale=3):
                     with gr.Row(equal_height=True):
                         initial = gr.Image(label="1 · Render without pre-distortion", format="png",
@@ -525,6 +543,8 @@ def build_demo():
                     slider = gr.ImageSlider(label="Through the sphere: without ◀ ▶ with pre-distortion", type="filepath",
                                             format="png", elem_id="before-after", elem_classes="pixelated",
                                             max_height=SLIDER_HEIGHT, interactive=False)
+                    download = gr.File(label="Pre-distorted texture at full resolution (lossless PNG)",
+                                       elem_id="download-predistorted")
                     with gr.Accordion("Metrics (JSON)", open=False):
                         metrics = gr.JSON(label="Metrics", elem_id="metrics")
 
@@ -658,9 +678,14 @@ def build_demo():
         # preprocess=False (/predistort, /compare, /train): images.py reads uploads itself, and the service checks
         # every value itself, so its messages name the parameter at fault ("spp must be a whole number from 1 to
         # 256, got 0") where Gradio's own slider check says only "Value 0 is less than minimum value 1".
-        run.click(predistort, [session, texture, spp, fit, refine], [initial, pre, final, metrics, used, summary],
-                  api_name="predistort", preprocess=False, **render
-                  ).then(before_after, [session], [slider], **private(before_after))
+        run.click(predistort, [session, texture, spp, fit, refine, resolution_choice],
+                  [initial, pre, final, metrics, used, summary], api_name="predistort", preprocess=False, **render
+                  ).then(before_after, [session], [slider, download], **private(before_after)
+                         ).then(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
+                                **private(predistort_estimate))
+        for control in (resolution_choice, spp):
+            control.change(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
+                           **private(predistort_estimate))
         compare_btn.click(compare, [session, textures, compare_spp, fit], [gallery, table, notes],
                           api_name="compare", preprocess=False, **render)
         train_btn.click(
@@ -702,6 +727,8 @@ def build_demo():
         map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **render)
         print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **render)
         demo.load(status, [session], [status_md], api_name="status", queue=False)
+        demo.load(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
+                  **private(predistort_estimate))
         demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))
         demo.load(check_scene, scene_inputs, [scene_info], **private(check_scene))
     return demo

@@ -91,26 +91,43 @@ def cmd_train(args):
 
 
 def cmd_apply(args):
-    from .layers import PredistortModel, instant_model
+    import time
+    from .layers import PredistortModel, for_scene, instant_model
     from .pipeline import predistort
+    from .probe import tqdm_progress
     from .render import Renderer
+    from .solve import is_probed, transport_for
 
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of seconds ≥ 0, got {args.refine}")
     backend.init()
     scene = _scene(args)
-    if args.method == "solve":
-        # Instant solve: the scene's measured light transport (probed once per scene, then cached).
-        from .solve import transport_for
-        renderer = Renderer(scene)
-        model = instant_model(transport_for(scene, renderer=renderer))
-    else:
+    model = None
+    if args.method != "solve":
         model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
-        if not args.resolution and scene.resolution != model.resolution:
+        if not args.resolution and not args.scene:
             scene = scene.replace(resolution=model.resolution)
-        weights.check_compatible(model, scene)
-        renderer = Renderer(scene)
+        weights.check_compatible(model, scene.replace(resolution=model.resolution))   # the same geometry
     (texture,) = _textures([args.texture], scene.resolution, args.fit)
+    renderer = Renderer(scene)
+    # The scene's light transport at this resolution (the instant solve; the generalising layer at another
+    # resolution than its own): measured once, with a progress bar, then cached.
+    probed, start, bar = is_probed(scene), time.perf_counter(), []
+
+    def progress(fraction, message):                   # a bar only if a probe really runs
+        if not bar:
+            bar.append(tqdm_progress(desc="probe", file=sys.stderr))
+        bar[0](fraction, message)
+
+    try:
+        if model is None:
+            model = instant_model(transport_for(scene, renderer=renderer, progress=progress))
+        else:
+            model = for_scene(model, scene, renderer=renderer, progress=progress)
+    finally:
+        for b in bar:
+            b.close()
+    probe_seconds = time.perf_counter() - start if bar else 0.0
     model.to(renderer.device)
 
     def refine_progress(step, loss, elapsed):
@@ -118,11 +135,14 @@ def cmd_apply(args):
 
     result = predistort(renderer, texture, model, spp=args.spp, refine=args.refine,
                         progress=refine_progress if args.refine > 0 else None)
+    result.metrics.update({"resolution": scene.resolution, "probe_seconds": round(probe_seconds, 3),
+                           "texture": str(args.texture)})
     result.save(args.out_dir)
     m = result.metrics
-    print(f"L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR {m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB; "
-          f"wrote predistorted.png, render_initial.png, render_final.png, comparison.png, metrics.json to "
-          f"{args.out_dir}")
+    print(f"{scene.resolution}×{scene.resolution}: L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR "
+          f"{m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB (probe {m['probe_seconds']:.1f} s, pre-distortion "
+          f"{m['apply_seconds']:.2f} s); wrote predistorted.png, texture.png, render_initial.png, render_final.png, "
+          f"comparison.png, metrics.json to {args.out_dir}")
     return 0
 
 
@@ -208,11 +228,13 @@ def parser():
     p = argparse.ArgumentParser(prog="python -m predistort", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    def scene_args(s):
+    def scene_args(s, fit="exact"):
         s.add_argument("--scene", help="scene JSON (default: scenes/tutorial.json, the tutorial's scene)")
-        s.add_argument("--resolution", type=int, help="texture/film side in pixels (default: the scene's, 128)")
-        s.add_argument("--fit", choices=["exact", "crop", "resize"], default="exact",
-                       help="pictures of another size: refuse (exact, default), centre-crop then resize, or resize")
+        s.add_argument("--resolution", type=int,
+                       help="texture/film side in pixels, 8 to 1024 (default: the model's, or the scene's: 128)")
+        s.add_argument("--fit", choices=["exact", "crop", "resize"], default=fit,
+                       help=f"pictures of another size: refuse (exact), centre-crop then resize (crop), or resize "
+                            f"(default: {fit})")
 
     t = sub.add_parser("train", help="train a pre-distortion model through the differentiable renderer")
     t.add_argument("--textures", nargs="+", required=True, help="training pictures (targets)")
@@ -242,7 +264,7 @@ def parser():
     a.add_argument("--refine", type=float, default=0.0, metavar="SECONDS",
                    help="then refine the result through the renderer for up to SECONDS (it is kept only where "
                         "a fixed-seed render improves by at least 1%%)")
-    scene_args(a)
+    scene_args(a, fit="crop")
     a.set_defaults(run=cmd_apply)
 
     u = sub.add_parser("push", help="upload saved weights to the Hugging Face Hub")

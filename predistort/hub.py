@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import solve, weights
+from . import probe, weights
 from .layers import PredistortModel
 from .weights import CONFIG_NAME, PICKLE_SUFFIXES, WEIGHTS_NAME, WeightsError
 
@@ -54,13 +54,13 @@ def largest_config(model_type, resolution):
 
     Every type is sized by its resolution alone, except the generalising layer (``unrolled``), whose sparse
     layer holds one entry per (pixel, texel) pair that the probe links. A pixel averages the film filter's
-    samples (radius 4σ of :data:`predistort.solve.FILTER_STDDEV`, i.e. a 5×5 texel window under bilinear
-    lookup where the plane is seen at 1:1) along each traced specular chain (:data:`predistort.solve.CHAINS`).
+    samples (radius 4σ of :data:`predistort.probe.FILTER_STDDEV`, i.e. a 5×5 texel window under bilinear
+    lookup where the plane is seen at 1:1) along each traced specular chain (:data:`predistort.probe.CHAINS`).
     """
     if model_type != "unrolled":
         return {"resolution": resolution}
-    window = 2 * math.ceil(4 * solve.FILTER_STDDEV) + 1
-    return {"resolution": resolution, "nnz": resolution * resolution * window * window * len(solve.CHAINS)}
+    window = 2 * math.ceil(4 * probe.FILTER_STDDEV) + 1
+    return {"resolution": resolution, "nnz": resolution * resolution * window * window * len(probe.CHAINS)}
 
 
 def default_max_model_bytes(max_resolution):

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from . import backend, probe, solve, weights
+from . import backend, probe, probe_cache, solve, weights
 
 TUTORIAL_MAX_RESOLUTION = 128     # the tutorial layer's R⁴ weights: 1.07 GB at 128², 17 GB at 256²
 
@@ -356,4 +356,30 @@ def instant_model(transport):
     :func:`predistort.solve.solve` at this resolution (:func:`predistort.solve.iterations_for`). Same output
     as :func:`predistort.solve.solve` (to float rounding), but usable — and saveable — wherever a model is."""
     iterations, l2_iterations = solve.iterations_for(transport.resolution)
-    return UnrolledInverse.from_transport(transport, depth=iterations, l2_depth=l2_iterations)
+    model = UnrolledInverse.from_transport(transport, depth=iterations, l2_depth=l2_iterations)
+    model.info["recipe"] = {"method": "solve", "iterations": iterations, "l2_iterations": l2_iterations}
+    return model
+
+
+def is_instant(model):
+    """True for the instant solve as a model (:func:`instant_model`, or a "solve" trained in the app)."""
+    return isinstance(model, UnrolledInverse) and ((model.info or {}).get("recipe") or {}).get("method") == "solve"
+
+
+def for_scene(model, scene, renderer=None, progress=None):
+    """`model`, made to pre-distort for `scene`: another resolution of the scene it was made for.
+
+    The model itself when it fits; the instant solve: the instant solve on `scene`'s light transport (with
+    that resolution's schedule); a generalising layer: the same layer on `scene`'s transport, its trained
+    scalars carried over (:func:`for_resolution`). The transport is probed first if it is new (``renderer``
+    reused; ``progress(fraction, message)`` hears how the probe goes). The tutorial layer maps only its own
+    resolution (R⁴ weights): ValueError, as for a model made for another geometry.
+    """
+    if model.resolution == scene.resolution and (model.info or {}).get("scene") in (None, scene.to_dict()):
+        return model
+    if not isinstance(model, UnrolledInverse):
+        raise ValueError(f"This {model.model_type} model maps {model.resolution}×{model.resolution} textures only "
+                         f"(the tutorial layer has R⁴ weights): pre-distort at {model.resolution}, or use the "
+                         f"generalising layer or the instant solve for {scene.resolution}×{scene.resolution}.")
+    transport = probe_cache.transport_for(scene, renderer=renderer, progress=progress)
+    return instant_model(transport) if is_instant(model) else for_resolution(model, transport)

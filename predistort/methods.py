@@ -172,6 +172,24 @@ def solve_seconds(resolution, n_textures, spp):
             + render_seconds(resolution, n_textures, spp) / 3)        # a render without its backward pass
 
 
+def predistort_seconds(model, resolution, spp, probed=True):
+    """Estimated seconds of one pre-distortion at `resolution` with `model` (any type; the unrolled layer and
+    the instant solve are rebuilt on that resolution's transport): the probe if not `probed`, applying the
+    model, and the two renders at `spp` (without backward pass)."""
+    from .layers import UnrolledInverse, is_instant
+    pixels, c = resolution ** 2, COSTS["apply"]
+    if is_instant(model):
+        from .solve import iterations_for
+        apply = c["solve_per_pixel_iteration"] * pixels * iterations_for(resolution)[0]
+    elif isinstance(model, UnrolledInverse):
+        apply = c["unrolled_per_pixel"] * pixels * model.depth / UNROLLED_DEPTH
+    else:
+        apply = c["tutorial_per_weight"] * pixels ** 2
+    r = COSTS["render_primal"]
+    renders = 2 * (r["per_texture"] + r["per_pixel"] * pixels + r["per_sample"] * pixels * spp)
+    return apply + renders + (0.0 if probed else probe_seconds(resolution))
+
+
 def tutorial_memory_gb(resolution):
     """Memory the tutorial layer needs while training: weights, gradients and Adam's two moments (float32)."""
     return 4 * 4 * (resolution ** 4 + resolution ** 2) / 1e9

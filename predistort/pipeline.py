@@ -7,6 +7,7 @@ error, lower is better; PSNR in dB, higher is better). Evaluation renders use ma
 that Monte Carlo noise does not blur the comparison.
 """
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +45,12 @@ class Comparison:
              f"L1 {m['l1_final']:.4f} · PSNR {m['psnr_final']:.1f} dB", ""], scale=scale)
 
     def save(self, out_dir):
-        """Write predistorted.png, render_initial.png, render_final.png, comparison.png, metrics.json."""
+        """Write predistorted.png, texture.png (the picture as used), render_initial.png, render_final.png,
+        comparison.png, metrics.json."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         save_png(self.predistorted, out / "predistorted.png")
+        save_png(self.target, out / "texture.png")
         save_png(self.initial, out / "render_initial.png")
         save_png(self.final, out / "render_final.png")
         self.figure().save(out / "comparison.png")
@@ -78,9 +81,12 @@ def predistort(renderer, texture, model, spp=EVAL_SPP, seed=0, refine=0.0, stop=
        :data:`~predistort.refine.MIN_GAIN`, so never worse than the model's); ``stop`` ends it early and
        ``progress(step, loss, elapsed_s)`` hears of every score;
     3. render the picture and the pre-distorted texture with the same `seed` at `spp` and measure both
-       (:func:`compare`). ``metrics['refine']`` then says what refinement did.
+       (:func:`compare`). ``metrics['apply_seconds']`` is step 1's time; ``metrics['refine']`` says what
+       refinement did.
     """
+    start = time.perf_counter()
     predistorted = apply_model(model, texture)
+    apply_seconds = time.perf_counter() - start
     refined = None
     if refine > 0:
         from .refine import EVAL_SPP as REFINE_EVAL_SPP, refine as refine_texture
@@ -89,6 +95,7 @@ def predistort(renderer, texture, model, spp=EVAL_SPP, seed=0, refine=0.0, stop=
         refined = {"seconds": round(r.seconds, 2), "steps": r.steps, "l1_start": r.start_loss, "l1": r.loss,
                    "eval_spp": REFINE_EVAL_SPP, "eval": f"fixed-seed renders at spp {REFINE_EVAL_SPP}"}
     result = compare(renderer, texture, predistorted, spp=spp, seed=seed)
+    result.metrics["apply_seconds"] = round(apply_seconds, 4)
     if refined:
         result.metrics["refine"] = refined
     return result

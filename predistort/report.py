@@ -35,6 +35,7 @@ class Result:
         out = {"texture": self.name, "resolution": int(self.comparison.target.shape[0]), "spp": int(m["spp"]),
                **{k: float(m[k]) for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio")},
                "psnr_gain_db": float(m["psnr_final"] - m["psnr_initial"]), "notes": list(self.notes)}
+        out.update({k: float(m[k]) for k in ("apply_seconds", "probe_seconds") if k in m})
         if m.get("refine"):
             out["refine"] = dict(m["refine"])
         return out

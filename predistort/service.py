@@ -193,19 +193,77 @@ class Session:
             raise
         return Result(name, comparison, list(notes))
 
-    def predistort(self, source, spp=None, fit="crop", refine=0.0, progress=None):
-        """Pre-distort one picture with this session's model, then (``refine`` > 0) refine it through the
-        renderer for up to that many seconds; returns a :class:`~predistort.report.Result` (also kept as last).
+    def _check_resolution(self, resolution):
+        """The resolution to pre-distort at: the model's own for None / 0 / "", else one of the offered ones."""
+        if resolution is None or resolution == "" or (is_number(resolution) and float(resolution) == 0):
+            return self.resolution
+        return check_whole("resolution", resolution, 8, self.settings.max_apply_resolution,
+                           limit="max_apply_resolution")
 
-        ``progress(step, loss, elapsed_s)`` hears of every refinement score (see predistort.refine).
+    def model_at(self, resolution, progress=None):
+        """``(model, scene)``: this session's model made for its scene at `resolution` (the scene's light
+        transport is probed first if new; ``progress(fraction, message)`` hears how)."""
+        from .layers import for_scene
+        model = self._require_model()
+        scene = self.scene.replace(resolution=resolution)
+        if resolution == model.resolution:
+            return model, scene
+        try:
+            return for_scene(model, scene, renderer=renderer_for(scene), progress=progress), scene
+        except (TypeError, ValueError) as e:
+            raise ServiceError(str(e)) from None
+
+    def predistort(self, source, spp=None, fit="crop", refine=0.0, progress=None, resolution=None,
+                   probe_progress=None):
+        """Pre-distort one picture with this session's model at `resolution` (None: the model's own), then
+        (``refine`` > 0) refine it through the renderer for up to that many seconds; returns a
+        :class:`~predistort.report.Result` (also kept as last).
+
+        Above ``full_spp_resolution`` the renders use fewer samples per pixel (:meth:`Settings.render_spp`;
+        the metrics say which). ``progress(step, loss, elapsed_s)`` hears of every refinement score,
+        ``probe_progress(fraction, message)`` of a probe of a resolution not measured before.
         """
         spp = self._check_spp(self.settings.preview_spp if spp is None else spp)
         refine = self._check_refine(refine)
+        resolution = self._check_resolution(resolution)
         self._require_model()
-        ((name, texture, notes),) = self.prepare([source] if source is not None else [], fit=fit)
-        result = self._result(texture, spp, name, notes, refine=refine, progress=progress)
+        ((name, texture, notes),) = self.prepare([source] if source is not None else [], resolution=resolution,
+                                                 fit=fit)
+        from .solve import is_probed
+        scene = self.scene.replace(resolution=resolution)
+        new_scene, start = resolution != self.model.resolution and not is_probed(scene), time.perf_counter()
+        model, scene = self.model_at(resolution, probe_progress)
+        probe_seconds = time.perf_counter() - start if new_scene else 0.0
+        result = self._result(texture, self.settings.render_spp(spp, resolution), name, notes, model=model,
+                              scene=scene, refine=refine, progress=progress)
+        result.comparison.metrics["probe_seconds"] = round(probe_seconds, 3)
         self.results = [result]
         return result
+
+    def predistort_estimate(self, resolution=None, spp=None):
+        """Markdown: about how long pre-distorting one picture at `resolution` takes on this machine, and whether
+        that resolution's light transport must be measured first."""
+        from .layers import UnrolledInverse
+        from .methods import predistort_seconds, probe_seconds
+        from .solve import is_probed
+        if self.model is None:
+            return ""
+        resolution, spp = self._check_resolution(resolution), self._check_spp(
+            self.settings.preview_spp if spp is None else spp)
+        own = self.model.resolution
+        if resolution != own and not isinstance(self.model, UnrolledInverse):
+            return (f"⚠️ This {self.model.model_type} model pre-distorts at {own}×{own} only (its weights are made "
+                    f"for that size); the generalising layer and the instant solve go up to "
+                    f"{self.settings.max_apply_resolution}×{self.settings.max_apply_resolution}.")
+        render_spp = self.settings.render_spp(spp, resolution)
+        new = resolution != self.model.resolution and not is_probed(self.scene.replace(resolution=resolution))
+        seconds = predistort_seconds(self.model, resolution, render_spp, probed=not new)
+        text = (f"At {resolution}×{resolution}: about **{_seconds(seconds)}** on this machine, renders at spp "
+                f"{render_spp}")
+        if new:
+            text += (f", of which about {_seconds(probe_seconds(resolution))} to measure the scene's light transport "
+                     f"at this resolution first (once: it is kept)")
+        return text + "."
 
     def compare(self, sources, spp=None, fit="crop"):
         """Pre-distort several pictures; returns the list of Results (also kept as last)."""
@@ -523,6 +581,10 @@ def _out_of_memory(resolution):
     return (f"This machine ran out of memory training at {resolution}×{resolution}: lower the resolution (the "
             f"tutorial layer needs 16·R⁴ bytes: {tutorial_memory_gb(resolution):.2f} GB at {resolution}²) or try "
             f"again later.")
+
+
+def _seconds(seconds):
+    return f"{seconds:.1f} s" if seconds < 10 else format_duration(seconds)
 
 
 def _source_name(source):

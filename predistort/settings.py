@@ -30,6 +30,8 @@ class Settings:
     max_textures: int = 8               # pictures per request (train / compare)
     max_iterations: int = 1000          # training iterations per request
     max_resolution: int = 128           # largest training resolution (the tutorial layer has R⁴ weights)
+    max_apply_resolution: int = 1024    # largest resolution a picture is pre-distorted at (/predistort's choice)
+    full_spp_resolution: int = 256      # /predistort renders above this side keep its samples: spp·(this/R)²
     max_spp: int = 256                  # samples per pixel, training and preview renders
     max_upload_mb: float = 20.0         # largest uploaded picture, megabytes (also Gradio's max_file_size)
     preview_spp: int = 32               # default spp of /predistort and /compare renders
@@ -86,6 +88,10 @@ class Settings:
         if not MIN_RESOLUTION <= self.max_resolution <= MAX_RESOLUTION:
             raise ValueError(f"Setting max_resolution ({self.env_name('max_resolution')}) must be between "
                              f"{MIN_RESOLUTION} and {MAX_RESOLUTION}.")
+        for name in ("max_apply_resolution", "full_spp_resolution"):
+            if not MIN_RESOLUTION <= getattr(self, name) <= MAX_RESOLUTION:
+                raise ValueError(f"Setting {name} ({self.env_name(name)}) must be between {MIN_RESOLUTION} and "
+                                 f"{MAX_RESOLUTION}.")
         if self.preview_spp > self.max_spp:
             raise ValueError("Setting preview_spp must not exceed max_spp.")
         if not (0 <= self.max_model_mb < float("inf")):
@@ -97,6 +103,18 @@ class Settings:
         if not 0 <= self.max_refine_s <= 600:
             raise ValueError(f"Setting max_refine_s ({self.env_name('max_refine_s')}) must be between 0 and 600 "
                              f"seconds.")
+
+    def resolutions(self):
+        """The resolutions /predistort offers: 128, 256, 512, 1024 up to ``max_apply_resolution``."""
+        return [r for r in (128, 256, 512, 1024) if r <= self.max_apply_resolution] or [self.max_apply_resolution]
+
+    def render_spp(self, spp, resolution):
+        """The spp of /predistort's renders at `resolution`: `spp` up to ``full_spp_resolution``, above it as
+        many samples in all as a render of that side (``spp·(full/R)²``, at least 1), so that a large picture's
+        renders take about as long as a mid-size one's."""
+        if resolution <= self.full_spp_resolution:
+            return spp
+        return max(1, round(spp * (self.full_spp_resolution / resolution) ** 2))
 
     @property
     def signs_in(self):

@@ -18,7 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 ENDPOINTS = {
-    "/predistort": ["texture", "spp", "fit", "refine"],
+    "/predistort": ["texture", "spp", "fit", "refine", "resolution"],
     "/compare": ["textures", "spp", "fit"],
     "/train": ["textures", "method", "iterations", "spp", "resolution", "seed", "sphere_ior", "sphere_radius", "fit"],
     "/stop": [],
@@ -306,3 +306,20 @@ def test_real_glass_advise_use_the_setup_see_where_it_works_and_print(url, tmp_p
         assert im.width / dpi * 25.4 == pytest.approx(side_mm, rel=1e-3)   # prints at the setup's true size
     with pytest.raises(AppError, match="Invalid setup: the print must be farther"):
         c.predict(1.52, 90, 30, 100, 60, api_name="/use_setup")
+
+
+def test_predistort_at_a_larger_resolution_gives_full_resolution_images(url, app_server):
+    """/predistort's last input, resolution: the default model pre-distorts at 256² (its light transport at 256² is
+    measured on the first request); every image comes back at 256×256, lossless PNG. Callers that leave it out
+    get the model's own resolution, as before."""
+    c = client(url)
+    picture = handle_file(str(picture_paths()[1]))
+    initial, predistorted, final, metrics, used, summary = c.predict(picture, 8, "crop", 0, 256,
+                                                                     api_name="/predistort")
+    for path in (initial, predistorted, final, used):
+        assert rgb(path).shape == (256, 256, 3) and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert metrics["resolution"] == 256 and metrics["l1_final"] < metrics["l1_initial"]
+    assert metrics["apply_seconds"] > 0 and metrics["probe_seconds"] >= 0
+    assert c.predict(picture, 8, api_name="/predistort")[3]["resolution"] == app_server.default_resolution
+    with pytest.raises(AppError, match="resolution must be a whole number"):
+        c.predict(picture, 8, "crop", 0, 4096, api_name="/predistort")

@@ -136,3 +136,22 @@ def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_serve
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-real-glass.png"), full_page=True)
     page.close()
+
+
+def test_visitor_chooses_a_larger_resolution_sees_the_estimate_and_downloads_the_full_texture(browser, app_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app_server.url, wait_until="load")
+    page.wait_for_selector("#predistort-button", timeout=60_000)
+    page.locator("button.gallery-item").nth(1).click()
+    page.wait_for_selector("#texture img", timeout=30_000)
+    page.locator("#resolution-choice input").click()
+    page.get_by_role("option", name="256×256").click()
+    page.wait_for_function("document.querySelector('#predistort-estimate').innerText.includes('At 256×256')",
+                           timeout=30_000)
+    assert "on this machine" in page.inner_text("#predistort-estimate")
+    page.click("#predistort-button")
+    page.wait_for_function("(() => { const i = document.querySelector('#out-predistorted img');"
+                           " return i && i.complete && i.naturalWidth == 256; })()", timeout=120_000)
+    link = page.wait_for_selector("#download-predistorted a[href]", timeout=30_000)
+    assert link.get_attribute("href").endswith(".png")
+    page.close()

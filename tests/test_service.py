@@ -369,3 +369,35 @@ def test_history_table_and_notes():
     assert list(table.columns) == ["iteration", "loss"] and len(table) == 1
     assert report.format_duration(59) == "59 s" and report.format_duration(61) == "1 min 01 s"
     assert report.format_duration(3700) == "1 h 01 min"
+
+
+# -- resolution ------------------------------------------------------------------------------------------------
+def test_predistort_at_another_resolution_rebuilds_the_model_on_that_resolutions_transport(session, monkeypatch,
+                                                                                          tmp_path):
+    """The instant solve made at 24² pre-distorts at 40² on the 40² transport (probed now, with progress); the
+    tutorial layer maps only its own size and says so; a bad resolution is refused with the setting's name."""
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path))
+    list(session.train(pictures(1), method="solve", resolution=24))
+    assert "40×40" in session.predistort_estimate(40) and "measure" in session.predistort_estimate(40)
+    heard = []
+    m = session.predistort(example("text"), spp=16, resolution=40,
+                           probe_progress=lambda fraction, message: heard.append(fraction)).metrics
+    assert m["resolution"] == 40 and m["l1_final"] < 0.8 * m["l1_initial"]
+    assert heard and heard[-1] == pytest.approx(1.0) and m["probe_seconds"] > 0 and m["apply_seconds"] > 0
+    again = session.predistort(example("text"), spp=16, resolution=40).metrics
+    assert again["probe_seconds"] == 0 and "measure" not in session.predistort_estimate(40)
+    assert session.model.resolution == 24                      # the session's own model is unchanged
+    assert session.predistort(example("text"), spp=16).metrics["resolution"] == 24     # None: the model's own
+    with pytest.raises(ServiceError, match="resolution must be a whole number from 8 to 1024.*MAX_APPLY"):
+        session.predistort(example("text"), resolution=2048)
+    tutorial = Session(session.settings)                       # its default: a 16×16 tutorial layer
+    with pytest.raises(ServiceError, match="maps 16×16 textures only"):
+        tutorial.predistort(example("text"), resolution=32)
+    assert "16×16 only" in tutorial.predistort_estimate(32)
+
+
+def test_renders_above_the_full_spp_resolution_keep_its_samples():
+    s = Settings(full_spp_resolution=256)
+    assert [s.render_spp(32, r) for r in (128, 256, 512, 1024)] == [32, 32, 8, 2]
+    assert s.render_spp(2, 1024) == 1 and s.resolutions() == [128, 256, 512, 1024]
+    assert Settings(max_apply_resolution=512).resolutions() == [128, 256, 512]
