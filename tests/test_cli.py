@@ -77,3 +77,24 @@ def test_bad_inputs_give_one_clear_line(tmp_path):
     result = run_python(["-m", "predistort", "train", "--textures", str(junk), "--iterations", "0", "--out",
                          str(tmp_path / "w")])
     assert result.returncode == 2 and "--iterations must be at least 1" in result.stderr
+
+
+def test_apply_at_another_resolution_writes_everything_at_that_size(tmp_path):
+    """`apply --texture PATH --resolution R --out-dir DIR` with the bundled 128² model: any picture (cropped), the
+    model rebuilt on R's light transport (probed the first time: probe_seconds > 0, then 0), every image R×R."""
+    import numpy as np
+    from PIL import Image
+    env = {"PREDISTORT_CACHE": str(tmp_path / "cache")}
+    for run, probed in (("first", True), ("again", False)):
+        out = tmp_path / run
+        result = run_python(["-m", "predistort", "apply", "--texture", str(REPO / "examples" / "landscape.png"),
+                             "--resolution", "48", "--spp", "8", "--out-dir", str(out)], env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["resolution"] == 48 and metrics["apply_seconds"] > 0
+        assert (metrics["probe_seconds"] > 0) == probed
+        assert metrics["l1_final"] < 0.8 * metrics["l1_initial"]
+        for name in ("predistorted.png", "texture.png", "render_initial.png", "render_final.png"):
+            assert Image.open(out / name).size == (48, 48), name
+        texture = np.asarray(Image.open(out / "texture.png"))
+        assert not np.array_equal(texture, np.asarray(Image.open(out / "predistorted.png")))
