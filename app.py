@@ -26,17 +26,11 @@ API (gradio_client; every endpoint has a stable name, see the README):
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
-import functools
-import hashlib
-import inspect
-import io
-import os
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 
 from predistort import methods, report, resources, service
+from predistort.webio import (TABLE_HEADERS, cached_png, figures, metrics_table, pil, upload_path, upload_paths,
+                             user_errors)
 from predistort.physical import MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, ServiceError, examples
@@ -68,122 +62,6 @@ REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the re
                   "its start. It helps most when the model is far from this picture's optimum (the tutorial "
                   "layer); the generalising layer and the instant solve are usually at that optimum already, so "
                   "on them it rarely finds a gain.")
-
-
-def server_failure(e):
-    """gr.Error for a failure that is not the visitor's mistake (a Dr.Jit / Mitsuba / torch error): it says what
-    failed, that nothing of theirs was lost, and what to try; the traceback goes to the server's log."""
-    lines = str(e).strip().splitlines()
-    reason = lines[0] if lines else ""
-    reason = reason if len(reason) <= 300 else reason[:297] + "..."
-    what = type(e).__name__ + (f": {reason}" if reason else "")
-    return gr.Error(f"The server failed while rendering or training ({what}). Your session and model are "
-                    f"unchanged and the app keeps running: try again; fewer samples per pixel or a lower resolution "
-                    f"may help.", print_exception=True)
-
-
-def user_errors(fn):
-    """Show a user's mistake (any ValueError: bad picture, option, repo id) as gr.Error, and any other failure as
-    a gr.Error that says so (:func:`server_failure`); either way the server keeps running."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except ValueError as e:
-                raise gr.Error(str(e), print_exception=False) from None
-            except gr.Error:
-                raise
-            except Exception as e:
-                raise server_failure(e) from e
-        return gen
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-        except gr.Error:
-            raise
-        except Exception as e:
-            raise server_failure(e) from e
-    return call
-
-
-def upload_path(payload):
-    """The server path of an uploaded file, as Gradio hands it over without preprocessing (a FileData dict).
-
-    Only files in Gradio's upload folder (uploads, and the examples Gradio copied there) or the example
-    pictures themselves are accepted: without preprocessing Gradio does not check a path that comes without
-    ``meta``, and a raw API call could otherwise make the app read any picture on the server's disk.
-    """
-    path = payload.get("path") if isinstance(payload, dict) else getattr(payload, "path", payload)
-    if path is None or path == "":
-        return None
-    if not isinstance(path, str):
-        raise ServiceError(f"Expected an uploaded file, got {type(path).__name__}: upload the picture.")
-    from gradio.utils import get_upload_folder
-    resolved = Path(path).resolve()
-    if not (resolved.is_relative_to(Path(get_upload_folder()).resolve())
-            or any(resolved == Path(p).resolve() for p in examples())):
-        raise ServiceError(f"{Path(path).name}: this file was not uploaded to this app; upload the picture.")
-    return path
-
-
-def upload_paths(payloads):
-    """:func:`upload_path` of each file of a multiple-file input (None stays None)."""
-    if payloads is None:
-        return None
-    if not isinstance(payloads, (list, tuple)):
-        payloads = [payloads]
-    return [upload_path(p) for p in payloads]
-
-
-def cached_png(image, name="image"):
-    """A PIL image as a PNG file in Gradio's cache, written atomically; returns its path (for an output).
-
-    Why not return the PIL image: Gradio names the file it saves after the image's content and rewrites it in
-    place on every request, so when two visitors get the same image at once (the same example picture, say),
-    one of them can download it while the other's request is rewriting it, and gets an empty, broken image
-    (seen under concurrent load: tests/test_robustness.py repeats it). Here an existing file is never
-    rewritten, and a new one appears under its final name only when complete. The folder is named by
-    Gradio's own content hash, so Gradio finds the file in place and does not copy it again.
-    """
-    from gradio import processing_utils
-    from gradio.utils import get_upload_folder
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    data = buffer.getvalue()
-    digest = getattr(processing_utils, "hash_bytes", lambda b: hashlib.sha256(b).hexdigest())(data)
-    folder = Path(get_upload_folder()) / digest
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    if not path.exists():
-        fd, staging = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(staging, path)
-    return str(path)
-
-
-def pil(tensor, name="image"):
-    from predistort.images import to_pil
-    return cached_png(to_pil(tensor), name)
-
-
-def figures(results):
-    return [(cached_png(r.figure(), "comparison"), r.name) for r in results]
-
-
-TABLE_HEADERS = ["picture", "L1 without", "L1 with", "PSNR without (dB)", "PSNR with (dB)", "gain (dB)"]
-
-
-def metrics_table(results):
-    import pandas as pd
-    rows = [[m["texture"], round(m["l1_initial"], 4), round(m["l1_final"], 4), round(m["psnr_initial"], 2),
-             round(m["psnr_final"], 2), round(m["psnr_gain_db"], 2)] for m in (r.metrics for r in results)]
-    return pd.DataFrame(rows, columns=TABLE_HEADERS)
 
 
 # -- handlers: each one call into the session ------------------------------------------------------------------

@@ -96,7 +96,7 @@ def cmd_apply(args):
     from .pipeline import predistort
     from .probe import tqdm_progress
     from .render import Renderer
-    from .solve import is_probed, transport_for
+    from .solve import transport_for
 
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of seconds ≥ 0, got {args.refine}")
@@ -112,7 +112,7 @@ def cmd_apply(args):
     renderer = Renderer(scene)
     # The scene's light transport at this resolution (the instant solve; the generalising layer at another
     # resolution than its own): measured once, with a progress bar, then cached.
-    probed, start, bar = is_probed(scene), time.perf_counter(), []
+    start, bar = time.perf_counter(), []
 
     def progress(fraction, message):                   # a bar only if a probe really runs
         if not bar:

@@ -280,6 +280,52 @@ def estimate(method, resolution, n_textures, iterations, spp, settings=None, pro
     return Estimate(per_it, total, long, msg)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# What the page says about a scene and a resolution before anything runs
+# ---------------------------------------------------------------------------------------------------------
+def scene_report(model, scene):
+    """Markdown: for `scene`, whether `model` (the session's, or None) still applies, what each method needs
+    (a probe of the light transport, a training) before it does, and that refinement always applies."""
+    from .solve import applies, is_probed
+    probe = ("already measured" if is_probed(scene) else
+             f"measured first, about {format_duration(probe_seconds(scene.resolution))}")
+    lines = [f"**Scene: sphere IOR {scene.sphere_ior:g}, radius {scene.sphere_radius:g}, "
+             f"{scene.resolution}×{scene.resolution}.**"]
+    if model is not None:
+        ok, reason = applies(model, scene)
+        lines.append(f"- {'✅' if ok else '⚠️'} **Your current model** ({model.model_type}): {reason}")
+    for m in METHODS.values():
+        label = m.label.replace(" (default)", "")
+        lines.append(f"- **{label[0].upper() + label[1:]}**: {m.after_scene_change.format(probe=probe)}")
+    lines.append("- ✅ **Refinement**: always applies (it renders the scene itself), from whichever model is in use.")
+    if model is None or not applies(model, scene)[0]:
+        lines.append("\nPictures are pre-distorted for the scene of the model in use until a model is trained for "
+                     "this one.")
+    return "\n".join(lines)
+
+
+def predistort_estimate(model, scene, render_spp, max_resolution):
+    """Markdown: about how long pre-distorting one picture for `scene` (at its resolution) with `model` takes
+    here, renders at `render_spp`, and whether that resolution's light transport must be measured first."""
+    from .layers import UnrolledInverse
+    from .solve import is_probed
+    own, resolution = model.resolution, scene.resolution
+    if resolution != own and not isinstance(model, UnrolledInverse):
+        return (f"⚠️ This {model.model_type} model pre-distorts at {own}×{own} only (its weights are made for that "
+                f"size); the generalising layer and the instant solve go up to {max_resolution}×{max_resolution}.")
+    new = resolution != own and not is_probed(scene)
+    seconds = predistort_seconds(model, resolution, render_spp, probed=not new)
+    text = f"At {resolution}×{resolution}: about **{_seconds(seconds)}** on this machine, renders at spp {render_spp}"
+    if new:
+        text += (f", of which about {_seconds(probe_seconds(resolution))} to measure the scene's light transport at "
+                 f"this resolution first (once: it is kept)")
+    return text + "."
+
+
+def _seconds(seconds):
+    return f"{seconds:.1f} s" if seconds < 10 else format_duration(seconds)
+
+
 def median_step(history):
     """Median seconds of one iteration, from the second on (the first also allocates); None if unknown."""
     if len(history) < 2:

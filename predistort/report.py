@@ -97,6 +97,25 @@ def notes_markdown(results_or_notes):
     return "\n".join(lines)
 
 
+def train_metrics(plan, history, results, elapsed, stopped, median_seconds):
+    """The /train metrics dict: the plan's method and sizes, iterations run, time (``median_seconds``: the
+    median iteration), first and last loss, each picture's Result metrics and their means."""
+    per = [r.metrics for r in results]
+    out = {"method": plan["method"], "iterations": plan["iterations"], "iterations_run": len(history),
+           "stopped": bool(stopped and len(history) < plan["iterations"]), "seconds": elapsed,
+           "seconds_per_iteration": elapsed / len(history) if history else None,
+           "seconds_per_iteration_median": median_seconds,
+           "first_train_loss": history[0]["loss"] if history else None,
+           "final_train_loss": history[-1]["loss"] if history else None,
+           "resolution": plan["resolution"], "spp": plan["spp"], "eval_spp": per[0]["spp"] if per else None,
+           "scene": {"sphere_ior": plan["sphere_ior"], "sphere_radius": plan["sphere_radius"]},
+           "textures": per}
+    if per:
+        out.update({f"{k}_mean": sum(m[k] for m in per) / len(per)
+                    for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final")})
+    return out
+
+
 def history_table(history):
     """The loss history as a pandas DataFrame (iteration, loss) for a line plot."""
     import pandas as pd

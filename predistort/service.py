@@ -19,13 +19,12 @@ import shutil
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Iterator
 
 from . import backend, weights
 from .methods import DEFAULT_METHOD, METHODS, TrainJob, median_step, record_speed
-from .report import Result, TrainEvent, format_duration, stack_figures
+from .report import Result, TrainEvent, stack_figures, train_metrics
 from .resources import (default_model, describe_source, discard_renderer, model_scene, parse_model_name,
                         renderer_for, shared_model, training_slots)
 from .scene import DEFAULT
@@ -242,28 +241,14 @@ class Session:
 
     def predistort_estimate(self, resolution=None, spp=None):
         """Markdown: about how long pre-distorting one picture at `resolution` takes on this machine, and whether
-        that resolution's light transport must be measured first."""
-        from .layers import UnrolledInverse
-        from .methods import predistort_seconds, probe_seconds
-        from .solve import is_probed
+        that resolution's light transport must be measured first (:func:`predistort.methods.predistort_estimate`)."""
+        from .methods import predistort_estimate
         if self.model is None:
             return ""
         resolution, spp = self._check_resolution(resolution), self._check_spp(
             self.settings.preview_spp if spp is None else spp)
-        own = self.model.resolution
-        if resolution != own and not isinstance(self.model, UnrolledInverse):
-            return (f"⚠️ This {self.model.model_type} model pre-distorts at {own}×{own} only (its weights are made "
-                    f"for that size); the generalising layer and the instant solve go up to "
-                    f"{self.settings.max_apply_resolution}×{self.settings.max_apply_resolution}.")
-        render_spp = self.settings.render_spp(spp, resolution)
-        new = resolution != self.model.resolution and not is_probed(self.scene.replace(resolution=resolution))
-        seconds = predistort_seconds(self.model, resolution, render_spp, probed=not new)
-        text = (f"At {resolution}×{resolution}: about **{_seconds(seconds)}** on this machine, renders at spp "
-                f"{render_spp}")
-        if new:
-            text += (f", of which about {_seconds(probe_seconds(resolution))} to measure the scene's light transport "
-                     f"at this resolution first (once: it is kept)")
-        return text + "."
+        return predistort_estimate(self.model, self.scene.replace(resolution=resolution),
+                                   self.settings.render_spp(spp, resolution), self.settings.max_apply_resolution)
 
     def compare(self, sources, spp=None, fit="crop"):
         """Pre-distort several pictures; returns the list of Results (also kept as last)."""
@@ -288,27 +273,10 @@ class Session:
     def scene_report(self, sphere_ior, sphere_radius, resolution=None):
         """Markdown: for the scene with this sphere, which ways of pre-distorting still apply, and what each
         needs (a probe of the light transport, a training) before it does."""
-        from .methods import probe_seconds
-        from .solve import applies, is_probed
+        from .methods import scene_report
         resolution = resolution if resolution not in (None, "") else self.resolution
         resolution = check_whole("resolution", resolution, 8, self.settings.max_resolution, limit="max_resolution")
-        scene = self.training_scene(resolution, sphere_ior, sphere_radius)
-        probe = ("already measured" if is_probed(scene) else
-                 f"measured first, about {format_duration(probe_seconds(scene.resolution))}")
-        lines = [f"**Scene: sphere IOR {scene.sphere_ior:g}, radius {scene.sphere_radius:g}, "
-                 f"{scene.resolution}×{scene.resolution}.**"]
-        if self.model is not None:
-            ok, reason = applies(self.model, scene)
-            lines.append(f"- {'✅' if ok else '⚠️'} **Your current model** ({self.model.model_type}): {reason}")
-        for m in METHODS.values():
-            label = m.label.replace(" (default)", "")
-            lines.append(f"- **{label[0].upper() + label[1:]}**: {m.after_scene_change.format(probe=probe)}")
-        lines.append("- ✅ **Refinement**: always applies (it renders the scene itself), from whichever model is "
-                     "in use.")
-        if self.model is None or not applies(self.model, scene)[0]:
-            lines.append("\nPictures are pre-distorted for the scene of the model in use until a model is trained "
-                         "for this one.")
-        return "\n".join(lines)
+        return scene_report(self.model, self.training_scene(resolution, sphere_ior, sphere_radius))
 
     # -- real glass: the scene as a physical setup, where to put the print, the print itself ------------------
     def setup(self):
@@ -484,7 +452,7 @@ class Session:
             record_speed(plan["method"], plan["resolution"], len(prepared), plan["spp"], history)
             results = [self._result(t, self.settings.preview_spp, name, notes, model=model, scene=scene)
                        for name, t, notes in prepared]
-            metrics = _train_metrics(plan, history, results, elapsed, self._stop.is_set())
+            metrics = train_metrics(plan, history, results, elapsed, self._stop.is_set(), median_step(history))
             model.info = _model_info(scene, plan, history, metrics)
             zip_path = self._save_trained(model, history)
             self._adopt(model, scene, history, results, {**plan, "weights_zip": zip_path}, prepared)
@@ -534,7 +502,7 @@ class Session:
         model.save_pretrained(folder)
         if history:
             save_history(history, folder, title=f"{model.model_type} model, trained in the predistort app")
-        return _zip_folder(folder, self.folder / "predistort-weights.zip")
+        return weights.zip_folder(folder, self.folder / "predistort-weights.zip")
 
     def push(self, name, token, private=True):
         """Push this session's model to the signed-in visitor's own Hub account, with its model card.
@@ -567,7 +535,7 @@ class Session:
             target = folder / "weights"
             shutil.rmtree(target, ignore_errors=True)
             model.save_pretrained(target)
-            zip_path = _zip_folder(target, folder / "predistort-weights.zip")
+            zip_path = weights.zip_folder(target, folder / "predistort-weights.zip")
         figure = None
         if self.results:
             figure = folder / "predistort-comparison.png"
@@ -583,26 +551,10 @@ def _out_of_memory(resolution):
             f"again later.")
 
 
-def _seconds(seconds):
-    return f"{seconds:.1f} s" if seconds < 10 else format_duration(seconds)
-
-
 def _source_name(source):
     if isinstance(source, (str, os.PathLike)):
         return Path(source).name
     return getattr(source, "filename", None) or type(source).__name__
-
-
-def _zip_folder(folder, zip_path):
-    zip_path = Path(zip_path)
-    tmp = zip_path.with_suffix(".part")
-    with zipfile.ZipFile(tmp, "w") as z:
-        for p in sorted(Path(folder).iterdir()):
-            if p.is_file():   # weights are float noise to a compressor: stored as they are (fast at 1 GB)
-                z.write(p, arcname=p.name, compress_type=zipfile.ZIP_STORED if p.suffix in (".safetensors", ".png")
-                        else zipfile.ZIP_DEFLATED)
-    tmp.replace(zip_path)
-    return str(zip_path)
 
 
 def _summary(method, history, pictures):
@@ -610,23 +562,6 @@ def _summary(method, history, pictures):
     if not m.iterative:
         return f"{m.label}, for {len(pictures)} picture(s)"
     return f"{m.label}, {len(history)} iterations on {len(pictures)} picture(s)"
-
-
-def _train_metrics(plan, history, results, elapsed, stopped):
-    per = [r.metrics for r in results]
-    out = {"method": plan["method"], "iterations": plan["iterations"], "iterations_run": len(history),
-           "stopped": bool(stopped and len(history) < plan["iterations"]), "seconds": elapsed,
-           "seconds_per_iteration": elapsed / len(history) if history else None,
-           "seconds_per_iteration_median": median_step(history),
-           "first_train_loss": history[0]["loss"] if history else None,
-           "final_train_loss": history[-1]["loss"] if history else None,
-           "resolution": plan["resolution"], "spp": plan["spp"], "eval_spp": per[0]["spp"] if per else None,
-           "scene": {"sphere_ior": plan["sphere_ior"], "sphere_radius": plan["sphere_radius"]},
-           "textures": per}
-    if per:
-        out.update({f"{k}_mean": sum(m[k] for m in per) / len(per)
-                    for k in ("l1_initial", "l1_final", "psnr_initial", "psnr_final")})
-    return out
 
 
 def _model_info(scene, plan, history, metrics):

@@ -421,6 +421,21 @@ def check_compatible(model, scene):
                                ". Retrain for this scene, or restore the scene they were trained for.")
 
 
+def zip_folder(folder, zip_path):
+    """Zip the files of a saved model folder (for a download); written under a temporary name, then renamed.
+    Returns the zip's path as a string."""
+    import zipfile
+    zip_path = Path(zip_path)
+    tmp = zip_path.with_suffix(".part")
+    with zipfile.ZipFile(tmp, "w") as z:
+        for p in sorted(Path(folder).iterdir()):
+            if p.is_file():   # weights are float noise to a compressor: stored as they are (fast at 1 GB)
+                z.write(p, arcname=p.name, compress_type=zipfile.ZIP_STORED if p.suffix in (".safetensors", ".png")
+                        else zipfile.ZIP_DEFLATED)
+    tmp.replace(zip_path)
+    return str(zip_path)
+
+
 # -- pushing -------------------------------------------------------------------------------------------------
 PUSHED = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, "history.json", "loss_curve.png")   # what push uploads
 
