@@ -177,7 +177,7 @@ def test_a_path_that_was_not_uploaded_is_refused(c, url, tmp_path):
     Image.new("RGB", (64, 64), RED).save(secret)
     for payload in ({"path": str(secret)}, {"path": str(secret), "meta": {"_type": "gradio.FileData"}}):
         request = urllib.request.Request(url + "gradio_api/call/predistort", method="POST",
-                                         data=json.dumps({"data": [payload, 4, "crop", 0]}).encode(),
+                                         data=json.dumps({"data": [payload, 4, "crop", 0, 0]}).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as r:
             event_id = json.load(r)["event_id"]
