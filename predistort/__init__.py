@@ -5,7 +5,8 @@ Modules, one job each:
     scene     the scene as a small typed config (scenes/*.json) and its Mitsuba dict
     render    the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
     layers    trainable pre-distortion models (the tutorial's layer, the generalising layer)
-    probe     measure a scene's light transport render(T) = A·T + b once, by tracing; cached per scene
+    probe     measure a scene's light transport render(T) = A·T + b once, by tracing
+    probe_cache  keep measured transports per scene, in memory and on disk, within byte budgets
     solve     solve a picture on a measured transport: the instant pre-distortion, no rendering
     train     the training loop
     weights   save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
