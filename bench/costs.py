@@ -11,7 +11,11 @@ Each constant is fitted (least squares) to timings of the real code path at a fe
   ``per_iteration + per_weight·(R⁴ + R²)``;
 - unrolled: the generalising layer's own forward and backward pass costs ``per_pixel·R²`` per picture;
 - probe: measuring a scene's light transport (no cache) costs ``fixed + per_pixel·R²``;
-- solve: the instant solve of one picture costs ``per_pixel·R²``.
+- solve: the instant solve of one picture costs ``per_pixel·R²`` (at 128²: the app's training estimate);
+- render_primal: a render without backward pass costs ``per_texture + per_pixel·R² + per_sample·R²·spp``;
+- apply: pre-distorting one picture costs ``unrolled_per_pixel·R²`` with the generalising layer (16 layers),
+  ``solve_per_pixel_iteration·R²·iterations`` with the instant solve, ``tutorial_per_weight·R⁴`` with the
+  tutorial layer (the pre-distortion estimate of the page, at 128² to 1024²).
 
 Every timing is the median of a few repetitions after a warm-up (kernel compilation is not a cost the
 estimate should carry). The machine and date go into the file with the constants.
@@ -27,8 +31,9 @@ from pathlib import Path
 import common  # noqa: F401  (puts this checkout's predistort first on the path)
 import torch
 
-from predistort import procedural
-from predistort.layers import TutorialLayer, UnrolledInverse
+from predistort import load_model, procedural
+from predistort.layers import TutorialLayer, UnrolledInverse, for_resolution, instant_model
+from predistort.pipeline import apply_model
 from predistort.render import Renderer
 from predistort.scene import DEFAULT
 from predistort.solve import probe, solve
@@ -54,7 +59,7 @@ def fit(rows, targets):
     return [max(0.0, float(c)) for c in torch.linalg.lstsq(a, y).solution[:, 0]]
 
 
-def measure(sizes, spps, tutorial_sizes, repeat):
+def measure(sizes, spps, tutorial_sizes, apply_sizes, repeat):
     renderers = {r: Renderer(DEFAULT.replace(resolution=r)) for r in sorted(set(sizes) | set(tutorial_sizes))}
     pictures = {r: procedural.texture(1, r) for r in renderers}
     out = {}
@@ -80,22 +85,19 @@ def measure(sizes, spps, tutorial_sizes, repeat):
         rows.append([1.0, r ** 4 + r ** 2])
         times.append(max(0.0, t - render_cost(r, 4)))
         print(f"tutorial iteration {r}²: {t:.4f} s", flush=True)
-        del model
     per_iteration, per_weight = fit(rows, times)
     out["tutorial"] = {"per_iteration": per_iteration, "per_weight": per_weight}
 
     transports = {}
-    rows, times = [], []                                                 # 3. probe, without the cache
+    probe_rows, probe_times = [], []                                     # 3. probe, without the cache
     probe(renderers[sizes[0]].config, renderer=renderers[sizes[0]])      # compile the tracing kernels first
     for r in sizes:
         t = time.perf_counter()
         transports[r] = probe(renderers[r].config, renderer=renderers[r])
         t = time.perf_counter() - t
-        rows.append([1.0, r * r])
-        times.append(t)
+        probe_rows.append([1.0, r * r])
+        probe_times.append(t)
         print(f"probe {r}²: {t:.3f} s", flush=True)
-    fixed, per_pixel_probe = fit(rows, times)
-    out["probe"] = {"fixed": fixed, "per_pixel": per_pixel_probe}
 
     rows, solve_times, layer_times = [], [], []                          # 4. solve; 5. the unrolled layer
     for r in sizes:
@@ -111,6 +113,48 @@ def measure(sizes, spps, tutorial_sizes, repeat):
               flush=True)
     out["solve"] = {"per_pixel": fit(rows, solve_times)[0]}
     out["unrolled"] = {"per_pixel": fit(rows, layer_times)[0]}
+
+    # 6. pre-distortion at the sizes the page offers: probe, apply, renders without backward pass
+    bundled = load_model("default")
+    render_rows, render_times = [], []
+    unrolled_rows, unrolled_times, instant_rows, instant_times = [], [], [], []
+    for r in apply_sizes:
+        renderer = renderers.get(r) or Renderer(DEFAULT.replace(resolution=r))
+        picture = pictures.get(r)
+        picture = procedural.texture(1, r) if picture is None else picture
+        t = time.perf_counter()
+        transport = transports.get(r) or probe(renderer.config, renderer=renderer)
+        if r not in transports:
+            probe_rows.append([1.0, r * r])
+            probe_times.append(time.perf_counter() - t)
+            print(f"probe {r}²: {probe_times[-1]:.3f} s", flush=True)
+        for spp in spps:
+            t = median_seconds(lambda: renderer.render(picture, spp=spp), repeat)
+            render_rows.append([1.0, r * r, r * r * spp])
+            render_times.append(t)
+            print(f"render {r}² spp {spp}: {t:.4f} s", flush=True)
+        layer = for_resolution(bundled, transport)
+        unrolled_rows.append([r * r * layer.depth / 16])
+        unrolled_times.append(median_seconds(lambda: apply_model(layer, picture), repeat))
+        instant = instant_model(transport)
+        instant_rows.append([r * r * instant.depth])
+        instant_times.append(median_seconds(lambda: apply_model(instant, picture), repeat))
+        print(f"apply {r}²: generalising layer {unrolled_times[-1]:.4f} s, instant solve {instant_times[-1]:.4f} s "
+              f"({instant.depth} iterations)", flush=True)
+    fixed, per_pixel_probe = fit(probe_rows, probe_times)
+    out["probe"] = {"fixed": fixed, "per_pixel": per_pixel_probe}
+    per_texture, per_pixel, per_sample = fit(render_rows, render_times)
+    out["render_primal"] = {"per_texture": per_texture, "per_pixel": per_pixel, "per_sample": per_sample}
+    tutorial_rows, tutorial_times = [], []
+    for r in tutorial_sizes:
+        torch.manual_seed(0)
+        model = TutorialLayer(r)
+        picture = procedural.texture(1, r)
+        tutorial_rows.append([float(r) ** 4])
+        tutorial_times.append(median_seconds(lambda: apply_model(model, picture), repeat))
+    out["apply"] = {"unrolled_per_pixel": fit(unrolled_rows, unrolled_times)[0],
+                    "solve_per_pixel_iteration": fit(instant_rows, instant_times)[0],
+                    "tutorial_per_weight": fit(tutorial_rows, tutorial_times)[0]}
     return out
 
 
@@ -120,9 +164,10 @@ def main(argv=None):
     p.add_argument("--out", type=Path, default=COSTS, help="where to write the constants (default: %(default)s)")
     args = p.parse_args(argv)
     if args.quick:
-        costs = measure(sizes=[16, 32], spps=[1, 4], tutorial_sizes=[16, 24], repeat=1)
+        costs = measure(sizes=[16, 32], spps=[1, 4], tutorial_sizes=[16, 24], apply_sizes=[32, 48], repeat=1)
     else:
-        costs = measure(sizes=[32, 64, 128], spps=[4, 16], tutorial_sizes=[32, 64, 96], repeat=3)
+        costs = measure(sizes=[32, 64, 128], spps=[4, 16], tutorial_sizes=[32, 64, 96], apply_sizes=[256, 512],
+                        repeat=3)
     command = "python bench/costs.py" + (" --quick" if args.quick else "")
     data = {"_comment": "Cost model of predistort.methods.estimate: seconds on the machine below. Rewritten by "
                         "`python bench/costs.py`.",
