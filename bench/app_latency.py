@@ -11,6 +11,9 @@ Scenarios, each in a fresh app process:
           kernel it needs itself — the worst first request a visitor can meet;
   default the app as deployed (warm-up at start, the kernel cache of this machine): the first request after
           start, then ``--repeat`` warm requests (median, 90th percentile);
+  R²      /predistort at 256², 512² and 1024² (``--quick``: 256², 512²) with the preview spp (the app renders
+          above 256² with fewer samples, and says which spp): the first request, which measures that
+          resolution's light transport, then warm ones (median, max);
   train   /train on the six example pictures at spp 4: the tutorial layer, 5 iterations at 64² and at 128²
           (``--quick``: 64² only); the generalising layer, 5 iterations at 128², its first request probing
           the scene (an empty PREDISTORT_CACHE); then the instant solve at 128² (scene already probed).
@@ -34,17 +37,24 @@ sys.path.insert(0, str(REPO))
 from predistort.appserver import launch_app  # noqa: E402
 
 
-def predistort_times(url, texture, repeat):
-    """Seconds of the first /predistort of a fresh client session, then of `repeat` more."""
+def predistort_times(url, texture, repeat, resolution=None):
+    """Seconds of the first /predistort of a fresh client session, then of `repeat` more (at `resolution`, or
+    the model's own when None: the call then sends the picture alone, as older clients do)."""
     from gradio_client import Client, handle_file
+    from predistort.settings import SETTINGS
     client = Client(url, verbose=False)
-    times, metrics = [], None
+    times, metrics, first = [], None, None
     for _ in range(1 + repeat):
         t = time.perf_counter()
-        out = client.predict(handle_file(str(texture)), api_name="/predistort")
+        if resolution is None:
+            out = client.predict(handle_file(str(texture)), api_name="/predistort")
+        else:
+            out = client.predict(handle_file(str(texture)), SETTINGS.preview_spp, "crop", 0, resolution,
+                                 api_name="/predistort")
         times.append(time.perf_counter() - t)
         metrics = out[3]
-    return times, metrics
+        first = first or metrics
+    return times, {**metrics, "first_probe_seconds": first.get("probe_seconds", 0.0)}
 
 
 def train_seconds_per_iteration(url, pictures, resolution, iterations=5, method="tutorial"):
@@ -119,6 +129,22 @@ def main(argv=None):
         print(f"default : app answered after {started:.1f} s; first /predistort {d['first_request_seconds']:.2f} s; "
               f"warm median {d['warm_median_seconds']:.3f} s, p90 {d['warm_p90_seconds']:.3f} s, "
               f"min {d['warm_min_seconds']:.3f} s over {len(warm)} requests at {metrics['resolution']}²", flush=True)
+
+        # Larger resolutions: the first request measures that resolution's light transport (its probe cache
+        # is empty here: a fresh PREDISTORT_CACHE), the next ones are warm.
+        results["resolutions"] = []
+        for resolution in (256, 512) if args.quick else (256, 512, 1024):
+            times, metrics = predistort_times(url, texture, max(3, repeat // 4), resolution=resolution)
+            warm = sorted(times[1:])
+            results["resolutions"].append({
+                "resolution": resolution, "first_request_seconds": times[0],
+                "probe_seconds": metrics["first_probe_seconds"],
+                "warm_median_seconds": statistics.median(warm), "warm_max_seconds": warm[-1],
+                "warm_requests": len(warm), "spp": metrics["spp"], "apply_seconds": metrics["apply_seconds"],
+                "l1_ratio": metrics["l1_ratio"]})
+            print(f"{resolution}²  : first /predistort {times[0]:.2f} s (probe {metrics['first_probe_seconds']:.1f} s); warm "
+                  f"median {statistics.median(warm):.2f} s, max {warm[-1]:.2f} s over {len(warm)} requests; renders "
+                  f"at spp {metrics['spp']}, pre-distortion {metrics['apply_seconds']:.3f} s", flush=True)
 
         results["train"] = []
         runs = [("unrolled", 128), ("solve", 128), ("tutorial", 64)] + ([] if args.quick else [("tutorial", 128)])
