@@ -466,6 +466,8 @@ def build_demo():
                         radius = gr.Slider(0.1, 0.95, value=DEFAULT.sphere_radius, step=0.01,
                                            label=f"Radius (tutorial: {DEFAULT.sphere_radius:g})")
                         scene_info = gr.Markdown(elem_id="scene-info")
+                        gr.Markdown("A real ball, print and camera in millimetres, and where to put the print: the "
+                                    "*Real glass · print* tab.")
                     estimate_md = gr.Markdown(label="Estimate", elem_id="estimate")
                     with gr.Row():
                         train_btn = gr.Button("Train", variant="primary", elem_id="train-button")

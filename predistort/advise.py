@@ -24,7 +24,8 @@ The search (:func:`advise`). Print distances from 1.15 to 10 ball radii, on a ge
 predicted ratio — unless the current distance is within :data:`TOLERANCE` of it, which is then kept (so a
 ball that bends nothing, IOR 1.0, keeps its place). The curve has a broad minimum and a farther print is a
 larger print, so the answer also names the nearest probed distance within that tolerance (``compact_mm``).
-Cost: one probe per candidate (about 2 s at 128² on 2 cores), at no more than :data:`SEARCH_RESOLUTION` pixels.
+Cost: one probe per candidate, at no more than :data:`SEARCH_RESOLUTION` pixels (``bench/setups.py`` times
+the whole search).
 
 Limits: on-axis setups only (:mod:`predistort.physical`); the prediction ignores Monte Carlo noise and the
 light that the plane bounces back onto itself, as the transport does.

@@ -128,7 +128,7 @@ def correctability(transport, background=None, advice=None, pictures=None):
     Parameters: ``background`` [R, R, 3] the render to draw over (default: the predicted render of a
     procedural checkerboard); ``advice`` an :class:`~predistort.advise.Advice` for this setup, if computed;
     ``pictures`` [N, R, R, 3] (default: :data:`MAP_PICTURES` of the advisor's procedural pictures). Cost:
-    the solves of the pictures (about a second at 128²), no render. The scene must be on-axis
+    the solves of the pictures, no render. The scene must be on-axis
     (:mod:`predistort.physical`).
     """
     if pictures is None:

@@ -158,7 +158,7 @@ class UnrolledInverse(PredistortModel):
     """A fixed-depth solver of ``min |A·T' + b − T|`` whose sparse layers are the scene's light transport.
 
     The tutorial's idea — linear layers, a squashing nonlinearity, trained through the renderer — with
-    the layers shaped by the optics. ``A`` (R² pixels × R² texels, ~23 taps per row) is a sparse linear
+    the layers shaped by the optics. ``A`` (R² pixels × R² texels, some 15 taps per row) is a sparse linear
     layer whose taps sit where each pixel looks on the plane; ``Aᵀ`` is the same layer transposed, so each
     texel's taps sit at the pixels that see it. Both come from the probed transport
     (:mod:`predistort.solve`); the clamp to [0,1] plays the tutorial's sigmoid. Layer k is one step of
