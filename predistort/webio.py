@@ -10,6 +10,7 @@ that it is tested without a browser:
 * :func:`user_errors` shows a visitor's mistake (any ``ValueError``) as ``gr.Error`` and any other failure as
   a ``gr.Error`` that says so, the traceback going to the server's log — the server keeps running.
 """
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -38,29 +39,28 @@ def server_failure(e):
 def user_errors(fn):
     """Show a user's mistake (any ValueError: bad picture, option, repo id) as gr.Error, and any other failure as
     a gr.Error that says so (:func:`server_failure`); either way the server keeps running."""
-    if inspect.isgeneratorfunction(fn):
-        @functools.wraps(fn)
-        def gen(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
-            except ValueError as e:
-                raise gr.Error(str(e), print_exception=False) from None
-            except gr.Error:
-                raise
-            except Exception as e:
-                raise server_failure(e) from e
-        return gen
-
-    @functools.wraps(fn)
-    def call(*args, **kwargs):
+    @contextlib.contextmanager
+    def shown():
         try:
-            return fn(*args, **kwargs)
+            yield
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False) from None
         except gr.Error:
             raise
         except Exception as e:
             raise server_failure(e) from e
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args, **kwargs):
+            with shown():
+                yield from fn(*args, **kwargs)
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with shown():
+            return fn(*args, **kwargs)
     return call
 
 
