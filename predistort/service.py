@@ -300,6 +300,8 @@ class Session:
         scene, else the instant solve on the setup's measured light transport (probed first if new)."""
         from .layers import instant_model
         from .solve import transport_for
+        if self.training:
+            raise ServiceError("A training is running in this session: stop it first, then change the setup.")
         scene = setup.replace(resolution=self.resolution).to_scene()
         model, _ = default_model(self.settings)
         if model is not None and model_scene(model) == scene:
@@ -319,7 +321,7 @@ class Session:
         last = self.results[-1].comparison if self.results else None
         background = last.initial.numpy() if last is not None and last.initial.shape[0] == self.scene.resolution \
             else None
-        advice = getattr(self, "advice", None)
+        advice = self.advice
         if advice is not None and advice.setup.replace(resolution=self.resolution).to_scene() != self.scene:
             advice = None
         return correctability(transport, background=background, advice=advice)
