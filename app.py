@@ -530,7 +530,7 @@ def build_demo():
             if SETTINGS.signs_in:
                 gr.Markdown("Signed in with Hugging Face, you can also load your own private models.")
             load_btn = gr.Button("Load", variant="primary")
-            load_msg = gr.Markdown(label="Status")
+            load_msg = gr.Markdown(label="Status", elem_id="load-message")
 
         with gr.Tab("Download", id="download"):
             gr.Markdown("Download this tab's model (safetensors + config.json, zipped: load it with "

@@ -6,6 +6,7 @@ same run. The browser is conftest's ``browser`` fixture.
 """
 import shutil
 
+from playwright import sync_api
 
 from conftest import ARTIFACTS, REPO_ROOT
 
@@ -120,7 +121,11 @@ def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_serve
     page.get_by_role("tab", name="Load a model").click()
     page.fill("#repo textarea, #repo input", "test/tiny16")
     page.get_by_role("button", name="Load", exact=True).click()
-    page.wait_for_function("document.querySelector('#status').innerText.includes('16×16')", timeout=60_000)
+    try:
+        page.wait_for_function("document.querySelector('#status').innerText.includes('16×16')", timeout=60_000)
+    except sync_api.TimeoutError:
+        raise AssertionError(f"after loading test/tiny16 the status says {page.inner_text('#status')!r}, the load "
+                             f"tab {page.inner_text('#load-message')!r}") from None
 
     page.get_by_role("tab", name="Real glass · print").click()
     page.locator("#material input").click()
