@@ -190,18 +190,23 @@ def device():
 
 
 @contextlib.contextmanager
-def one_thread():
-    """Run the enclosed torch work on one intra-op thread (restored afterwards); process-wide while it lasts.
-
-    For the many small sparse products of the solvers: on a busy 2-core machine a second thread made them
-    several times slower, since every product waits for the busiest core.
-    """
+def torch_threads(n):
+    """Run the enclosed torch work on `n` intra-op threads (restored afterwards); process-wide while it lasts."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def one_thread():
+    """:func:`torch_threads` (1), whatever the setting.
+
+    For the many small sparse products of the solvers: on a busy 2-core machine a second thread made them
+    several times slower, since every product waits for the busiest core.
+    """
+    return torch_threads(1)
 
 
 def solve_threads():
@@ -216,12 +221,6 @@ def solve_threads():
     return max(1, min(wanted, os.cpu_count() or 1))
 
 
-@contextlib.contextmanager
 def solver_threads():
-    """Run the enclosed torch work on :func:`solve_threads` intra-op threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(solve_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    """:func:`torch_threads` (:func:`solve_threads`): the solvers' sparse products."""
+    return torch_threads(solve_threads())
