@@ -228,11 +228,15 @@ class Session:
         self._require_model()
         ((name, texture, notes),) = self.prepare([source] if source is not None else [], resolution=resolution,
                                                  fit=fit)
-        from .solve import is_probed
-        scene = self.scene.replace(resolution=resolution)
-        new_scene, start = resolution != self.model.resolution and not is_probed(scene), time.perf_counter()
-        model, scene = self.model_at(resolution, probe_progress)
-        probe_seconds = time.perf_counter() - start if new_scene else 0.0
+        probed, start = [], time.perf_counter()
+
+        def probing(fraction, message):                # called only while a probe really runs
+            probed.append(fraction)
+            if probe_progress is not None:
+                probe_progress(fraction, message)
+
+        model, scene = self.model_at(resolution, probing)
+        probe_seconds = time.perf_counter() - start if probed else 0.0
         result = self._result(texture, self.settings.render_spp(spp, resolution), name, notes, model=model,
                               scene=scene, refine=refine, progress=progress)
         result.comparison.metrics["probe_seconds"] = round(probe_seconds, 3)
