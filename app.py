@@ -33,7 +33,7 @@ from predistort.webio import (TABLE_HEADERS, cached_png, figures, metrics_table,
                              user_errors)
 from predistort.physical import MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
-from predistort.settings import SETTINGS, ServiceError, examples
+from predistort.settings import SETTINGS, examples
 
 TITLE = "predistort · see your picture undistorted through a glass sphere"
 INTRO = """# predistort
@@ -246,13 +246,10 @@ def estimate(textures, method, iterations, spp, resolution):
 
 # -- real glass -------------------------------------------------------------------------------------------------
 def physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
-    """The page's (or a client's) numbers as a PhysicalSetup; a ServiceError names what is wrong."""
-    values = {"ior": ior, "ball_diameter_mm": ball_diameter_mm, "print_distance_mm": print_distance_mm,
-              "camera_distance_mm": camera_distance_mm, "fov_deg": fov_deg}
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ServiceError(f"{name} must be a number, got {value!r}.")
-    return PhysicalSetup(**values)
+    """The page's (or a client's) numbers as a PhysicalSetup (which refuses non-numbers and impossible setups
+    with a ValueError naming the field)."""
+    return PhysicalSetup(ior=ior, ball_diameter_mm=ball_diameter_mm, print_distance_mm=print_distance_mm,
+                         camera_distance_mm=camera_distance_mm, fov_deg=fov_deg)
 
 
 @user_errors
