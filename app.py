@@ -29,8 +29,8 @@ handlers' docstrings below.
 import gradio as gr
 
 from predistort import methods, report, resources, service
-from predistort.webio import (TABLE_HEADERS, cached_png, figures, metrics_table, pil, upload_path, upload_paths,
-                             user_errors)
+from predistort.webio import (TABLE_HEADERS, cached_png, figures, forget_session, install_sessions, metrics_table,
+                             pil, upload_path, upload_paths, user_errors)
 from predistort.physical import MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
@@ -101,13 +101,13 @@ def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.P
             r.metrics, pil(c.target, "input"), summary)
 
 
-def before_after(session):
-    """The last result's renders without and with pre-distortion (for the before/after slider), and its
-    pre-distorted texture as a PNG file at full resolution (for download)."""
-    if not session.results:
+def before_after(initial, final, predistorted):
+    """The renders without and with pre-distortion that /predistort just showed (for the before/after slider),
+    and its pre-distorted texture (for download at full resolution): the same PNG files, passed on as they are."""
+    paths = [upload_path(p) for p in (initial, final, predistorted)]
+    if None in paths:
         return None, None
-    c = session.results[-1].comparison
-    return (pil(c.initial, "render-initial"), pil(c.final, "render-final")), pil(c.predistorted, "predistorted")
+    return (paths[0], paths[1]), paths[2]
 
 
 def predistort_estimate(session, resolution, spp):
@@ -369,6 +369,11 @@ def use_examples():
     return examples()[: SETTINGS.max_textures]
 
 
+def leave(request: gr.Request):
+    """A tab closed: its session's model, results and files are freed at once (API clients: the time-to-live)."""
+    forget_session(demo, request.session_hash)
+
+
 # -- layout ----------------------------------------------------------------------------------------------------
 def build_demo():
     example_paths = examples()
@@ -557,7 +562,8 @@ def build_demo():
         # 256, got 0") where Gradio's own slider check says only "Value 0 is less than minimum value 1".
         run.click(predistort, [session, texture, spp, fit, refine, resolution_choice],
                   [initial, pre, final, metrics, used, summary], api_name="predistort", preprocess=False, **render
-                  ).then(before_after, [session], [slider, download], **private(before_after)
+                  ).then(before_after, [initial, final, pre], [slider, download], preprocess=False,
+                         **private(before_after)
                          ).then(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
                                 **private(predistort_estimate))
         for control in (resolution_choice, spp):
@@ -608,6 +614,7 @@ def build_demo():
                   **private(predistort_estimate))
         demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))
         demo.load(check_scene, scene_inputs, [scene_info], **private(check_scene))
+        demo.unload(leave)
     return demo
 
 
@@ -618,7 +625,9 @@ def main():
     resources.warm_up(render=SETTINGS.warmup)          # the default model is loaded before the first visitor
     demo.queue(default_concurrency_limit=1, max_size=SETTINGS.queue_size)
     demo.launch(theme=THEME, css=CSS, max_file_size=int(SETTINGS.max_upload_mb * 1e6), show_error=True,
-                mcp_server=SETTINGS.mcp)
+                mcp_server=SETTINGS.mcp, prevent_thread_lock=True)
+    install_sessions(demo, SETTINGS.session_ttl_s)  # sessions that free what they hold (predistort.webio)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import backend, weights
+from .keep import LEDGER, model_nbytes, store
 from .methods import DEFAULT_METHOD, METHODS, TrainJob, median_step, record_speed
 from .report import Result, TrainEvent, stack_figures, train_metrics
 from .resources import (default_model, describe_source, discard_renderer, model_scene, parse_model_name,
@@ -46,20 +47,27 @@ class Session:
         self._started = False            # the default model is attached on first use, not at construction
         self.model_source = ""           # where the model came from, in words
         self.scene = DEFAULT             # the scene the model is meant for; renders use it
-        self.results: list[Result] = []  # the last pre-distortion / comparison / training evaluation
+        self._kept = []                  # the last results, on disk (predistort.keep.StoredResult): see results
+        self._spilled = None             # folder of this session's own model while it waits on disk
+        self.keep_note = ""              # what the server's budget did to this session while it was idle
         self.history: list = []          # loss history of the last training in this session
         self.last_train: dict = {}       # options and outcome of the last training
         self._stop = threading.Event()
         self._train_lock = threading.Lock()
         self._dir = None                 # this session's temporary folder (weights, figures)
         self.advice = None               # the advisor's last answer (predistort.advise.Advice)
+        LEDGER.touch(self)
 
     def __deepcopy__(self, memo):
         return Session(self.settings)
 
     @property
     def model(self):
-        """This session's model (the default one until the visitor trains or loads another), or None."""
+        """This session's model (the default one until the visitor trains or loads another), or None. A model
+        of its own that the server's budget moved to disk while the session was idle is read back first."""
+        LEDGER.touch(self)
+        if self._model is None and self._spilled is not None:
+            self._reload_model()
         if not self._started:
             self._started = True
             model, note = default_model(self.settings)
@@ -75,7 +83,61 @@ class Session:
     @model.setter
     def model(self, value):
         self._started = True
-        self._model = value
+        self._model, self._spilled = value, None
+        self._account()
+
+    # -- what the session keeps while its visitor is away (predistort.keep) ----------------------------------
+    @property
+    def results(self):
+        """The last pre-distortion / comparison / training evaluation (Results), read back from this session's
+        folder; [] when there are none, or when the server's budget released them (``keep_note`` says so)."""
+        LEDGER.touch(self)
+        loaded = [s.load() for s in self._kept]
+        return [r for r in loaded if r is not None]
+
+    @results.setter
+    def results(self, results):
+        self._kept = store(results, self.folder / "results") if results or self._kept else []
+        if results:
+            self.keep_note = ""
+        self._account()
+
+    def _owns_model(self):
+        return self._model is not None and self.model_source == TRAINED_HERE
+
+    def _account(self):
+        """Tell the server's ledger what this session holds now (its own model, its results' files)."""
+        s = self.settings
+        LEDGER.update(self, model_nbytes(self._model) if self._owns_model() else 0,
+                      sum(k.nbytes for k in self._kept), s.session_models_mb * 1e6, s.results_disk_mb * 1e6)
+
+    def spill_model(self):
+        """Move this session's own model to its folder (safetensors), out of memory; read back on next use."""
+        if not self._owns_model():
+            return
+        folder = self.folder / "spilled-model"
+        self._model.save_pretrained(folder)
+        self._model, self._spilled = None, folder
+
+    def _reload_model(self):
+        from .layers import PredistortModel
+        folder, self._spilled = self._spilled, None
+        try:
+            self._model = PredistortModel.from_pretrained(str(folder)).eval()
+            self.keep_note = ("While you were away, your model waited on the server's disk to make room for other "
+                              "visitors; it is back, unchanged.")
+        except (OSError, ValueError) as e:
+            self._model, self._started = None, True
+            self.model_note = f"Your model could not be read back from the server's disk ({e}): train it again."
+        self._account()
+
+    def release_results(self):
+        """Delete this session's stored results (the server's budget is reached and this session is idle)."""
+        if self._kept:
+            store([], self.folder / "results")
+            self._kept = []
+            self.keep_note = ("Your last results were released while you were away, to make room for other "
+                              "visitors (your model is kept): pre-distort again to print or download them.")
 
     # -- housekeeping -------------------------------------------------------------------------------------
     @property
@@ -86,12 +148,15 @@ class Session:
         return Path(self._dir)
 
     def close(self):
-        """Free this session's model and files (called when Gradio drops the session)."""
+        """Free this session's model and files (called when Gradio drops the session or its tab closes)."""
         self._stop.set()
-        self.model, self.results, self.history = None, [], []
+        self._model, self._spilled, self._kept, self.history = None, None, [], []
+        self._started = True
+        LEDGER.forget(self)
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        backend.trim_memory()
 
     @property
     def resolution(self):
@@ -118,7 +183,7 @@ class Session:
         return (f"**Model:** `{self.model.model_type}`, {self.model.resolution}×{self.model.resolution}, "
                 f"{source}{' (' + trained + ')' if trained else ''} · **scene:** glass sphere IOR "
                 f"{s.sphere_ior:g}, radius {s.sphere_radius:g} · renderer: {backend.describe()}"
-                + (" · *training…*" if self.training else ""))
+                + (" · *training…*" if self.training else "") + (f"\n\n{self.keep_note}" if self.keep_note else ""))
 
     def _require_model(self):
         if self.model is None:
@@ -241,6 +306,7 @@ class Session:
                               scene=scene, refine=refine, progress=progress)
         result.comparison.metrics["probe_seconds"] = round(probe_seconds, 3)
         self.results = [result]
+        backend.trim_memory()                        # the render's and the solve's buffers go back to the system
         return result
 
     def predistort_estimate(self, resolution=None, spp=None):
@@ -260,6 +326,7 @@ class Session:
         self._require_model()
         results = [self._result(t, spp, name, notes) for name, t, notes in self.prepare(sources, fit=fit)]
         self.results = results
+        backend.trim_memory()
         return results
 
     # -- scenes ----------------------------------------------------------------------------------------------
@@ -322,7 +389,8 @@ class Session:
         from .correctability import correctability
         from .solve import transport_for
         transport = transport_for(self.scene, renderer=renderer_for(self.scene))
-        last = self.results[-1].comparison if self.results else None
+        results = self.results
+        last = results[-1].comparison if results else None
         background = last.initial.numpy() if last is not None and last.initial.shape[0] == self.scene.resolution \
             else None
         advice = self.advice
@@ -334,9 +402,11 @@ class Session:
         """The last pre-distorted texture as a PDF and a PNG at the print's true size for this session's setup:
         ``(pdf path, png path)``."""
         from .printout import write_print
-        if not self.results:
-            raise ServiceError("Pre-distort a picture first: the print is the last pre-distorted texture.")
-        texture = self.results[-1].comparison.predistorted
+        results = self.results
+        if not results:
+            raise ServiceError(self.keep_note or "Pre-distort a picture first: the print is the last pre-distorted "
+                                                 "texture.")
+        texture = results[-1].comparison.predistorted
         setup = self.setup().replace(resolution=int(texture.shape[0]))
         pdf, png = write_print(texture, setup, self.folder / "print")
         return str(pdf), str(png)
@@ -480,6 +550,7 @@ class Session:
             if slot:
                 slots.release()
             self._train_lock.release()
+            backend.trim_memory()
 
     def _wait_for_slot(self, slots, events, iterations):
         """Take a training slot of the server; a cancelled training may still be ending its last iteration.
@@ -542,10 +613,10 @@ class Session:
             shutil.rmtree(target, ignore_errors=True)
             model.save_pretrained(target)
             zip_path = weights.zip_folder(target, folder / "predistort-weights.zip")
-        figure = None
-        if self.results:
+        figure, results = None, self.results
+        if results:
             figure = folder / "predistort-comparison.png"
-            stack_figures([r.figure() for r in self.results]).save(figure)
+            stack_figures([r.figure() for r in results]).save(figure)
             figure = str(figure)
         return zip_path, figure
 

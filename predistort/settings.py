@@ -39,7 +39,11 @@ class Settings:
     default_weights: str = "default"    # model every session starts with: "default" (weights/default), a folder,
                                         #   a Hub repo id USER/NAME[@REVISION], or "" / "none" for none
     examples_dir: str = ""              # example pictures offered in the page (default: the repository's examples/)
-    session_ttl_s: float = 7200.0       # a session's model and results are dropped this long after it was made
+    session_ttl_s: float = 7200.0       # a session unused this long is closed: its model, results, files freed
+    session_models_mb: float = 2048.0   # models of the sessions' own (trained in them), in memory, whole server;
+                                        #   past it the idlest sessions' models wait on disk (predistort.keep)
+    results_disk_mb: float = 4096.0     # the sessions' stored results on disk, whole server; past it the idlest
+                                        #   sessions' results are released (their visitors are told)
     train_concurrency: int = 1          # trainings running at once, whole server
     render_concurrency: int = 1         # pre-distortions / exports running at once (never behind trainings)
     queue_size: int = 32                # requests waiting in the queue before new ones are refused
@@ -97,6 +101,9 @@ class Settings:
         if not (0 <= self.max_model_mb < float("inf")):
             raise ValueError(f"Setting max_model_mb ({self.env_name('max_model_mb')}) must be a number of megabytes "
                              f"≥ 0 (0: the default).")
+        for name in ("session_models_mb", "results_disk_mb"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"Setting {name} ({self.env_name(name)}) must be a number of megabytes ≥ 0.")
         if self.sign_in not in ("auto", "on", "off"):
             raise ValueError(f"Setting sign_in ({self.env_name('sign_in')}) must be auto, on or off, got "
                              f"{self.sign_in!r}.")

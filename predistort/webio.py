@@ -1,4 +1,4 @@
-"""What crosses the web page's boundary: which uploads the app may read, output files, failures shown to visitors.
+"""What crosses the web page's boundary: uploads, output files, visitors' errors, and how long sessions live.
 
 Gradio-specific glue between ``app.py`` and the session (:mod:`predistort.service`), kept out of the page so
 that it is tested without a browser:
@@ -8,9 +8,13 @@ that it is tested without a browser:
 * :func:`cached_png` writes an output image once, atomically, under Gradio's content hash, so that two
   visitors getting the same image at once never download a half-written file;
 * :func:`user_errors` shows a visitor's mistake (any ``ValueError``) as ``gr.Error`` and any other failure as
-  a ``gr.Error`` that says so, the traceback going to the server's log — the server keeps running.
+  a ``gr.Error`` that says so, the traceback going to the server's log — the server keeps running;
+* :class:`LeanSessions` is Gradio's store of per-visitor state, less what this app never uses and what Gradio
+  never frees (:func:`install_sessions`), and :func:`forget_session` frees a visitor's session the moment
+  their tab closes.
 """
 import contextlib
+import datetime
 import functools
 import hashlib
 import inspect
@@ -20,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
+from gradio.state_holder import StateHolder
 
 from .settings import ServiceError, examples
 
@@ -137,3 +142,78 @@ def metrics_table(results):
     rows = [[m["texture"], round(m["l1_initial"], 4), round(m["l1_final"], 4), round(m["psnr_initial"], 2),
              round(m["psnr_final"], 2), round(m["psnr_gain_db"], 2)] for m in (r.metrics for r in results)]
     return pd.DataFrame(rows, columns=TABLE_HEADERS)
+
+
+# -- how long a visitor's session lives ------------------------------------------------------------------------
+class LeanSessions(StateHolder):
+    """Gradio's store of sessions (one per tab or API client), made to free what it holds.
+
+    Gradio's own keeps, for every session hash it ever saw, a ``SessionState`` with a copy of every block's
+    config (for deep links, ~150 KB with this page) until 10,000 sessions have come, and deletes a
+    ``gr.State`` value only when its time-to-live ends — counted from when a handler last *returned* it, so a
+    State that is only read (``/predistort``'s session) is never deleted. Here:
+
+    * a new session gets no config copies (this app has no deep links; a component a handler updates is
+      still recorded, as Gradio does);
+    * a session unused for :attr:`ttl_s` seconds is closed whole: every State's delete callback runs (a
+      :class:`~predistort.service.Session` frees its model, results and folder) and the session goes;
+    * a session whose States are all gone is dropped once unused for :attr:`idle_s` seconds (not at once: a
+      request just arriving may be about to make its first State);
+    * :meth:`forget` closes a session at once (its tab closed).
+    """
+    idle_s = 60.0
+    ttl_s = 7200.0
+
+    def __getitem__(self, session_id):
+        new = session_id not in self.session_data
+        state = super().__getitem__(session_id)
+        if new:
+            state.config_values = {}
+        return state
+
+    def delete_state(self, session_id, expired_only=False):
+        """Gradio's (called every second over all sessions, for expired States), then close or drop the
+        session if it has been unused long enough."""
+        super().delete_state(session_id, expired_only)
+        used = self.time_last_used.get(session_id)
+        unused = float("inf") if used is None else (datetime.datetime.now() - used).total_seconds()
+        state = self.session_data.get(session_id)
+        if state is not None and (unused >= self.ttl_s or (not state.state_data and unused >= self.idle_s)):
+            self.forget(session_id)
+
+    def forget(self, session_id):
+        """Close `session_id` now: each of its States' delete callbacks runs, then the session is dropped."""
+        from gradio.components import State
+        with self.lock:
+            state = self.session_data.pop(session_id, None)
+            self.time_last_used.pop(session_id, None)
+        if state is None:
+            return
+        for _id, value in list(state.state_data.items()):
+            block = state.blocks_config.blocks.get(_id)
+            if isinstance(block, State) and block.delete_callback is not None:
+                block.delete_callback(value)
+        state.state_data.clear()
+
+
+def install_sessions(blocks, ttl_s):
+    """Give the launched app `blocks` a :class:`LeanSessions` in place of Gradio's store, keeping every session
+    it already holds (call right after ``launch(prevent_thread_lock=True)``); sessions unused for `ttl_s`
+    seconds close. Returns the new store."""
+    app = blocks.server_app
+    old, lean = app.state_holder, LeanSessions()
+    lean.ttl_s = float(ttl_s)
+    lean.set_blocks(blocks)
+    with old.lock:
+        lean.session_data, lean.time_last_used = old.session_data, old.time_last_used
+        for state in lean.session_data.values():
+            state.config_values = {}
+    app.state_holder = lean
+    return lean
+
+
+def forget_session(blocks, session_hash):
+    """Free the session of a tab that closed (``demo.unload``): its Session closes, Gradio's state goes."""
+    holder = getattr(getattr(blocks, "server_app", None), "state_holder", None)
+    if isinstance(holder, LeanSessions) and session_hash:
+        holder.forget(session_hash)

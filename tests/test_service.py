@@ -107,7 +107,10 @@ def test_predistort_gives_the_four_images_and_both_metrics(session):
     assert m["spp"] == 8 and m["resolution"] == 16 and m["texture"] == "image_001.png"
     assert m["l1_initial"] > 0 and m["l1_final"] > 0 and m["psnr_gain_db"] == pytest.approx(
         m["psnr_final"] - m["psnr_initial"])
-    assert session.results == [r]
+    (kept,) = session.results                                  # kept on disk, read back at 8 bits
+    assert kept.name == r.name and kept.metrics == m
+    for a, b in zip((kept.comparison.initial, kept.comparison.predistorted), (c.initial, c.predistorted)):
+        assert (a - b.clamp(0, 1)).abs().max() <= 0.5 / 255 + 1e-6
     figure = r.figure()
     assert figure.width > 4 * 16 * 2                            # four panels side by side, scale 2
     assert "PSNR" in report.metrics_markdown(m)
