@@ -144,3 +144,15 @@ def test_scale_quick_runs_both_paths_at_two_sizes(tmp_path):
         for method in ("old: instant solve", "new: instant solve", "new: generalising layer"):
             assert ratios[method] < 0.8, (res, method, ratios)
         assert ratios["new: instant solve"] < 1.1 * ratios["old: instant solve"]
+
+
+def test_session_size_measures_both_stores():
+    """bench/session_size.py, small: an idle session of the app's store holds less than a tenth of the Python heap
+    of one in Gradio's own store (its config copies), and no image tensor in either."""
+    proc = run_python(["bench/session_size.py", "--sessions", "4", "--resolution", "32"], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    rows = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| Gradio") or
+            line.startswith("| LeanSessions")]
+    (old_heap, old_tensors, _), (new_heap, new_tensors, disk) = ([float(x) for x in r[2:5]] for r in rows)
+    assert new_heap < old_heap / 10 and old_tensors == new_tensors == 0.0
+    assert disk == pytest.approx(4 * 3 * 32 * 32 / 1e3, abs=2.0)   # four 8-bit 32² images a result (+ .npz headers)

@@ -388,6 +388,22 @@ def test_memory_stays_flat_over_100_calls_and_4_trainings(url, tmp_path):
     assert "within the bound" in out.read_text() and "Errors: 0." in out.read_text()
 
 
+def test_soak_runs_visitors_as_they_come(url, tmp_path):
+    """bench/soak.py --pattern visitors, light: a fresh client every 5 calls and a training every 20, all answered,
+    and the report says how many visitors came and the last half's slope (the bound is the benchmark's: 2,000
+    calls; 40 calls measure nothing)."""
+    from common import run_python
+    out = tmp_path / "soak_visitors.md"
+    proc = run_python(["bench/soak.py", "--url", url, "--pattern", "visitors", "--calls", "40",
+                       "--new-client-every", "5", "--train-every", "20", "--warm-calls", "10", "--warm-trainings",
+                       "0", "--every", "10", "--slope-bound-mb", "1e6", "--timeout", "300", "--out", str(out)],
+                      timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = out.read_text()
+    assert "8 visitors, a fresh client every 5 calls" in text and "2 trainings" in text and "Errors: 0." in text
+    assert "Last half's slope" in text and len(text.split("RSS every 10 calls (MB): ")[1].split(",")) == 4
+
+
 def test_visitors_getting_the_same_images_at_once_all_get_them_whole(url):
     """Identical requests at once (everyone picks the same example): every image arrives complete. Gradio's own
     saving of PIL outputs rewrites a shared file in place, and 15 of 72 such calls got a truncated download."""
