@@ -28,7 +28,7 @@ handlers' docstrings below.
 """
 import gradio as gr
 
-from predistort import methods, report, resources, service
+from predistort import backend, methods, report, resources, service
 from predistort.webio import (TABLE_HEADERS, cached_png, figures, forget_session, install_sessions, metrics_table,
                              pil, upload_path, upload_paths, user_errors)
 from predistort.physical import MATERIALS, PhysicalSetup
@@ -622,6 +622,7 @@ demo = build_demo()
 
 
 def main():
+    backend.limit_heap_arenas()                         # before any worker thread: memory stays flat per visitor
     resources.warm_up(render=SETTINGS.warmup)          # the default model is loaded before the first visitor
     demo.queue(default_concurrency_limit=1, max_size=SETTINGS.queue_size)
     demo.launch(theme=THEME, css=CSS, max_file_size=int(SETTINGS.max_upload_mb * 1e6), show_error=True,

@@ -227,24 +227,53 @@ def solver_threads():
 
 
 def trim_memory():
-    """Give the C heap's free memory back to the system (glibc's ``malloc_trim``); False where there is none.
+    """Give the memory that renders and solves freed back to the system; True if glibc's heap was trimmed.
 
-    Renders, probes and solves at 1024² free hundreds of MB of buffers at the end of each request. glibc keeps
-    what it freed in the heap of the thread that freed it (one "arena" per busy thread, up to 8 per core), so
-    a server whose requests run on a pool of threads holds, after a few large requests, the largest transient
-    of each — the process seemed to grow by ~75 MB per 1024² visitor, then fluctuated up to 2 GB above its
-    start. ``malloc_trim(0)`` returns every arena's free pages (a few milliseconds). Called when a session
-    finishes a request or closes (:mod:`predistort.service`).
+    Renders, probes and solves at 1024² free hundreds of MB of buffers at the end of each request, and two
+    allocators keep what was freed for reuse instead of returning it:
+
+    * Dr.Jit caches freed device/host buffers by size (``dr.flush_malloc_cache`` empties it; skipped when
+      another thread is rendering: :data:`RENDER_LOCK` is taken without waiting);
+    * glibc keeps free memory in the heap of the thread that freed it (one "arena" per busy thread, up to 8 per
+      core), so a server whose requests run on a pool of threads holds the largest transient of each —
+      without this, 20 visitors at 1024² left the app ~1.5 GB above its start. ``malloc_trim(0)`` returns every
+      arena's free pages.
+
+    Costs milliseconds; called when a session finishes a request or closes (:mod:`predistort.service`).
     """
+    if RENDER_LOCK.acquire(blocking=False):
+        try:
+            dr.flush_malloc_cache()
+        finally:
+            RENDER_LOCK.release()
+    libc = _c_library()
+    return bool(libc) and bool(libc.malloc_trim(0))
+
+
+def limit_heap_arenas(arenas=2):
+    """Let glibc keep at most `arenas` heaps for all threads (``mallopt(M_ARENA_MAX)``); False where there is none.
+
+    A server runs each request on one of a pool of worker threads, and glibc gives every busy thread a heap of
+    its own (up to 8 per core): free memory left in one is not reused by another, and ``malloc_trim`` cannot
+    return all of it. With the default, each browser visitor left the app ~4 MB larger (20 tabs at 1024²:
+    +62 to +89 MB after they all closed); with 2 heaps it stays flat. Call once, before the server's threads
+    start (``app.main``): heaps made before keep existing.
+    """
+    libc = _c_library()
+    return bool(libc) and bool(libc.mallopt(-8, int(arenas)))          # -8: M_ARENA_MAX in glibc's malloc.h
+
+
+def _c_library():
     global _libc
     if _libc is None:
         try:
             import ctypes
             _libc = ctypes.CDLL("libc.so.6")
             _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+            _libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         except (OSError, AttributeError):
             _libc = False
-    return bool(_libc) and bool(_libc.malloc_trim(0))
+    return _libc
 
 
 _libc = None
