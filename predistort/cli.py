@@ -4,6 +4,8 @@
                                                                    learn a model, save it with its history
     apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
            [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
+           [--scene S.json]                                        (the bundled model on a scene it was not
+                                                                    made for: the instant solve, said so)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
     advise [--scene S.json | --ior N --diameter-mm D ...] --out A.json  where to put the print (real units)
     print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG
@@ -92,7 +94,7 @@ def cmd_train(args):
 
 def cmd_apply(args):
     import time
-    from .layers import PredistortModel, for_scene, instant_model
+    from .layers import PredistortModel, for_any_scene, for_scene, instant_model
     from .pipeline import predistort
     from .probe import tqdm_progress
     from .render import Renderer
@@ -103,11 +105,13 @@ def cmd_apply(args):
     backend.init()
     scene = _scene(args)
     model = None
+    bundled = args.weights == weights.BUNDLED            # the default model adapts to any scene (see below)
     if args.method != "solve":
         model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
         if not args.resolution and not args.scene:
             scene = scene.replace(resolution=model.resolution)
-        weights.check_compatible(model, scene.replace(resolution=model.resolution))   # the same geometry
+        if not bundled:                                  # weights asked for by name: the same geometry only
+            weights.check_compatible(model, scene.replace(resolution=model.resolution))
     (texture,) = _textures([args.texture], scene.resolution, args.fit)
     renderer = Renderer(scene)
     # The scene's light transport at this resolution (the instant solve; the generalising layer at another
@@ -122,8 +126,12 @@ def cmd_apply(args):
     try:
         if model is None:
             model = instant_model(transport_for(scene, renderer=renderer, progress=progress))
+            how = "the instant solve on this scene's light transport"
+        elif bundled:       # on a scene it was not made for: the instant solve (or the layer rebuilt), said so
+            model, how = for_any_scene(model, scene, renderer=renderer, progress=progress)
         else:
             model = for_scene(model, scene, renderer=renderer, progress=progress)
+            how = f"the {model.model_type} model of {args.weights}"
     finally:
         for b in bar:
             b.close()
@@ -136,9 +144,12 @@ def cmd_apply(args):
     result = predistort(renderer, texture, model, spp=args.spp, refine=args.refine,
                         progress=refine_progress if args.refine > 0 else None)
     result.metrics.update({"resolution": scene.resolution, "probe_seconds": round(probe_seconds, 3),
-                           "texture": str(args.texture)})
+                           "texture": str(args.texture), "pre-distorted with": how})
+    if scene.film_size != (scene.resolution, scene.resolution):
+        result.metrics["film"] = list(scene.film_size)
     result.save(args.out_dir)
     m = result.metrics
+    print(f"Pre-distorted with {how}; scored against the {m['target']}.")
     print(f"{scene.resolution}×{scene.resolution}: L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR "
           f"{m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB (probe {m['probe_seconds']:.1f} s, pre-distortion "
           f"{m['apply_seconds']:.2f} s); wrote predistorted.png, texture.png, render_initial.png, render_final.png, "
@@ -231,7 +242,8 @@ def parser():
     def scene_args(s, fit="exact"):
         s.add_argument("--scene", help="scene JSON (default: scenes/tutorial.json, the tutorial's scene)")
         s.add_argument("--resolution", type=int,
-                       help="texture/film side in pixels, 8 to 1024 (default: the model's, or the scene's: 128)")
+                       help="texture side in pixels, 8 to 4096 (the film: the scene's, which must state one above "
+                            "1024; default: the model's, or the scene's: 128)")
         s.add_argument("--fit", choices=["exact", "crop", "resize"], default=fit,
                        help=f"pictures of another size: refuse (exact), centre-crop then resize (crop), or resize "
                             f"(default: {fit})")

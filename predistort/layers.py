@@ -403,3 +403,27 @@ def for_scene(model, scene, renderer=None, progress=None):
                          f"generalising layer or the instant solve for {scene.resolution}×{scene.resolution}.")
     transport = probe_cache.transport_for(scene, renderer=renderer, progress=progress)
     return instant_model(transport) if is_instant(model) else for_resolution(model, transport)
+
+
+def for_any_scene(model, scene, renderer=None, progress=None):
+    """`model` made to pre-distort for any `scene`: ``(model, how)``, `how` one line saying which it is.
+
+    As :func:`for_scene` when the model fits `scene` or another resolution or film of the scene it was made
+    for (the model itself, or the generalising layer rebuilt on `scene`'s transport); for a scene of
+    another geometry (sphere, camera, print: e.g. what ``advise`` proposes), the instant solve on `scene`'s
+    light transport, which needs no training. The transport is probed first if it is new.
+    """
+    own = (model.info or {}).get("scene")
+    try:
+        fitted = for_scene(model, scene, renderer=renderer, progress=progress)
+    except ValueError:
+        fitted = None
+    if fitted is model:
+        return model, f"the {model.model_type} model, made for this scene"
+    if fitted is not None:
+        kind = "the instant solve" if is_instant(model) else "the generalising layer"
+        return fitted, f"{kind}, rebuilt on this scene's light transport ({scene.resolution}² texture)"
+    transport = probe_cache.transport_for(scene, renderer=renderer, progress=progress)
+    why = "made for another scene" if own else f"a {model.model_type} model of another resolution"
+    return instant_model(transport), (f"the instant solve on this scene's light transport (the "
+                                      f"{model.model_type} model was {why})")

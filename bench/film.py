@@ -1,0 +1,141 @@
+"""Any camera, and textures finer than the film: the done-when checks of issue 18 (parts 1 and 2), measured.
+
+    python bench/film.py offaxis    # glass IOR 1.5 at 225 mm, camera 30 mm right, 20 mm up, aimed at the ball,
+                                    # 4:3 film 128×96, texture 128²: instant solve, 4 unseen photos, spp 128
+    python bench/film.py fine       # 2048² texture on a 512² film against the 512² texture (tutorial scene)
+    python bench/film.py big        # a 4096² texture on a 1024² film: probe and solve, seconds and peak memory
+    python bench/film.py print      # the print of a 4096² texture at 340 mm: its dpi, in the PDF too
+
+Quality: the L1 ratio = L1(render of the pre-distortion, target) / L1(render of the plain picture, target),
+both renders at ``--spp`` with one seed, against :func:`predistort.target.target_for` (the ball-free view for
+every scene but the on-axis square one); the mean over the photos. ``--photos`` picks how many of
+:func:`datasets.unseen_photos`. Peak memory is this process's peak RSS (``resource.getrusage``).
+"""
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets  # noqa: E402
+
+import torch  # noqa: E402
+
+from predistort import solve, target  # noqa: E402
+from predistort.images import l1  # noqa: E402
+from predistort.physical import PhysicalSetup  # noqa: E402
+from predistort.probe import probe  # noqa: E402
+from predistort.render import Renderer  # noqa: E402
+from predistort.scene import DEFAULT  # noqa: E402
+
+
+def peak_gb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def quality(config, photos, spp, transport=None):
+    """Mean L1 ratio of the instant solve over `photos` ([R,R,3] each), and the probe's seconds."""
+    start = time.perf_counter()
+    transport = transport or probe(config)
+    probe_s = time.perf_counter() - start
+    renderer = Renderer(config)
+    ratios = []
+    for photo in photos:
+        goal = target.target_for(photo, config)
+        x = solve.solve(goal, transport, start=photo)
+        plain = l1(renderer.render(photo, spp=spp, seed=0).cpu(), goal)
+        fixed = l1(renderer.render(x, spp=spp, seed=0).cpu(), goal)
+        ratios.append(fixed / plain)
+    return sum(ratios) / len(ratios), ratios, probe_s
+
+
+def cmd_offaxis(args):
+    setup = PhysicalSetup(ior=1.5, print_distance_mm=225.0, camera_x_mm=30.0, camera_y_mm=20.0, aim_z_mm=225.0,
+                          film_width=args.film, film_height=args.film * 3 // 4, resolution=args.film)
+    config = setup.to_scene()
+    mean, ratios, probe_s = quality(config, datasets.unseen_photos(config.resolution)[:args.photos], args.spp)
+    return {"check": "off-axis 4:3 glass", "film": config.film_size, "texture": config.resolution,
+            "target": "ball-free view", "l1_ratio_mean": round(mean, 4), "l1_ratios": [round(r, 4) for r in ratios],
+            "probe_s": round(probe_s, 1)}
+
+
+def cmd_fine(args):
+    out = {"check": "fine texture on a coarser film"}
+    film = args.film
+    for res in (film, args.texture):
+        config = DEFAULT.replace(resolution=res, film_width=film, film_height=film)
+        photos = datasets.unseen_photos(res)[:args.photos]
+        mean, ratios, probe_s = quality(config, photos, args.spp)
+        out[f"texture_{res}"] = {"target": "picture" if target.is_on_axis_framing(config) else "ball-free view",
+                                 "l1_ratio_mean": round(mean, 4), "l1_ratios": [round(r, 4) for r in ratios],
+                                 "probe_s": round(probe_s, 1)}
+        if res == film:     # the same film's ratio against the ball-free view too, for a like-for-like figure
+            transport = probe(config)
+            renderer = Renderer(config)
+            rs = []
+            for photo in photos:
+                goal = target.ball_free_view(photo, config)
+                x = solve.solve(goal, transport, start=photo)
+                rs.append(l1(renderer.render(x, spp=args.spp, seed=0).cpu(), goal)
+                          / l1(renderer.render(photo, spp=args.spp, seed=0).cpu(), goal))
+            out[f"texture_{res}"]["l1_ratio_mean_vs_ball_free_view"] = round(sum(rs) / len(rs), 4)
+    return out
+
+
+def cmd_big(args):
+    config = DEFAULT.replace(resolution=args.texture, film_width=args.film, film_height=args.film)
+    start = time.perf_counter()
+    transport = probe(config)
+    probe_s = time.perf_counter() - start
+    after_probe = peak_gb()
+    photo = datasets.unseen_photos(args.texture)[0]
+    start = time.perf_counter()
+    goal = target.target_for(photo, config)
+    target_s = time.perf_counter() - start
+    start = time.perf_counter()
+    x = solve.solve(goal, transport, start=photo)
+    solve_s = time.perf_counter() - start
+    return {"check": "big", "texture": args.texture, "film": config.film_size, "nnz": transport.nnz,
+            "probe_s": round(probe_s, 1), "target_s": round(target_s, 1), "solve_s": round(solve_s, 1),
+            "peak_rss_gb_after_probe": round(after_probe, 2), "peak_rss_gb": round(peak_gb(), 2),
+            "unseen_texels_unchanged": bool(torch.equal(x[~transport.seen], photo[~transport.seen]))}
+
+
+def cmd_print(args):
+    import tempfile
+    from predistort.printout import PRINT_DPI, print_image, texture_resolution_for
+    setup = PhysicalSetup(print_distance_mm=args.print_mm / 2.4 - 100.0)   # the print's side scales with distance
+    res = texture_resolution_for(setup.print_size_mm)
+    texture = datasets.unseen_photos(min(res, 1024))[0]
+    image, dpi = print_image(texture, setup)
+    with tempfile.TemporaryDirectory() as tmp:
+        from predistort.printout import write_pdf
+        path = write_pdf(texture, setup, Path(tmp) / "p.pdf")
+        size = path.stat().st_size
+        pdf = path.read_bytes()
+    embedded = [int(w) for w in __import__("re").findall(rb"/Width (\d+)", pdf)]
+    return {"check": "print", "print_mm": round(setup.print_size_mm, 1), "texture_for_print": res,
+            "target_dpi": PRINT_DPI, "png_dpi": round(dpi, 1), "pdf_image_widths": embedded,
+            "pdf_dpi": round(max(embedded) / (setup.print_size_mm / 25.4), 1), "pdf_bytes": size}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("check", choices=["offaxis", "fine", "big", "print"])
+    p.add_argument("--spp", type=int, default=128)
+    p.add_argument("--photos", type=int, default=4)
+    p.add_argument("--film", type=int, help="film side (offaxis: its width; default 128 / 512 / 1024)")
+    p.add_argument("--texture", type=int, help="texture side (fine: 2048; big: 4096)")
+    p.add_argument("--print-mm", type=float, default=340.0)
+    args = p.parse_args()
+    defaults = {"offaxis": (128, None), "fine": (512, 2048), "big": (1024, 4096), "print": (None, None)}
+    args.film = args.film or defaults[args.check][0]
+    args.texture = args.texture or defaults[args.check][1]
+    result = globals()[f"cmd_{args.check}"](args)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
