@@ -8,7 +8,8 @@
                                                                     made for: the instant solve, said so)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
     advise [--scene S.json | --ior N --diameter-mm D ...] --out A.json  where to put the print (real units)
-    print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG
+    print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG (≥ 300 dpi)
+           | --picture PHOTO.jpg                                   (pre-distorted at the print's own resolution)
 
 Every user error (unreadable image, wrong size, bad weights, unknown repo) prints one clear line and exits
 with status 2; nothing is left half-written.
@@ -221,15 +222,39 @@ def cmd_advise(args):
 def cmd_print(args):
     import numpy as np
     from .images import load_image
-    from .printout import write_print
+    from .printout import MIN_DPI, predistort_for_print, print_image, write_print
 
     setup = _setup(args)
-    texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
-    if texture.shape[0] != texture.shape[1]:
-        raise ValueError(f"{args.texture}: a pre-distorted texture is square, this one is "
-                         f"{texture.shape[1]}×{texture.shape[0]}")
+    if args.picture:      # pre-distort at the print's own resolution, on the camera's film
+        from .probe import tqdm_progress
+        backend.init()
+        bar = []
+
+        def progress(fraction, message):
+            if not bar:
+                bar.append(tqdm_progress(desc="probe", file=sys.stderr))
+            bar[0](fraction, message)
+        try:
+            texture, scene = predistort_for_print(args.picture, setup, progress=progress)
+        finally:
+            for b in bar:
+                b.close()
+        width, height = scene.film_size
+        print(f"Pre-distorted {args.picture} at {scene.resolution}×{scene.resolution} (the print's resolution) "
+              f"for a {width}×{height} camera picture (the instant solve).")
+        texture = texture.numpy()
+    else:
+        texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
+        if texture.shape[0] != texture.shape[1]:
+            raise ValueError(f"{args.texture}: a pre-distorted texture is square, this one is "
+                             f"{texture.shape[1]}×{texture.shape[0]}")
+    texel_dpi = texture.shape[0] / (setup.print_size_mm / 25.4)
     pdf, png = write_print(texture, setup, args.out_dir)
-    print(f"Wrote {pdf} and {png}: a {setup.print_size_mm:.1f} mm square print. Print at 100 %.")
+    dpi = print_image(texture, setup)[1]
+    print(f"Wrote {pdf} and {png}: a {setup.print_size_mm:.1f} mm square print at {dpi:.0f} dpi "
+          f"({texture.shape[0]} px texture: {texel_dpi:.0f} dpi of its own"
+          + (f"; upsampled to at least {MIN_DPI}: pass --picture for detail at the print's resolution)"
+             if texel_dpi < MIN_DPI else ")") + ". Print at 100 %.")
     print(setup.describe().replace("**", ""))
     return 0
 
@@ -316,7 +341,10 @@ def parser():
 
     r = sub.add_parser("print", help="a pre-distorted texture as a PDF and PNG at the print's true size")
     setup_args(r)
-    r.add_argument("--texture", required=True, help="the pre-distorted texture (apply's predistorted.png)")
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--texture", help="the pre-distorted texture (apply's predistorted.png), printed as it is")
+    what.add_argument("--picture", help="a picture to pre-distort at the print's resolution (300 dpi, up to "
+                                        "4096 px) for the camera's own picture size, then print")
     r.add_argument("--out-dir", required=True, help="folder for print.pdf and print.png")
     r.set_defaults(run=cmd_print)
     return p

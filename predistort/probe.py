@@ -45,6 +45,7 @@ Limits: square textures, R from 8 to :data:`predistort.scene.MAX_TEXTURE_RESOLUT
 calibration renders) holds :data:`predistort.backend.RENDER_LOCK`; assembly runs outside it.
 """
 import json
+import math
 import os
 import threading
 import time
@@ -71,6 +72,7 @@ CALIBRATE_BLUR = 4.0           # σ (pixels of the calibration renders) of the b
 CALIBRATE_RESOLUTION = 128     # calibration renders are at most this size; the factor is upsampled from there
 FILTER_STDDEV = 0.5            # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
 SUPERSAMPLING = 3              # camera samples per pixel and axis (2 is faster and a little less exact)
+SAMPLE_SPACING = 1.5           # a texture finer than the film: at most this many texels between samples
 BAND_SAMPLES = 1 << 18         # camera samples traced at once (caps Dr.Jit's memory)
 BAND_ENTRIES = 1 << 20         # about this many entries of K·S assembled at once (caps torch's memory)
 TRACE, ASSEMBLE = 0.25, 0.33   # progress reported when tracing ends, when assembly starts (of 0..1)
@@ -424,16 +426,27 @@ def _calibration(config, gain_traced, spp, small, renderer=None):
     return factor.clamp(0.5, 2.0)
 
 
-def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=PRUNE,
+def sampling_for(config):
+    """``(supersampling, prune)`` for `config`: :data:`SUPERSAMPLING` and :data:`PRUNE` while a pixel spans at
+    most 4 texels. A finer texture needs more samples per pixel, so that every texel is read by some sample
+    (at most :data:`SAMPLE_SPACING` texels apart), and a lower threshold, since a pixel's gain is spread over
+    ratio² times more texels (the threshold keeps its ratio to a row's largest entry)."""
+    ratio = config.resolution / min(config.film_size)
+    return max(SUPERSAMPLING, math.ceil(ratio / SAMPLE_SPACING)), PRUNE * min(1.0, (4 / ratio) ** 2)
+
+
+def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=None,
           calibrate_resolution=CALIBRATE_RESOLUTION, progress=None):
     """Measure the light transport of `config`: returns a prepared :class:`Transport` (``A``, ``b``).
 
     Parameters:
         config                the scene (A is its film's pixels × its texture's texels)
         renderer              a :class:`predistort.render.Renderer` of `config` to reuse (else one is built)
-        supersampling         camera samples per pixel and axis (default :data:`SUPERSAMPLING`)
+        supersampling         camera samples per pixel and axis (default :func:`sampling_for`'s: 3 unless
+                              the texture is over 4× finer than the film)
         calibrate_spp         samples per pixel of the two calibration renders (0: skip calibration)
-        prune                 drop entries of A below this (rows keep their sums)
+        prune                 drop entries of A below this (rows keep their sums; default
+                              :func:`sampling_for`'s: :data:`PRUNE` unless the texture is over 4× finer)
         calibrate_resolution  render the calibration at most this size (the factor is smooth; upsampled)
         progress              called as ``progress(fraction, message)`` with fraction in [0, 1] as the
                               probe goes (a ``gradio.Progress`` fits; :func:`tqdm_progress` adapts tqdm)
@@ -449,7 +462,7 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
         raise ValueError("probe(): the renderer draws another scene than `config`")
     res = config.resolution                      # texture side
     width, height = config.film_size             # film
-    n = supersampling or SUPERSAMPLING
+    n, prune = supersampling or sampling_for(config)[0], sampling_for(config)[1] if prune is None else prune
     side, side_y = width * n, height * n         # the fine grid of camera samples: side × side_y
 
     # 1. Trace, in bands of fine rows.
