@@ -104,21 +104,27 @@ def cmd_big(args):
 
 
 def cmd_print(args):
+    """The PDF and PNG of a 2048² and a print-resolution texture at ``--print-mm``: the dpi of their pixels
+    and of the image the PDF embeds (its /Width over the print's inches)."""
+    import re
     import tempfile
-    from predistort.printout import PRINT_DPI, print_image, texture_resolution_for
-    setup = PhysicalSetup(print_distance_mm=args.print_mm / 2.4 - 100.0)   # the print's side scales with distance
-    res = texture_resolution_for(setup.print_size_mm)
-    texture = datasets.unseen_photos(min(res, 1024))[0]
-    image, dpi = print_image(texture, setup)
-    with tempfile.TemporaryDirectory() as tmp:
-        from predistort.printout import write_pdf
-        path = write_pdf(texture, setup, Path(tmp) / "p.pdf")
-        size = path.stat().st_size
-        pdf = path.read_bytes()
-    embedded = [int(w) for w in __import__("re").findall(rb"/Width (\d+)", pdf)]
-    return {"check": "print", "print_mm": round(setup.print_size_mm, 1), "texture_for_print": res,
-            "target_dpi": PRINT_DPI, "png_dpi": round(dpi, 1), "pdf_image_widths": embedded,
-            "pdf_dpi": round(max(embedded) / (setup.print_size_mm / 25.4), 1), "pdf_bytes": size}
+    from predistort.printout import MIN_DPI, print_image, texture_resolution_for, write_print
+    setup = PhysicalSetup(print_distance_mm=args.print_mm / 1.2 - 100.0)   # the print is 1.2 × (d + c) wide
+    inches = setup.print_size_mm / 25.4
+    out = {"check": "print", "print_mm": round(setup.print_size_mm, 1), "min_dpi": MIN_DPI,
+           "texture_for_print": texture_resolution_for(setup.print_size_mm)}
+    for res in (2048, out["texture_for_print"]):
+        texture = datasets.unseen_photos(res)[0]
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            pdf, png = write_print(texture, setup, tmp)
+            widths = [int(w) for w in re.findall(rb"/Width (\d+)", pdf.read_bytes())]
+            sizes = (pdf.stat().st_size, png.stat().st_size)
+        out[f"texture_{res}"] = {"texture_dpi": round(res / inches, 1), "png_dpi": round(print_image(texture, setup)[1], 1),
+                                 "pdf_image_px": max(widths), "pdf_dpi": round(max(widths) / inches, 1),
+                                 "pdf_mb": round(sizes[0] / 1e6, 1), "png_mb": round(sizes[1] / 1e6, 1),
+                                 "seconds": round(time.perf_counter() - start, 1)}
+    return out
 
 
 def main():
