@@ -160,7 +160,10 @@ def applies(thing, config):
         if not made_for:
             return True, f"{kind} records no scene; assuming it fits."
     current = config.to_dict()
-    differ = [f"{k} {made_for[k]} → {current[k]}" for k in current if k in made_for and made_for[k] != current[k]]
+    film = ("film_width", "film_height")                    # left out of a dict at the texture's square
+    keys = [k for k in current if k in made_for] + [k for k in film if (k in current) != (k in made_for)]
+    differ = [f"{k} {made_for.get(k, 'square')} → {current.get(k, 'square')}" for k in keys
+              if made_for.get(k) != current.get(k)]
     if differ:
         return False, f"{kind} was made for another scene ({', '.join(differ)}). {fix}"
     return True, f"{kind} was made for this scene."
