@@ -255,7 +255,9 @@ def cmd_print(args):
           f"({texture.shape[0]} px texture: {texel_dpi:.0f} dpi of its own"
           + (f"; upsampled to at least {MIN_DPI}: pass --picture for detail at the print's resolution)"
              if texel_dpi < MIN_DPI else ")") + ". Print at 100 %.")
-    print(setup.describe().replace("**", ""))
+    width, height = setup.film_size                  # the camera's picture stays; the print has the texture's pixels
+    printed = setup.replace(resolution=int(texture.shape[0]), film_width=int(width), film_height=int(height))
+    print(printed.describe().replace("**", ""))
     return 0
 
 
