@@ -74,7 +74,7 @@ def cmd_fine(args):
         transport = probe(config)
         probe_s = time.perf_counter() - start
         renderer = Renderer(config)
-        own, common, l1s = [], [], []
+        own, common, l1s, free, free_l1s = [], [], [], [], []
         for photo, photo_fine in zip(photos[res], photos[fine]):
             goal = target.target_for(photo, config)
             x = solve.solve(goal, transport, start=photo)
@@ -84,12 +84,21 @@ def cmd_fine(args):
             own.append(l1(final, goal) / l1(plain, goal))
             common.append(l1(final, one) / l1(plain, one))
             l1s.append(l1(final, one))
+            # Like for like: solved for and scored against its own ball-free view.
+            view = target.ball_free_view(photo, config)
+            x = solve.solve(view, transport, start=photo)
+            final = renderer.render(x, spp=args.spp, seed=0).cpu()
+            free.append(l1(final, view) / l1(plain, view))
+            free_l1s.append(l1(final, one))
         out[f"texture_{res}"] = {
             "own_target": "picture" if target.is_on_axis_framing(config) else "ball-free view",
             "l1_ratio_own_target": round(sum(own) / len(own), 4), "per_photo": [round(r, 4) for r in own],
             "l1_ratio_vs_fine_ball_free_view": round(sum(common) / len(common), 4),
             "per_photo_vs_fine_ball_free_view": [round(r, 4) for r in common],
             "l1_final_vs_fine_ball_free_view": round(sum(l1s) / len(l1s), 5),
+            "l1_ratio_solved_for_own_ball_free_view": round(sum(free) / len(free), 4),
+            "per_photo_solved_for_own_ball_free_view": [round(r, 4) for r in free],
+            "l1_final_solved_for_own_ball_free_view_vs_fine_ball_free_view": round(sum(free_l1s) / len(free_l1s), 5),
             "probe_s": round(probe_s, 1), "nnz": transport.nnz}
     return out
 
