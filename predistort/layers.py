@@ -179,8 +179,9 @@ class UnrolledInverse(PredistortModel):
     number of layers, of which the first ``l2_depth`` (default: half) start on the squared error. Build one
     with :meth:`from_transport`. On a scene whose film is not the texture's grid, or whose camera is not the
     on-axis framing (:func:`predistort.target.target_for`), A has the film's rows, the layers aim at the
-    ball-free view of the input and start from the input itself (built from a transport only; not saved). The preconditioner ``AᵀA1`` is recomputed from
-    A's values at every forward pass and treated as a constant by the gradient.
+    ball-free view of the input and start from the input itself (built from a transport only; not saved).
+    The preconditioner ``AᵀA1`` is recomputed from A's values at every forward pass and treated as a
+    constant by the gradient.
     """
     model_type = "unrolled"
 
