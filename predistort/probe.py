@@ -8,7 +8,8 @@ again is negligible)::
 ``T`` is the texture (R² texels per colour channel), ``A`` the sparse light-transport matrix (W·H film
 pixels × R² texels; row p says which texels pixel p sees and how much) and ``b`` what the sphere reflects
 from the environment. The film (W × H, :attr:`~predistort.scene.SceneConfig.film_size`) may be coarser than
-the texture: A is then rectangular, and a pixel sees many texels. The glass does not disperse, so one ``A`` serves all three channels.
+the texture: A is then rectangular, and a pixel sees many texels. The glass does not disperse, so one ``A``
+serves all three channels.
 :mod:`predistort.solve` inverts it for a picture.
 
 Tracing (:func:`probe`). A pixel's value is the reconstruction filter's weighted average of its camera

@@ -9,7 +9,8 @@ Mitsuba, by the same geometry the renderer uses:
    x = up × forward ("left"), camera y = forward × left, z = forward). The film is ``film_width`` ×
    ``film_height`` pixels; ``fov`` is the *horizontal* field of view (Mitsuba's ``fov_axis`` 'x'), so the
    film's half width at unit distance is tan(fov/2) and its half height tan(fov/2)·H/W. Film position
-   (s, t) ∈ [0,1]² (s to the right, t down) looks along ``(−(2s−1)·tan, −(2t−1)·tan·H/W, 1)`` in camera space.
+   (s, t) ∈ [0,1]² (s to the right, t down) looks along ``(−(2s−1)·tan, −(2t−1)·tan·H/W, 1)`` in camera
+   space.
 2. *Plane.* Each ray meets z = 0 at ``o + λ d`` (λ = −o_z / d_z > 0); the textured rectangle covers
    ``|x|, |y| ≤ plane_scale`` and its uv is ``((x/plane_scale + 1)/2, (y/plane_scale + 1)/2)``.
 3. *Texture.* The bitmap is read at uv with bilinear interpolation between texel centres, row = v, wrap
