@@ -68,8 +68,7 @@ def momentum_schedule(iterations, l2_iterations):
 
 def iterate(A, At_step, offset, x, steps, deltas, momenta):
     """The solver's loop on [R², k] textures (k = batch·3 columns; ``offset`` is [W·H, k]), shared by
-    :func:`fista` and the unrolled
-    layer's inference (:class:`predistort.layers.UnrolledInverse`). Iteration k::
+    :func:`fista` and the unrolled layer's inference (:class:`predistort.layers.UnrolledInverse`). Iteration k::
 
         r  = clamp(A·y + offset, −δ_k, δ_k)           offset = b − target: r is the predicted render's error
         x' = clamp(y − s_k · D⁻¹Aᵀ r, 0, 1)           At_step = D⁻¹Aᵀ, the preconditioned transpose
