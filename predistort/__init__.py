@@ -9,6 +9,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     procedural  generated training pictures, never a photograph
     weights     save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
     physical    a real setup in millimetres (ball, material, distances, field of view) <-> the scene config
+    target      what a camera should see: the print as that camera sees it with the ball removed
     probe       measure a scene's light transport render(T) = A·T + b once, by tracing the camera's rays
     probe_cache keep measured transports per scene, in memory and on disk, within byte budgets
     solve       solve a picture on a measured transport: the instant pre-distortion, no rendering

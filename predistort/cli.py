@@ -4,9 +4,12 @@
                                                                    learn a model, save it with its history
     apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
            [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
+           [--scene S.json]                                        (the bundled model on a scene it was not
+                                                                    made for: the instant solve, said so)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
     advise [--scene S.json | --ior N --diameter-mm D ...] --out A.json  where to put the print (real units)
-    print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG
+    print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG (≥ 300 dpi)
+           | --picture PHOTO.jpg                                   (pre-distorted at the print's own resolution)
 
 Every user error (unreadable image, wrong size, bad weights, unknown repo) prints one clear line and exits
 with status 2; nothing is left half-written.
@@ -92,7 +95,7 @@ def cmd_train(args):
 
 def cmd_apply(args):
     import time
-    from .layers import PredistortModel, for_scene, instant_model
+    from .layers import PredistortModel, for_any_scene, for_scene, instant_model
     from .pipeline import predistort
     from .probe import tqdm_progress
     from .render import Renderer
@@ -103,11 +106,13 @@ def cmd_apply(args):
     backend.init()
     scene = _scene(args)
     model = None
+    bundled = args.weights == weights.BUNDLED            # the default model adapts to any scene (see below)
     if args.method != "solve":
         model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
         if not args.resolution and not args.scene:
             scene = scene.replace(resolution=model.resolution)
-        weights.check_compatible(model, scene.replace(resolution=model.resolution))   # the same geometry
+        if not bundled:                                  # weights asked for by name: the same geometry only
+            weights.check_compatible(model, scene.replace(resolution=model.resolution))
     (texture,) = _textures([args.texture], scene.resolution, args.fit)
     renderer = Renderer(scene)
     # The scene's light transport at this resolution (the instant solve; the generalising layer at another
@@ -122,8 +127,12 @@ def cmd_apply(args):
     try:
         if model is None:
             model = instant_model(transport_for(scene, renderer=renderer, progress=progress))
+            how = "the instant solve on this scene's light transport"
+        elif bundled:       # on a scene it was not made for: the instant solve (or the layer rebuilt), said so
+            model, how = for_any_scene(model, scene, renderer=renderer, progress=progress)
         else:
             model = for_scene(model, scene, renderer=renderer, progress=progress)
+            how = f"the {model.model_type} model of {args.weights}"
     finally:
         for b in bar:
             b.close()
@@ -136,9 +145,12 @@ def cmd_apply(args):
     result = predistort(renderer, texture, model, spp=args.spp, refine=args.refine,
                         progress=refine_progress if args.refine > 0 else None)
     result.metrics.update({"resolution": scene.resolution, "probe_seconds": round(probe_seconds, 3),
-                           "texture": str(args.texture)})
+                           "texture": str(args.texture), "pre-distorted with": how})
+    if scene.film_size != (scene.resolution, scene.resolution):
+        result.metrics["film"] = list(scene.film_size)
     result.save(args.out_dir)
     m = result.metrics
+    print(f"Pre-distorted with {how}; scored against the {m['target']}.")
     print(f"{scene.resolution}×{scene.resolution}: L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR "
           f"{m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB (probe {m['probe_seconds']:.1f} s, pre-distortion "
           f"{m['apply_seconds']:.2f} s); wrote predistorted.png, texture.png, render_initial.png, render_final.png, "
@@ -210,16 +222,42 @@ def cmd_advise(args):
 def cmd_print(args):
     import numpy as np
     from .images import load_image
-    from .printout import write_print
+    from .printout import MIN_DPI, predistort_for_print, print_image, write_print
 
     setup = _setup(args)
-    texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
-    if texture.shape[0] != texture.shape[1]:
-        raise ValueError(f"{args.texture}: a pre-distorted texture is square, this one is "
-                         f"{texture.shape[1]}×{texture.shape[0]}")
+    if args.picture:      # pre-distort at the print's own resolution, on the camera's film
+        from .probe import tqdm_progress
+        backend.init()
+        bar = []
+
+        def progress(fraction, message):
+            if not bar:
+                bar.append(tqdm_progress(desc="probe", file=sys.stderr))
+            bar[0](fraction, message)
+        try:
+            texture, scene = predistort_for_print(args.picture, setup, progress=progress)
+        finally:
+            for b in bar:
+                b.close()
+        width, height = scene.film_size
+        print(f"Pre-distorted {args.picture} at {scene.resolution}×{scene.resolution} (the print's resolution) "
+              f"for a {width}×{height} camera picture (the instant solve).")
+        texture = texture.numpy()
+    else:
+        texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
+        if texture.shape[0] != texture.shape[1]:
+            raise ValueError(f"{args.texture}: a pre-distorted texture is square, this one is "
+                             f"{texture.shape[1]}×{texture.shape[0]}")
+    texel_dpi = texture.shape[0] / (setup.print_size_mm / 25.4)
     pdf, png = write_print(texture, setup, args.out_dir)
-    print(f"Wrote {pdf} and {png}: a {setup.print_size_mm:.1f} mm square print. Print at 100 %.")
-    print(setup.describe().replace("**", ""))
+    dpi = print_image(texture, setup)[1]
+    print(f"Wrote {pdf} and {png}: a {setup.print_size_mm:.1f} mm square print at {dpi:.0f} dpi "
+          f"({texture.shape[0]} px texture: {texel_dpi:.0f} dpi of its own"
+          + (f"; upsampled to at least {MIN_DPI}: pass --picture for detail at the print's resolution)"
+             if texel_dpi < MIN_DPI else ")") + ". Print at 100 %.")
+    width, height = setup.film_size                  # the camera's picture stays; the print has the texture's pixels
+    printed = setup.replace(resolution=int(texture.shape[0]), film_width=int(width), film_height=int(height))
+    print(printed.describe().replace("**", ""))
     return 0
 
 
@@ -231,7 +269,8 @@ def parser():
     def scene_args(s, fit="exact"):
         s.add_argument("--scene", help="scene JSON (default: scenes/tutorial.json, the tutorial's scene)")
         s.add_argument("--resolution", type=int,
-                       help="texture/film side in pixels, 8 to 1024 (default: the model's, or the scene's: 128)")
+                       help="texture side in pixels, 8 to 4096 (the film: the scene's, which must state one above "
+                            "1024; default: the model's, or the scene's: 128)")
         s.add_argument("--fit", choices=["exact", "crop", "resize"], default=fit,
                        help=f"pictures of another size: refuse (exact), centre-crop then resize (crop), or resize "
                             f"(default: {fit})")
@@ -304,7 +343,10 @@ def parser():
 
     r = sub.add_parser("print", help="a pre-distorted texture as a PDF and PNG at the print's true size")
     setup_args(r)
-    r.add_argument("--texture", required=True, help="the pre-distorted texture (apply's predistorted.png)")
+    what = r.add_mutually_exclusive_group(required=True)
+    what.add_argument("--texture", help="the pre-distorted texture (apply's predistorted.png), printed as it is")
+    what.add_argument("--picture", help="a picture to pre-distort at the print's resolution (300 dpi, up to "
+                                        "4096 px) for the camera's own picture size, then print")
     r.add_argument("--out-dir", required=True, help="folder for print.pdf and print.png")
     r.set_defaults(run=cmd_print)
     return p

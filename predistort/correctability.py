@@ -38,6 +38,9 @@ MAP_PICTURES = 24        # procedural pictures averaged in the map (3 of each ki
 def ball_disc(config):
     """The ball's outline in the picture: (centre x, centre y, radius), pixels (on-axis scenes)."""
     setup = PhysicalSetup.from_scene(config)
+    if not setup.on_axis or config.film_size != (config.resolution, config.resolution):
+        raise ValueError("The correctability map needs an on-axis camera aimed at the print's centre, with a "
+                         "square film of the texture's side.")
     alpha = math.asin(setup.ball_diameter_mm / 2 / setup.camera_distance_mm)       # apparent angular radius
     radius = math.tan(alpha) / math.tan(math.radians(config.fov) / 2) * config.resolution / 2
     return config.resolution / 2, config.resolution / 2, radius

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
-from . import backend, probe, probe_cache, solve, weights
+from . import backend, probe, probe_cache, solve, target as targets, weights
 
 TUTORIAL_MAX_RESOLUTION = 128     # the tutorial layer's R⁴ weights: 1.07 GB at 128², 17 GB at 256²
 
@@ -103,7 +103,7 @@ class TutorialLayer(PredistortModel):
 # The generalising layer: the scene's measured light transport, unrolled into a fixed-depth solver
 # ---------------------------------------------------------------------------------------------------------
 class _SparseMatmul(torch.autograd.Function):
-    """``y = M x`` for a sparse M [n, n] given as CSR arrays, x dense [n, k]; differentiable in x and M's values.
+    """``y = M x`` for a sparse M [m, n] given as CSR arrays, x dense [n, k]; differentiable in x and M's values.
 
     Arguments: ``val, x, crow, col, rows`` (M's values, the input, M's CSR arrays, the row of each entry)
     and ``val_t, crow_t, col_t`` (the same matrix transposed, for the backward pass ``dx = Mᵀ dy``).
@@ -113,17 +113,17 @@ class _SparseMatmul(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, val, x, crow, col, rows, val_t, crow_t, col_t):
-        n = crow.numel() - 1
+        m, n = crow.numel() - 1, crow_t.numel() - 1
         ctx.save_for_backward(val, x, col, rows, val_t, crow_t, col_t)
-        return torch.sparse_csr_tensor(crow, col, val, (n, n)) @ x.contiguous()
+        return torch.sparse_csr_tensor(crow, col, val, (m, n)) @ x.contiguous()
 
     @staticmethod
     def backward(ctx, dy):
         val, x, col, rows, val_t, crow_t, col_t = ctx.saved_tensors
-        n = crow_t.numel() - 1
+        m, n = dy.shape[0], crow_t.numel() - 1
         dval = dx = None
         if ctx.needs_input_grad[1]:
-            dx = torch.sparse_csr_tensor(crow_t, col_t, val_t.detach(), (n, n)) @ dy.contiguous()
+            dx = torch.sparse_csr_tensor(crow_t, col_t, val_t.detach(), (n, m)) @ dy.contiguous()
         if ctx.needs_input_grad[0]:
             dval = (dy[rows] * x[col]).sum(1)
         return dval, dx, None, None, None, None, None, None
@@ -137,11 +137,11 @@ class _OnOneThread(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, model, target, *params):
+    def forward(ctx, model, target, start, *params):
         ctx.model = model
-        ctx.save_for_backward(target, *params)
+        ctx.save_for_backward(target, start, *params)
         with torch.no_grad(), backend.one_thread():
-            return model._solve(target, *params)
+            return model._solve(target, start, *params)
 
     @staticmethod
     def backward(ctx, grad):
@@ -177,8 +177,11 @@ class UnrolledInverse(PredistortModel):
 
     Parameters: ``resolution`` R; ``nnz`` the number of entries of A (fixed by the probe); ``depth`` the
     number of layers, of which the first ``l2_depth`` (default: half) start on the squared error. Build one
-    with :meth:`from_transport`. The preconditioner ``AᵀA1`` is recomputed from
-    A's values at every forward pass and treated as a constant by the gradient.
+    with :meth:`from_transport`. On a scene whose film is not the texture's grid, or whose camera is not the
+    on-axis framing (:func:`predistort.target.target_for`), A has the film's rows, the layers aim at the
+    ball-free view of the input and start from the input itself (built from a transport only; not saved).
+    The preconditioner ``AᵀA1`` is recomputed from A's values at every forward pass and treated as a
+    constant by the gradient.
     """
     model_type = "unrolled"
 
@@ -215,6 +218,7 @@ class UnrolledInverse(PredistortModel):
         if scalars_from is not None:
             depth, l2_depth = scalars_from.depth, scalars_from.l2_depth
         model = cls(transport.resolution, 0, depth, l2_depth)            # nnz 0: A's arrays come next
+        model.scene = transport.config                                   # what the layers aim at: its target
         model._hub_mixin_config["nnz"] = transport.nnz                   # what config.json records
         model.crow, model.col = transport.crow, transport.col            # int32 buffers, shared
         model.val = nn.Parameter(transport.val, requires_grad=False)     # shared until trained
@@ -253,18 +257,18 @@ class UnrolledInverse(PredistortModel):
         """
         key = (self.col.data_ptr(), self.crow.data_ptr(), self.col.device, self.col.numel())
         if getattr(self, "_pattern_key", None) != key:
-            n = self.crow.numel() - 1
+            n, texels = self.crow.numel() - 1, self.resolution ** 2
             crow, col = self.crow.long(), self.col.long()
             rows = torch.repeat_interleave(torch.arange(n, device=col.device), crow[1:] - crow[:-1])
             order = torch.argsort(col * n + rows)                  # column-major = Aᵀ's row-major order
-            crow_t = torch.zeros(n + 1, dtype=torch.long, device=col.device)
-            crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=n), 0)
+            crow_t = torch.zeros(texels + 1, dtype=torch.long, device=col.device)
+            crow_t[1:] = torch.cumsum(torch.bincount(col, minlength=texels), 0)
             self._pattern_cache = (rows, order, crow_t, rows[order], col[order])
             self._pattern_key = key
         return self._pattern_cache
 
-    def _solve(self, target, val, b, log_step, log_delta, momentum):
-        """The unrolled solver on a [R², k] matrix of targets (k = batch·3 columns)."""
+    def _solve(self, target, start, val, b, log_step, log_delta, momentum):
+        """The unrolled solver on a [W·H, k] matrix of targets from a [R², k] start (k = batch·3 columns)."""
         n = self.resolution ** 2
         crow, col = self.crow.long(), self.col.long()
         rows, order, crow_t, col_t, rows_t = self._pattern()
@@ -279,7 +283,7 @@ class UnrolledInverse(PredistortModel):
         with torch.no_grad():   # diagonal majoriser of AᵀA: the per-texel step (0 for texels no pixel sees)
             d = At(A(torch.ones(n, 1, device=target.device, dtype=target.dtype)))
             step = torch.where(d > 1e-6, 1.0 / d.clamp_min(1e-6), torch.zeros_like(d))
-        x = y = target
+        x = y = start
         for k in range(self.depth):
             delta = log_delta[k].exp()
             r = A(y) + b[:, None] - target
@@ -297,31 +301,48 @@ class UnrolledInverse(PredistortModel):
             return shared[0].A, shared[0].At_step
         key = (self.val.data_ptr(), self.val._version, self.col.data_ptr(), self.val.device, self.val.dtype)
         if self.__dict__.get("_ops_key") != key:
-            n = self.resolution ** 2
+            m, n = self.crow.numel() - 1, self.resolution ** 2
             crow, col, val = self.crow.to(torch.int32), self.col.to(torch.int32), self.val.detach()
-            A = torch.sparse_csr_tensor(crow, col, val, (n, n))
-            At = torch.sparse_csr_tensor(*probe._transpose(crow, col, val), (n, n))
+            A = torch.sparse_csr_tensor(crow, col, val, (m, n))
+            At = torch.sparse_csr_tensor(*probe._transpose(crow, col, val, n), (n, m))
             self._ops, self._ops_key = (A, probe.scale_rows(At, probe.majoriser_step(A, At))), key
         return self._ops
 
     @torch.no_grad()
-    def _infer(self, target):
+    def _infer(self, target, start):
         """The same layers as :meth:`_solve`, without autograd: :func:`predistort.solve.iterate`."""
         A, At_step = self._operators()
         with backend.solver_threads():
-            return solve.iterate(A, At_step, self.b[:, None] - target, target, self.log_step.exp().tolist(),
+            return solve.iterate(A, At_step, self.b[:, None] - target, start, self.log_step.exp().tolist(),
                                  self.log_delta.exp().tolist(), self.momentum.tolist())
+
+    def _target(self, texture):
+        """[W·H, B·3]: what the layers aim at for the pictures `texture` [..., R, R, 3]: the pictures
+        themselves (the on-axis framing, film = texture), else their ball-free views on the film."""
+        scene = self.__dict__.get("scene")
+        if scene is None and (self.info or {}).get("scene"):        # a loaded model: the scene it records
+            from .scene import SceneConfig
+            scene = self.scene = SceneConfig.from_dict(self.info["scene"])
+        if scene is None or targets.is_on_axis_framing(scene):
+            return None
+        r = self.resolution
+        views = [targets.ball_free_view(t, scene) for t in texture.detach().reshape(-1, r, r, 3)]
+        views = torch.stack(views).to(texture.device, texture.dtype)
+        pixels = views.shape[1] * views.shape[2]
+        return views.reshape(-1, pixels, 3).permute(1, 0, 2).reshape(pixels, -1).contiguous()
 
     def forward(self, texture):
         self._check_input(texture)
         r, n = self.resolution, self.resolution ** 2
         batch = texture.shape[:-3]
-        target = texture.reshape(-1, n, 3).permute(1, 0, 2).reshape(n, -1)        # [R², B·3]
+        start = texture.reshape(-1, n, 3).permute(1, 0, 2).reshape(n, -1)         # [R², B·3]
+        target = self._target(texture)
+        target = start if target is None else target
         params = (self.val, self.b, self.log_step, self.log_delta, self.momentum)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (target, *params)):
-            x = _OnOneThread.apply(self, target, *params)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (start, *params)):
+            x = _OnOneThread.apply(self, target, start, *params)
         else:
-            x = self._infer(target.contiguous())
+            x = self._infer(target.contiguous(), start.contiguous())
         return x.reshape(n, -1, 3).permute(1, 0, 2).reshape(*batch, r, r, 3)
 
 
@@ -383,3 +404,27 @@ def for_scene(model, scene, renderer=None, progress=None):
                          f"generalising layer or the instant solve for {scene.resolution}×{scene.resolution}.")
     transport = probe_cache.transport_for(scene, renderer=renderer, progress=progress)
     return instant_model(transport) if is_instant(model) else for_resolution(model, transport)
+
+
+def for_any_scene(model, scene, renderer=None, progress=None):
+    """`model` made to pre-distort for any `scene`: ``(model, how)``, `how` one line saying which it is.
+
+    As :func:`for_scene` when the model fits `scene` or another resolution or film of the scene it was made
+    for (the model itself, or the generalising layer rebuilt on `scene`'s transport); for a scene of
+    another geometry (sphere, camera, print: e.g. what ``advise`` proposes), the instant solve on `scene`'s
+    light transport, which needs no training. The transport is probed first if it is new.
+    """
+    own = (model.info or {}).get("scene")
+    try:
+        fitted = for_scene(model, scene, renderer=renderer, progress=progress)
+    except ValueError:
+        fitted = None
+    if fitted is model:
+        return model, f"the {model.model_type} model, made for this scene"
+    if fitted is not None:
+        kind = "the instant solve" if is_instant(model) else "the generalising layer"
+        return fitted, f"{kind}, rebuilt on this scene's light transport ({scene.resolution}² texture)"
+    transport = probe_cache.transport_for(scene, renderer=renderer, progress=progress)
+    why = "made for another scene" if own else f"a {model.model_type} model of another resolution"
+    return instant_model(transport), (f"the instant solve on this scene's light transport (the "
+                                      f"{model.model_type} model was {why})")

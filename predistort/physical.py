@@ -5,19 +5,27 @@ What a person measures::
         camera ◀─ camera_distance_mm ─▶ ( ball ) ◀─ print_distance_mm ─▶ ┃ print
                   (lens to ball centre)   diameter    (ball centre to print)   ┃ print_size_mm wide
 
-The camera, the ball's centre and the print's centre lie on one line, perpendicular to the print; the
-camera looks along it. Its field of view ``fov_deg`` is that of the square picture's side (for a photo
-cropped to its centre square: the field of view across the sensor's short side, :func:`fov_from_lens`).
+By default the camera, the ball's centre and the print's centre lie on one line, perpendicular to the
+print, and the camera looks along it. The camera may also stand off that line — ``camera_x_mm`` to the
+right and ``camera_y_mm`` up, as the camera sees the print, in the camera's plane ``camera_distance_mm``
+in front of the ball's centre — and aim at any point: ``aim_x_mm`` right, ``aim_y_mm`` up of the print's
+centre and ``aim_z_mm`` in front of the print (0, 0, 0: the print's centre; 0, 0, ``print_distance_mm``:
+the ball's centre). Its field of view ``fov_deg`` is across the picture's *width* (for a square picture:
+its side; for a photo cropped to its centre square: the field of view across the sensor's short side,
+:func:`fov_from_lens`). The picture is ``film_width`` × ``film_height`` pixels (e.g. 4:3 for a photo;
+default: the texture's square, ``resolution``).
 
 Mapping onto :class:`predistort.scene.SceneConfig` (the scene JSON stays the format on disk):
 
 - the ball is always :data:`WORLD_RADIUS` = 0.45 world units (the tutorial's), so ``units_mm`` (mm per
   world unit) is ``ball_diameter_mm / 0.9``; every distance is divided by it;
 - the print lies in z = 0 with its centre on the axis, the ball's centre at z = −print distance, the camera
-  at z = −(print distance + camera distance), looking at the print's centre, image "up" = −y;
-- the print's size follows from what the camera sees: the camera sees a square of half side
-  ``L · tan(fov/2)`` at distance L; the print reaches :data:`PLANE_MARGIN` (3.9 %) beyond it on every side,
-  as the tutorial's 2.4-unit plane does at L = 2, fov 60°. So moving the print away grows it.
+  at (camera_x, −camera_y, −(print distance + camera distance)), looking at (aim_x, −aim_y, −aim_z), image
+  "up" = −y (the world's y points down the picture, as in the tutorial);
+- the print's size follows from what an on-axis camera sees: a half width ``L · tan(fov/2)`` at distance L
+  (times H/W for a film taller than wide); the print reaches :data:`PLANE_MARGIN` (3.9 %) beyond it on
+  every side, as the tutorial's 2.4-unit plane does at L = 2, fov 60°. So moving the print away grows it;
+  moving or turning the camera does not change it.
 
 Defaults = the tutorial's scene at 100 mm per unit: a 90 mm ball of IOR 1.06, 100 mm from the camera and
 100 mm in front of a 240 mm print, 60°. ``PhysicalSetup().to_scene() == scene.DEFAULT``.
@@ -61,8 +69,11 @@ class PhysicalSetup:
 
     Fields: ``ball_diameter_mm``; ``ior`` the ball's index of refraction (:data:`MATERIALS`, or any value in
     [1, 3]); ``print_distance_mm`` from the ball's centre to the print; ``camera_distance_mm`` from the ball's
-    centre to the camera's lens; ``fov_deg`` the field of view of the square picture's side; ``resolution``
-    the picture's (and texture's) side in pixels.
+    centre to the camera's lens (along the axis); ``fov_deg`` the field of view across the picture's width;
+    ``resolution`` the texture's (the print's) side in pixels; ``camera_x_mm``, ``camera_y_mm`` the camera's
+    offset from the axis (right, up); ``aim_x_mm``, ``aim_y_mm``, ``aim_z_mm`` the point it aims at (right,
+    up of the print's centre, in front of the print); ``film_width``, ``film_height`` the camera's picture in
+    pixels (None: ``resolution``).
     """
     ball_diameter_mm: float = 90.0
     ior: float = 1.06
@@ -70,10 +81,18 @@ class PhysicalSetup:
     camera_distance_mm: float = 100.0
     fov_deg: float = 60.0
     resolution: int = 128
+    camera_x_mm: float = 0.0
+    camera_y_mm: float = 0.0
+    aim_x_mm: float = 0.0
+    aim_y_mm: float = 0.0
+    aim_z_mm: float = 0.0
+    film_width: int = None
+    film_height: int = None
 
     def __post_init__(self):
         problems = []
-        for name in ("ball_diameter_mm", "ior", "print_distance_mm", "camera_distance_mm", "fov_deg"):
+        for name in ("ball_diameter_mm", "ior", "print_distance_mm", "camera_distance_mm", "fov_deg",
+                     "camera_x_mm", "camera_y_mm", "aim_x_mm", "aim_y_mm", "aim_z_mm"):
             value = getattr(self, name)
             if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"Invalid setup: {name} must be a finite number, got {value!r}.")
@@ -91,8 +110,25 @@ class PhysicalSetup:
                             f"than the ball's radius ({radius} mm)")
         if not 1.0 < self.fov_deg < 170.0:
             problems.append(f"the field of view must be between 1 and 170 degrees, got {self.fov_deg}")
+        if (self.film_width is None) != (self.film_height is None):
+            problems.append("film_width and film_height go together: give both, or neither (the texture's square)")
+        for name in ("film_width", "film_height"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+                                      or not 8 <= value <= 1024):
+                problems.append(f"{name} must be a whole number of pixels from 8 to 1024, got {value!r}")
         if problems:
             raise ValueError("Invalid setup: " + "; ".join(problems) + ".")
+
+    @property
+    def film_size(self):
+        """``(width, height)`` of the camera's picture, pixels."""
+        return (self.film_width or self.resolution, self.film_height or self.resolution)
+
+    @property
+    def on_axis(self):
+        """True when the camera stands on the axis and aims at the print's centre (the default framing)."""
+        return (self.camera_x_mm, self.camera_y_mm, self.aim_x_mm, self.aim_y_mm, self.aim_z_mm) == (0,) * 5
 
     # -- what follows from the measurements ---------------------------------------------------------------
     @property
@@ -104,7 +140,8 @@ class PhysicalSetup:
     def print_size_mm(self):
         """Side of the square print: what the camera sees at the print's distance, plus the margin."""
         distance = self.print_distance_mm + self.camera_distance_mm
-        return 2 * PLANE_MARGIN * distance * math.tan(math.radians(self.fov_deg) / 2)
+        width, height = self.film_size
+        return 2 * PLANE_MARGIN * distance * math.tan(math.radians(self.fov_deg) / 2) * max(1.0, height / width)
 
     @property
     def focal_distance_mm(self):
@@ -123,54 +160,85 @@ class PhysicalSetup:
         return replace(self, **changes)
 
     def to_dict(self):
-        return asdict(self)
+        """The fields as a dict; the film is left out when it is the texture's square (None)."""
+        out = asdict(self)
+        if self.film_width is None:
+            del out["film_width"], out["film_height"]
+        return out
 
     # -- to and from the scene config ---------------------------------------------------------------------
     def to_scene(self, base=DEFAULT):
         """The :class:`SceneConfig` of this setup (`base` gives what a setup does not say: the integrator)."""
         unit = self.units_mm
         d, c = self.print_distance_mm / unit, self.camera_distance_mm / unit
-        half_view = (d + c) * math.tan(math.radians(self.fov_deg) / 2)
+        half_view = self.print_size_mm / (2 * PLANE_MARGIN * unit)
 
         def r(x):                                                  # rounded; +0.0: no "-0.0" in scene files
             return round(x, _DIGITS) + 0.0
 
+        # Right = world +x; up = world −y (the tutorial's camera_up); towards the camera = world −z.
+        origin = (r(self.camera_x_mm / unit), r(-self.camera_y_mm / unit), r(-(d + c)))
+        target = (r(self.aim_x_mm / unit), r(-self.aim_y_mm / unit), r(-self.aim_z_mm / unit))
+        width, height = self.film_size
+        film = {} if (width, height) == (self.resolution,) * 2 else {"film_width": int(width),
+                                                                      "film_height": int(height)}
         return base.replace(
             resolution=int(self.resolution), fov=float(self.fov_deg), sphere_ior=float(self.ior),
-            camera_origin=(0.0, 0.0, r(-(d + c))), camera_target=(0.0, 0.0, 0.0), camera_up=(0.0, -1.0, 0.0),
+            camera_origin=origin, camera_target=target, camera_up=(0.0, -1.0, 0.0),
             sphere_center=(0.0, 0.0, r(-d)), sphere_radius=WORLD_RADIUS,
-            plane_scale=r(PLANE_MARGIN * half_view), units_mm=round(unit, _DIGITS))
+            plane_scale=r(PLANE_MARGIN * half_view), units_mm=round(unit, _DIGITS),
+            film_width=film.get("film_width"), film_height=film.get("film_height"))
 
     @classmethod
     def from_scene(cls, config):
-        """The setup of an on-axis scene (camera, ball centre and print centre on the z axis, camera looking
-        at the print's centre, image "up" −y as in the tutorial). The print's size is not read: it follows
-        from the camera (see the module doc). Raises ValueError for any other scene."""
+        """The setup of a scene whose ball's centre is on the axis through the print's centre, with the camera
+        in front of the ball and image "up" −y as in the tutorial (the camera may stand off the axis and aim
+        anywhere). The print's size is not read: it follows from the camera (see the module doc). Raises
+        ValueError for any other scene."""
         (cx, cy, cz), (sx, sy, sz) = config.camera_origin, config.sphere_center
-        if (cx, cy, sx, sy) != (0, 0, 0, 0) or tuple(config.camera_target) != (0, 0, 0) or not cz < sz < 0 \
-                or tuple(config.camera_up) != (0, -1, 0):
-            raise ValueError("This scene is not an on-axis setup (camera, ball centre and print centre on one "
-                             "line perpendicular to the print, the camera looking at the print's centre, the "
+        if (sx, sy) != (0, 0) or not cz < sz < 0 or tuple(config.camera_up) != (0, -1, 0):
+            raise ValueError("This scene is not an on-axis setup (the ball's centre on the line through the "
+                             "print's centre perpendicular to the print, the camera in front of the ball, the "
                              "print's top up).")
         unit = config.units_mm
+        tx, ty, tz = config.camera_target
 
         def r(x):                                                  # to the micrometre
             return round(x, 6) + 0.0
 
+        film = {} if config.film_width is None else {"film_width": config.film_width,
+                                                     "film_height": config.film_height}
         return cls(ball_diameter_mm=r(2 * config.sphere_radius * unit), ior=config.sphere_ior,
                    print_distance_mm=r(-sz * unit), camera_distance_mm=r((sz - cz) * unit),
-                   fov_deg=config.fov, resolution=config.resolution)
+                   fov_deg=config.fov, resolution=config.resolution, camera_x_mm=r(cx * unit),
+                   camera_y_mm=r(-cy * unit), aim_x_mm=r(tx * unit), aim_y_mm=r(-ty * unit), aim_z_mm=r(-tz * unit),
+                   **film)
 
     # -- words --------------------------------------------------------------------------------------------
     def material(self):
         """The preset name of :attr:`ior` (e.g. "crown glass (1.52)"), or "IOR x"."""
         return next((name for name, n in MATERIALS.items() if abs(n - self.ior) < 1e-9), f"IOR {self.ior:g}")
 
+    def camera_place(self):
+        """Where the camera stands and aims, in words (for :meth:`describe` and the print's margin)."""
+        if self.on_axis:
+            return "on the line through the ball's centre perpendicular to the print"
+        place = ("on that line" if (self.camera_x_mm, self.camera_y_mm) == (0, 0) else
+                 f"{self.camera_x_mm:g} mm right and {self.camera_y_mm:g} mm up of the line through the ball's "
+                 f"centre perpendicular to the print")
+        return (f"{place}, aimed at the point {self.aim_x_mm:g} mm right, {self.aim_y_mm:g} mm up of the print's "
+                f"centre and {self.aim_z_mm:g} mm in front of it")
+
+    def picture_words(self):
+        """"square picture" or "640 × 480 picture's width"."""
+        width, height = self.film_size
+        return "square picture" if width == height else f"{width} × {height} picture's width"
+
     def describe(self):
         """Three lines (Markdown) that say how to build this setup."""
         return (f"- **Ball:** {self.ball_diameter_mm:g} mm diameter, {self.material()}; its centre "
                 f"{self.print_distance_mm:.0f} mm in front of the print's centre.\n"
-                f"- **Camera:** {self.camera_distance_mm:.0f} mm from the ball's centre, on the line through the "
-                f"ball's centre perpendicular to the print; {self.fov_deg:.3g}° across the square picture.\n"
+                f"- **Camera:** {self.camera_distance_mm:.0f} mm from the ball's centre, {self.camera_place()}; "
+                f"{self.fov_deg:.3g}° across the {self.picture_words()}.\n"
                 f"- **Print:** {self.print_size_mm:.0f} × {self.print_size_mm:.0f} mm "
                 f"({self.resolution} px, {self.print_dpi:.1f} dpi).")

@@ -4,7 +4,13 @@ Size. The print's side is :attr:`predistort.physical.PhysicalSetup.print_size_mm
 at the print's distance, plus the tutorial's margin — whatever the texture's pixel count. The renderer
 reads the texture with bilinear interpolation between texel centres, so the picture that goes to paper is
 the texture upsampled bilinearly by a whole factor (same texel centres, same in-between values) to at least
-:data:`MIN_DPI`: the printer then draws what the renderer saw, not blocks or its own smoothing.
+:data:`MIN_DPI` (300): the printer then draws what the renderer saw, not blocks or its own smoothing.
+
+Printer resolution (:func:`predistort_for_print`). Upsampling adds no detail. A print at true detail is
+pre-distorted at the texture resolution its size needs (:func:`texture_resolution_for`: 300 dpi, up to
+4096 px, so ≥ 300 dpi up to 340 mm) on the camera's own film: the light transport is then rectangular
+(film pixels × texels), the solve starts from the picture at print resolution and moves only along what
+the camera sees; the picture's finer detail stays as it is.
 
 PDF (:func:`write_pdf`): one page, the print plus margins (:data:`MARGIN_MM`), so the page is a custom
 size (a 240 mm print needs a 270 × 300 mm page; print at 100 %, never "fit to page"). The margins say
@@ -22,7 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-MIN_DPI = 150                       # the printed picture's least resolution (whole-factor bilinear upsampling)
+MIN_DPI = 300                       # the printed picture's least resolution (whole-factor bilinear upsampling)
+PRINT_STEP = 64                     # print textures are a whole number of these pixels on a side
 MARGIN_MM = {"left": 15.0, "right": 15.0, "top": 20.0, "bottom": 40.0}   # bottom: at least
 BAR_MM = 50.0                       # the scale bar's length
 LINE_MM, TEXT_MM_PER_CHAR = 4.5, 1.3  # margin text: line spacing, and a generous width per character (6.5 pt)
@@ -47,6 +54,50 @@ def print_image(texture, setup, min_dpi=MIN_DPI):
     return image, image.width / inches
 
 
+def texture_resolution_for(print_size_mm, dpi=MIN_DPI):
+    """The texture side (pixels) that prints `print_size_mm` wide at `dpi` or more: rounded up to a multiple
+    of :data:`PRINT_STEP`, at most :data:`predistort.scene.MAX_TEXTURE_RESOLUTION` (4096: 306 dpi at 340 mm)."""
+    from .scene import MAX_TEXTURE_RESOLUTION
+    if not print_size_mm > 0:
+        raise ValueError(f"the print's size must be positive, got {print_size_mm} mm")
+    side = math.ceil(dpi * print_size_mm / MM_PER_INCH / PRINT_STEP) * PRINT_STEP
+    return int(min(MAX_TEXTURE_RESOLUTION, max(PRINT_STEP, side)))
+
+
+def print_setup(setup, dpi=MIN_DPI):
+    """`setup` with the texture at :func:`texture_resolution_for` its print, on the camera's own film."""
+    width, height = setup.film_size
+    return setup.replace(resolution=texture_resolution_for(setup.print_size_mm, dpi),
+                         film_width=int(width), film_height=int(height))
+
+
+def predistort_for_print(picture, setup, dpi=MIN_DPI, progress=None):
+    """The instant solve of `picture` for `setup` at printer resolution: ``(texture [R, R, 3], scene)``.
+
+    `picture`: a file path (centre-cropped to a square, as ``apply --fit crop``) or an [R', R', 3] tensor in
+    [0, 1] (resized to R). R is :func:`texture_resolution_for` the print; the film stays the camera's
+    (``setup.film_size``), so the transport is film pixels × R² texels (:mod:`predistort.probe`), probed once
+    per setup and cached; ``progress(fraction, message)`` hears how the probe goes. Cost at 4096² on a 128²
+    film: minutes and several GB (README, "Real glass").
+    """
+    import torch.nn.functional as F
+    from .images import prepare_texture
+    from .probe_cache import transport_for
+    from .solve import solve
+    from .target import target_for
+
+    scene = print_setup(setup, dpi).to_scene()
+    res = scene.resolution
+    if isinstance(picture, torch.Tensor):
+        x = picture.detach().float().cpu().permute(2, 0, 1)[None]
+        picture = F.interpolate(x, size=(res, res), mode="bilinear", antialias=True, align_corners=False)
+        picture = picture[0].permute(1, 2, 0).clamp(0, 1)
+    else:
+        picture, _ = prepare_texture(picture, res, fit="crop")
+    transport = transport_for(scene, progress=progress)
+    return solve(target_for(picture, scene), transport, start=picture), scene
+
+
 def write_png(texture, setup, path, min_dpi=MIN_DPI):
     """Write the print as a PNG whose DPI makes it print at the true size; returns the path."""
     image, dpi = print_image(texture, setup, min_dpi)
@@ -59,8 +110,9 @@ def margin_lines(setup):
     s = setup
     return [(f"Ball: {s.ball_diameter_mm:g} mm diameter, {s.material()}. Its centre: {s.print_distance_mm:g} mm "
              f"in front of the print's centre (on the line through the marks, perpendicular to the print)."),
-            (f"Camera: on the same line, {s.camera_distance_mm:g} mm from the ball's centre (the lens), "
-             f"{s.fov_deg:.3g}° field of view across the square picture, its top edge up."),
+            (f"Camera: {s.camera_distance_mm:g} mm from the ball's centre (the lens), "
+             f"{'on the same line' if s.on_axis else s.camera_place()}, {s.fov_deg:.3g}° field of view across "
+             f"the {s.picture_words()}, its top edge up."),
             (f"Print: {s.print_size_mm:.1f} × {s.print_size_mm:.1f} mm. Print at 100 % (no \"fit to page\"); "
              f"the bar is {BAR_MM:g} mm long.")]
 

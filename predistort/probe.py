@@ -5,9 +5,11 @@ again is negligible)::
 
     render(T) = A · T + b
 
-``T`` is the texture (R² texels per colour channel), ``A`` the sparse light-transport matrix (R² pixels ×
-R² texels; row p says which texels pixel p sees and how much) and ``b`` what the sphere reflects from the
-environment. The glass does not disperse, so one ``A`` serves all three channels.
+``T`` is the texture (R² texels per colour channel), ``A`` the sparse light-transport matrix (W·H film
+pixels × R² texels; row p says which texels pixel p sees and how much) and ``b`` what the sphere reflects
+from the environment. The film (W × H, :attr:`~predistort.scene.SceneConfig.film_size`) may be coarser than
+the texture: A is then rectangular, and a pixel sees many texels. The glass does not disperse, so one ``A``
+serves all three channels.
 :mod:`predistort.solve` inverts it for a picture.
 
 Tracing (:func:`probe`). A pixel's value is the reconstruction filter's weighted average of its camera
@@ -39,10 +41,12 @@ samples resolve); tests/test_solve.py and tests/test_scale.py state the errors, 
 measures each setting. :mod:`predistort.probe_cache` keeps transports per scene (use its
 :func:`~predistort.probe_cache.transport_for` rather than probing twice).
 
-Limits: square textures, R from 8 to :data:`predistort.scene.MAX_RESOLUTION`. Dr.Jit work (tracing,
+Limits: square textures, R from 8 to :data:`predistort.scene.MAX_TEXTURE_RESOLUTION`, films up to
+:data:`predistort.scene.MAX_RESOLUTION` on a side. Dr.Jit work (tracing,
 calibration renders) holds :data:`predistort.backend.RENDER_LOCK`; assembly runs outside it.
 """
 import json
+import math
 import os
 import threading
 import time
@@ -69,6 +73,9 @@ CALIBRATE_BLUR = 4.0           # σ (pixels of the calibration renders) of the b
 CALIBRATE_RESOLUTION = 128     # calibration renders are at most this size; the factor is upsampled from there
 FILTER_STDDEV = 0.5            # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
 SUPERSAMPLING = 3              # camera samples per pixel and axis (2 is faster and a little less exact)
+SAMPLE_SPACING = 2 / 3         # a texture finer than the film: camera samples at most this many texels apart
+COVER_SPACING = 1.5            # ... or, where that would pass MAX_SAMPLES, at most this many (every texel read)
+MAX_SAMPLES = 1 << 24          # camera samples of one probe beyond which the finer spacing is given up
 BAND_SAMPLES = 1 << 18         # camera samples traced at once (caps Dr.Jit's memory)
 BAND_ENTRIES = 1 << 20         # about this many entries of K·S assembled at once (caps torch's memory)
 TRACE, ASSEMBLE = 0.25, 0.33   # progress reported when tracing ends, when assembly starts (of 0..1)
@@ -81,8 +88,9 @@ TRACE, ASSEMBLE = 0.25, 0.33   # progress reported when tracing ends, when assem
 class Transport:
     """The measured light transport of one scene: ``render(T) ≈ A·T + b``.
 
-    Fields: ``config`` the scene; ``crow``, ``col`` (int32), ``val`` (float32) the CSR arrays of A (R² pixel
-    rows × R² texel columns, pixel and texel index ``row·R + column``); ``b`` [R²] the environment's part of
+    Fields: ``config`` the scene; ``crow``, ``col`` (int32), ``val`` (float32) the CSR arrays of A (W·H pixel
+    rows × R² texel columns, pixel index ``row·W + column``, texel index ``row·R + column``); ``b`` [W·H]
+    the environment's part of
     each pixel; ``info`` how it was measured (seconds, supersampling, calibration). Derived on first use:
     ``A``, ``At`` (CSR tensors with int32 indices: torch's sparse products are fastest so) and ``step``
     (1 / diag-majoriser of AᵀA, 0 for unseen texels).
@@ -100,7 +108,18 @@ class Transport:
 
     @property
     def resolution(self):
+        """The texture's side R (A has R² columns)."""
         return self.config.resolution
+
+    @property
+    def film_size(self):
+        """The film's ``(width, height)`` (A has width·height rows)."""
+        return self.config.film_size
+
+    @property
+    def shape(self):
+        """A's ``(pixels, texels)``."""
+        return (self.config.film_pixels, self.resolution ** 2)
 
     @property
     def nnz(self):
@@ -124,9 +143,10 @@ class Transport:
         """Build A, Aᵀ (from `transposed`, Aᵀ's CSR arrays, when the caller has them) and the step."""
         if "_A" in self.__dict__:
             return
-        n = self.resolution ** 2
-        self._A = torch.sparse_csr_tensor(self.crow, self.col, self.val, (n, n))
-        self._At = torch.sparse_csr_tensor(*(transposed or _transpose(self.crow, self.col, self.val)), (n, n))
+        pixels, texels = self.shape
+        self._A = torch.sparse_csr_tensor(self.crow, self.col, self.val, (pixels, texels))
+        self._At = torch.sparse_csr_tensor(*(transposed or _transpose(self.crow, self.col, self.val, texels)),
+                                           (texels, pixels))
         self._step = majoriser_step(self._A, self._At)
         self._At_step = scale_rows(self._At, self._step)
 
@@ -159,8 +179,9 @@ class Transport:
         return (self.step > 0).reshape(r, r)
 
     def render(self, texture):
-        """The predicted render ``A·T + b`` of `texture` [..., R, R, 3] (any batch shape), on the CPU."""
-        x, unflatten = flatten(texture, self.resolution)
+        """The predicted render ``A·T + b`` [..., H, W, 3] of `texture` [..., R, R, 3] (any batch shape)."""
+        width, height = self.film_size
+        x, unflatten = flatten(texture, self.resolution, out=(height, width))
         with backend.one_thread():
             y = self.A @ x + self.b[:, None]
         return unflatten(y)
@@ -197,15 +218,16 @@ class Transport:
         return transport
 
 
-def _transpose(crow, col, val):
-    """The CSR arrays (int32 indices) of the transpose of the square CSR matrix ``(crow, col, val)``: its
-    entries column by column. A stable sort by column keeps the rows ascending within each, so the result's
-    columns are sorted even where the input's were not."""
+def _transpose(crow, col, val, columns=None):
+    """The CSR arrays (int32 indices) of the transpose of the CSR matrix ``(crow, col, val)`` of `columns`
+    columns (default: square): its entries column by column. A stable sort by column keeps the rows
+    ascending within each, so the result's columns are sorted even where the input's were not."""
     n = crow.numel() - 1
+    columns = n if columns is None else columns
     rows = torch.repeat_interleave(torch.arange(n, dtype=torch.int32, device=col.device), (crow[1:] - crow[:-1]).long())
     col_sorted, order = torch.sort(col, stable=True)
-    crow_t = torch.zeros(n + 1, dtype=torch.int64, device=col.device)
-    crow_t[1:] = torch.cumsum(torch.bincount(col_sorted.long(), minlength=n), 0)
+    crow_t = torch.zeros(columns + 1, dtype=torch.int64, device=col.device)
+    crow_t[1:] = torch.cumsum(torch.bincount(col_sorted.long(), minlength=columns), 0)
     return crow_t.to(torch.int32), rows[order], val[order]
 
 
@@ -224,20 +246,24 @@ def scale_rows(M, scale):
     return torch.sparse_csr_tensor(crow, M.col_indices(), M.values() * scale.reshape(-1)[rows], M.shape)
 
 
-def flatten(texture, resolution):
-    """[..., R, R, 3] -> ([R², batch·3] float32 CPU, function mapping such a matrix back to the input's shape)."""
+def flatten(texture, resolution, out=None):
+    """[..., H, W, 3] -> ([H·W, batch·3] float32 CPU, function mapping a [h·w, batch·3] matrix back to
+    [..., h, w, 3] on the input's device). `resolution`: R (square) or ``(H, W)``; `out`: ``(h, w)`` of the
+    matrices `unflatten` takes (default: the input's)."""
     texture = torch.as_tensor(texture)
-    if tuple(texture.shape[-3:]) != (resolution, resolution, 3):
-        raise ValueError(f"expected textures of shape [..., {resolution}, {resolution}, 3], "
+    h, w = (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+    if tuple(texture.shape[-3:]) != (h, w, 3):
+        raise ValueError(f"expected {'textures' if out is None else 'images'} of shape [..., {h}, {w}, 3], "
                          f"got {list(texture.shape)}")
+    out_h, out_w = out or (h, w)
     batch = texture.shape[:-3]
     device = texture.device
-    x = texture.detach().to("cpu", torch.float32).reshape(-1, resolution * resolution, 3)
-    x = x.permute(1, 0, 2).reshape(resolution * resolution, -1)            # [R², B·3]
+    x = texture.detach().to("cpu", torch.float32).reshape(-1, h * w, 3)
+    x = x.permute(1, 0, 2).reshape(h * w, -1)                              # [H·W, B·3]
 
     def unflatten(y):
-        y = y.reshape(resolution * resolution, -1, 3).permute(1, 0, 2)
-        return y.reshape(*batch, resolution, resolution, 3).to(device)
+        y = y.reshape(out_h * out_w, -1, 3).permute(1, 0, 2)
+        return y.reshape(*batch, out_h, out_w, 3).to(device)
     return x.contiguous(), unflatten
 
 
@@ -246,20 +272,21 @@ def flatten(texture, resolution):
 # ---------------------------------------------------------------------------------------------------------
 def _trace_band(scene, config, side, row0, row1):
     """Follow every chain of :data:`CHAINS` from the film positions of fine rows ``row0 .. row1 - 1`` (a grid
-    of side ``side`` = R·n over the film).
+    of ``side`` = (W·n, H·n) positions over the film).
 
     Returns ``(sample, u, v, weight)`` for the chains that end on the plane (sample index on the fine grid,
-    the plane's uv, the product of Fresnel weights) and ``env`` [(row1 − row0)·side]: the summed weight of
+    the plane's uv, the product of Fresnel weights) and ``env`` [(row1 − row0)·W·n]: the summed weight of
     the chains that escape to the environment.
     """
     import drjit as dr
     import mitsuba as mi
 
-    count = (row1 - row0) * side
+    (side_x, side_y) = side
+    count = (row1 - row0) * side_x
     sensor = scene.sensors()[0]
     plane = mi.ShapePtr(next(s for s in scene.shapes() if s.id() == "textured_plane"))
-    idx = dr.arange(mi.UInt32, count) + dr.opaque(mi.UInt32, row0 * side)   # opaque: one kernel for all bands
-    film_pos = mi.Point2f((mi.Float(idx % side) + 0.5) / side, (mi.Float(idx // side) + 0.5) / side)
+    idx = dr.arange(mi.UInt32, count) + dr.opaque(mi.UInt32, row0 * side_x)   # opaque: one kernel for all bands
+    film_pos = mi.Point2f((mi.Float(idx % side_x) + 0.5) / side_x, (mi.Float(idx // side_x) + 0.5) / side_y)
     hits, env = [], torch.zeros(count)
     branches = {p: [c for c in "RT" if any(ch.startswith(p + c) for ch in CHAINS)]
                 for p in {ch[:k] for ch in CHAINS for k in range(len(ch) + 1)}}
@@ -289,7 +316,7 @@ def _trace_band(scene, config, side, row0, row1):
             env.add_(torch.where(torch.from_numpy(np.array(escaped)), w, 0.0))
             hit = torch.from_numpy(np.array(on_plane)).nonzero().squeeze(1)
             uv = torch.from_numpy(np.array(si.uv))                              # [2, count]
-            hits.append((hit + row0 * side, uv[0][hit], uv[1][hit], w[hit]))
+            hits.append((hit + row0 * side_x, uv[0][hit], uv[1][hit], w[hit]))
         del si
         for child_path, child_ray, child_weight in children:
             follow(child_path, child_ray, child_weight, on_sphere)   # continues only if it met the sphere
@@ -316,26 +343,28 @@ def _filter_taps(res, n, stddev=FILTER_STDDEV):
     return fine.clamp(0, res * n - 1), w / w.sum(1, keepdim=True)
 
 
-def _filter_image(image, res, n):
-    """K applied to a dense [side, side] map over the fine samples: the [R, R] film (K = K1 ⊗ K1)."""
-    fine, w = _filter_taps(res, n)
-    k1 = torch.zeros(res, res * n).scatter_add_(1, fine, w)
-    return k1 @ image @ k1.T
+def _filter_image(image, width, height, n):
+    """K applied to a dense [H·n, W·n] map over the fine samples: the [H, W] film (K = K_y ⊗ K_x)."""
+    def k1(res):
+        fine, w = _filter_taps(res, n)
+        return torch.zeros(res, res * n).scatter_add_(1, fine, w)
+    return k1(height) @ image @ k1(width).T
 
 
-def _band_matrix(res, n, py0, py1):
+def _band_matrix(width, height, n, py0, py1):
     """K's rows for pixel rows ``py0 .. py1 − 1``: CSR over the fine rows ``fy0 .. fy1 − 1`` they see
-    (``fy0 = fine[py0, 0]``); pixel (py, px) weighs fine sample (fy, fx) with ``K1[py, fy]·K1[px, fx]``."""
-    fine, w = _filter_taps(res, n)
-    side = res * n
-    fy0, fy1 = int(fine[py0, 0]), int(fine[py1 - 1, -1]) + 1
-    vals = w[py0:py1, None, :, None] * w[None, :, None, :]      # [P, R, k, k]: taps by fine row, then column
-    cols = (fine[py0:py1, None, :, None] - fy0) * side + fine[None, :, None, :]
+    (``fy0 = fine_y[py0, 0]``); pixel (py, px) weighs fine sample (fy, fx) with ``K_y[py, fy]·K_x[px, fx]``."""
+    fine_y, w_y = _filter_taps(height, n)
+    fine_x, w_x = _filter_taps(width, n)
+    side = width * n
+    fy0, fy1 = int(fine_y[py0, 0]), int(fine_y[py1 - 1, -1]) + 1
+    vals = w_y[py0:py1, None, :, None] * w_x[None, :, None, :]  # [P, W, k, k]: taps by fine row, then column
+    cols = (fine_y[py0:py1, None, :, None] - fy0) * side + fine_x[None, :, None, :]
     keep = vals > 0                                             # CSR order: columns ascend within each row
-    crow = torch.zeros((py1 - py0) * res + 1, dtype=torch.int64)
+    crow = torch.zeros((py1 - py0) * width + 1, dtype=torch.int64)
     crow[1:] = torch.cumsum(keep.sum((2, 3)).reshape(-1), 0)
     return torch.sparse_csr_tensor(crow, cols.expand_as(vals)[keep], vals[keep],
-                                   ((py1 - py0) * res, (fy1 - fy0) * side))
+                                   ((py1 - py0) * width, (fy1 - fy0) * side))
 
 
 def _sample_matrix(res, side, fy0, fy1, sample, u, v, weight):
@@ -369,42 +398,68 @@ def _blur(image, sigma):
     return x[0, 0]
 
 
-def _calibration(config, gain_traced, spp, resolution, renderer=None):
-    """The smooth per-pixel factor [R, R] that makes A's rows carry the rendered gain (environment light
-    that reaches the plane), measured with two renders at `resolution` ≤ R and upsampled to R."""
+def calibration_scene(config, resolution=CALIBRATE_RESOLUTION):
+    """The scene of the calibration renders: `config` with its film scaled down to at most `resolution` on
+    its longer side (its shape kept) and a texture of the film's width at most (the calibration textures
+    are constant, so their size changes nothing but the cost)."""
+    width, height = config.film_size
+    scale = min(1.0, resolution / max(width, height))
+    w, h = max(8, round(width * scale)), max(8, round(height * scale))
+    return config.replace(resolution=min(config.resolution, max(w, h)), film_width=w, film_height=h)
+
+
+def _calibration(config, gain_traced, spp, small, renderer=None):
+    """The smooth per-pixel factor [H, W] that makes A's rows carry the rendered gain (environment light
+    that reaches the plane), measured with two renders of the scene `small` (:func:`calibration_scene`)
+    and upsampled to the film."""
     from .render import Renderer
-    res = config.resolution
-    small = config.replace(resolution=resolution)
+    width, height = config.film_size
     if renderer is None or renderer.config != small:
         renderer = Renderer(small)
     # Coordinate textures 0 and 1: their difference is each pixel's true gain, environment lighting included.
-    zero = torch.zeros(resolution, resolution, 3)
+    zero = torch.zeros(small.resolution, small.resolution, 3)
     b_rendered = renderer.render(zero, spp=spp, seed=0).cpu().mean(-1)
     gain_rendered = renderer.render(zero + 1, spp=spp, seed=0).cpu().mean(-1) - b_rendered
-    traced = gain_traced.reshape(1, 1, res, res)
-    if resolution != res:
-        traced = F.interpolate(traced, size=(resolution, resolution), mode="area")
+    traced = gain_traced.reshape(1, 1, height, width)
+    if small.film_size != config.film_size:
+        traced = F.interpolate(traced, size=gain_rendered.shape, mode="area")
     factor = (_blur(gain_rendered, CALIBRATE_BLUR) / _blur(traced[0, 0], CALIBRATE_BLUR).clamp_min(1e-3))
-    if resolution != res:
-        factor = F.interpolate(factor[None, None], size=(res, res), mode="bilinear", align_corners=False)[0, 0]
+    if small.film_size != config.film_size:
+        factor = F.interpolate(factor[None, None], size=(height, width), mode="bilinear", align_corners=False)[0, 0]
     return factor.clamp(0.5, 2.0)
 
 
-def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=PRUNE,
+def sampling_for(config):
+    """``(supersampling, prune)`` for `config`: :data:`SUPERSAMPLING` and :data:`PRUNE` while a pixel spans at
+    most 2 texels. A finer texture needs more samples per pixel: :data:`SAMPLE_SPACING` texels apart (a 2048²
+    texture on a 512² film: 6, its render then as good as the 512² texture's; 3 leaves it 0.02 worse in L1
+    ratio, bench/film.py), as many as :data:`MAX_SAMPLES` allows, never fewer than every texel read
+    (:data:`COVER_SPACING`). Above 4 texels per pixel the threshold drops, since a pixel's gain is spread over
+    ratio² times more texels (it keeps its ratio to a row's largest entry)."""
+    ratio = config.resolution / min(config.film_size)
+    n = max(SUPERSAMPLING, math.ceil(ratio / SAMPLE_SPACING))
+    affordable = math.isqrt(MAX_SAMPLES // config.film_pixels)
+    n = max(SUPERSAMPLING, math.ceil(ratio / COVER_SPACING), min(n, affordable))
+    return n, PRUNE * min(1.0, (4 / ratio) ** 2)
+
+
+def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=None,
           calibrate_resolution=CALIBRATE_RESOLUTION, progress=None):
     """Measure the light transport of `config`: returns a prepared :class:`Transport` (``A``, ``b``).
 
     Parameters:
-        config                the scene (its resolution is A's)
+        config                the scene (A is its film's pixels × its texture's texels)
         renderer              a :class:`predistort.render.Renderer` of `config` to reuse (else one is built)
-        supersampling         camera samples per pixel and axis (default :data:`SUPERSAMPLING`)
+        supersampling         camera samples per pixel and axis (default :func:`sampling_for`'s: 3 unless
+                              the texture is over 4× finer than the film)
         calibrate_spp         samples per pixel of the two calibration renders (0: skip calibration)
-        prune                 drop entries of A below this (rows keep their sums)
+        prune                 drop entries of A below this (rows keep their sums; default
+                              :func:`sampling_for`'s: :data:`PRUNE` unless the texture is over 4× finer)
         calibrate_resolution  render the calibration at most this size (the factor is smooth; upsampled)
         progress              called as ``progress(fraction, message)`` with fraction in [0, 1] as the
                               probe goes (a ``gradio.Progress`` fits; :func:`tqdm_progress` adapts tqdm)
     Memory: the traced hits (~20 bytes per camera sample, n² per pixel), the result and its transpose;
-    Dr.Jit's tracing and the assembly's temporaries work in bands, so they do not grow with R.
+    Dr.Jit's tracing and the assembly's temporaries work in bands, so they do not grow with the film.
     """
     from .render import Renderer
 
@@ -413,53 +468,54 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     renderer = renderer or Renderer(config)
     if renderer.config != config:
         raise ValueError("probe(): the renderer draws another scene than `config`")
-    res = config.resolution
-    n = supersampling or SUPERSAMPLING
-    side = res * n
+    res = config.resolution                      # texture side
+    width, height = config.film_size             # film
+    n, prune = supersampling or sampling_for(config)[0], sampling_for(config)[1] if prune is None else prune
+    side, side_y = width * n, height * n         # the fine grid of camera samples: side × side_y
 
     # 1. Trace, in bands of fine rows.
     band_rows = max(1, BAND_SAMPLES // side)
     parts, env, first_hit = [], [], [0]          # the hits of trace band i are first_hit[i] .. first_hit[i+1]
-    for row0 in range(0, side, band_rows):
-        row1 = min(side, row0 + band_rows)
-        report(TRACE * row0 / side, f"tracing the sphere's light paths ({row0 // n}/{res} rows)")
+    for row0 in range(0, side_y, band_rows):
+        row1 = min(side_y, row0 + band_rows)
+        report(TRACE * row0 / side_y, f"tracing the sphere's light paths ({row0 // n}/{height} rows)")
         with backend.RENDER_LOCK:
-            band, band_env = _trace_band(renderer.scene, config, side, row0, row1)
+            band, band_env = _trace_band(renderer.scene, config, (side, side_y), row0, row1)
         parts.append(band)
         env.append(band_env)
         first_hit.append(first_hit[-1] + band[0].numel())
     sample, u, v, weight = (torch.cat(p) for p in zip(*parts))
     del parts
-    env = torch.cat(env).reshape(side, side)
+    env = torch.cat(env).reshape(side_y, side)
 
     # 2. Gain and environment per pixel: K applied to dense maps of the samples (the bilinear weights sum to 1).
-    b = _filter_image(env, res, n).reshape(-1)
-    per_sample = torch.zeros(side * side).index_add_(0, sample, weight).reshape(side, side)
-    gain_traced = _filter_image(per_sample, res, n).reshape(-1)
+    b = _filter_image(env, width, height, n).reshape(-1)
+    per_sample = torch.zeros(side * side_y).index_add_(0, sample, weight).reshape(side_y, side)
+    gain_traced = _filter_image(per_sample, width, height, n).reshape(-1)
     del env, per_sample
-    factor, calibration = torch.ones(res * res), None
+    factor, calibration = torch.ones(width * height), None
     if calibrate_spp:
         report(TRACE, "calibrating the environment light (2 renders)")
-        small = min(res, calibrate_resolution)
+        small = calibration_scene(config, calibrate_resolution)
         with backend.RENDER_LOCK:
             factor = _calibration(config, gain_traced, calibrate_spp, small,
-                                  renderer if small == res else None).reshape(-1)
-        calibration = {"spp": calibrate_spp, "blur_px": CALIBRATE_BLUR, "resolution": small,
+                                  renderer if small == config else None).reshape(-1)
+        calibration = {"spp": calibrate_spp, "blur_px": CALIBRATE_BLUR, "resolution": max(small.film_size),
                        "factor_min": float(factor.min()), "factor_max": float(factor.max())}
 
     # 3. A = K·S, calibrated and pruned, one band of pixel rows at a time.
-    fine, w = _filter_taps(res, n)
-    band_pixels = max(1, BAND_ENTRIES // (fine.shape[1] ** 2 * res))   # K has k² entries per pixel
+    fine, w = _filter_taps(height, n)
+    band_pixels = max(1, BAND_ENTRIES // (fine.shape[1] ** 2 * width))   # K has k² entries per pixel
     crow_parts, col_parts, val_parts = [torch.zeros(1, dtype=torch.int64)], [], []
     nnz = 0
     K, pattern = None, None
     with backend.one_thread():
-        for py0 in range(0, res, band_pixels):
-            py1 = min(res, py0 + band_pixels)
-            report(ASSEMBLE + (1 - ASSEMBLE) * py0 / res, f"assembling the light transport ({py0}/{res} rows)")
+        for py0 in range(0, height, band_pixels):
+            py1 = min(height, py0 + band_pixels)
+            report(ASSEMBLE + (1 - ASSEMBLE) * py0 / height, f"assembling the light transport ({py0}/{height} rows)")
             shape = torch.cat([fine[py0:py1] - fine[py0, 0], w[py0:py1]])  # K's band, up to a shift
             if pattern is None or not torch.equal(shape, pattern):
-                K = _band_matrix(res, n, py0, py1)                    # the same for every inner band
+                K = _band_matrix(width, height, n, py0, py1)          # the same for every inner band
                 pattern = shape
             fy0, fy1 = int(fine[py0, 0]), int(fine[py0, 0]) + K.shape[1] // side
             # The hits K's band sees: those of the trace bands that cover its fine rows, then the rows.
@@ -469,7 +525,7 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
             A = K @ S
             crow, cols, vals = A.crow_indices(), A.col_indices(), A.values().float()
             rows = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow[1:] - crow[:-1])
-            vals = vals * factor[py0 * res:py1 * res][rows]
+            vals = vals * factor[py0 * width:py1 * width][rows]
             # Prune negligible entries; rescale each row so that its sum (the pixel's gain) is unchanged.
             row_sum = torch.zeros(crow.numel() - 1).index_add_(0, rows, vals)
             keep = vals >= prune
@@ -484,8 +540,8 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     # SpGEMM leaves each row's columns unordered; transposing twice sorts them (A·x gathers x in order).
     crow, col, val = torch.cat(crow_parts), torch.cat(col_parts), torch.cat(val_parts)
     del crow_parts, col_parts, val_parts
-    transposed = _transpose(crow.to(torch.int32), col, val)
-    crow, col, val = _transpose(*transposed)
+    transposed = _transpose(crow.to(torch.int32), col, val, res * res)
+    crow, col, val = _transpose(*transposed, width * height)
     report(1.0, "light transport measured")
     info = {"method": "traced specular chains " + ",".join(c or "direct" for c in CHAINS),
             "supersampling": n, "prune": prune, "calibration": calibration, "nnz": nnz,

@@ -32,15 +32,17 @@ class Renderer:
 
     Parameters: ``config`` the scene (default: the tutorial's). Textures are torch tensors
     ``[resolution, resolution, 3]``, float, nominally in [0,1] (values are reflectances, used as stored);
-    they are moved to :attr:`device` (``cuda`` under ``cuda_ad_rgb``, else ``cpu``). Thread-safe: every
-    method takes the process-wide render lock.
+    they are moved to :attr:`device` (``cuda`` under ``cuda_ad_rgb``, else ``cpu``). Images are
+    ``[film_height, film_width, 3]`` (:attr:`film_shape`; the texture's square unless the scene states a
+    film). Thread-safe: every method takes the process-wide render lock.
     """
 
     def __init__(self, config=DEFAULT):
         self.variant = backend.init()                 # cuda_ad_rgb or llvm_ad_rgb, checked
         self.device = backend.device()                # where textures and images live
         self.config = config                          # the scene this renderer draws
-        self.resolution = config.resolution           # texture side = film side
+        self.resolution = config.resolution           # texture side
+        self.film_shape = (config.film_size[1], config.film_size[0], 3)   # rendered image: [H, W, 3]
         with backend.RENDER_LOCK:
             self.scene = mi.load_dict(mitsuba_dict(config))
             self.params = mi.traverse(self.scene)     # the scene's differentiable parameters ...
@@ -62,9 +64,15 @@ class Renderer:
                              f"Renderer for its resolution.")
         return texture.to(self.device, torch.float32)
 
+    def _check_image(self, image):
+        if tuple(image.shape) != self.film_shape:
+            raise ValueError(f"This renderer's film is {self.film_shape[1]}×{self.film_shape[0]}: expected a target "
+                             f"image of shape {list(self.film_shape)}, got {list(image.shape)}.")
+        return image.to(self.device, torch.float32)
+
     # -- public API ----------------------------------------------------------------------------------------
     def render(self, texture, spp=4, seed=0, seed_grad=None):
-        """Render `texture` [R,R,3] and return the image [R,R,3] (float32, linear, on :attr:`device`).
+        """Render `texture` [R,R,3] and return the image [H,W,3] (float32, linear, on :attr:`device`).
 
         Parameters: ``spp`` samples per pixel (noise ~ 1/sqrt(spp)); ``seed`` the sampler seed (the same seed
         gives the same noise); ``seed_grad`` the seed of the backward pass's replay (default ``seed + 1``,
@@ -94,7 +102,7 @@ class Renderer:
         this is how :func:`predistort.train.train` batches the model's own backward pass.
         """
         leaf = self._check(texture).detach().requires_grad_(True)
-        target = self._check(target)
+        target = self._check_image(target)
         with backend.RENDER_LOCK, torch.enable_grad():
             image = self.render(leaf, spp=spp, seed=seed, seed_grad=seed_grad)
             loss = loss_fn(image, target)

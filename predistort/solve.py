@@ -12,6 +12,12 @@ a magnified texel, seen by many pixels, moves gently; a compressed one boldly. T
 minimise the squared error (fast progress), the rest a Huber loss with a small threshold (close to L1, the
 metric that is reported). Texels that no pixel sees (``D = 0``) keep the picture's own value.
 
+Film coarser than the texture. ``A`` is then W·H × R² with R² > W·H: many textures render the same. The
+solve starts from the picture and every step moves the texture along ``D⁻¹Aᵀ r``, i.e. only along what the
+film can see; the rest of the picture (the detail finer than a pixel) stays as it was. The target is then
+the film's [H, W, 3] (:func:`predistort.target.target_for`) and the start, the picture [R, R, 3], must be
+given.
+
 Cost. Each iteration is two sparse products (``A·y``, ``Aᵀ·r``) over ~15 entries per pixel: memory-bound,
 so it grows with R² and runs on :func:`predistort.backend.solver_threads`. The default schedule
 (:func:`iterations_for`) is :data:`ITERATIONS` iterations up to :data:`FULL_ITERATIONS_UP_TO` pixels and
@@ -61,8 +67,8 @@ def momentum_schedule(iterations, l2_iterations):
 
 
 def iterate(A, At_step, offset, x, steps, deltas, momenta):
-    """The solver's loop on [R², k] matrices (k = batch·3 columns), shared by :func:`fista` and the unrolled
-    layer's inference (:class:`predistort.layers.UnrolledInverse`). Iteration k::
+    """The solver's loop on [R², k] textures (k = batch·3 columns; ``offset`` is [W·H, k]), shared by
+    :func:`fista` and the unrolled layer's inference (:class:`predistort.layers.UnrolledInverse`). Iteration k::
 
         r  = clamp(A·y + offset, −δ_k, δ_k)           offset = b − target: r is the predicted render's error
         x' = clamp(y − s_k · D⁻¹Aᵀ r, 0, 1)           At_step = D⁻¹Aᵀ, the preconditioned transpose
@@ -97,21 +103,30 @@ def fista(transport, x, target, iterations, l2_iterations, delta):
 
 @torch.no_grad()
 def solve(target, transport, iterations=None, l2_iterations=None, delta=HUBER_DELTA, start=None):
-    """The pre-distortion of `target` [..., R, R, 3] for the transport's scene: a texture in [0,1], same shape.
+    """The pre-distortion of `target` for the transport's scene: a texture [..., R, R, 3] in [0,1].
 
-    Parameters: ``transport`` from :func:`predistort.probe_cache.transport_for` (same resolution as
-    `target`); ``iterations``, ``l2_iterations`` (default :func:`iterations_for` the resolution; with
-    `iterations` given, :data:`L2_ITERATIONS`), ``delta`` the schedule of :func:`fista`; ``start`` an initial
-    texture (default: `target` itself, which is also what unseen texels keep). No rendering.
+    Parameters: ``target`` the render to aim at, [..., H, W, 3] on the transport's film (for a film equal to
+    the texture, the picture itself: [..., R, R, 3]); ``transport`` from
+    :func:`predistort.probe_cache.transport_for`; ``iterations``, ``l2_iterations`` (default
+    :func:`iterations_for` the film's larger side; with `iterations` given, :data:`L2_ITERATIONS`), ``delta``
+    the schedule of :func:`fista`; ``start`` an initial texture [..., R, R, 3] (default: `target` itself,
+    when the film is the texture's grid; required otherwise: the picture). Unseen texels, and the detail
+    no pixel resolves, keep the start's values. No rendering.
     """
     res = transport.resolution
+    width, height = transport.film_size
     if iterations is None:
-        iterations, default_l2 = iterations_for(res)
+        iterations, default_l2 = iterations_for(max(width, height))
         l2_iterations = default_l2 if l2_iterations is None else l2_iterations
     elif l2_iterations is None:
         l2_iterations = L2_ITERATIONS                       # as before iterations_for: the first 40
-    t, unflatten = flatten(target, res)
-    x = t.clone() if start is None else flatten(start, res)[0].clamp(0, 1)
+    t, _ = flatten(target, (height, width))
+    if start is None and (width, height) != (res, res):
+        raise ValueError(f"solve(): this scene's film ({width}×{height}) is not its texture's grid ({res}×{res}): "
+                         f"pass the picture as start=")
+    start = target if start is None else start
+    x, unflatten = flatten(start, res)
+    x = x.clamp(0, 1)
     with backend.solver_threads():
         x = fista(transport, x, t, iterations, l2_iterations, delta)
     return unflatten(x)
@@ -134,7 +149,8 @@ def applies(thing, config):
         kind = "The measured light transport"
         fix = "Probe the new scene (a few seconds)."
     else:
-        if getattr(thing, "resolution", config.resolution) != config.resolution:
+        if (getattr(thing, "resolution", config.resolution) != config.resolution
+                or getattr(thing, "film_size", config.film_size) != config.film_size):
             return False, (f"This model maps {thing.resolution}×{thing.resolution} textures; the scene renders "
                            f"{config.resolution}×{config.resolution}. Use or train a model for that resolution.")
         made_for = (getattr(thing, "info", None) or {}).get("scene")
@@ -144,7 +160,10 @@ def applies(thing, config):
         if not made_for:
             return True, f"{kind} records no scene; assuming it fits."
     current = config.to_dict()
-    differ = [f"{k} {made_for[k]} → {current[k]}" for k in current if k in made_for and made_for[k] != current[k]]
+    film = ("film_width", "film_height")                    # left out of a dict at the texture's square
+    keys = [k for k in current if k in made_for] + [k for k in film if (k in current) != (k in made_for)]
+    differ = [f"{k} {made_for.get(k, 'square')} → {current.get(k, 'square')}" for k in keys
+              if made_for.get(k) != current.get(k)]
     if differ:
         return False, f"{kind} was made for another scene ({', '.join(differ)}). {fix}"
     return True, f"{kind} was made for this scene."

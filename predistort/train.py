@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from .target import is_on_axis_framing, target_for
+
 
 @dataclass
 class Recipe:
@@ -75,6 +77,9 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
     if recipe.loss != "l1":
         raise ValueError(f"Unknown loss {recipe.loss!r}; only 'l1' is implemented.")
     targets = torch.stack([t.to(renderer.device, torch.float32) for t in textures])        # [N,R,R,3]
+    # What each render is scored against: the picture itself, or its ball-free view on the scene's film.
+    goals = targets if is_on_axis_framing(renderer.config) else \
+        torch.stack([target_for(t, renderer.config) for t in textures]).to(renderer.device)
     n = len(textures)
     if optimizer is None:
         own = getattr(model, "optimizer", None)
@@ -91,7 +96,7 @@ def train(model, renderer, textures, recipe=Recipe(), callback=None, stop=None, 
             out = model(targets)                                                   # 1. batched forward
             grads, loss_sum = torch.empty_like(out), 0.0
             for j in range(n):                                                     # 2. per-texture render + backward
-                loss, grads[j] = renderer.loss_and_grad(out[j].detach(), targets[j], spp=recipe.spp,
+                loss, grads[j] = renderer.loss_and_grad(out[j].detach(), goals[j], spp=recipe.spp,
                                                         seed=i * n + j, loss_fn=F.l1_loss)
                 loss_sum += loss
             out.backward(grads)                                                    # 3. batched model backward

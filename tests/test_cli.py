@@ -98,3 +98,35 @@ def test_apply_at_another_resolution_writes_everything_at_that_size(tmp_path):
             assert Image.open(out / name).size == (48, 48), name
         texture = np.asarray(Image.open(out / "texture.png"))
         assert not np.array_equal(texture, np.asarray(Image.open(out / "predistorted.png")))
+
+
+def test_apply_with_the_bundled_model_on_a_scene_it_was_not_made_for_says_what_it_used(tmp_path):
+    """`apply --scene S.json` (what `advise --out` writes, or any camera): the bundled generalising layer was made
+    for the tutorial's scene, so the instant solve on S's transport pre-distorts, and stdout and metrics.json say
+    so. An off-axis camera with a 4:3 film is scored against the ball-free view and written at the film's size."""
+    from PIL import Image
+    from predistort.physical import PhysicalSetup
+    env = {"PREDISTORT_CACHE": str(tmp_path / "cache")}
+    on_axis = PhysicalSetup(ior=1.5, print_distance_mm=225.0, resolution=32)
+    off_axis = on_axis.replace(camera_x_mm=30.0, camera_y_mm=20.0, aim_z_mm=225.0, film_width=40, film_height=30)
+    for name, setup, goal in (("advised", on_axis, "picture"), ("off", off_axis, "ball-free view")):
+        scene = tmp_path / f"{name}.json"
+        setup.to_scene().save(scene)
+        out = tmp_path / name
+        result = run_python(["-m", "predistort", "apply", "--scene", str(scene), "--texture",
+                             str(REPO / "examples" / "landscape.png"), "--spp", "16", "--out-dir", str(out)], env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["pre-distorted with"].startswith("the instant solve on this scene's light transport (the "
+                                                        "unrolled model was made for another scene)")
+        assert f"Pre-distorted with {metrics['pre-distorted with']}; scored against the {goal}." in result.stdout
+        assert metrics["target"] == goal and metrics["l1_final"] < 0.8 * metrics["l1_initial"]
+        width, height = setup.film_size
+        assert Image.open(out / "render_final.png").size == (width, height)
+        assert Image.open(out / "predistorted.png").size == (32, 32)
+        assert (out / "target.png").exists() == (goal != "picture")
+    # Weights named with --weights are still held to their own scene.
+    result = run_python(["-m", "predistort", "apply", "--weights", str(REPO / "weights" / "default"), "--scene",
+                         str(tmp_path / "off.json"), "--texture", str(REPO / "examples" / "landscape.png"),
+                         "--out-dir", str(tmp_path / "refused")], env=env)
+    assert result.returncode == 2 and "another scene" in result.stderr

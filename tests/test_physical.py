@@ -69,9 +69,33 @@ def test_impossible_setups_are_refused(changes, words):
         PhysicalSetup(**changes)
 
 
-def test_an_off_axis_scene_has_no_setup():
+def test_a_camera_off_the_axis_with_a_4_3_film_round_trips():
+    setup = PhysicalSetup(ior=1.5, print_distance_mm=225.0, camera_x_mm=30.0, camera_y_mm=20.0,
+                          aim_z_mm=225.0, film_width=64, film_height=48, resolution=64)
+    config = setup.to_scene()
+    u = config.units_mm
+    # 30 mm right (world +x), 20 mm up (world −y: the picture's up), aimed at the ball's centre.
+    assert config.camera_origin[0] * u == pytest.approx(30.0) and config.camera_origin[1] * u == pytest.approx(-20.0)
+    assert config.camera_target == config.sphere_center and config.film_size == (64, 48)
+    assert PhysicalSetup.from_scene(config) == setup
+    # The print is as large as for the on-axis camera: moving or turning the camera does not change it.
+    assert setup.print_size_mm == pytest.approx(PhysicalSetup(ior=1.5, print_distance_mm=225.0).print_size_mm)
+    assert "30 mm right and 20 mm up" in setup.describe() and "64 × 48 picture" in setup.describe()
+    # A film taller than wide: the print covers its height.
+    tall = setup.replace(film_width=48, film_height=64)
+    assert tall.print_size_mm == pytest.approx(setup.print_size_mm * 64 / 48)
+    with pytest.raises(ValueError, match="film_width and film_height go together"):
+        PhysicalSetup(film_width=64)
+    with pytest.raises(ValueError, match="film_height must be a whole number of pixels from 8 to 1024, got 4000"):
+        PhysicalSetup(film_width=64, film_height=4000)
+    # A camera that cannot see the ball is refused by the scene, naming what to change.
+    with pytest.raises(ValueError, match="outside the camera's field of view"):
+        PhysicalSetup(camera_x_mm=400.0, aim_x_mm=400.0).to_scene()
+
+
+def test_an_off_axis_ball_has_no_setup():
     with pytest.raises(ValueError, match="not an on-axis setup"):
-        PhysicalSetup.from_scene(DEFAULT.replace(camera_origin=(0.2, 0.0, -2.0)))
+        PhysicalSetup.from_scene(DEFAULT.replace(sphere_center=(0.2, 0.0, -1.0)))
     with pytest.raises(ValueError, match="not an on-axis setup"):
         PhysicalSetup.from_scene(DEFAULT.replace(camera_up=(0.0, 1.0, 0.0)))
     with pytest.raises(ValueError, match="units_mm"):

@@ -56,7 +56,7 @@ def test_the_png_prints_at_the_true_size_and_shows_the_texture(tmp_path):
     dpi = image.info["dpi"]
     assert dpi[0] == pytest.approx(dpi[1])
     assert image.width / dpi[0] * 25.4 == pytest.approx(SETUP.print_size_mm, rel=1e-3)
-    assert dpi[0] >= 150                                                    # upsampled by a whole factor
+    assert dpi[0] >= 300                                                    # upsampled by a whole factor
     assert image.width % 32 == 0
     # At its own resolution (no upsampling) the printed picture is the texture, 8-bit.
     exact, dpi1 = print_image(tex, SETUP, min_dpi=1)
@@ -70,3 +70,56 @@ def test_the_png_prints_at_the_true_size_and_shows_the_texture(tmp_path):
 def test_a_texture_that_is_not_square_is_refused():
     with pytest.raises(ValueError, match="square RGB"):
         print_image(torch.zeros(16, 32, 3), SETUP)
+
+
+def test_the_print_resolution_follows_the_print_size():
+    from predistort.printout import texture_resolution_for
+    assert texture_resolution_for(340.0) == 4032 and 4032 / (340 / 25.4) >= 300     # ≥ 300 dpi up to 340 mm
+    assert texture_resolution_for(240.0) == 2880
+    assert texture_resolution_for(1000.0) == 4096                                   # at most 4096
+    assert texture_resolution_for(20.0) == 256
+
+
+def test_the_pdf_embeds_the_picture_at_its_full_resolution(tmp_path):
+    tex = texture(2, 32)
+    image, dpi = print_image(tex, SETUP)
+    path = write_pdf(tex, SETUP, tmp_path / "print.pdf")
+    widths = [int(w) for w in re.findall(rb"/Width (\d+)", path.read_bytes())]
+    assert image.width in widths and dpi >= 300
+    assert max(widths) / (SETUP.print_size_mm / 25.4) >= 300
+
+
+TINY = PhysicalSetup(ball_diameter_mm=10.0, ior=1.5, print_distance_mm=12.0, camera_distance_mm=12.0, resolution=32)
+
+
+def test_a_picture_is_pre_distorted_at_the_prints_resolution_on_the_cameras_film(tmp_path):
+    """A 28.8 mm print needs 384 px for 300 dpi; the camera's picture stays 32×32: the transport is 32² × 384²,
+    and the solve at 384² renders closer to the ball-free view than the plain picture does."""
+    from common import picture_paths
+    from predistort.printout import predistort_for_print
+    from predistort.render import Renderer
+    from predistort.target import target_for
+    from predistort.images import l1, prepare_texture
+    texture_, scene = predistort_for_print(str(picture_paths()[0]), TINY)
+    assert scene.resolution == 384 and scene.film_size == (32, 32) and texture_.shape == (384, 384, 3)
+    picture, _ = prepare_texture(str(picture_paths()[0]), 384, fit="crop")
+    goal = target_for(picture, scene)
+    renderer = Renderer(scene)
+    plain = l1(renderer.render(picture, spp=64).cpu(), goal)
+    fixed = l1(renderer.render(texture_, spp=64).cpu(), goal)
+    assert fixed < 0.6 * plain, (fixed, plain)
+    image, dpi = print_image(texture_, TINY)
+    assert image.width == 384 and dpi >= 300                               # its own pixels: no upsampling
+
+
+def test_the_print_command_pre_distorts_a_picture_at_the_prints_resolution(tmp_path):
+    from common import REPO, run_python
+    scene = tmp_path / "tiny.json"
+    TINY.to_scene().save(scene)
+    result = run_python(["-m", "predistort", "print", "--scene", str(scene), "--picture",
+                         str(REPO / "examples" / "landscape.png"), "--out-dir", str(tmp_path / "out")],
+                        env={"PREDISTORT_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "at 384×384 (the print's resolution) for a 32×32 camera picture" in result.stdout
+    png = Image.open(tmp_path / "out" / "print.png")
+    assert png.width == 384 and png.info["dpi"][0] >= 300

@@ -34,10 +34,15 @@ def l1(a, b):
     return (a.cpu() - b.cpu()).abs().mean().item()
 
 
-def test_scenes_go_up_to_1024():
+def test_films_go_up_to_1024_and_textures_to_4096():
     assert MAX_RESOLUTION == 1024 and DEFAULT.replace(resolution=1024).resolution == 1024
-    with pytest.raises(ValueError, match="from 8 to 1024"):
+    with pytest.raises(ValueError, match="film_width and film_height must be stated for a texture above 1024"):
         DEFAULT.replace(resolution=1025)
+    assert DEFAULT.replace(resolution=4096, film_width=1024, film_height=1024).resolution == 4096
+    with pytest.raises(ValueError, match="resolution must be a whole number of pixels from 8 to 4096"):
+        DEFAULT.replace(resolution=4097, film_width=1024, film_height=1024)
+    with pytest.raises(ValueError, match="film_width must be a whole number of pixels from 8 to 1024, got 1025"):
+        DEFAULT.replace(resolution=2048, film_width=1025, film_height=1024)
 
 
 def test_the_tutorial_layer_stays_at_most_128():

@@ -55,7 +55,17 @@ def test_default_scene_renders_exactly_like_the_tutorials_own_scene():
 
 
 @pytest.mark.parametrize("changes, words", [
-    (dict(resolution=4), "resolution must be a whole number of pixels from 8 to 1024"),
+    (dict(resolution=4), "resolution must be a whole number of pixels from 8 to 4096"),
+    (dict(resolution=2048), "film_width and film_height must be stated for a texture above 1024"),
+    (dict(film_width=0, film_height=96), "film_width must be a whole number of pixels from 8 to 1024, got 0"),
+    (dict(film_width=2048, film_height=96), "film_width must be a whole number of pixels from 8 to 1024, got 2048"),
+    (dict(film_width=96, film_height=12.5), "film_height must be a whole number"),
+    (dict(camera_origin=(0, 0, 2)), "camera_origin [0.0, 0.0, 2.0] is behind or on the print"),
+    (dict(camera_origin=(0, 0, -1.2)), "would contain the camera"),
+    (dict(camera_target=(3, 0, 0)), "the ball is outside the camera's field of view"),
+    (dict(camera_target=(0, 0, -3)), "the camera looks away from the print"),
+    (dict(camera_target=(0, 0, -2)), "camera_target must differ from camera_origin"),
+    (dict(camera_up=(0, 0, 1)), "camera_up must not be parallel"),
     (dict(resolution=100000), "resolution"),
     (dict(sphere_radius=1.5), "would contain the camera"),
     (dict(sphere_radius=-0.1), "sphere_radius must be positive"),
@@ -89,6 +99,24 @@ def test_film_follows_the_texture_resolution():
     assert image.shape == (24, 24, 3)
     with pytest.raises(ValueError, match=r"expected a texture of shape \[24, 24, 3\]"):
         renderer.render(torch.rand(32, 32, 3))
+
+
+def test_a_stated_film_is_rendered_at_its_size_and_old_scenes_keep_their_dict():
+    assert "film_width" not in DEFAULT.to_dict() and DEFAULT.film_size == (128, 128)
+    # A film equal to the texture is the old scene (same dict, same cache key); any other film is written out.
+    assert DEFAULT.replace(film_width=128, film_height=128) == DEFAULT
+    scene = DEFAULT.replace(resolution=32, film_width=40, film_height=30)
+    assert scene.film_size == (40, 30) and scene.to_dict()["film_width"] == 40
+    assert SceneConfig.from_dict(scene.to_dict()) == scene
+    # The camera may stand off the axis, aimed at the ball, as long as it sees it.
+    off = scene.replace(camera_origin=(0.3, 0.2, -2.0), camera_target=(0.0, 0.0, -1.0))
+    renderer = Renderer(off)
+    image = renderer.render(picture_textures(32)[0], spp=4)
+    assert image.shape == (30, 40, 3)
+    with pytest.raises(ValueError, match=r"film is 40×30: expected a target image of shape \[30, 40, 3\]"):
+        renderer.loss_and_grad(picture_textures(32)[0], torch.zeros(32, 32, 3))
+    loss, grad = renderer.loss_and_grad(picture_textures(32)[0], image, spp=2)
+    assert grad.shape == (32, 32, 3) and grad.abs().sum() > 0
 
 
 def test_scene_parameters_change_the_render():
