@@ -60,6 +60,8 @@ REWEIGHT_EVERY = 10          # iterations between two minimax reweightings
 REWEIGHT_POWER = 1.0         # η: how hard a worse view's weight grows
 MAX_CAMERA_MM = 50.0         # tolerances beyond these are refused: the views would no longer see the ball well
 MAX_BALL_MM, MAX_PRINT_MM, MAX_IOR = 20.0, 100.0, 0.2
+MAP_RESOLUTION = 128         # the stand map predicts at most at this size (see stand_map)
+MAP_BOX_MM = 3.0             # ... over this box when the pre-distortion was made for the exact spot
 PRESETS = {"exact spot (0 mm)": 0.0, "calibrated / tripod (1 mm)": 1.0, "careful (3 mm)": 3.0,
            "by hand (10 mm)": 10.0}
 
@@ -125,15 +127,17 @@ class View:
         return not (any(self.camera) or any(self.ball) or self.print_mm or self.ior)
 
 
-def views(tolerance):
+def views(tolerance, corners=True):
     """The views that stand for `tolerance`'s box (see the module doc): a list of :class:`View`, the nominal
-    first. Exact: the nominal view alone."""
+    first. Exact: the nominal view alone. ``corners=False`` leaves out the cube's eight corners (the
+    advisor's cheaper ranking)."""
     t = Tolerance.of(tolerance)
     out = [View(weight=NOMINAL_WEIGHT)]
     if t.camera_mm:
         c, k = t.camera_mm, CORNER * t.camera_mm
         out += [View(camera=tuple(s * c * (axis == i) for i in range(3))) for axis in range(3) for s in (-1, 1)]
-        out += [View(camera=(sx * k, sy * k, sz * k)) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
+        if corners:
+            out += [View(camera=(sx * k, sy * k, sz * k)) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]
     if t.ball_mm:
         out += [View(ball=(s * t.ball_mm * (axis == 0), s * t.ball_mm * (axis == 1)))
                 for axis in range(2) for s in (-1, 1)]
@@ -344,6 +348,20 @@ def robust_model(config, tolerance, renderer=None, progress=None, note=""):
     return RobustModel(stack, tolerance, note), probes
 
 
+def robust_ratio(config, tolerance, pictures, measure):
+    """The advisor's robust prediction for scene `config`: the worst predicted ratio, over the nominal and
+    the camera's six axis ends (and the ball's, print's, IOR's ends when asked), of the one texture solved
+    for all of them. ``measure(scene)`` gives a view's transport (the advisor's cheap probe). Returns
+    ``(worst, per-view ratios)``."""
+    vs = views(tolerance, corners=False)
+    transports = [measure(view_scene(config, v)) for v in vs]
+    stack = Stack(config, vs, transports)
+    pictures = torch.as_tensor(pictures)
+    textures = solve(pictures, stack)
+    ratios = [predicted_ratio(t, config, v, textures, pictures) for v, t in zip(vs, transports)]
+    return max(ratios), ratios
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Where you may stand: the predicted ratio over camera offsets
 # ---------------------------------------------------------------------------------------------------------
@@ -421,13 +439,20 @@ class StandMap:
         return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
 
 
-def stand_map(config, textures, pictures, box_mm=3.0, points=3, progress=None):
+def stand_map(config, textures, pictures, box_mm=3.0, points=3, progress=None, resolution=None):
     """Predict the ratio of `textures` (the pre-distortions of `pictures`, [N, R, R, 3]) over camera
     offsets around the nominal scene `config`: a points × points grid over ±`box_mm` in x and y, and ±`box_mm`
-    in z — one (cached) probe per offset, no renders. Returns a :class:`StandMap`."""
+    in z — one (cached) probe per offset, no renders. Above `resolution` (default :data:`MAP_RESOLUTION`)
+    the prediction runs at that size, both images area-averaged to it (the map is about where one may stand,
+    not about fine detail; probes stay cheap). Returns a :class:`StandMap`."""
     if not box_mm > 0 or points < 2:
         raise ValueError(f"stand_map(): box_mm must be positive and points at least 2, got {box_mm} and {points}")
-    textures, pictures = torch.as_tensor(textures), torch.as_tensor(pictures)
+    textures, pictures = torch.as_tensor(textures).float(), torch.as_tensor(pictures).float()
+    size = min(config.resolution, resolution or MAP_RESOLUTION)
+    if size != config.resolution:
+        config = config.replace(resolution=size)
+        textures, pictures = (F.interpolate(x.permute(0, 3, 1, 2), size=(size, size), mode="area").permute(0, 2, 3, 1)
+                              for x in (textures, pictures))
     side = np.linspace(-box_mm, box_mm, points).round(6).tolist()
     todo = [View(camera=(x, y, 0.0)) for y in side for x in side] + [View(camera=(0.0, 0.0, s * box_mm))
                                                                      for s in (-1, 1)]
