@@ -127,3 +127,35 @@ def test_stand_map(glass, pictures):
     assert "±3 mm" in m.line() and m.image().size[0] > 100
     with pytest.raises(ValueError, match="box_mm"):
         tol.stand_map(glass, texture, pictures, box_mm=-1)
+
+
+def test_cli_apply_and_advise_with_a_tolerance(tmp_path):
+    """`apply --tolerance-mm 3`: the robust solve (said), metrics.json's `tolerance` (the box, worst and mean
+    predicted ratio, the map), stand_map.png and one line; the exact spot's texture is judged on ±3 mm too.
+    A negative tolerance: one line naming the flag, status 2, nothing probed or written."""
+    import json
+    from common import REPO, run_python
+    env = {"PREDISTORT_CACHE": str(tmp_path / "cache")}
+    base = ["-m", "predistort", "apply", "--method", "solve", "--resolution", "24", "--spp", "8",
+            "--texture", str(REPO / "examples" / "landscape.png")]
+    summaries = {}
+    for mm in ("3", "0"):
+        out = tmp_path / mm
+        result = run_python([*base, "--out-dir", str(out), "--tolerance-mm", mm], env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        t = json.loads((out / "metrics.json").read_text())["tolerance"]
+        assert t["asked"]["camera_mm"] == float(mm) and t["box_mm"] == 3.0
+        assert 0 < t["mean_predicted_ratio"] <= t["worst_predicted_ratio"] == max(max(row) for row in
+                                                                                   [*t["map"], t["z"].values()])
+        assert "Within ±3 mm of the camera's place" in result.stdout and (out / "stand_map.png").is_file()
+        assert ("falls back to the robust solve" in result.stderr) == (mm == "3")
+        summaries[mm] = t
+    assert summaries["3"]["worst_predicted_ratio"] < summaries["0"]["worst_predicted_ratio"]
+    for command in (base + ["--out-dir", str(tmp_path / "bad"), "--tolerance-mm", "-1"],
+                    ["-m", "predistort", "advise", "--ior", "1.5", "--out", str(tmp_path / "a.json"),
+                     "--tolerance-mm", "-2"]):
+        result = run_python(command, env=env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1 and "--tolerance-mm" in lines[0] and "camera_mm" in lines[0]
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "a.json").exists()
