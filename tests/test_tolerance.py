@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from common import picture_textures
+from common import picture_paths, picture_textures
 from predistort import probe_cache, tolerance as tol
 from predistort.physical import PhysicalSetup
 from predistort.solve import solve
@@ -159,3 +159,28 @@ def test_cli_apply_and_advise_with_a_tolerance(tmp_path):
         lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1 and "--tolerance-mm" in lines[0] and "camera_mm" in lines[0]
     assert not (tmp_path / "bad").exists() and not (tmp_path / "a.json").exists()
+
+
+def test_session_placement_presets_and_stand_map(tmp_path):
+    """The page's control: a preset makes the session's pre-distortions robust (the model falls back to the
+    robust solve, which says so); "Where may I stand?" maps the last one; a bad preset is one clear line."""
+    from conftest import make_tiny_model
+    from predistort.service import Session
+    from predistort.settings import ServiceError, Settings
+    folder = make_tiny_model(tmp_path / "model", 16)
+    session = Session(Settings(default_weights=str(folder), preview_spp=8))
+    with pytest.raises(ServiceError, match="Pre-distort a picture first"):
+        session.stand_map()
+    assert "±3 mm" in session.set_placement("careful (3 mm)")
+    source = str(picture_paths()[0])
+    result = session.predistort(source, spp=8)
+    model, _ = session.model_at(16)
+    assert isinstance(model, tol.RobustModel) and "falls back to the robust solve" in model.info["note"]
+    image, line = session.stand_map()
+    assert image.size[0] > 100 and "±3 mm" in line and result.comparison.predistorted.shape == (16, 16, 3)
+    assert "exact place" in session.set_placement("exact spot (0 mm)")
+    assert session.model_at(16)[0] is session.model
+    for bad in ("sideways", "-2"):
+        with pytest.raises(ServiceError) as e:
+            session.set_placement(bad)
+        assert "Camera placement" in str(e.value) and "\n" not in str(e.value)
