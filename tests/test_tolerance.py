@@ -184,3 +184,32 @@ def test_session_placement_presets_and_stand_map(tmp_path):
         with pytest.raises(ServiceError) as e:
             session.set_placement(bad)
         assert "Camera placement" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_advisor_ranks_by_the_robust_ratio():
+    """advise(placement=T): every distance's ratio is the robust one (the worst over the camera's axis ends of
+    the texture made for all), never better than the exact spot's at the same distance; the advice says so."""
+    from predistort.advise import advise
+    setup = PhysicalSetup(ior=1.5, resolution=16)
+    exact = advise(setup, grid_points=2, refine_steps=0)
+    robust = advise(setup, grid_points=2, refine_steps=0, placement=3.0)
+    assert [d for d, _ in robust.curve] == [d for d, _ in exact.curve]
+    assert all(r >= e - 1e-6 for (_, r), (_, e) in zip(robust.curve, exact.curve)), (robust.curve, exact.curve)
+    assert robust.curve != exact.curve and robust.placement["camera_mm"] == 3.0
+    assert "robust ratio" in robust.markdown() and "robust ratio" not in exact.markdown()
+
+
+def test_bench_quick_runs_both_textures(tmp_path):
+    """bench/tolerance.py --quick: the single-view and the robust texture rendered at moved setups, the times."""
+    import json
+    from common import run_python
+    result = run_python(["bench/tolerance.py", "--quick", "--out", str(tmp_path)], timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "tolerance.json").read_text())
+    (r,) = data["results"]
+    assert r["resolution"] == 32 and r["views"] == len(tol.views(3.0))
+    assert r["single_solve_seconds"] > 0 and r["robust_solve_seconds"] > 0
+    rows = {e["row"]: e for e in r["rows"]}
+    assert "none (the exact spot)" in rows and "box: camera (+3, +0, +0) mm" in rows
+    assert r["box_worst_robust"] < r["box_worst_single"]
+    assert "| setup error |" in (tmp_path / "tolerance.md").read_text()
