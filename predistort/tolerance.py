@@ -52,12 +52,14 @@ import torch.nn.functional as F
 
 from . import backend, probe_cache
 from .probe import flatten
-from .solve import HUBER_DELTA, iterations_for, momentum_schedule
+from .solve import FULL_ITERATIONS_UP_TO, HUBER_DELTA, iterations_for, momentum_schedule
 
 CORNER = 0.6                 # the cube's corners sit at this fraction of T on each axis (inside the ±T box)
 NOMINAL_WEIGHT = 1.0         # the nominal view's starting weight (the others: 1)
 REWEIGHT_EVERY = 10          # iterations between two minimax reweightings
 REWEIGHT_POWER = 1.0         # η: how hard a worse view's weight grows
+LARGE_SCHEDULE = (10, 3)     # (iterations, of which squared error) above FULL_ITERATIONS_UP_TO: ~3× the single
+                             # solve's 30 at 512² with 15 views (bench/tolerance.py); 30 would be ~7×
 MAX_CAMERA_MM = 50.0         # tolerances beyond these are refused: the views would no longer see the ball well
 MAX_BALL_MM, MAX_PRINT_MM, MAX_IOR = 20.0, 100.0, 0.2
 MAP_RESOLUTION = 128         # the stand map predicts at most at this size (see stand_map)
@@ -262,6 +264,7 @@ def robust_fista(stack, x, targets, iterations, l2_iterations, delta=HUBER_DELTA
     ``(x, weights [V, k])``. With `reweight`, the views' weights are updated towards the minimax every
     :data:`REWEIGHT_EVERY` iterations (per column: each picture and colour has its own worst view)."""
     V, k = len(stack.views), x.shape[1]
+    every = min(REWEIGHT_EVERY, max(2, iterations // 4))       # short schedules reweight more often
     weights = torch.tensor([v.weight for v in stack.views], dtype=torch.float32)[:, None].repeat(1, k)
     offset = stack.b[:, None] - targets
     before = None
@@ -283,7 +286,7 @@ def robust_fista(stack, x, targets, iterations, l2_iterations, delta=HUBER_DELTA
         torch.clamp(y - step * (stack.At @ r), 0, 1, out=x_next)
         torch.lerp(x, x_next, 1 + beta, out=y)
         x, x_next = x_next, x
-        if before is not None and (i + 1) % REWEIGHT_EVERY == 0 and i + 1 < iterations:
+        if before is not None and (i + 1) % every == 0 and i + 1 < iterations:
             ratio = _view_errors(stack, x, targets) / before
             weights = weights * (ratio / ratio.mean(0, keepdim=True)) ** REWEIGHT_POWER
             weights = weights / weights.mean(0, keepdim=True)
@@ -296,10 +299,12 @@ def robust_fista(stack, x, targets, iterations, l2_iterations, delta=HUBER_DELTA
 def solve(target, stack, iterations=None, l2_iterations=None, delta=HUBER_DELTA, reweight=True):
     """One pre-distortion of `target` [..., R, R, 3] for every view of `stack` (a :class:`Stack`): a texture
     in [0, 1], same shape. Schedule as :func:`predistort.solve.solve` (default :func:`iterations_for` the
-    resolution); `reweight` the minimax reweighting. Texels no view sees keep the picture's value."""
+    resolution up to its FULL_ITERATIONS_UP_TO, above it :data:`LARGE_SCHEDULE`: each iteration costs V
+    sparse products of each kind, so fewer of them keep the cost near 3× the single solve's); `reweight`
+    the minimax reweighting. Texels no view sees keep the picture's value."""
     res = stack.resolution
     if iterations is None:
-        iterations, default_l2 = iterations_for(res)
+        iterations, default_l2 = iterations_for(res) if res <= FULL_ITERATIONS_UP_TO else LARGE_SCHEDULE
         l2_iterations = default_l2 if l2_iterations is None else l2_iterations
     elif l2_iterations is None:
         l2_iterations = min(iterations, iterations_for(res)[1])
