@@ -213,3 +213,21 @@ def test_bench_quick_runs_both_textures(tmp_path):
     assert "none (the exact spot)" in rows and "box: camera (+3, +0, +0) mm" in rows
     assert r["box_worst_robust"] < r["box_worst_single"]
     assert "| setup error |" in (tmp_path / "tolerance.md").read_text()
+
+
+def test_coarse_to_fine_holds_too():
+    """Above 256² the robust model solves its views coarse (here: 32² views for a 64² scene, to stay small) and
+    adds the detail with a few single-view iterations: still better than the single view over the box."""
+    glass = PhysicalSetup(ior=1.5, print_distance_mm=225, resolution=64).to_scene()
+    pictures = torch.stack(picture_textures(64))
+    model, _ = tol.robust_model(glass, 3.0, coarse=32, coarse_above=32)
+    assert model.transport is not None and model.stack.resolution == 32 and model.resolution == 64
+    texture = model(pictures)
+    assert texture.shape == pictures.shape and 0 <= texture.min() and texture.max() <= 1
+    single = solve(pictures, probe_cache.transport_for(glass))
+    judged = [(v, probe_cache.transport_for(tol.view_scene(glass, v))) for v in tol.box_views(3.0, 2.0)]
+
+    def worst(x):
+        return max(tol.predicted_ratio(t, glass, v, x, pictures) for v, t in judged)
+    assert worst(texture) < worst(single) - 0.03, (worst(texture), worst(single))
+    assert tol.robust_model(glass, 3.0)[0].transport is None              # 64² ≤ 256²: the full stacked solve
