@@ -43,8 +43,11 @@ exactly the 11 setups it is judged on, no texture gets the predicted mean below 
 Cost: V views make each iteration V times the single solve's sparse work, and the stacked residual's dense
 passes (weights, clamps, the reweighting's errors) add about as much again: at 512² one iteration on 15
 views costs ~20–35× one of the single solve. So 15 views and 100 iterations at 128² (~20× the single
-solve), and above :data:`~predistort.solve.FULL_ITERATIONS_UP_TO` the short :data:`LARGE_SCHEDULE` (14.6×
-at 512²; issue 18 asks ≤ 3×: not reached).
+solve's 0.16 s for 4 photos), and above :data:`~predistort.solve.FULL_ITERATIONS_UP_TO` coarse to fine
+(:func:`coarse_to_fine`, the default of :func:`robust_model`): the views are solved at
+:data:`COARSE_RESOLUTION`, the texture upsampled, and :data:`DETAIL_ITERATIONS` single-view iterations at
+full size add the detail — ~1.3× the single solve at 512² (the full stacked solve with the short
+:data:`LARGE_SCHEDULE`, ``coarse=0``: 14.6×, a little more robust).
 
 Where you may stand (:func:`stand_map`): the predicted ratio ``|clamp(A_o x + b_o) − P_o| / |clamp(A_o P +
 b_o) − P_o|`` over camera offsets o on a grid around the nominal — one probe per offset, no renders.
