@@ -151,8 +151,8 @@ def main(argv=None):
              *[f"{line}  " for line in common.header(command)], ""]
     for r in results:
         how = "rendered" if r["resolution"] <= args.renders_up_to else "predicted"
-        headers = ["setup error", f"single view ({how})", f"robust ({how})", "robust (predicted)"]
-        table = [[e["row"], f"{e['single']:.3f}", f"**{e['robust']:.3f}**", f"{e['robust_predicted']:.3f}"]
+        headers = ["setup error", f"single view ({how})", f"robust ({how})", "robust (predicted)"][:4 if how == "rendered" else 3]
+        table = [[e["row"], f"{e['single']:.3f}", f"**{e['robust']:.3f}**", f"{e['robust_predicted']:.3f}"][:len(headers)]
                  for e in r["rows"]]
         lines += [f"### {r['name']}, {r['resolution']}²", "", markdown_table(headers, table), "",
                   f"- Box (3 mm axes, 2 mm diagonals): worst {r['box_worst_single']:.3f} → **{r['box_worst_robust']:.3f}**, "

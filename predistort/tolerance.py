@@ -46,7 +46,7 @@ views costs ~20–35× one of the single solve. So 15 views and 100 iterations a
 solve's 0.16 s for 4 photos), and above :data:`~predistort.solve.FULL_ITERATIONS_UP_TO` coarse to fine
 (:func:`coarse_to_fine`, the default of :func:`robust_model`): the views are solved at
 :data:`COARSE_RESOLUTION`, the texture upsampled, and :data:`DETAIL_ITERATIONS` single-view iterations at
-full size add the detail — ~1.3× the single solve at 512² (the full stacked solve with the short
+full size add the detail — 0.8× the single solve's time at 512² (the full stacked solve with the short
 :data:`LARGE_SCHEDULE`, ``coarse=0``: 14.6×, a little more robust).
 
 Where you may stand (:func:`stand_map`): the predicted ratio ``|clamp(A_o x + b_o) − P_o| / |clamp(A_o P +
@@ -337,7 +337,8 @@ def coarse_to_fine(target, coarse_stack, transport):
     """The robust pre-distortion of `target` [..., R, R, 3] at a large R, cheaply: the robust solve of the
     picture area-averaged to the coarse stack's resolution (:data:`COARSE_SCHEDULE`), bilinearly upsampled,
     then :data:`DETAIL_ITERATIONS` Huber iterations of the single solve on `transport` (the nominal view at R)
-    for the detail. ~1.3× the single solve's time at 512² (a full stacked solve there: 14.6×)."""
+    for the detail. 0.8× the single solve's time at 512² (a full stacked solve there: 14.6×); predicted box
+    worst 0.485 against the stacked solve's 0.455 (bench/results/tolerance_512*.md)."""
     from .solve import solve as single_solve
     res, c = transport.resolution, coarse_stack.resolution
     batch = torch.as_tensor(target).reshape(-1, res, res, 3).float()
