@@ -405,6 +405,20 @@ def robust_solve(target, config, tolerance=None, renderer=None, progress=None, c
     return solve(target, model.stack, **schedule)
 
 
+def robust_ratio(config, tolerance, pictures, measure):
+    """The advisor's robust prediction for scene `config`: the worst predicted ratio, over the nominal and
+    the camera's six axis ends (and the ball's, print's, IOR's ends when asked), of the one texture solved
+    for all of them. ``measure(scene)`` gives a view's transport (the advisor's cheap probe). Returns
+    ``(worst, per-view ratios)``."""
+    vs = views(tolerance, corners=False)
+    transports = [measure(view_scene(config, v)) for v in vs]
+    stack = Stack(config, vs, transports)
+    pictures = torch.as_tensor(pictures)
+    textures = solve(pictures, stack)
+    ratios = [predicted_ratio(t, config, v, textures, pictures) for v, t in zip(vs, transports)]
+    return max(ratios), ratios
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Where you may stand: the predicted ratio over camera offsets
 # ---------------------------------------------------------------------------------------------------------
