@@ -113,6 +113,27 @@ def measure(name, setup, photos, tolerance_mm, quick_rows=False):
     return out
 
 
+def bound(setup, photos, tolerance_mm):
+    """What no texture can beat, in the transport's model: the single texture solved on exactly the setups
+    the tolerance is judged on (the box of :func:`rows`), with equal weights and many iterations (the lowest
+    mean: the problem is convex) and with the minimax reweighting (the lowest worst). Predicted ratios."""
+    import torch
+    from predistort import probe_cache, tolerance as tol
+    config = setup.to_scene()
+    judged = tol.box_views(tolerance_mm)
+    transports = [probe_cache.transport_for(tol.view_scene(config, v)) for v in judged]
+    stack, pictures = tol.Stack(config, judged, transports), torch.stack(photos)
+    out = {}
+    for name, iterations, reweight in (("equal weights", 1000, False), ("minimax", 300, True)):
+        texture = tol.solve(pictures, stack, iterations=iterations, l2_iterations=100 if not reweight else 40,
+                            reweight=reweight)
+        ratios = [tol.predicted_ratio(t, config, v, texture, pictures) for v, t in zip(judged, transports)]
+        out[name] = {"iterations": iterations, "worst": max(ratios), "mean": sum(ratios) / len(ratios)}
+        print(f"[tolerance] bound, {name} ({iterations} iterations on the judged setups): worst "
+              f"{out[name]['worst']:.3f}, mean {out[name]['mean']:.3f}", file=sys.stderr, flush=True)
+    return out
+
+
 def main(argv=None):
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -125,6 +146,8 @@ def main(argv=None):
                    "every ratio is the transport's prediction (a 512² row is ~12 spp-128 renders)")
     p.add_argument("--setups", choices=["glass", "tutorial", "both"], default="both", help="which setups")
     p.add_argument("--repeats", type=int, default=3, help="time each solve this many times, keep the best")
+    p.add_argument("--bound", action="store_true", help="also solve on the judged setups themselves: the lowest "
+                   "mean and worst any one texture reaches there (predicted)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for tolerance.md/.json")
     ARGS = args = p.parse_args(argv)
     resolutions = args.resolutions or ([32] if args.quick else [128])
@@ -144,6 +167,8 @@ def main(argv=None):
             print(f"[tolerance] {name} at {res}² ...", file=sys.stderr, flush=True)
             r = measure(name, setup.replace(resolution=res), photos, args.tolerance_mm, quick_rows=args.quick)
             r["name"], r["resolution"] = name, res
+            if args.bound:
+                r["bound"] = bound(setup.replace(resolution=res), photos, args.tolerance_mm)
             results.append(r)
 
     command = " ".join(["python bench/tolerance.py", *(sys.argv[1:] if argv is None else argv)])
@@ -160,7 +185,9 @@ def main(argv=None):
                   f"- Solve of {count} photos: single {r['single_solve_seconds']:.2f} s, robust "
                   f"{r['robust_solve_seconds']:.2f} s (**{r['robust_solve_seconds'] / r['single_solve_seconds']:.1f}×**; "
                   f"{r['robust_method']}) on {r['views']} views; their probes apart: {r['probes_of_extra_views']} probed now, "
-                  f"{r['extra_views_seconds']:.1f} s building the stack (probes or cache reads).", ""]
+                  f"{r['extra_views_seconds']:.1f} s building the stack (probes or cache reads).",
+                  *[f"- Bound ({k}, {b['iterations']} iterations on the judged setups themselves, predicted): worst "
+                    f"{b['worst']:.3f}, mean {b['mean']:.3f}." for k, b in r.get("bound", {}).items()], ""]
     lines += [f"- Ratios: L1 of the render with the texture ÷ L1 of the render of the photo itself, both against what "
               f"the moved camera should see (the picture as it sees the print), renders clamped, one seed, spp "
               f"{args.spp}; mean over {', '.join(PHOTOS[:count])}.",
