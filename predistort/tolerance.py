@@ -486,6 +486,8 @@ class StandMap:
         for (i, yv) in enumerate(o):
             for (j, xv) in enumerate(o):
                 ax.text(xv, yv, f"{self.ratios[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
+        ax.set_xticks(o)
+        ax.set_yticks(o)
         ax.set_xlabel("camera sideways x (mm)")
         ax.set_ylabel("camera y (mm)")
         ax.set_title(f"predicted ratio (worst {self.worst:.2f})", fontsize=8)
