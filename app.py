@@ -32,6 +32,7 @@ from predistort import backend, methods, report, resources, service
 from predistort.webio import (TABLE_HEADERS, cached_png, figures, forget_session, install_sessions, metrics_table,
                              pil, upload_path, upload_paths, user_errors)
 from predistort.physical import MATERIALS, PhysicalSetup
+from predistort.tolerance import PRESETS as TOLERANCE_PRESETS
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
 
@@ -319,6 +320,29 @@ def print_files(session):
     return session.print_files()
 
 
+@user_errors
+def placement(session, preset):
+    """How precisely you will place the camera: pre-distortions from now on hold within that many millimetres.
+
+    Args:
+        preset: "exact spot (0 mm)", "calibrated / tripod (1 mm)", "careful (3 mm)" or "by hand (10 mm)".
+    Returns:
+        one sentence (Markdown).
+    """
+    return session.set_placement(preset)
+
+
+@user_errors
+def stand_map(session):
+    """Where you may stand: the predicted error ratio of the last pre-distortion over camera offsets.
+
+    Returns:
+        the map (PNG) and one sentence with its worst and mean (Markdown).
+    """
+    image, line = session.stand_map()
+    return cached_png(image, "stand_map"), line
+
+
 def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
     """How to build the setup in the panel (or what is wrong with its numbers)."""
     try:
@@ -511,6 +535,14 @@ def build_demo():
                         use_advice_btn = gr.Button("Take the advised distance", size="sm")
                     use_setup_btn = gr.Button("Use this setup", elem_id="use-setup-button")
                     setup_status = gr.Markdown(elem_id="setup-status")
+                    precision = gr.Dropdown(list(TOLERANCE_PRESETS), value="exact spot (0 mm)", elem_id="placement",
+                                            label="How precisely will you place the camera?")
+                    precision_md = gr.Markdown(elem_id="placement-status")
+                    stand_btn = gr.Button("Where may I stand? (map of the last pre-distortion)", elem_id="stand-button")
+                    with gr.Row():
+                        stand_image = gr.Image(label="Predicted ratio over camera offsets", format="png",
+                                               interactive=False, elem_id="stand-map")
+                        stand_md = gr.Markdown(elem_id="stand-line")
                 with gr.Column(scale=2):
                     advice_md = gr.Markdown(elem_id="advice")
                     advice_plot = gr.Image(label="Predicted error ratio against the print's distance", format="png",
@@ -607,6 +639,8 @@ def build_demo():
         use_advice_btn.click(advised_distance, [session], [print_distance], **private(advised_distance))
         use_setup_btn.click(use_setup, [session, *glass_inputs], [setup_status, setup_md], api_name="use_setup",
                             **render).then(status, [session], [status_md], **private(status))
+        precision.change(placement, [session, precision], [precision_md], api_name="placement", **instant)
+        stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **render)
         map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **render)
         print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **render)
         demo.load(status, [session], [status_md], api_name="status", queue=False)

@@ -18,6 +18,10 @@ No picture is rendered. The search's probes skip the two calibration renders and
 instead of 3×3 (:data:`SEARCH_PROBE`): the ranking of distances is what matters, and ``bench/setups.py``
 compares it with full probes and real renders.
 
+Placed by hand (``placement``, a :class:`predistort.tolerance.Tolerance`): the ratio of a distance is
+then the robust one (:func:`predistort.tolerance.robust_ratio`) — the worst over the tolerance's axis ends
+of the one texture solved for all of them — so a distance that is good only at the exact spot ranks lower.
+
 The search (:func:`advise`). Print distances from 1.15 to 10 ball radii, on a geometric grid of
 :data:`GRID_POINTS`, plus the current distance; then :data:`REFINE_STEPS` probes bracket the lowest ratio
 (each at the geometric middle of the wider gap beside it). The advice is the distance of the lowest
@@ -98,6 +102,7 @@ class Advice:
     seconds: float = 0.0
     probes: int = 0
     compact_mm: float = None        # the nearest probed distance within TOLERANCE of the advised one's ratio
+    placement: dict = None          # the Tolerance the ratios are robust to (None or all 0: the exact spot)
 
     @property
     def moved(self):
@@ -121,7 +126,8 @@ class Advice:
         return {"setup": self.setup.to_dict(), "best": self.best.to_dict(), "moved": self.moved,
                 "compact_mm": self.compact_mm,
                 "current_ratio": self.current_ratio, "best_ratio": self.best_ratio,
-                "curve": [list(p) for p in self.curve], "seconds": self.seconds, "probes": self.probes}
+                "curve": [list(p) for p in self.curve], "seconds": self.seconds, "probes": self.probes,
+                "placement": self.placement}
 
     def markdown(self):
         """What to do, in a few lines of Markdown."""
@@ -137,8 +143,12 @@ class Advice:
             smaller = b.replace(print_distance_mm=self.compact_mm)
             head += (f" Nearly as good with a smaller print: {self.compact_mm:g} mm from the ball's centre "
                      f"({smaller.print_size_mm:.0f} mm print, predicted {dict(self.curve)[self.compact_mm]:.3f}).")
+        robust = ""
+        if self.placement and any(self.placement.values()):
+            robust = (f" Ranked by the robust ratio: the worst, over the camera within ±{self.placement['camera_mm']:g} "
+                      f"mm (the box's axis ends), of one texture made for all of them.")
         return (f"{head}\n\n{b.describe()}\n\nError ratio: the render's L1 error with pre-distortion ÷ without, "
-                f"predicted by the measured light transport for {PICTURES} procedural pictures (< 1: it helps). "
+                f"predicted by the measured light transport for {PICTURES} procedural pictures (< 1: it helps).{robust} "
                 f"Search: {self.probes} probed distances in {self.seconds:.0f} s.")
 
     def plot(self, size=(5.0, 3.2), dpi=100):
@@ -168,7 +178,7 @@ class Advice:
 
 
 def advise(setup, pictures=None, max_print_mm=None, tolerance=TOLERANCE, grid_points=GRID_POINTS,
-           refine_steps=REFINE_STEPS, progress=None):
+           refine_steps=REFINE_STEPS, progress=None, placement=None):
     """Search the print distance of `setup` (camera and ball fixed) for the lowest predicted error ratio.
 
     Parameters:
@@ -179,8 +189,14 @@ def advise(setup, pictures=None, max_print_mm=None, tolerance=TOLERANCE, grid_po
         tolerance     the current distance is kept if its predicted ratio is within this of the best
         grid_points   distances on the coarse grid (at least 2); refine_steps: probes after it
         progress      called as ``progress(probes_done, probes_planned, distance_mm, ratio)`` after each probe
-    Returns an :class:`Advice`. Cost: at most grid_points + refine_steps + 1 probes.
+        placement     how precisely the setup will be placed (a :class:`predistort.tolerance.Tolerance` or
+                      camera mm): distances are then ranked by the robust ratio
+                      (:func:`predistort.tolerance.robust_ratio`: the worst over the box's axis ends of the
+                      one texture made for all), each distance costing one probe per view (7 for the camera)
+    Returns an :class:`Advice`. Cost: at most grid_points + refine_steps + 1 distances.
     """
+    from .tolerance import Tolerance, robust_ratio
+    placement = Tolerance.of(placement)
     if grid_points < 2 or refine_steps < 0:
         raise ValueError(f"advise(): grid_points must be at least 2 and refine_steps at least 0, got "
                          f"{grid_points} and {refine_steps}")
@@ -199,8 +215,12 @@ def advise(setup, pictures=None, max_print_mm=None, tolerance=TOLERANCE, grid_po
 
     def evaluate(distance):
         if distance not in ratios:
-            transport = probe(search.replace(print_distance_mm=distance).to_scene(), **SEARCH_PROBE)
-            ratios[distance] = predict(transport, pictures).ratio
+            scene = search.replace(print_distance_mm=distance).to_scene()
+            if placement.exact:
+                ratios[distance] = predict(probe(scene, **SEARCH_PROBE), pictures).ratio
+            else:
+                ratios[distance] = robust_ratio(scene, placement, pictures,
+                                                lambda view: probe(view, **SEARCH_PROBE))[0]
             if progress:
                 progress(len(ratios), planned, distance, ratios[distance])
         return ratios[distance]
@@ -228,4 +248,4 @@ def advise(setup, pictures=None, max_print_mm=None, tolerance=TOLERANCE, grid_po
     compact = min(d for d in ratios if ratios[d] <= ratios[advised] + tolerance)
     best = setup.replace(print_distance_mm=advised)
     return Advice(setup, best, current, ratios[advised], sorted(ratios.items()),
-                  round(time.perf_counter() - start, 2), len(ratios), compact)
+                  round(time.perf_counter() - start, 2), len(ratios), compact, placement.to_dict())

@@ -6,6 +6,7 @@
            [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
            [--scene S.json]                                        (the bundled model on a scene it was not
                                                                     made for: the instant solve, said so)
+           [--tolerance-mm T ...]                                  (one texture for the camera within ± T mm)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
     advise [--scene S.json | --ior N --diameter-mm D ...] --out A.json  where to put the print (real units)
     print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG (≥ 300 dpi)
@@ -103,6 +104,7 @@ def cmd_apply(args):
 
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of seconds ≥ 0, got {args.refine}")
+    tolerance = _tolerance(args)                       # bad values: one line before anything is probed
     backend.init()
     scene = _scene(args)
     model = None
@@ -125,7 +127,11 @@ def cmd_apply(args):
         bar[0](fraction, message)
 
     try:
-        if model is None:
+        if not tolerance.exact:                        # every method: the robust solve on the box's views
+            model = for_scene(model or instant_model(transport_for(scene, renderer=renderer, progress=progress)),
+                              scene, renderer=renderer, progress=progress, tolerance=tolerance)
+            how = model.info["note"]
+        elif model is None:
             model = instant_model(transport_for(scene, renderer=renderer, progress=progress))
             how = "the instant solve on this scene's light transport"
         elif bundled:       # on a scene it was not made for: the instant solve (or the layer rebuilt), said so
@@ -148,7 +154,11 @@ def cmd_apply(args):
                            "texture": str(args.texture), "pre-distorted with": how})
     if scene.film_size != (scene.resolution, scene.resolution):
         result.metrics["film"] = list(scene.film_size)
+    stand = _stand_map(scene, result, tolerance)
     result.save(args.out_dir)
+    if stand is not None:
+        stand.image().save(f"{args.out_dir}/stand_map.png")
+        print(stand.line())
     m = result.metrics
     print(f"Pre-distorted with {how}; scored against the {m['target']}.")
     print(f"{scene.resolution}×{scene.resolution}: L1 {m['l1_initial']:.4f} -> {m['l1_final']:.4f}, PSNR "
@@ -156,6 +166,28 @@ def cmd_apply(args):
           f"{m['apply_seconds']:.2f} s); wrote predistorted.png, texture.png, render_initial.png, render_final.png, "
           f"comparison.png, metrics.json to {args.out_dir}")
     return 0
+
+
+def _tolerance(args):
+    """The :class:`predistort.tolerance.Tolerance` of apply's / advise's flags (ValueError naming the flag)."""
+    from .tolerance import Tolerance
+    return Tolerance(camera_mm=args.tolerance_mm, ball_mm=getattr(args, "ball_tolerance_mm", 0.0),
+                     print_mm=getattr(args, "print_tolerance_mm", 0.0), ior=getattr(args, "ior_tolerance", 0.0))
+
+
+def _stand_map(scene, result, tolerance):
+    """Where one may stand with `result`'s texture: the predicted ratio over camera offsets within the
+    tolerance's box (or ±MAP_BOX_MM for the exact spot), into ``metrics['tolerance']``. None for a scene that
+    is not on-axis (the map moves the camera around the ball's axis)."""
+    from .tolerance import MAP_BOX_MM, stand_map
+    box = tolerance.camera_mm or MAP_BOX_MM
+    try:
+        stand = stand_map(scene, result.predistorted[None], result.target[None], box_mm=box)
+    except ValueError as e:                            # an off-axis scene: no map, the reason in metrics.json
+        result.metrics["tolerance"] = {"asked": tolerance.to_dict(), "map": None, "why": str(e)}
+        return None
+    result.metrics["tolerance"] = {"asked": tolerance.to_dict(), **stand.summary()}
+    return stand
 
 
 def cmd_push(args):
@@ -191,11 +223,12 @@ def cmd_advise(args):
     from .correctability import correctability
     from .solve import transport_for
 
+    _tolerance(args)                                   # bad values: one line before anything is probed
     backend.init()
     setup = _setup(args)
     print(f"Searching the print's distance for a {setup.ball_diameter_mm:g} mm ball of IOR {setup.ior:g} "
           f"(camera {setup.camera_distance_mm:g} mm from its centre) ...", file=sys.stderr)
-    advice = advise(setup, max_print_mm=args.max_print_mm, grid_points=args.grid,
+    advice = advise(setup, max_print_mm=args.max_print_mm, grid_points=args.grid, placement=_tolerance(args),
                     progress=lambda i, n, d, r: print(f"  {i}/{n}: print at {d:g} mm -> predicted ratio {r:.3f}",
                                                       file=sys.stderr))
     advice.save_scene(args.out)
@@ -275,6 +308,13 @@ def parser():
                        help=f"pictures of another size: refuse (exact), centre-crop then resize (crop), or resize "
                             f"(default: {fit})")
 
+    def tolerance_args(s, ranks):
+        s.add_argument("--tolerance-mm", type=float, default=0.0, metavar="T",
+                       help=("rank distances by the predicted ratio of a texture made for the camera anywhere "
+                             "within ± T mm (x, y, z)" if ranks else
+                             "one texture for the camera anywhere within ± T mm of its place in x, y and z (the "
+                             "robust solve on views around it; 0: the exact spot)"))
+
     t = sub.add_parser("train", help="train a pre-distortion model through the differentiable renderer")
     t.add_argument("--textures", nargs="+", required=True, help="training pictures (targets)")
     t.add_argument("--iterations", type=int, help="training iterations (default: the method's: " +
@@ -303,6 +343,10 @@ def parser():
     a.add_argument("--refine", type=float, default=0.0, metavar="SECONDS",
                    help="then refine the result through the renderer for up to SECONDS (it is kept only where "
                         "a fixed-seed render improves by at least 1%%)")
+    tolerance_args(a, ranks=False)
+    a.add_argument("--ball-tolerance-mm", type=float, default=0.0, help="and the ball within ± this sideways")
+    a.add_argument("--print-tolerance-mm", type=float, default=0.0, help="and the print's distance within ± this")
+    a.add_argument("--ior-tolerance", type=float, default=0.0, help="and the ball's IOR within ± this")
     scene_args(a, fit="crop")
     a.set_defaults(run=cmd_apply)
 
@@ -339,6 +383,7 @@ def parser():
     v.add_argument("--plot", help="PNG: predicted error ratio against the print's distance")
     v.add_argument("--map", help="PNG: correctability map where the print is now (probes that scene: seconds)")
     v.add_argument("--json", help="the search's numbers as JSON")
+    tolerance_args(v, ranks=True)
     v.set_defaults(run=cmd_advise)
 
     r = sub.add_parser("print", help="a pre-distorted texture as a PDF and PNG at the print's true size")

@@ -10,6 +10,7 @@ import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
 from . import backend, probe, probe_cache, solve, target as targets, weights
+from . import tolerance as tolerance_module
 
 TUTORIAL_MAX_RESOLUTION = 128     # the tutorial layer's R⁴ weights: 1.07 GB at 128², 17 GB at 256²
 
@@ -387,8 +388,13 @@ def is_instant(model):
     return isinstance(model, UnrolledInverse) and ((model.info or {}).get("recipe") or {}).get("method") == "solve"
 
 
-def for_scene(model, scene, renderer=None, progress=None):
+def for_scene(model, scene, renderer=None, progress=None, tolerance=None):
     """`model`, made to pre-distort for `scene`: another resolution of the scene it was made for.
+
+    With a `tolerance` (:class:`predistort.tolerance.Tolerance`, or camera millimetres) that is not the exact
+    spot, every model type falls back to the robust solve on the views of that tolerance
+    (:class:`predistort.tolerance.RobustModel`, its ``info['note']`` says so): no trained layer is made for a
+    range of setups yet.
 
     The model itself when it fits; the instant solve: the instant solve on `scene`'s light transport (with
     that resolution's schedule); a generalising layer: the same layer on `scene`'s transport, its trained
@@ -396,6 +402,13 @@ def for_scene(model, scene, renderer=None, progress=None):
     reused; ``progress(fraction, message)`` hears how the probe goes). The tutorial layer maps only its own
     resolution (R⁴ weights): ValueError, as for a model made for another geometry.
     """
+    t = tolerance_module.Tolerance.of(tolerance)
+    if not t.exact:
+        kind = "instant solve" if is_instant(model) else f"{model.model_type} model"
+        robust, _ = tolerance_module.robust_model(
+            scene, t, renderer=renderer, progress=progress,
+            note=f"The {kind} is made for one exact setup; for a tolerance it falls back to the robust solve.")
+        return robust
     if model.resolution == scene.resolution and (model.info or {}).get("scene") in (None, scene.to_dict()):
         return model
     if not isinstance(model, UnrolledInverse):

@@ -56,6 +56,7 @@ class Session:
         self._train_lock = threading.Lock()
         self._dir = None                 # this session's temporary folder (weights, figures)
         self.advice = None               # the advisor's last answer (predistort.advise.Advice)
+        self.placement = None            # how precisely the camera will be placed (a Tolerance; None: exactly)
         LEDGER.touch(self)
 
     def __deepcopy__(self, memo):
@@ -270,10 +271,12 @@ class Session:
         from .layers import for_scene
         model = self._require_model()
         scene = self.scene.replace(resolution=resolution)
-        if resolution == model.resolution:
+        exact = self.placement is None or self.placement.exact
+        if resolution == model.resolution and exact:
             return model, scene
         try:
-            return for_scene(model, scene, renderer=renderer_for(scene), progress=progress), scene
+            return for_scene(model, scene, renderer=renderer_for(scene), progress=progress,
+                             tolerance=None if exact else self.placement), scene
         except (TypeError, ValueError) as e:
             raise ServiceError(str(e)) from None
 
@@ -382,6 +385,40 @@ class Session:
             self._use(model, "the instant solve for your setup")
         self.results = []
         return self.status()
+
+    def set_placement(self, preset):
+        """How precisely the camera will be placed: a name of :data:`predistort.tolerance.PRESETS` (or camera
+        millimetres). Pre-distortions from now on hold for the camera anywhere within that many mm (the robust
+        solve on the views around it: a few more probes the first time). Returns one sentence."""
+        from .tolerance import PRESETS, Tolerance, views
+        mm = PRESETS.get(preset, preset)
+        try:
+            self.placement = Tolerance.of(float(mm))
+        except (TypeError, ValueError) as e:
+            raise ServiceError(f"Camera placement: choose one of {', '.join(PRESETS)}, or a number of mm "
+                               f"({e})".replace("\n", " ")) from None
+        if self.placement.exact:
+            return "Pre-distorting for the camera's exact place."
+        return (f"Pre-distorting for the camera anywhere within ±{self.placement.camera_mm:g} mm of its place "
+                f"(one texture for all: a little worse at the exact spot, much better around it). The first "
+                f"time, {len(views(self.placement)) - 1} more views of the scene are measured (at 128² about "
+                f"2 min on a 2-core machine), then cached.")
+
+    def stand_map(self):
+        """Where one may stand with the last pre-distortion: ``(PIL image, sentence)`` — the predicted ratio over
+        camera offsets within the placement's box (±3 mm for the exact spot), from the transports, no renders
+        (:func:`predistort.tolerance.stand_map`)."""
+        from .tolerance import MAP_BOX_MM, stand_map
+        if not self.results:
+            raise ServiceError("Pre-distort a picture first: the map judges the last pre-distorted texture.")
+        c = self.results[-1].comparison
+        box = (self.placement.camera_mm if self.placement is not None else 0) or MAP_BOX_MM
+        scene = self.scene.replace(resolution=int(c.target.shape[0]))
+        try:
+            stand = stand_map(scene, c.predistorted[None], c.target[None], box_mm=box)
+        except ValueError as e:
+            raise ServiceError(str(e)) from None
+        return stand.image(), stand.line()
 
     def correctability(self):
         """Where in the picture no texture can remove the error, for this session's scene: ``(PIL image,

@@ -32,6 +32,8 @@ ENDPOINTS = {
     "/use_setup": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg"],
     "/correctability": [],
     "/print_files": [],
+    "/placement": ["preset"],
+    "/stand_map": [],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
