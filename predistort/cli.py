@@ -131,6 +131,7 @@ def cmd_apply(args):
             model = for_scene(model or instant_model(transport_for(scene, renderer=renderer, progress=progress)),
                               scene, renderer=renderer, progress=progress, tolerance=tolerance)
             how = model.info["note"]
+            print(how, file=sys.stderr)
         elif model is None:
             model = instant_model(transport_for(scene, renderer=renderer, progress=progress))
             how = "the instant solve on this scene's light transport"

@@ -409,9 +409,11 @@ class Session:
         camera offsets within the placement's box (±3 mm for the exact spot), from the transports, no renders
         (:func:`predistort.tolerance.stand_map`)."""
         from .tolerance import MAP_BOX_MM, stand_map
-        if not self.results:
-            raise ServiceError("Pre-distort a picture first: the map judges the last pre-distorted texture.")
-        c = self.results[-1].comparison
+        results = self.results
+        if not results:
+            raise ServiceError(self.keep_note or "Pre-distort a picture first: the map judges the last pre-distorted "
+                                                 "texture.")
+        c = results[-1].comparison
         box = (self.placement.camera_mm if self.placement is not None else 0) or MAP_BOX_MM
         scene = self.scene.replace(resolution=int(c.target.shape[0]))
         try:

@@ -196,7 +196,11 @@ def test_cli_apply_with_the_instant_solve_and_refinement(tmp_path):
     assert "refine:" in done.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["l1_final"] < 0.8 * metrics["l1_initial"]
-    assert len(list((tmp_path / "cache" / "probes").glob("*.safetensors"))) == 1
+    # One probe for the scene, and one per camera offset of the stand map (metrics.json's "tolerance": a grid
+    # around the nominal, whose centre is the scene itself, and the two z ends), each cached once.
+    stand = metrics["tolerance"]
+    offsets = sum(len(row) for row in stand["map"]) - 1 + len(stand["z"])
+    assert len(list((tmp_path / "cache" / "probes").glob("*.safetensors"))) == 1 + offsets
     bad = run_python(["-m", "predistort", "apply", "--refine", "-1", "--texture", str(picture),
                       "--out-dir", str(out)], env=env)
     assert bad.returncode == 2 and "--refine" in bad.stderr
