@@ -23,6 +23,8 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /use_setup        (the same five numbers)             -> status, how to build the setup (Markdown)
     /correctability   ()                                  -> map of the error no texture can remove, one sentence
     /print_files      ()                                  -> the last pre-distorted texture as PDF and PNG at true size
+    /placement        (preset)                            -> one sentence: how precisely the camera will be placed
+    /stand_map        ()                                  -> map of the predicted ratio over camera offsets, one sentence
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
