@@ -235,9 +235,8 @@ def trim_memory():
     * Dr.Jit caches freed device/host buffers by size (``dr.flush_malloc_cache`` empties it; skipped when
       another thread is rendering: :data:`RENDER_LOCK` is taken without waiting);
     * glibc keeps free memory in the heap of the thread that freed it (one "arena" per busy thread, up to 8 per
-      core), so a server whose requests run on a pool of threads holds the largest transient of each —
-      without this, 20 visitors at 1024² left the app ~1.5 GB above its start. ``malloc_trim(0)`` returns every
-      arena's free pages.
+      core), so a server whose requests run on a pool of threads holds the largest transient of each.
+      ``malloc_trim(0)`` returns every arena's free pages (the README's "Memory" section has the figures).
 
     Costs milliseconds; called when a session finishes a request or closes (:mod:`predistort.service`).
     """
@@ -255,9 +254,8 @@ def limit_heap_arenas(arenas=2):
 
     A server runs each request on one of a pool of worker threads, and glibc gives every busy thread a heap of
     its own (up to 8 per core): free memory left in one is not reused by another, and ``malloc_trim`` cannot
-    return all of it. With the default, each browser visitor left the app ~4 MB larger (20 tabs at 1024²:
-    +62 to +89 MB after they all closed); with 2 heaps it stays flat. Call once, before the server's threads
-    start (``app.main``): heaps made before keep existing.
+    return all of it: each browser visitor left the app a few MB larger (README, "Memory"). Call once, before
+    the server's threads start (``app.main``): heaps made before keep existing.
     """
     libc = _c_library()
     return bool(libc) and bool(libc.mallopt(-8, int(arenas)))          # -8: M_ARENA_MAX in glibc's malloc.h

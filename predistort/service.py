@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import backend, weights
-from .keep import LEDGER, model_nbytes, store
+from .keep import LEDGER, clear, model_nbytes, store
 from .methods import DEFAULT_METHOD, METHODS, TrainJob, median_step, record_speed
 from .report import Result, TrainEvent, stack_figures, train_metrics
 from .resources import (default_model, describe_source, discard_renderer, model_scene, parse_model_name,
@@ -135,7 +135,7 @@ class Session:
     def release_results(self):
         """Delete this session's stored results (the server's budget is reached and this session is idle)."""
         if self._kept:
-            store([], self.folder / "results")
+            clear(self.folder / "results")
             self._kept = []
             self.keep_note = ("Your last results were released while you were away, to make room for other "
                               "visitors (your model is kept): pre-distort again to print or download them.")

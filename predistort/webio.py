@@ -149,7 +149,7 @@ class LeanSessions(StateHolder):
     """Gradio's store of sessions (one per tab or API client), made to free what it holds.
 
     Gradio's own keeps, for every session hash it ever saw, a ``SessionState`` with a copy of every block's
-    config (for deep links, ~150 KB with this page) until 10,000 sessions have come, and deletes a
+    config (for deep links) until 10,000 sessions have come, and deletes a
     ``gr.State`` value only when its time-to-live ends — counted from when a handler last *returned* it, so a
     State that is only read (``/predistort``'s session) is never deleted. Here:
 
