@@ -43,7 +43,7 @@ INTRO = """# predistort
 A glass sphere in front of a picture bends it. **predistort** learns how to *pre-distort* the picture so that,
 seen through the sphere (rendered with the differentiable renderer [Mitsuba 3](https://mitsuba.readthedocs.io)),
 it looks like the original again. Upload a picture (any common format and size: it is centre-cropped — or
-resized — to the model's square resolution, and the page says so), or pick an example, and press
+resized — to the square resolution chosen below it, and the page says so), or pick an example, and press
 **Pre-distort**. The bundled model is a *generalising layer*: it was never trained on your picture and needs
 no training for it. Refinement (below the picture) improves one picture further through the renderer; to
 change the sphere or fit your own pictures, train in *Several pictures · train*.
@@ -76,11 +76,11 @@ def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.P
     scene without and with the pre-distortion and measure both renders against the picture.
 
     Args:
-        texture: the picture (PNG, JPEG, WebP, BMP, GIF or TIFF, any size): it is centre-cropped or resized to the model's square resolution.
+        texture: the picture (PNG, JPEG, WebP, BMP, GIF or TIFF, any size): it is centre-cropped or resized to the square resolution asked.
         spp: samples per pixel of the two renders (more: less noise, slower).
         fit: what to do with a picture that is not square at the model's resolution: "crop" (centre square, then resize) or "resize" (squash the whole picture).
         refine: seconds (0 = off) of per-picture refinement through the renderer after the model's answer; never returns worse than the model's.
-        resolution: side in pixels of the pre-distorted texture (128, 256, 512 or 1024; 0 = the model's own). A resolution not used before is measured first (seconds, once); above 256 the renders use fewer samples per pixel (the metrics say how many).
+        resolution: side in pixels of the pre-distorted texture (128, 256, 512 or 1024; 0 = the model's own). The page starts a new picture at 512, the largest that answers in about 2 s on a 2-core CPU (PREDISTORT_PICTURE_RESOLUTION). A resolution not used before is measured first (seconds, once); above 256 the renders use fewer samples per pixel (the metrics say how many).
     Returns:
         render without pre-distortion, pre-distorted texture, render of the pre-distorted texture (PNG files), metrics (L1 and PSNR of both renders), the picture as used (PNG), a summary (Markdown).
     """
@@ -111,6 +111,12 @@ def before_after(initial, final, predistorted):
     if None in paths:
         return None, None
     return (paths[0], paths[1]), paths[2]
+
+
+def page_resolution():
+    """The resolution the page offers a new picture: the largest that answers in about 2 s here (the API's own
+    default stays 0, the model's resolution)."""
+    return SETTINGS.page_resolution()
 
 
 def predistort_estimate(session, resolution, spp):
@@ -429,7 +435,8 @@ def build_demo():
                                        label="Refine through the renderer, seconds (0: off)",
                                        info=REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
                     resolution_choice = gr.Dropdown(
-                        [("the model's own", 0)] + [(f"{r}×{r}", r) for r in SETTINGS.resolutions()], value=0,
+                        [("the model's own", 0)] + [(f"{r}×{r}", r) for r in SETTINGS.resolutions()],
+                        value=0,                          # the API's default; the page sets its own at load
                         label="Resolution of the pre-distorted texture", elem_id="resolution-choice")
                     run = gr.Button("Pre-distort", variant="primary", elem_id="predistort-button")
                     predistort_eta = gr.Markdown(elem_id="predistort-estimate")
@@ -646,6 +653,7 @@ def build_demo():
         map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **render)
         print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **render)
         demo.load(status, [session], [status_md], api_name="status", queue=False)
+        demo.load(page_resolution, None, [resolution_choice], **private(page_resolution))
         demo.load(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
                   **private(predistort_estimate))
         demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))

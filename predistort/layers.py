@@ -177,18 +177,20 @@ class UnrolledInverse(PredistortModel):
     (``info['scene']``; see :func:`predistort.solve.applies`).
 
     Parameters: ``resolution`` R; ``nnz`` the number of entries of A (fixed by the probe); ``depth`` the
-    number of layers, of which the first ``l2_depth`` (default: half) start on the squared error. Build one
-    with :meth:`from_transport`. On a scene whose film is not the texture's grid, or whose camera is not the
-    on-axis framing (:func:`predistort.target.target_for`), A has the film's rows, the layers aim at the
-    ball-free view of the input and start from the input itself (built from a transport only; not saved).
+    number of layers, of which the first ``l2_depth`` (default: half) start on the squared error; ``pixels``
+    A's rows, the film's pixels (None: R², the film on the texture's grid). Build one with
+    :meth:`from_transport`. On a scene whose film is not the texture's grid, or whose camera is not the
+    on-axis framing (:func:`predistort.target.target_for`), A has the film's rows, and the layers aim at the
+    ball-free view of the input (the scene in ``info``, saved with the model) and start from the input itself.
     The preconditioner ``AᵀA1`` is recomputed from A's values at every forward pass and treated as a
     constant by the gradient.
     """
     model_type = "unrolled"
 
-    def __init__(self, resolution: int = 128, nnz: int = 0, depth: int = 16, l2_depth: int = None):
+    def __init__(self, resolution: int = 128, nnz: int = 0, depth: int = 16, l2_depth: int = None,
+                 pixels: int = None):
         super().__init__(resolution)
-        n = resolution * resolution
+        n = resolution * resolution if pixels is None else pixels                # A's rows: the film's pixels
         self.depth = depth
         self.l2_depth = depth // 2 if l2_depth is None else l2_depth    # layers on the squared error
         self.register_buffer("crow", torch.zeros(n + 1, dtype=torch.int32))     # A's CSR row pointers
@@ -218,7 +220,9 @@ class UnrolledInverse(PredistortModel):
         """
         if scalars_from is not None:
             depth, l2_depth = scalars_from.depth, scalars_from.l2_depth
-        model = cls(transport.resolution, 0, depth, l2_depth)            # nnz 0: A's arrays come next
+        rows = transport.b.numel()                                       # the film's pixels
+        pixels = None if rows == transport.resolution ** 2 else rows     # None: the film on the texture's grid
+        model = cls(transport.resolution, 0, depth, l2_depth, pixels)    # nnz 0: A's arrays come next
         model.scene = transport.config                                   # what the layers aim at: its target
         model._hub_mixin_config["nnz"] = transport.nnz                   # what config.json records
         model.crow, model.col = transport.crow, transport.col            # int32 buffers, shared

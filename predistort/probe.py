@@ -65,7 +65,8 @@ from .scene import DEFAULT, SceneConfig
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
-PROBE_VERSION = 2              # bump when the probe's output changes: old cache files are then ignored
+PROBE_VERSION = 2              # bump when the probe's output changes (its constants below included: tests/test_solve.py
+                               # pins them to this version): old cache files are then ignored
 CHAINS = ("", "R", "TT", "TRT", "TRRT")   # specular chains traced: R = reflect, T = refract at the sphere
 PRUNE = 1e-3                   # entries of A below this are dropped (rows rescaled to keep their sums)
 CALIBRATE_SPP = 256            # samples per pixel of the two calibration renders

@@ -196,7 +196,9 @@ def _load_default(setting):
 # Warm-up
 # ---------------------------------------------------------------------------------------------------------
 def warm_up(settings=None, render=True):
-    """Load the default model now and, if `render`, compile the preview kernels in a background thread.
+    """Load the default model now and, if `render`, compile the preview kernels in a background thread, at the
+    model's resolution and then at the page's resolution for a new picture (``Settings.page_resolution``:
+    that resolution's light transport is probed then, not in the first visitor's request).
 
     Returns the background thread (or None). The first visitor's request then waits for no compilation
     (or only for what is left of it: renders hold the process-wide lock).
@@ -214,8 +216,16 @@ def warm_up(settings=None, render=True):
             if model is not None and pictures:      # the whole path: decoding, model, both renders
                 from .images import prepare_texture
                 from .pipeline import predistort
+                from .layers import for_scene
+                scene = model_scene(model)
                 texture, _ = prepare_texture(pictures[0], model.resolution, fit="crop")
-                predistort(renderer_for(model_scene(model)), texture, model, spp=settings.preview_spp)
+                predistort(renderer_for(scene), texture, model, spp=settings.preview_spp)
+                page = settings.page_resolution()
+                if page and page != model.resolution:       # a new picture's resolution: probe it now
+                    scene = scene.replace(resolution=page)
+                    texture, _ = prepare_texture(pictures[0], page, fit="crop")
+                    predistort(renderer_for(scene), texture, for_scene(model, scene, renderer=renderer_for(scene)),
+                               spp=settings.render_spp(settings.preview_spp, page))
             else:
                 scene = DEFAULT if model is None else model_scene(model)
                 texture = torch.full((scene.resolution, scene.resolution, 3), 0.5)

@@ -31,6 +31,8 @@ class Settings:
     max_iterations: int = 1000          # training iterations per request
     max_resolution: int = 128           # largest training resolution (the tutorial layer has R⁴ weights)
     max_apply_resolution: int = 1024    # largest resolution a picture is pre-distorted at (/predistort's choice)
+    picture_resolution: int = 512       # the page's resolution for a new picture: the largest that answers in about
+                                        #   2 s on a 2-core CPU (bench/app_latency.py); 0: the model's own
     full_spp_resolution: int = 256      # /predistort renders above this side keep its samples: spp·(this/R)²
     max_spp: int = 256                  # samples per pixel, training and preview renders
     max_upload_mb: float = 20.0         # largest uploaded picture, megabytes (also Gradio's max_file_size)
@@ -92,6 +94,9 @@ class Settings:
         if not MIN_RESOLUTION <= self.max_resolution <= MAX_RESOLUTION:
             raise ValueError(f"Setting max_resolution ({self.env_name('max_resolution')}) must be between "
                              f"{MIN_RESOLUTION} and {MAX_RESOLUTION}.")
+        if self.picture_resolution != 0 and not MIN_RESOLUTION <= self.picture_resolution <= MAX_RESOLUTION:
+            raise ValueError(f"Setting picture_resolution ({self.env_name('picture_resolution')}) must be 0 (the "
+                             f"model's own) or between {MIN_RESOLUTION} and {MAX_RESOLUTION}.")
         for name in ("max_apply_resolution", "full_spp_resolution"):
             if not MIN_RESOLUTION <= getattr(self, name) <= MAX_RESOLUTION:
                 raise ValueError(f"Setting {name} ({self.env_name(name)}) must be between {MIN_RESOLUTION} and "
@@ -114,6 +119,14 @@ class Settings:
     def resolutions(self):
         """The resolutions /predistort offers: 128, 256, 512, 1024 up to ``max_apply_resolution``."""
         return [r for r in (128, 256, 512, 1024) if r <= self.max_apply_resolution] or [self.max_apply_resolution]
+
+    def page_resolution(self):
+        """The page's resolution for a new picture: ``picture_resolution`` (0: the model's own), or the largest
+        offered one below it when ``max_apply_resolution`` offers less."""
+        if self.picture_resolution == 0:
+            return 0
+        offered = self.resolutions()
+        return max([r for r in offered if r <= self.picture_resolution] or [offered[0]])
 
     def render_spp(self, spp, resolution):
         """The spp of /predistort's renders at `resolution`: `spp` up to ``full_spp_resolution``, above it as

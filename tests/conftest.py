@@ -45,7 +45,8 @@ def hf_offline():
 # Hub (``app_server.hub``, repo ``test/tiny16``: a 16×16 tutorial model) reachable through HF_ENDPOINT, and the
 # bundled default model when weights/default exists (else a 32×32 tutorial model made here, through
 # PREDISTORT_DEFAULT_WEIGHTS). Yields an object with ``url``, ``hub``, ``log`` (the app's stdout+stderr
-# file) and ``default_resolution``. Another instance: ``with launch_app(tmp_dir, **env) as app`` (app.url,
+# file), ``default_resolution`` (the model's) and ``picture_resolution`` (the page's for a new picture, which
+# /predistort uses when a caller leaves the resolution out). Another instance: ``with launch_app(tmp_dir, **env) as app`` (app.url,
 # app.log). ``browser`` (session scope): Debian's chromium driven by Playwright.
 import os  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
@@ -57,6 +58,18 @@ ARTIFACTS = REPO_ROOT / "artifacts"          # git-ignored: screenshots and logs
 CHROMIUM = os.environ.get("PREDISTORT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+def wait_for_the_page(page):
+    """Wait for what the page does as it loads: the status line, and the resolution it offers a new picture
+    (0 in the API, the page's own after load; a test that picks another one must wait for this first)."""
+    from predistort.settings import Settings
+    page.wait_for_selector("#predistort-button", timeout=60_000)
+    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+    r = Settings().page_resolution()
+    if r:
+        page.wait_for_function(f"document.querySelector('#resolution-choice input').value == '{r}×{r}'",
+                               timeout=30_000)
 
 
 def make_tiny_model(folder, resolution, seed=0):
@@ -86,7 +99,9 @@ def app_server(tmp_path_factory):
     with FakeHub(tmp / "fake-hub") as hub:
         hub.add_repo("test/tiny16", {p.name: p.read_bytes() for p in tiny.iterdir() if p.is_file()})
         with launch_app(tmp, base_env=hub.client_env(tmp / "hf-home"), **env) as app:
-            yield SimpleNamespace(url=app.url, hub=hub, log=app.log, default_resolution=default_resolution)
+            from predistort.settings import Settings
+            yield SimpleNamespace(url=app.url, hub=hub, log=app.log, default_resolution=default_resolution,
+                                  picture_resolution=Settings().page_resolution() or default_resolution)
             ARTIFACTS.mkdir(exist_ok=True)
             (ARTIFACTS / "app-test-server.log").write_text(app.log.read_text())
 

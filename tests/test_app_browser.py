@@ -8,7 +8,7 @@ import shutil
 
 from playwright import sync_api
 
-from conftest import ARTIFACTS, REPO_ROOT
+from conftest import ARTIFACTS, REPO_ROOT, wait_for_the_page
 
 OUTPUTS = ["#out-initial", "#out-input", "#out-predistorted", "#out-final"]
 
@@ -18,8 +18,7 @@ def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(app_server.url, wait_until="load")
-    page.wait_for_selector("#predistort-button", timeout=60_000)
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+    wait_for_the_page(page)                                     # a new picture: the page's resolution, 512²
 
     examples = page.locator("button.gallery-item")             # gr.Examples' thumbnails
     assert examples.count() >= 1, "no example pictures on the page"
@@ -34,13 +33,13 @@ def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_
     assert "L1" in summary and "dB" in summary and "without pre-distortion" in summary
     for output in OUTPUTS:                                      # each image really loaded (not a broken link)
         width = page.eval_on_selector(f"{output} img", "img => img.complete ? img.naturalWidth : 0")
-        assert width == app_server.default_resolution, (output, width)
+        assert width == app_server.picture_resolution, (output, width)
     # The before/after slider holds the two renders: without and with pre-distortion.
     page.wait_for_function("document.querySelectorAll('#before-after img').length == 2 && "
                            "[...document.querySelectorAll('#before-after img')].every(i => i.complete && "
                            "i.naturalWidth > 0)", timeout=30_000)
     widths = page.eval_on_selector_all("#before-after img", "imgs => imgs.map(i => i.naturalWidth)")
-    assert widths == [app_server.default_resolution] * 2, widths
+    assert widths == [app_server.picture_resolution] * 2, widths
     assert not errors, errors
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -148,7 +147,7 @@ def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_serve
 def test_visitor_chooses_a_larger_resolution_sees_the_estimate_and_downloads_the_full_texture(browser, app_server):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(app_server.url, wait_until="load")
-    page.wait_for_selector("#predistort-button", timeout=60_000)
+    wait_for_the_page(page)
     page.locator("button.gallery-item").nth(1).click()
     page.wait_for_selector("#texture img", timeout=30_000)
     page.locator("#resolution-choice input").click()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ARTIFACTS
+from conftest import ARTIFACTS, wait_for_the_page
 from predistort.appserver import launch_app
 
 TABS = 20
@@ -39,8 +39,7 @@ def predistort_in_a_tab(browser, url, resolution=RESOLUTION):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(url, wait_until="load")
-        page.wait_for_selector("#predistort-button", timeout=60_000)
-        page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+        wait_for_the_page(page)
         page.locator("button.gallery-item").nth(0).click()
         page.wait_for_selector("#texture img", timeout=30_000)
         page.locator("#resolution-choice input").click()

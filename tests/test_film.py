@@ -58,6 +58,22 @@ def test_the_instant_solve_corrects_an_off_axis_4_3_camera_against_the_ball_free
     assert max(ratios) < 0.5, ratios
 
 
+def test_a_model_of_an_off_axis_4_3_scene_saves_and_loads_as_it_was(transports, tmp_path):
+    """A's rows are the film's pixels (48×36 here, not 48²): config.json records them, the scene rides in
+    info, and the loaded model gives the same texture, aimed at the same ball-free view."""
+    import json
+    from predistort.layers import PredistortModel
+    model = instant_model(transports["off_axis"])
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["pixels"] == 48 * 36
+    loaded = PredistortModel.from_pretrained(tmp_path / "m")
+    picture = picture_textures(48)[0]
+    assert torch.equal(loaded(picture[None]), model(picture[None]))
+    # The film on the texture's grid: no rows recorded (config.json files without the field load as before).
+    instant_model(probe.probe(DEFAULT.replace(resolution=16))).save_pretrained(tmp_path / "square")
+    assert json.loads((tmp_path / "square" / "config.json").read_text()).get("pixels") is None
+
+
 def null_fraction(transport, change):
     """The share of D·change (D = AᵀA1, the solver's metric) that lies outside the range of Aᵀ: 0 for a
     change the camera sees, ~0.5 for noise."""

@@ -52,6 +52,16 @@ def test_settings_come_from_environment_variables_with_documented_defaults():
     assert Settings.from_env({"PREDISTORT_QUEUE_SIZE": "5", "PREDISTORT_EXAMPLES_DIR": "/x"}).queue_size == 5
 
 
+def test_a_new_picture_gets_the_pages_resolution_within_what_is_offered():
+    """512² by default (what answers in about 2 s here), never past max_apply_resolution; 0 is the model's own."""
+    assert Settings().page_resolution() == 512
+    assert Settings(max_apply_resolution=256).page_resolution() == 256
+    assert Settings(picture_resolution=300).page_resolution() == 256
+    assert Settings.from_env({"PREDISTORT_PICTURE_RESOLUTION": "0"}).page_resolution() == 0
+    with pytest.raises(ValueError, match="PREDISTORT_PICTURE_RESOLUTION"):
+        Settings(picture_resolution=4)
+
+
 # -- no default model ----------------------------------------------------------------------------------------
 def test_without_a_bundled_default_the_session_says_so_and_offers_training(monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "bundled_dir", lambda: tmp_path / "nothing-here")

@@ -222,3 +222,14 @@ def test_the_cache_bounds_are_settings(monkeypatch):
         assert probe_cache.disk_budget()[1] == probe_cache.MAX_ON_DISK
     monkeypatch.setenv("PREDISTORT_CACHE_MEMORY_MB", "-3")
     assert probe_cache.memory_budget() == 0                           # then only the newest transport stays
+
+
+def test_the_probe_constants_are_pinned_to_the_probe_version():
+    """Cache keys hold PROBE_VERSION, not the probe's sampling constants: changing one without bumping the
+    version would serve transports measured the old way. Change both, and this table, together."""
+    from predistort import probe
+    pinned = {2: dict(CHAINS=("", "R", "TT", "TRT", "TRRT"), PRUNE=1e-3, CALIBRATE_SPP=256, CALIBRATE_BLUR=4.0,
+                      CALIBRATE_RESOLUTION=128, FILTER_STDDEV=0.5, SUPERSAMPLING=3, SAMPLE_SPACING=2 / 3,
+                      COVER_SPACING=1.5, MAX_SAMPLES=1 << 24)}
+    assert probe.PROBE_VERSION in pinned, "a new PROBE_VERSION: add its constants to this table"
+    assert {name: getattr(probe, name) for name in pinned[probe.PROBE_VERSION]} == pinned[probe.PROBE_VERSION]

@@ -1,0 +1,114 @@
+"""The Real glass tab's side of a visitor's session: setup, advice, placement, stand map, print, calibration.
+
+The scene as a physical setup, where to put the print, how precisely the camera will stand, where it may
+stand, the print itself, and (with the chart) calibration from one photo.
+
+:class:`RealGlass` is a part of :class:`predistort.service.Session` (its base class): its methods use the
+session's ``scene``, ``model``, ``results``, ``advice``, ``placement`` and ``folder``, and raise
+:class:`~predistort.settings.ServiceError` with a sentence for the visitor.
+"""
+from __future__ import annotations
+
+from .resources import default_model, model_scene, renderer_for
+from .settings import ServiceError
+
+
+class RealGlass:
+    """The real-glass actions of a :class:`predistort.service.Session` (see the module doc)."""
+
+    def setup(self):
+        """This session's scene as a physical setup in millimetres (:class:`predistort.physical.PhysicalSetup`)."""
+        from .physical import PhysicalSetup
+        try:
+            return PhysicalSetup.from_scene(self.scene)
+        except ValueError as e:
+            raise ServiceError(str(e)) from None
+
+    def advise(self, setup, progress=None):
+        """Where to put the print for this ball and camera (:func:`predistort.advise.advise`): returns the Advice
+        (also kept, for :meth:`correctability`). The search probes a dozen scenes at up to 128²; ``progress``
+        hears ``(probes done, probes planned, distance mm, predicted ratio)`` after each."""
+        from .advise import advise
+        self.advice = advise(setup.replace(resolution=self.resolution), progress=progress)
+        return self.advice
+
+    def use_setup(self, setup):
+        """Pre-distort for this physical setup from now on: the default model when it was made for exactly this
+        scene, else the instant solve on the setup's measured light transport (probed first if new)."""
+        from .layers import instant_model
+        from .solve import transport_for
+        if self.training:
+            raise ServiceError("A training is running in this session: stop it first, then change the setup.")
+        scene = setup.replace(resolution=self.resolution).to_scene()
+        model, _ = default_model(self.settings)
+        if model is not None and model_scene(model) == scene:
+            self._use(model, model.info.get("source", "the default model"))
+        else:
+            model = instant_model(transport_for(scene, renderer=renderer_for(scene))).eval()
+            self._use(model, "the instant solve for your setup")
+        self.results = []
+        return self.status()
+
+    def set_placement(self, preset):
+        """How precisely the camera will be placed: a name of :data:`predistort.tolerance.PRESETS` (or camera
+        millimetres). Pre-distortions from now on hold for the camera anywhere within that many mm (the robust
+        solve on the views around it: a few more probes the first time). Returns one sentence."""
+        from .tolerance import PRESETS, Tolerance, views
+        mm = PRESETS.get(preset, preset)
+        try:
+            self.placement = Tolerance.of(float(mm))
+        except (TypeError, ValueError) as e:
+            raise ServiceError(f"Camera placement: choose one of {', '.join(PRESETS)}, or a number of mm "
+                               f"({e})".replace("\n", " ")) from None
+        if self.placement.exact:
+            return "Pre-distorting for the camera's exact place."
+        return (f"Pre-distorting for the camera anywhere within ±{self.placement.camera_mm:g} mm of its place "
+                f"(one texture for all: a little worse at the exact spot, much better around it). The first "
+                f"time, {len(views(self.placement)) - 1} more views of the scene are measured (at 128² about "
+                f"2 min on a 2-core machine), then cached.")
+
+    def stand_map(self):
+        """Where one may stand with the last pre-distortion: ``(PIL image, sentence)`` — the predicted ratio over
+        camera offsets within the placement's box (±3 mm for the exact spot), from the transports, no renders
+        (:func:`predistort.tolerance.stand_map`)."""
+        from .tolerance import MAP_BOX_MM, stand_map
+        results = self.results
+        if not results:
+            raise ServiceError(self.keep_note or "Pre-distort a picture first: the map judges the last pre-distorted "
+                                                 "texture.")
+        c = results[-1].comparison
+        box = (self.placement.camera_mm if self.placement is not None else 0) or MAP_BOX_MM
+        scene = self.scene.replace(resolution=int(c.target.shape[0]))
+        try:
+            stand = stand_map(scene, c.predistorted[None], c.target[None], box_mm=box)
+        except ValueError as e:
+            raise ServiceError(str(e)) from None
+        return stand.image(), stand.line()
+
+    def correctability(self):
+        """Where in the picture no texture can remove the error, for this session's scene: ``(PIL image,
+        sentence)`` — drawn over the last render without pre-distortion when there is one."""
+        from .correctability import correctability
+        from .solve import transport_for
+        transport = transport_for(self.scene, renderer=renderer_for(self.scene))
+        results = self.results
+        last = results[-1].comparison if results else None
+        background = last.initial.numpy() if last is not None and last.initial.shape[0] == self.scene.resolution \
+            else None
+        advice = self.advice
+        if advice is not None and advice.setup.replace(resolution=self.resolution).to_scene() != self.scene:
+            advice = None
+        return correctability(transport, background=background, advice=advice)
+
+    def print_files(self):
+        """The last pre-distorted texture as a PDF and a PNG at the print's true size for this session's setup:
+        ``(pdf path, png path)``."""
+        from .printout import write_print
+        results = self.results
+        if not results:
+            raise ServiceError(self.keep_note or "Pre-distort a picture first: the print is the last pre-distorted "
+                                                 "texture.")
+        texture = results[-1].comparison.predistorted
+        setup = self.setup().replace(resolution=int(texture.shape[0]))
+        pdf, png = write_print(texture, setup, self.folder / "print")
+        return str(pdf), str(png)
