@@ -28,6 +28,8 @@ API (gradio_client; every endpoint has a stable name, see the README):
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
+from dataclasses import dataclass
+
 import gradio as gr
 
 from predistort import backend, methods, report, resources, service
@@ -406,260 +408,308 @@ def leave(request: gr.Request):
     forget_session(demo, request.session_hash)
 
 
-# -- layout ----------------------------------------------------------------------------------------------------
+# -- layout: the page is a list of its tabs, each built and wired by a function of its own ---------------------
+# preprocess=False (/predistort, /compare, /train): images.py reads uploads itself, and the service checks every
+# value itself, so its messages name the parameter at fault ("spp must be a whole number from 1 to 256, got 0")
+# where Gradio's own slider check says only "Value 0 is less than minimum value 1".
+RENDER = dict(concurrency_id="render", concurrency_limit=SETTINGS.render_concurrency)
+INSTANT = dict(concurrency_limit=None)                  # cheap: never waits behind a training
+
+
+def private(fn):
+    """Page-only events: named apart, so the API names stay exact."""
+    return dict(api_visibility="private", api_name=f"page_{fn.__name__}", **INSTANT)
+
+
+@dataclass
+class Page:
+    """What the tabs share: the page itself, the visitor's session, the status line, how pictures fit."""
+    demo: gr.Blocks
+    session: gr.State
+    status_md: gr.Markdown
+    fit: gr.Radio
+
+
 def build_demo():
-    example_paths = examples()
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:
-        session = gr.State(service.Session(), time_to_live=SETTINGS.session_ttl_s,
-                           delete_callback=service.Session.close)
-        gr.Markdown(INTRO)
-        with gr.Row():
-            status_md = gr.Markdown(label="Status", elem_id="status")
-            if SETTINGS.signs_in:
-                gr.LoginButton(elem_id="login", scale=0, min_width=220)
-        fit = gr.Radio(FITS, value="crop", label="Pictures that are not square at the model's resolution")
-
-        with gr.Tab("Pre-distort a picture", id="predistort"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=260):
-                    texture = gr.Image(label="Your picture", type="filepath", sources=["upload", "clipboard"],
-                                       height=260, elem_id="texture")
-                    if example_paths:
-                        gr.Examples([[p] for p in example_paths], inputs=[texture], label="…or pick an example",
-                                    examples_per_page=12)
-                    else:
-                        gr.Markdown("*(No example pictures are installed: upload one.)*")
-                    spp = gr.Slider(1, SETTINGS.max_spp, value=SETTINGS.preview_spp, step=1,
-                                    label="Samples per pixel of the renders (more: less noise, slower)")
-                    refine = gr.Slider(0, SETTINGS.max_refine_s, value=0, step=1, elem_id="refine",
-                                       label="Refine through the renderer, seconds (0: off)",
-                                       info=REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
-                    resolution_choice = gr.Dropdown(
-                        [("the model's own", 0)] + [(f"{r}×{r}", r) for r in SETTINGS.resolutions()],
-                        value=0,                          # the API's default; the page sets its own at load
-                        label="Resolution of the pre-distorted texture", elem_id="resolution-choice")
-                    run = gr.Button("Pre-distort", variant="primary", elem_id="predistort-button")
-                    predistort_eta = gr.Markdown(elem_id="predistort-estimate")
-                with gr.Column(scale=3):
-                    with gr.Row(equal_height=True):
-                        initial = gr.Image(label="1 · Render without pre-distortion", format="png",
-                                           elem_classes="pixelated", elem_id="out-initial", buttons=["download"],
-                                           height=OUT_HEIGHT)
-                        used = gr.Image(label="2 · Input texture (as used)", format="png", elem_classes="pixelated",
-                                        elem_id="out-input", buttons=["download"], height=OUT_HEIGHT)
-                        pre = gr.Image(label="3 · Pre-distorted texture", format="png", elem_classes="pixelated",
-                                       elem_id="out-predistorted", buttons=["download"], height=OUT_HEIGHT)
-                        final = gr.Image(label="4 · Render of the pre-distorted texture", format="png",
-                                         elem_classes="pixelated", elem_id="out-final", buttons=["download"],
-                                         height=OUT_HEIGHT)
-                    summary = gr.Markdown(label="Summary", elem_id="summary")
-                    slider = gr.ImageSlider(label="Through the sphere: without ◀ ▶ with pre-distortion", type="filepath",
-                                            format="png", elem_id="before-after", elem_classes="pixelated",
-                                            max_height=SLIDER_HEIGHT, interactive=False)
-                    download = gr.File(label="Pre-distorted texture at full resolution (lossless PNG)",
-                                       elem_id="download-predistorted")
-                    with gr.Accordion("Metrics (JSON)", open=False):
-                        metrics = gr.JSON(label="Metrics", elem_id="metrics")
-
-        with gr.Tab("Several pictures · train", id="train"):
-            with gr.Row():
-                with gr.Column(scale=1, min_width=280):
-                    textures = gr.File(label=f"Your pictures (up to {SETTINGS.max_textures})", file_count="multiple",
-                                       file_types=["image"], elem_id="textures")
-                    examples_btn = gr.Button("Use the example pictures", size="sm",
-                                             visible=bool(example_paths))
-                    compare_spp = gr.Slider(1, SETTINGS.max_spp, value=SETTINGS.preview_spp, step=1,
-                                            label="Samples per pixel of the comparison renders")
-                    compare_btn = gr.Button("Pre-distort all with the current model", variant="primary")
-                with gr.Column(scale=3):
-                    gallery = gr.Gallery(label="For each picture: render without · input · pre-distorted · render "
-                                               "with pre-distortion", columns=1, height=GALLERY_HEIGHT,
-                                         object_fit="contain", format="png")
-                    table = gr.Dataframe(headers=TABLE_HEADERS, label="Metrics against the input (L1: lower is "
-                                         "better; PSNR: higher is better)", interactive=False)
-                    notes = gr.Markdown(label="Notes")
-            gr.Markdown("### Train a model on these pictures")
-            with gr.Row():
-                with gr.Column(scale=1, min_width=280):
-                    method = gr.Dropdown([(m.label, m.name) for m in methods.METHODS.values()],
-                                         value=methods.DEFAULT_METHOD, label="Model type", elem_id="method")
-                    method_text = gr.Markdown(method_info(methods.DEFAULT_METHOD), elem_id="method-info")
-                    default_iterations = methods.METHODS[methods.DEFAULT_METHOD].iterations
-                    iterations = gr.Slider(1, SETTINGS.max_iterations,
-                                           value=min(default_iterations, SETTINGS.max_iterations), step=1,
-                                           label="Iterations (generalising layer: "
-                                                 f"{methods.METHODS['unrolled'].iterations}; tutorial: "
-                                                 f"{methods.METHODS['tutorial'].iterations})")
-                    train_spp = gr.Slider(1, min(64, SETTINGS.max_spp), value=4, step=1,
-                                          label="Samples per pixel while training (tutorial: 4)")
-                    resolution = gr.Slider(16, SETTINGS.max_resolution, value=min(128, SETTINGS.max_resolution),
-                                           step=8, label="Resolution, pixels (tutorial: 128)")
-                    seed = gr.Number(0, precision=0, minimum=0, label="Seed of the initial weights (tutorial: 0)")
-                    with gr.Accordion("Scene: the glass sphere", open=False):
-                        ior = gr.Slider(1.0, 2.0, value=DEFAULT.sphere_ior, step=0.01,
-                                        label=f"Index of refraction (tutorial: {DEFAULT.sphere_ior:g})")
-                        radius = gr.Slider(0.1, 0.95, value=DEFAULT.sphere_radius, step=0.01,
-                                           label=f"Radius (tutorial: {DEFAULT.sphere_radius:g})")
-                        scene_info = gr.Markdown(elem_id="scene-info")
-                        gr.Markdown("A real ball, print and camera in millimetres, and where to put the print: the "
-                                    "*Real glass · print* tab.")
-                    estimate_md = gr.Markdown(label="Estimate", elem_id="estimate")
-                    with gr.Row():
-                        train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
-                        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
-                    stop_msg = gr.Markdown(label="Stop")
-                    train_progress = gr.HTML(label="Progress", elem_id="train-progress")
-                with gr.Column(scale=3):
-                    loss = gr.LinePlot(x="iteration", y="loss", title="Training loss (L1, sum over pictures)",
-                                       height=260, label="Loss curve", elem_id="loss-plot")
-                    weights_file = gr.File(label="Trained weights (model.safetensors + config.json, zipped)")
-                    train_gallery = gr.Gallery(label="Trained model on the training pictures", columns=1,
-                                               height=GALLERY_HEIGHT, object_fit="contain", format="png")
-                    with gr.Accordion("Training metrics (JSON)", open=False):
-                        train_metrics = gr.JSON(label="Training metrics")
-
-        with gr.Tab("Real glass · print", id="glass"):
-            gr.Markdown("Your own ball, print and camera, in millimetres. **Advise** searches where the print should "
-                        "go for the lowest error (with real glass the distance matters more than any model); "
-                        "**Use this setup** pre-distorts for it from now on; after pre-distorting a picture, "
-                        "**Print** gives it at its true size.")
-            with gr.Row():
-                with gr.Column(scale=1, min_width=280):
-                    here = PhysicalSetup()
-                    material = gr.Dropdown(list(MATERIALS) + ["custom"], value=here.material(), label="Material",
-                                           elem_id="material")
-                    ball_ior = gr.Number(here.ior, label="Index of refraction", minimum=1.0, maximum=3.0,
-                                         elem_id="ball-ior")
-                    diameter = gr.Number(here.ball_diameter_mm, label="Ball diameter (mm)", elem_id="diameter")
-                    print_distance = gr.Number(here.print_distance_mm, label="Ball centre → print (mm)",
-                                               elem_id="print-distance")
-                    camera_distance = gr.Number(here.camera_distance_mm, label="Ball centre → camera lens (mm)",
-                                                elem_id="camera-distance")
-                    fov = gr.Number(here.fov_deg, label="Camera's field of view across the square picture (°)",
-                                    elem_id="fov")
-                    setup_md = gr.Markdown(here.describe(), elem_id="setup")
-                    with gr.Row():
-                        advise_btn = gr.Button("Advise where to put the print", variant="primary",
-                                               elem_id="advise-button")
-                        use_advice_btn = gr.Button("Take the advised distance", size="sm")
-                    use_setup_btn = gr.Button("Use this setup", elem_id="use-setup-button")
-                    setup_status = gr.Markdown(elem_id="setup-status")
-                    precision = gr.Dropdown(list(TOLERANCE_PRESETS), value="exact spot (0 mm)", elem_id="placement",
-                                            label="How precisely will you place the camera?")
-                    precision_md = gr.Markdown(elem_id="placement-status")
-                    stand_btn = gr.Button("Where may I stand? (map of the last pre-distortion)", elem_id="stand-button")
-                    with gr.Row():
-                        stand_image = gr.Image(label="Predicted ratio over camera offsets", format="png",
-                                               interactive=False, elem_id="stand-map")
-                        stand_md = gr.Markdown(elem_id="stand-line")
-                with gr.Column(scale=2):
-                    advice_md = gr.Markdown(elem_id="advice")
-                    advice_plot = gr.Image(label="Predicted error ratio against the print's distance", format="png",
-                                           interactive=False, elem_id="advice-plot")
-                    map_btn = gr.Button("Where can it work? (correctability map)", elem_id="map-button")
-                    with gr.Row():
-                        map_image = gr.Image(label="Error no texture can remove", format="png", interactive=False,
-                                             elem_id="map")
-                        map_md = gr.Markdown(elem_id="map-advice")
-                    print_btn = gr.Button("Print: the last pre-distorted texture at true size (PDF + PNG)",
-                                          elem_id="print-button")
-                    with gr.Row():
-                        print_pdf = gr.File(label="PDF (print at 100 %)", elem_id="print-pdf")
-                        print_png = gr.File(label="PNG (with its DPI)", elem_id="print-png")
-
-        with gr.Tab("Load a model", id="load"):
-            repo = gr.Textbox(label="Hugging Face model repo (USER/NAME or USER/NAME@REVISION), or 'default'",
-                              value="default", elem_id="repo")
-            if SETTINGS.signs_in:
-                gr.Markdown("Signed in with Hugging Face, you can also load your own private models.")
-            load_btn = gr.Button("Load", variant="primary")
-            load_msg = gr.Markdown(label="Status", elem_id="load-message")
-
-        with gr.Tab("Download", id="download"):
-            gr.Markdown("Download this tab's model (safetensors + config.json, zipped: load it with "
-                        "`predistort.load_model(folder)`) and the side-by-side figure of the last results.")
-            export_btn = gr.Button("Prepare downloads", variant="primary")
-            with gr.Row():
-                export_weights = gr.File(label="Weights (.zip)")
-                export_figure = gr.File(label="Comparison figure (.png)")
-            export_image = gr.Image(label="Comparison figure", format="png", interactive=False)
-            with gr.Group(visible=SETTINGS.signs_in):
-                gr.Markdown("#### Push this model to your Hugging Face account (sign in first)")
-                with gr.Row():
-                    push_name = gr.Textbox(label="Repo name (NAME or YOUR_USER/NAME)", value="predistort-model",
-                                           elem_id="push-name")
-                    push_private = gr.Checkbox(value=True, label="Private")
-                push_btn = gr.Button("Push to my account", elem_id="push-button")
-                push_msg = gr.Markdown(elem_id="push-message")
-
-        # -- events -------------------------------------------------------------------------------------
-        render = dict(concurrency_id="render", concurrency_limit=SETTINGS.render_concurrency)
-        scene_inputs = [session, ior, radius, resolution]
-        instant = dict(concurrency_limit=None)               # cheap: never waits behind a training
-        def private(fn):              # page-only events: named apart, so the API names above stay exact
-            return dict(api_visibility="private", api_name=f"page_{fn.__name__}", **instant)
-        # preprocess=False (/predistort, /compare, /train): images.py reads uploads itself, and the service checks
-        # every value itself, so its messages name the parameter at fault ("spp must be a whole number from 1 to
-        # 256, got 0") where Gradio's own slider check says only "Value 0 is less than minimum value 1".
-        run.click(predistort, [session, texture, spp, fit, refine, resolution_choice],
-                  [initial, pre, final, metrics, used, summary], api_name="predistort", preprocess=False, **render
-                  ).then(before_after, [initial, final, pre], [slider, download], preprocess=False,
-                         **private(before_after)
-                         ).then(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
-                                **private(predistort_estimate))
-        for control in (resolution_choice, spp):
-            control.change(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
-                           **private(predistort_estimate))
-        compare_btn.click(compare, [session, textures, compare_spp, fit], [gallery, table, notes],
-                          api_name="compare", preprocess=False, **render)
-        train_btn.click(
-            train, [session, textures, method, iterations, train_spp, resolution, seed, ior, radius, fit],
-            [weights_file, loss, train_metrics, train_gallery, status_md, train_progress, session], api_name="train",
-            preprocess=False, concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
-        ).then(status, [session], [status_md], **private(status)
-               ).then(check_scene, scene_inputs, [scene_info], **private(check_scene))
-        # Outside the queue: Stop and the status line must answer even when the queue is full (a full queue
-        # refuses every queued event, cheap ones included: "Queue is full! Please try again.").
-        stop_btn.click(stop, [session], [stop_msg], api_name="stop", queue=False)
-        load_btn.click(load_pretrained, [session, repo], [load_msg, session], api_name="load_pretrained",
-                       concurrency_id="load", concurrency_limit=1
-                       ).then(status, [session], [status_md], **private(status)
-                              ).then(check_scene, scene_inputs, [scene_info], **private(check_scene))
-        export_btn.click(export, [session], [export_weights, export_figure, export_image], api_name="export",
-                         **render)
-        push_btn.click(push_to_hub, [session, push_name, push_private], [push_msg], api_name="push_to_hub",
-                       concurrency_id="load", concurrency_limit=1)
-        estimate_inputs = [textures, method, iterations, train_spp, resolution]
-        textures.change(estimate, estimate_inputs, [estimate_md], api_name="estimate", **instant)
-        for control in (method, iterations, train_spp, resolution):
-            control.change(estimate, estimate_inputs, [estimate_md], **private(estimate))
-        method.change(on_method, [method], [method_text, iterations], **private(on_method))
-        ior.change(check_scene, scene_inputs, [scene_info], api_name="check_scene", **instant)
-        for control in (radius, resolution):
-            control.change(check_scene, scene_inputs, [scene_info], **private(check_scene))
-        textures.change(on_pictures, [session, textures, fit], [notes], **private(on_pictures))
-        examples_btn.click(use_examples, None, [textures], **private(use_examples))
-        glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
-        material.change(material_ior, [material], [ball_ior], **private(material_ior))
-        for control in glass_inputs:
-            control.change(describe_setup, glass_inputs, [setup_md], **private(describe_setup))
-        advise_btn.click(advise, [session, *glass_inputs], [advice_md, advice_plot], api_name="advise",
-                         concurrency_id="render", concurrency_limit=SETTINGS.render_concurrency)
-        use_advice_btn.click(advised_distance, [session], [print_distance], **private(advised_distance))
-        use_setup_btn.click(use_setup, [session, *glass_inputs], [setup_status, setup_md], api_name="use_setup",
-                            **render).then(status, [session], [status_md], **private(status))
-        precision.change(placement, [session, precision], [precision_md], api_name="placement", **instant)
-        stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **render)
-        map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **render)
-        print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **render)
-        demo.load(status, [session], [status_md], api_name="status", queue=False)
-        demo.load(page_resolution, None, [resolution_choice], **private(page_resolution))
-        demo.load(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
-                  **private(predistort_estimate))
-        demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))
-        demo.load(check_scene, scene_inputs, [scene_info], **private(check_scene))
+        page = header(demo)
+        predistort_tab(page)
+        scene_inputs, scene_info = train_tab(page)
+        glass_tab(page)
+        load_tab(page, scene_inputs, scene_info)
+        download_tab(page)
+        demo.load(status, [page.session], [page.status_md], api_name="status", queue=False)
         demo.unload(leave)
     return demo
+
+
+def header(demo):
+    """The session, the introduction, the status line (and sign-in), and how non-square pictures fit."""
+    session = gr.State(service.Session(), time_to_live=SETTINGS.session_ttl_s,
+                       delete_callback=service.Session.close)
+    gr.Markdown(INTRO)
+    with gr.Row():
+        status_md = gr.Markdown(label="Status", elem_id="status")
+        if SETTINGS.signs_in:
+            gr.LoginButton(elem_id="login", scale=0, min_width=220)
+    fit = gr.Radio(FITS, value="crop", label="Pictures that are not square at the model's resolution")
+    return Page(demo, session, status_md, fit)
+
+
+def predistort_tab(page):
+    """One picture: pre-distort it at a resolution, see the four images, the before/after slider, download."""
+    session, example_paths = page.session, examples()
+    with gr.Tab("Pre-distort a picture", id="predistort"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                texture = gr.Image(label="Your picture", type="filepath", sources=["upload", "clipboard"],
+                                   height=260, elem_id="texture")
+                if example_paths:
+                    gr.Examples([[p] for p in example_paths], inputs=[texture], label="…or pick an example",
+                                examples_per_page=12)
+                else:
+                    gr.Markdown("*(No example pictures are installed: upload one.)*")
+                spp = gr.Slider(1, SETTINGS.max_spp, value=SETTINGS.preview_spp, step=1,
+                                label="Samples per pixel of the renders (more: less noise, slower)")
+                refine = gr.Slider(0, SETTINGS.max_refine_s, value=0, step=1, elem_id="refine",
+                                   label="Refine through the renderer, seconds (0: off)",
+                                   info=REFINE_SUMMARY, visible=SETTINGS.max_refine_s > 0)
+                resolution_choice = gr.Dropdown(
+                    [("the model's own", 0)] + [(f"{r}×{r}", r) for r in SETTINGS.resolutions()],
+                    value=0,                          # the API's default; the page sets its own at load
+                    label="Resolution of the pre-distorted texture", elem_id="resolution-choice")
+                run = gr.Button("Pre-distort", variant="primary", elem_id="predistort-button")
+                predistort_eta = gr.Markdown(elem_id="predistort-estimate")
+            with gr.Column(scale=3):
+                with gr.Row(equal_height=True):
+                    initial = gr.Image(label="1 · Render without pre-distortion", format="png",
+                                       elem_classes="pixelated", elem_id="out-initial", buttons=["download"],
+                                       height=OUT_HEIGHT)
+                    used = gr.Image(label="2 · Input texture (as used)", format="png", elem_classes="pixelated",
+                                    elem_id="out-input", buttons=["download"], height=OUT_HEIGHT)
+                    pre = gr.Image(label="3 · Pre-distorted texture", format="png", elem_classes="pixelated",
+                                   elem_id="out-predistorted", buttons=["download"], height=OUT_HEIGHT)
+                    final = gr.Image(label="4 · Render of the pre-distorted texture", format="png",
+                                     elem_classes="pixelated", elem_id="out-final", buttons=["download"],
+                                     height=OUT_HEIGHT)
+                summary = gr.Markdown(label="Summary", elem_id="summary")
+                slider = gr.ImageSlider(label="Through the sphere: without ◀ ▶ with pre-distortion", type="filepath",
+                                        format="png", elem_id="before-after", elem_classes="pixelated",
+                                        max_height=SLIDER_HEIGHT, interactive=False)
+                download = gr.File(label="Pre-distorted texture at full resolution (lossless PNG)",
+                                   elem_id="download-predistorted")
+                with gr.Accordion("Metrics (JSON)", open=False):
+                    metrics = gr.JSON(label="Metrics", elem_id="metrics")
+
+    run.click(predistort, [session, texture, spp, page.fit, refine, resolution_choice],
+              [initial, pre, final, metrics, used, summary], api_name="predistort", preprocess=False, **RENDER
+              ).then(before_after, [initial, final, pre], [slider, download], preprocess=False,
+                     **private(before_after)
+                     ).then(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
+                            **private(predistort_estimate))
+    for control in (resolution_choice, spp):
+        control.change(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
+                       **private(predistort_estimate))
+    page.demo.load(page_resolution, None, [resolution_choice], **private(page_resolution))
+    page.demo.load(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
+                   **private(predistort_estimate))
+
+
+def train_tab(page):
+    """Several pictures: compare them with the current model; train a model (estimate, progress, stop).
+    Returns the scene's inputs and report, which loading a model refreshes too."""
+    session, example_paths = page.session, examples()
+    with gr.Tab("Several pictures · train", id="train"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                textures = gr.File(label=f"Your pictures (up to {SETTINGS.max_textures})", file_count="multiple",
+                                   file_types=["image"], elem_id="textures")
+                examples_btn = gr.Button("Use the example pictures", size="sm",
+                                         visible=bool(example_paths))
+                compare_spp = gr.Slider(1, SETTINGS.max_spp, value=SETTINGS.preview_spp, step=1,
+                                        label="Samples per pixel of the comparison renders")
+                compare_btn = gr.Button("Pre-distort all with the current model", variant="primary")
+            with gr.Column(scale=3):
+                gallery = gr.Gallery(label="For each picture: render without · input · pre-distorted · render "
+                                           "with pre-distortion", columns=1, height=GALLERY_HEIGHT,
+                                     object_fit="contain", format="png")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="Metrics against the input (L1: lower is "
+                                     "better; PSNR: higher is better)", interactive=False)
+                notes = gr.Markdown(label="Notes")
+        gr.Markdown("### Train a model on these pictures")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                method = gr.Dropdown([(m.label, m.name) for m in methods.METHODS.values()],
+                                     value=methods.DEFAULT_METHOD, label="Model type", elem_id="method")
+                method_text = gr.Markdown(method_info(methods.DEFAULT_METHOD), elem_id="method-info")
+                default_iterations = methods.METHODS[methods.DEFAULT_METHOD].iterations
+                iterations = gr.Slider(1, SETTINGS.max_iterations,
+                                       value=min(default_iterations, SETTINGS.max_iterations), step=1,
+                                       label="Iterations (generalising layer: "
+                                             f"{methods.METHODS['unrolled'].iterations}; tutorial: "
+                                             f"{methods.METHODS['tutorial'].iterations})")
+                train_spp = gr.Slider(1, min(64, SETTINGS.max_spp), value=4, step=1,
+                                      label="Samples per pixel while training (tutorial: 4)")
+                resolution = gr.Slider(16, SETTINGS.max_resolution, value=min(128, SETTINGS.max_resolution),
+                                       step=8, label="Resolution, pixels (tutorial: 128)")
+                seed = gr.Number(0, precision=0, minimum=0, label="Seed of the initial weights (tutorial: 0)")
+                with gr.Accordion("Scene: the glass sphere", open=False):
+                    ior = gr.Slider(1.0, 2.0, value=DEFAULT.sphere_ior, step=0.01,
+                                    label=f"Index of refraction (tutorial: {DEFAULT.sphere_ior:g})")
+                    radius = gr.Slider(0.1, 0.95, value=DEFAULT.sphere_radius, step=0.01,
+                                       label=f"Radius (tutorial: {DEFAULT.sphere_radius:g})")
+                    scene_info = gr.Markdown(elem_id="scene-info")
+                    gr.Markdown("A real ball, print and camera in millimetres, and where to put the print: the "
+                                "*Real glass · print* tab.")
+                estimate_md = gr.Markdown(label="Estimate", elem_id="estimate")
+                with gr.Row():
+                    train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
+                stop_msg = gr.Markdown(label="Stop")
+                train_progress = gr.HTML(label="Progress", elem_id="train-progress")
+            with gr.Column(scale=3):
+                loss = gr.LinePlot(x="iteration", y="loss", title="Training loss (L1, sum over pictures)",
+                                   height=260, label="Loss curve", elem_id="loss-plot")
+                weights_file = gr.File(label="Trained weights (model.safetensors + config.json, zipped)")
+                train_gallery = gr.Gallery(label="Trained model on the training pictures", columns=1,
+                                           height=GALLERY_HEIGHT, object_fit="contain", format="png")
+                with gr.Accordion("Training metrics (JSON)", open=False):
+                    train_metrics = gr.JSON(label="Training metrics")
+
+    compare_btn.click(compare, [session, textures, compare_spp, page.fit], [gallery, table, notes],
+                      api_name="compare", preprocess=False, **RENDER)
+    scene_inputs = [session, ior, radius, resolution]
+    train_btn.click(
+        train, [session, textures, method, iterations, train_spp, resolution, seed, ior, radius, page.fit],
+        [weights_file, loss, train_metrics, train_gallery, page.status_md, train_progress, session], api_name="train",
+        preprocess=False, concurrency_id="train", concurrency_limit=SETTINGS.train_concurrency,
+    ).then(status, [session], [page.status_md], **private(status)
+           ).then(check_scene, scene_inputs, [scene_info], **private(check_scene))
+    # Outside the queue: Stop and the status line must answer even when the queue is full (a full queue
+    # refuses every queued event, cheap ones included: "Queue is full! Please try again.").
+    stop_btn.click(stop, [session], [stop_msg], api_name="stop", queue=False)
+    estimate_inputs = [textures, method, iterations, train_spp, resolution]
+    textures.change(estimate, estimate_inputs, [estimate_md], api_name="estimate", **INSTANT)
+    for control in (method, iterations, train_spp, resolution):
+        control.change(estimate, estimate_inputs, [estimate_md], **private(estimate))
+    method.change(on_method, [method], [method_text, iterations], **private(on_method))
+    ior.change(check_scene, scene_inputs, [scene_info], api_name="check_scene", **INSTANT)
+    for control in (radius, resolution):
+        control.change(check_scene, scene_inputs, [scene_info], **private(check_scene))
+    textures.change(on_pictures, [session, textures, page.fit], [notes], **private(on_pictures))
+    examples_btn.click(use_examples, None, [textures], **private(use_examples))
+    page.demo.load(estimate, estimate_inputs, [estimate_md], **private(estimate))
+    page.demo.load(check_scene, scene_inputs, [scene_info], **private(check_scene))
+    return scene_inputs, scene_info
+
+
+def glass_tab(page):
+    """A real ball: the setup in mm, where to put the print, how precisely the camera will stand, where it may
+    stand, where it can work, the print at true size."""
+    session = page.session
+    with gr.Tab("Real glass · print", id="glass"):
+        gr.Markdown("Your own ball, print and camera, in millimetres. **Advise** searches where the print should "
+                    "go for the lowest error (with real glass the distance matters more than any model); "
+                    "**Use this setup** pre-distorts for it from now on; after pre-distorting a picture, "
+                    "**Print** gives it at its true size.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                here = PhysicalSetup()
+                material = gr.Dropdown(list(MATERIALS) + ["custom"], value=here.material(), label="Material",
+                                       elem_id="material")
+                ball_ior = gr.Number(here.ior, label="Index of refraction", minimum=1.0, maximum=3.0,
+                                     elem_id="ball-ior")
+                diameter = gr.Number(here.ball_diameter_mm, label="Ball diameter (mm)", elem_id="diameter")
+                print_distance = gr.Number(here.print_distance_mm, label="Ball centre → print (mm)",
+                                           elem_id="print-distance")
+                camera_distance = gr.Number(here.camera_distance_mm, label="Ball centre → camera lens (mm)",
+                                            elem_id="camera-distance")
+                fov = gr.Number(here.fov_deg, label="Camera's field of view across the square picture (°)",
+                                elem_id="fov")
+                setup_md = gr.Markdown(here.describe(), elem_id="setup")
+                with gr.Row():
+                    advise_btn = gr.Button("Advise where to put the print", variant="primary",
+                                           elem_id="advise-button")
+                    use_advice_btn = gr.Button("Take the advised distance", size="sm")
+                use_setup_btn = gr.Button("Use this setup", elem_id="use-setup-button")
+                setup_status = gr.Markdown(elem_id="setup-status")
+                precision = gr.Dropdown(list(TOLERANCE_PRESETS), value="exact spot (0 mm)", elem_id="placement",
+                                        label="How precisely will you place the camera?")
+                precision_md = gr.Markdown(elem_id="placement-status")
+                stand_btn = gr.Button("Where may I stand? (map of the last pre-distortion)", elem_id="stand-button")
+                with gr.Row():
+                    stand_image = gr.Image(label="Predicted ratio over camera offsets", format="png",
+                                           interactive=False, elem_id="stand-map")
+                    stand_md = gr.Markdown(elem_id="stand-line")
+            with gr.Column(scale=2):
+                advice_md = gr.Markdown(elem_id="advice")
+                advice_plot = gr.Image(label="Predicted error ratio against the print's distance", format="png",
+                                       interactive=False, elem_id="advice-plot")
+                map_btn = gr.Button("Where can it work? (correctability map)", elem_id="map-button")
+                with gr.Row():
+                    map_image = gr.Image(label="Error no texture can remove", format="png", interactive=False,
+                                         elem_id="map")
+                    map_md = gr.Markdown(elem_id="map-advice")
+                print_btn = gr.Button("Print: the last pre-distorted texture at true size (PDF + PNG)",
+                                      elem_id="print-button")
+                with gr.Row():
+                    print_pdf = gr.File(label="PDF (print at 100 %)", elem_id="print-pdf")
+                    print_png = gr.File(label="PNG (with its DPI)", elem_id="print-png")
+
+    glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
+    material.change(material_ior, [material], [ball_ior], **private(material_ior))
+    for control in glass_inputs:
+        control.change(describe_setup, glass_inputs, [setup_md], **private(describe_setup))
+    advise_btn.click(advise, [session, *glass_inputs], [advice_md, advice_plot], api_name="advise", **RENDER)
+    use_advice_btn.click(advised_distance, [session], [print_distance], **private(advised_distance))
+    use_setup_btn.click(use_setup, [session, *glass_inputs], [setup_status, setup_md], api_name="use_setup",
+                        **RENDER).then(status, [session], [page.status_md], **private(status))
+    precision.change(placement, [session, precision], [precision_md], api_name="placement", **INSTANT)
+    stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **RENDER)
+    map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **RENDER)
+    print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **RENDER)
+
+
+def load_tab(page, scene_inputs, scene_info):
+    """A pretrained model: the bundled default or a Hugging Face repo (the visitor's own, signed in)."""
+    session = page.session
+    with gr.Tab("Load a model", id="load"):
+        repo = gr.Textbox(label="Hugging Face model repo (USER/NAME or USER/NAME@REVISION), or 'default'",
+                          value="default", elem_id="repo")
+        if SETTINGS.signs_in:
+            gr.Markdown("Signed in with Hugging Face, you can also load your own private models.")
+        load_btn = gr.Button("Load", variant="primary")
+        load_msg = gr.Markdown(label="Status", elem_id="load-message")
+
+    load_btn.click(load_pretrained, [session, repo], [load_msg, session], api_name="load_pretrained",
+                   concurrency_id="load", concurrency_limit=1
+                   ).then(status, [session], [page.status_md], **private(status)
+                          ).then(check_scene, scene_inputs, [scene_info], **private(check_scene))
+
+
+def download_tab(page):
+    """This tab's model and figure to download; the model pushed to the visitor's own Hub account."""
+    session = page.session
+    with gr.Tab("Download", id="download"):
+        gr.Markdown("Download this tab's model (safetensors + config.json, zipped: load it with "
+                    "`predistort.load_model(folder)`) and the side-by-side figure of the last results.")
+        export_btn = gr.Button("Prepare downloads", variant="primary")
+        with gr.Row():
+            export_weights = gr.File(label="Weights (.zip)")
+            export_figure = gr.File(label="Comparison figure (.png)")
+        export_image = gr.Image(label="Comparison figure", format="png", interactive=False)
+        with gr.Group(visible=SETTINGS.signs_in):
+            gr.Markdown("#### Push this model to your Hugging Face account (sign in first)")
+            with gr.Row():
+                push_name = gr.Textbox(label="Repo name (NAME or YOUR_USER/NAME)", value="predistort-model",
+                                       elem_id="push-name")
+                push_private = gr.Checkbox(value=True, label="Private")
+            push_btn = gr.Button("Push to my account", elem_id="push-button")
+            push_msg = gr.Markdown(elem_id="push-message")
+
+    export_btn.click(export, [session], [export_weights, export_figure, export_image], api_name="export", **RENDER)
+    push_btn.click(push_to_hub, [session, push_name, push_private], [push_msg], api_name="push_to_hub",
+                   concurrency_id="load", concurrency_limit=1)
 
 
 demo = build_demo()
