@@ -155,7 +155,7 @@ def cmd_apply(args):
                            "texture": str(args.texture), "pre-distorted with": how})
     if scene.film_size != (scene.resolution, scene.resolution):
         result.metrics["film"] = list(scene.film_size)
-    stand = _stand_map(scene, result, tolerance)
+    stand = _stand_map(scene, result, tolerance) if args.stand_map else None
     result.save(args.out_dir)
     if stand is not None:
         stand.image().save(f"{args.out_dir}/stand_map.png")
@@ -178,13 +178,13 @@ def _tolerance(args):
 
 def _stand_map(scene, result, tolerance):
     """Where one may stand with `result`'s texture: the predicted ratio over camera offsets within the
-    tolerance's box (or ±MAP_BOX_MM for the exact spot), into ``metrics['tolerance']``. None for a scene that
-    is not on-axis (the map moves the camera around the ball's axis)."""
+    tolerance's box (or ±MAP_BOX_MM for the exact spot), into ``metrics['tolerance']``. None (and the
+    reason in metrics.json) where the map cannot be made."""
     from .tolerance import MAP_BOX_MM, stand_map
     box = tolerance.camera_mm or MAP_BOX_MM
     try:
         stand = stand_map(scene, result.predistorted[None], result.target[None], box_mm=box)
-    except ValueError as e:                            # an off-axis scene: no map, the reason in metrics.json
+    except ValueError as e:                            # no map: the reason in metrics.json
         result.metrics["tolerance"] = {"asked": tolerance.to_dict(), "map": None, "why": str(e)}
         return None
     result.metrics["tolerance"] = {"asked": tolerance.to_dict(), **stand.summary()}
@@ -348,6 +348,10 @@ def parser():
     a.add_argument("--ball-tolerance-mm", type=float, default=0.0, help="and the ball within ± this sideways")
     a.add_argument("--print-tolerance-mm", type=float, default=0.0, help="and the print's distance within ± this")
     a.add_argument("--ior-tolerance", type=float, default=0.0, help="and the ball's IOR within ± this")
+    a.add_argument("--no-stand-map", dest="stand_map", action="store_false",
+                   help="skip where one may stand (the predicted ratio over camera offsets around the place: "
+                        "ten more probes the first time per scene; default: in metrics.json, stand_map.png and "
+                        "one line)")
     scene_args(a, fit="crop")
     a.set_defaults(run=cmd_apply)
 

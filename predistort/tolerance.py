@@ -19,9 +19,10 @@ translated by (dx, dy, dz) (dz towards the print) at distance L from the print, 
 
     q = u · (L − dz + Δprint) / L + (dx, dy) / (L · t)
 
-sees it (:func:`view_target`). Moving the ball or changing its IOR leaves the target as it is. (This stands
-in for the ball-free view of an off-axis camera, which the branch ``film`` adds as
-``predistort.target.ball_free_view``; on-axis nominal cameras only here.)
+sees it (:func:`view_target`). Moving the ball or changing its IOR leaves the target as it is. That is for
+the on-axis framing (film = texture), whose single solve aims at the picture itself; any other camera (off
+the axis, aimed elsewhere, a film of its own: a calibrated one) aims at the ball-free view
+(:func:`predistort.target.ball_free_view`), and so does each of its views, with the view's own camera.
 
 The robust solve (:func:`solve`). One texture x for all views at once::
 
@@ -52,9 +53,9 @@ full size add the detail — 0.8× the single solve's time at 512² (the full st
 Where you may stand (:func:`stand_map`): the predicted ratio ``|clamp(A_o x + b_o) − P_o| / |clamp(A_o P +
 b_o) − P_o|`` over camera offsets o on a grid around the nominal — one probe per offset, no renders.
 
-Limits: on-axis nominal setups (camera, ball and print centre on one line); the camera moves by translation
-(it keeps its direction); square films (the targets are R × R); the stack itself takes rectangular A
-(pixels × texels).
+Limits: the camera moves by translation along the world's axes (x, y along the print, z towards it; it
+keeps its direction); coarse stacks and the map scale a film of its own with the texture
+(:func:`at_resolution`).
 """
 import math
 from dataclasses import asdict, dataclass
@@ -65,6 +66,7 @@ import torch.nn.functional as F
 
 from . import backend, probe_cache
 from .probe import flatten
+from .target import ball_free_view, is_on_axis_framing
 from .solve import FULL_ITERATIONS_UP_TO, HUBER_DELTA, iterations_for, momentum_schedule
 
 CORNER = 0.6                 # the cube's corners sit at this fraction of T on each axis (inside the ±T box)
@@ -167,16 +169,21 @@ def views(tolerance, corners=True):
     return out
 
 
-def _check_on_axis(config):
-    (cx, cy, cz), (tx, ty, tz) = config.camera_origin, config.camera_target
-    if (cx, cy, tx, ty) != (0, 0, 0, 0) or not cz < 0:
-        raise ValueError("A tolerance needs an on-axis setup (the camera on the line through the ball's centre "
-                         "perpendicular to the print, looking at the print's centre).")
+def at_resolution(config, resolution):
+    """`config` with its texture at `resolution` and its film scaled alike (a film of its own: each side
+    × resolution / R, at least 8 pixels; the film on the texture's grid stays so)."""
+    if resolution == config.resolution:
+        return config
+    if config.film_width is None:
+        return config.replace(resolution=resolution)
+    scale = resolution / config.resolution
+    return config.replace(resolution=resolution, film_width=max(8, round(config.film_width * scale)),
+                          film_height=max(8, round(config.film_height * scale)))
 
 
 def view_scene(config, view):
-    """The scene of `view` around the nominal scene `config` (on-axis; millimetres via ``units_mm``)."""
-    _check_on_axis(config)
+    """The scene of `view` around the nominal scene `config` (any camera: it is translated along the world's
+    axes, keeping its direction; millimetres via ``units_mm``)."""
     u = config.units_mm
     dx, dy, dz = (x / u for x in view.camera)
     back = view.print_mm / u                      # the print farther: everything else moves towards −z
@@ -187,13 +194,17 @@ def view_scene(config, view):
 
 
 def view_target(pictures, config, view):
-    """`pictures` [N, R, R, 3] as the camera of `view` sees them printed (on the nominal film grid; see the
-    module doc): bilinear resampling, the picture's edge continued beyond it. The nominal view: unchanged."""
+    """`pictures` [N, R, R, 3] as the camera of `view` sees them printed. The on-axis framing: on the nominal
+    film grid (see the module doc; bilinear resampling, the picture's edge continued beyond it; the nominal
+    view unchanged). Any other camera: the ball-free view of the view's own camera
+    (:func:`predistort.target.ball_free_view`), [N, film_height, film_width, 3]."""
     pictures = torch.as_tensor(pictures)
+    if not is_on_axis_framing(config):
+        scene = view_scene(config, view)
+        return torch.stack([ball_free_view(p, scene) for p in pictures])
     dx, dy, dz = view.camera
     if not (dx or dy or dz or view.print_mm):
         return pictures
-    _check_on_axis(config)
     distance = -config.camera_origin[2] * config.units_mm                      # L: camera to print, mm
     half = math.tan(math.radians(config.fov) / 2)
     scale = (distance - dz + view.print_mm) / distance
@@ -249,7 +260,8 @@ class Stack:
 
     def targets(self, pictures):
         """[V·pixels, N·3]: every view's target of `pictures` [N, R, R, 3], stacked as ``A``'s rows."""
-        return torch.cat([flatten(view_target(pictures, self.config, v), self.resolution)[0] for v in self.views])
+        film = self.config.film_size[::-1]                                     # (H, W)
+        return torch.cat([flatten(view_target(pictures, self.config, v), film)[0] for v in self.views])
 
 
 def stack_for(config, tolerance, renderer=None, progress=None):
@@ -340,12 +352,14 @@ def coarse_to_fine(target, coarse_stack, transport):
     for the detail. 0.8× the single solve's time at 512² (a full stacked solve there: 14.6×); predicted box
     worst 0.485 against the stacked solve's 0.455 (bench/results/tolerance_512*.md)."""
     from .solve import solve as single_solve
+    from .target import target_for
     res, c = transport.resolution, coarse_stack.resolution
     batch = torch.as_tensor(target).reshape(-1, res, res, 3).float()
     small = F.interpolate(batch.permute(0, 3, 1, 2), size=(c, c), mode="area").permute(0, 2, 3, 1)
     x = solve(small, coarse_stack, *COARSE_SCHEDULE).permute(0, 3, 1, 2)
     start = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False).permute(0, 2, 3, 1).clamp(0, 1)
-    out = single_solve(batch, transport, iterations=DETAIL_ITERATIONS, l2_iterations=0, start=start)
+    goal = torch.stack([target_for(p, transport.config) for p in batch])         # the picture, or its ball-free view
+    out = single_solve(goal, transport, iterations=DETAIL_ITERATIONS, l2_iterations=0, start=start)
     return out.reshape(torch.as_tensor(target).shape)
 
 
@@ -381,7 +395,7 @@ def robust_model(config, tolerance, renderer=None, progress=None, note="", coars
     ``probes`` the views measured now."""
     coarse = COARSE_RESOLUTION if coarse is None else coarse
     if coarse and config.resolution > max(coarse_above, coarse):
-        stack, probes = stack_for(config.replace(resolution=coarse), tolerance, progress=progress)
+        stack, probes = stack_for(at_resolution(config, coarse), tolerance, progress=progress)
         transport = probe_cache.transport_for(config, renderer=renderer, progress=progress)
         return RobustModel(stack, tolerance, note, transport), probes
     stack, probes = stack_for(config, tolerance, renderer=renderer, progress=progress)
@@ -395,10 +409,14 @@ def robust_solve(target, config, tolerance=None, renderer=None, progress=None, c
     Above 256² coarse to fine (see :func:`robust_model`, `coarse`). `schedule`: ``iterations``,
     ``l2_iterations``, ``delta``, ``reweight`` of :func:`solve` (the full stacked solve only)."""
     from .solve import solve as single_solve
+    from .target import target_for
     t = Tolerance.of(tolerance)
     if t.exact:
         transport = probe_cache.transport_for(config, renderer=renderer, progress=progress)
-        return single_solve(target, transport, **{k: v for k, v in schedule.items() if k != "reweight"})
+        pictures = torch.as_tensor(target).float()
+        goal = torch.stack([target_for(p, config) for p in pictures.reshape(-1, *pictures.shape[-3:])])
+        return single_solve(goal.reshape(*pictures.shape[:-3], *goal.shape[-3:]), transport, start=pictures,
+                            **{k: v for k, v in schedule.items() if k != "reweight"})
     model, _ = robust_model(config, t, renderer=renderer, progress=progress, coarse=coarse)
     if model.transport is not None:
         return model(torch.as_tensor(target))
@@ -509,7 +527,7 @@ def stand_map(config, textures, pictures, box_mm=3.0, points=3, progress=None, r
     textures, pictures = torch.as_tensor(textures).float(), torch.as_tensor(pictures).float()
     size = min(config.resolution, resolution or MAP_RESOLUTION)
     if size != config.resolution:
-        config = config.replace(resolution=size)
+        config = at_resolution(config, size)
         textures, pictures = (F.interpolate(x.permute(0, 3, 1, 2), size=(size, size), mode="area").permute(0, 2, 3, 1)
                               for x in (textures, pictures))
     side = np.linspace(-box_mm, box_mm, points).round(6).tolist()

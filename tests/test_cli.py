@@ -88,11 +88,12 @@ def test_apply_at_another_resolution_writes_everything_at_that_size(tmp_path):
     for run, probed in (("first", True), ("again", False)):
         out = tmp_path / run
         result = run_python(["-m", "predistort", "apply", "--texture", str(REPO / "examples" / "landscape.png"),
-                             "--resolution", "48", "--spp", "8", "--out-dir", str(out)], env=env)
+                             "--resolution", "48", "--spp", "8", "--out-dir", str(out), "--no-stand-map"], env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["resolution"] == 48 and metrics["apply_seconds"] > 0
         assert (metrics["probe_seconds"] > 0) == probed
+        assert "tolerance" not in metrics and not (out / "stand_map.png").exists()     # --no-stand-map
         assert metrics["l1_final"] < 0.8 * metrics["l1_initial"]
         for name in ("predistorted.png", "texture.png", "render_initial.png", "render_final.png"):
             assert Image.open(out / name).size == (48, 48), name
@@ -114,7 +115,8 @@ def test_apply_with_the_bundled_model_on_a_scene_it_was_not_made_for_says_what_i
         setup.to_scene().save(scene)
         out = tmp_path / name
         result = run_python(["-m", "predistort", "apply", "--scene", str(scene), "--texture",
-                             str(REPO / "examples" / "landscape.png"), "--spp", "16", "--out-dir", str(out)], env=env)
+                             str(REPO / "examples" / "landscape.png"), "--spp", "16", "--out-dir", str(out),
+                             "--no-stand-map"], env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["pre-distorted with"].startswith("the instant solve on this scene's light transport (the "

@@ -101,6 +101,31 @@ def test_robust_solve_holds_over_the_box_where_the_single_view_does_not(glass, p
     assert r_single[0] < r_robust[0] < 1          # the price: the exact spot is a little worse
 
 
+def test_an_off_axis_4_3_camera_gets_its_tolerance_and_its_map_too(pictures):
+    """What a calibration gives: the camera 30 mm right and 20 mm up, aimed at the ball, a 4:3 film. Each
+    view aims at the ball-free view of its own camera; the robust texture holds over the box (predicted),
+    and the stand map is made at that film's shape."""
+    from predistort.target import ball_free_view
+    res = 24
+    config = PhysicalSetup(ior=1.5, print_distance_mm=225, camera_x_mm=30.0, camera_y_mm=20.0, aim_z_mm=225.0,
+                           film_width=res, film_height=res * 3 // 4, resolution=res).to_scene()
+    pictures = torch.stack(picture_textures(res))
+    moved = tol.View(camera=(3.0, 0.0, 0.0))
+    targets = tol.view_target(pictures[:1], config, moved)
+    assert targets.shape == (1, res * 3 // 4, res, 3)
+    assert torch.equal(targets[0], ball_free_view(pictures[0], tol.view_scene(config, moved)))
+    single = tol.robust_solve(pictures, config, 0)
+    robust = tol.robust_solve(pictures, config, 3.0)
+    judged = [(v, probe_cache.transport_for(tol.view_scene(config, v))) for v in tol.box_views(3.0, 2.0)]
+
+    def worst(texture):
+        return max(tol.predicted_ratio(t, config, v, texture, pictures) for v, t in judged)
+    assert worst(robust) < worst(single) - 0.03, (worst(robust), worst(single))
+    m = tol.stand_map(config, robust, pictures, box_mm=3.0, points=2)
+    assert m.ratios.shape == (2, 2) and 0 < m.mean <= m.worst < 1
+    assert tol.at_resolution(config, 16).film_size == (16, 12) and tol.at_resolution(config, res) == config
+
+
 def test_predicted_ratio_agrees_with_renders(glass, pictures):
     """The stand map's prediction at a moved camera against real renders of that camera's scene (within 10 %)."""
     from predistort.images import l1
