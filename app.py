@@ -25,12 +25,16 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /print_files      ()                                  -> the last pre-distorted texture as PDF and PNG at true size
     /placement        (preset)                            -> one sentence: how precisely the camera will be placed
     /stand_map        ()                                  -> map of the predicted ratio over camera offsets, one sentence
+    /chart            ()                                  -> the calibration chart: PNG, PDF at the print's true size
+    /calibrate        (photo)                             -> fitted render over the photo, fitted quantities (Markdown),
+                                                             fitted scene (JSON); the session pre-distorts for it
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
 from dataclasses import dataclass
 
 import gradio as gr
+from PIL import Image
 
 from predistort import backend, methods, report, resources, service
 from predistort.webio import (TABLE_HEADERS, cached_png, figures, forget_session, install_sessions, metrics_table,
@@ -353,6 +357,35 @@ def stand_map(session):
     return cached_png(image, "stand_map"), line
 
 
+@user_errors
+def chart(session):
+    """The calibration chart of this session's setup: print it in place of the picture, at 100 %, and photograph
+    it through the ball (markers beside the ball, a smooth colour field behind it).
+
+    Returns:
+        the chart as a PNG (the texture) and as a PDF at the print's true size.
+    """
+    return session.chart_files()
+
+
+@user_errors
+def calibrate(session, photo, progress=gr.Progress()):
+    """Fit where the camera, the ball and the print really are from one photo of the printed chart through the
+    ball, and pre-distort for the fitted setup from now on (with the placement's tolerance).
+
+    Args:
+        photo: the photo (JPEG or PNG from a phone, any size and aspect; EXIF orientation and focal length are used).
+    Returns:
+        the fitted render over the photo (PNG), the fitted quantities against the nominal ones with uncertainties and the residual (Markdown), the fitted scene (JSON, for `python -m predistort apply --scene`).
+    """
+    def fitting(fraction, message):
+        progress(fraction, desc=f"Calibrating: {message}")
+
+    fitted = session.calibrate(upload_path(photo), progress=fitting)
+    return (cached_png(Image.fromarray(fitted.overlay), "calibration"), fitted.to_markdown(),
+            session.fitted_scene_file())
+
+
 def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
     """How to build the setup in the panel (or what is wrong with its numbers)."""
     try:
@@ -668,6 +701,36 @@ def glass_tab(page):
     stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **RENDER)
     map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **RENDER)
     print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **RENDER)
+    calibrate_step(page)
+
+
+def calibrate_step(page):
+    """Calibrate from one photo: download the chart, photograph it through the ball, see the fit; then
+    pre-distort for the fitted setup (first tab), print it, and check a photo of the print."""
+    session = page.session
+    with gr.Accordion("Calibrate from one photo of the chart", open=False, elem_id="calibrate-step"):
+        gr.Markdown("1 · **Download the chart** and print it at 100 % in place of the picture. 2 · Put the ball "
+                    "and the camera where the setup says, and **take one photo** through the ball with all four "
+                    "corners of the print in it. 3 · **Calibrate**: the fit finds where the camera, the ball and "
+                    "the print really are. 4 · Pre-distort your picture in the first tab: it is made for the "
+                    "fitted setup (and the placement above), then print it.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                chart_btn = gr.Button("Download the chart (PDF + PNG)", elem_id="chart-button")
+                with gr.Row():
+                    chart_pdf = gr.File(label="Chart PDF (print at 100 %)", elem_id="chart-pdf")
+                    chart_png = gr.File(label="Chart PNG", elem_id="chart-png")
+                photo = gr.Image(label="Your photo of the chart through the ball", type="filepath",
+                                 sources=["upload", "clipboard"], height=260, elem_id="calibration-photo")
+                calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="calibrate-button")
+                fitted_json = gr.File(label="Fitted scene (JSON, for apply --scene)", elem_id="fitted-scene")
+            with gr.Column(scale=2):
+                overlay = gr.Image(label="The fitted setup's render over your photo", format="png",
+                                   interactive=False, elem_id="calibration-overlay")
+                fitted_md = gr.Markdown(elem_id="calibration-report")
+    chart_btn.click(chart, [session], [chart_png, chart_pdf], api_name="chart", **RENDER)
+    calibrate_btn.click(calibrate, [session, photo], [overlay, fitted_md, fitted_json], api_name="calibrate",
+                        preprocess=False, **RENDER).then(status, [session], [page.status_md], **private(status))
 
 
 def load_tab(page, scene_inputs, scene_info):

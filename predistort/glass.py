@@ -16,11 +16,15 @@ from .settings import ServiceError
 class RealGlass:
     """The real-glass actions of a :class:`predistort.service.Session` (see the module doc)."""
 
+    calibration = None               # the last calibration (predistort.calibrate.Calibration), if any
+    nominal = None                   # the setup's scene as measured, before a calibration replaced it
+
     def setup(self):
-        """This session's scene as a physical setup in millimetres (:class:`predistort.physical.PhysicalSetup`)."""
+        """This session's setup in millimetres (:class:`predistort.physical.PhysicalSetup`): as measured, when
+        a calibration has replaced the scene (the print and the ball are the same; the camera is the fit's)."""
         from .physical import PhysicalSetup
         try:
-            return PhysicalSetup.from_scene(self.scene)
+            return PhysicalSetup.from_scene(self.nominal or self.scene)
         except ValueError as e:
             raise ServiceError(str(e)) from None
 
@@ -46,7 +50,7 @@ class RealGlass:
         else:
             model = instant_model(transport_for(scene, renderer=renderer_for(scene))).eval()
             self._use(model, "the instant solve for your setup")
-        self.results = []
+        self.results, self.calibration, self.nominal = [], None, None
         return self.status()
 
     def set_placement(self, preset):
@@ -112,3 +116,46 @@ class RealGlass:
         setup = self.setup().replace(resolution=int(texture.shape[0]))
         pdf, png = write_print(texture, setup, self.folder / "print")
         return str(pdf), str(png)
+
+    # -- calibration from one photo of the chart (predistort.chart, predistort.calibrate) -------------------
+    def chart_files(self):
+        """The calibration chart of this session's setup, to print in place of the picture: ``(PNG path, PDF
+        path)`` (:func:`predistort.chart.write_chart`; the PDF at the print's true size)."""
+        from .chart import write_chart
+        try:
+            png, pdf = write_chart(self.nominal or self.scene, self.folder / "chart")
+        except ValueError as e:
+            raise ServiceError(str(e)) from None
+        return str(png), str(pdf)
+
+    def calibrate(self, photo, progress=None):
+        """Fit where the camera, the ball and the print really are from one `photo` (a path) of the printed
+        chart through the ball (:func:`predistort.calibrate.calibrate`), and pre-distort for the fitted scene
+        from now on: the instant solve on its light transport (and the placement's tolerance around it).
+        ``progress(fraction, message)`` hears the fit. Returns the Calibration; a photo that cannot be used
+        raises ServiceError with the sentence of what to do."""
+        from .calibrate import calibrate
+        from .layers import instant_model
+        from .solve import transport_for
+        if self.training:
+            raise ServiceError("A training is running in this session: stop it first, then calibrate.")
+        nominal = self.nominal or self.scene
+        try:
+            fitted = calibrate(nominal, photo, progress=progress)
+        except ValueError as e:                  # CalibrationError, ImageError: one sentence, what to do
+            raise ServiceError(str(e)) from None
+        scene = fitted.scene
+        model = instant_model(transport_for(scene, renderer=renderer_for(scene))).eval()
+        self._use(model, "the instant solve for your calibrated setup")
+        self.results, self.calibration, self.nominal = [], fitted, nominal
+        return fitted
+
+    def fitted_scene_file(self):
+        """The calibrated scene as JSON (what ``python -m predistort apply --scene`` takes): its path."""
+        if self.calibration is None:
+            raise ServiceError("Calibrate first: upload a photo of the printed chart through the ball.")
+        path = self.folder / "calibration" / "fitted.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.calibration.scene.save(path)
+        return str(path)
+

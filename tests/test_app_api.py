@@ -34,6 +34,8 @@ ENDPOINTS = {
     "/print_files": [],
     "/placement": ["preset"],
     "/stand_map": [],
+    "/chart": [],
+    "/calibrate": ["photo"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
