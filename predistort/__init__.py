@@ -27,6 +27,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     methods     the ways to get a model, in one table: defaults, how each is made, cost estimates
     resources   what the app's sessions share: renderers, pretrained models, training slots, warm-up
     glass       the Real glass tab's side of a session: setup, advice, placement, stand map, print, calibration
+    trainer     a session's training in a thread of its own: options, a server slot, progress, the model adopted
     keep        what a session keeps between requests: results on disk, the server's budget over idle sessions
     service     one visitor's session of the web app (model, scene, results, training), without Gradio
     webio       what crosses the page's boundary: uploads, output files, visitors' errors, sessions' lifetimes
