@@ -14,6 +14,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     probe_cache keep measured transports per scene, in memory and on disk, within byte budgets
     solve       solve a picture on a measured transport: the instant pre-distortion, no rendering
     tolerance   one texture for a range of setups: views around the nominal, their stacked solve, the ratio map
+    standmap    where you may stand: the predicted ratio of a pre-distortion over camera offsets around its place
     advise      where to put the print: the distance with the lowest error the transport predicts
     correctability  where no texture can help: per-pixel error map and one sentence on what to change
     printout    the pre-distorted texture as a PDF and a PNG at the print's true size

@@ -180,7 +180,7 @@ def _stand_map(scene, result, tolerance):
     """Where one may stand with `result`'s texture: the predicted ratio over camera offsets within the
     tolerance's box (or ±MAP_BOX_MM for the exact spot), into ``metrics['tolerance']``. None (and the
     reason in metrics.json) where the map cannot be made."""
-    from .tolerance import MAP_BOX_MM, stand_map
+    from .standmap import MAP_BOX_MM, stand_map
     box = tolerance.camera_mm or MAP_BOX_MM
     try:
         stand = stand_map(scene, result.predistorted[None], result.target[None], box_mm=box)

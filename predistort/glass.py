@@ -74,8 +74,8 @@ class RealGlass:
     def stand_map(self):
         """Where one may stand with the last pre-distortion: ``(PIL image, sentence)`` — the predicted ratio over
         camera offsets within the placement's box (±3 mm for the exact spot), from the transports, no renders
-        (:func:`predistort.tolerance.stand_map`)."""
-        from .tolerance import MAP_BOX_MM, stand_map
+        (:func:`predistort.standmap.stand_map`)."""
+        from .standmap import MAP_BOX_MM, stand_map
         results = self.results
         if not results:
             raise ServiceError(self.keep_note or "Pre-distort a picture first: the map judges the last pre-distorted "

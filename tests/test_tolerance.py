@@ -7,6 +7,7 @@ import torch
 
 from common import picture_paths, picture_textures
 from predistort import probe_cache, tolerance as tol
+from predistort.standmap import stand_map
 from predistort.physical import PhysicalSetup
 from predistort.solve import solve
 
@@ -121,7 +122,7 @@ def test_an_off_axis_4_3_camera_gets_its_tolerance_and_its_map_too(pictures):
     def worst(texture):
         return max(tol.predicted_ratio(t, config, v, texture, pictures) for v, t in judged)
     assert worst(robust) < worst(single) - 0.03, (worst(robust), worst(single))
-    m = tol.stand_map(config, robust, pictures, box_mm=3.0, points=2)
+    m = stand_map(config, robust, pictures, box_mm=3.0, points=2)
     assert m.ratios.shape == (2, 2) and 0 < m.mean <= m.worst < 1
     assert tol.at_resolution(config, 16).film_size == (16, 12) and tol.at_resolution(config, res) == config
 
@@ -143,7 +144,7 @@ def test_predicted_ratio_agrees_with_renders(glass, pictures):
 
 def test_stand_map(glass, pictures):
     texture = tol.robust_solve(pictures, glass, 3.0)
-    m = tol.stand_map(glass, texture, pictures, box_mm=3.0, points=3)
+    m = stand_map(glass, texture, pictures, box_mm=3.0, points=3)
     assert m.ratios.shape == (3, 3) and m.offsets_mm == [-3.0, 0.0, 3.0]
     assert m.ratios[1, 1] == pytest.approx(tol.predicted_ratio(probe_cache.transport_for(glass), glass, tol.View(),
                                                                texture, pictures))
@@ -151,7 +152,7 @@ def test_stand_map(glass, pictures):
     assert s["worst_predicted_ratio"] >= s["mean_predicted_ratio"] > 0 and s["box_mm"] == 3.0
     assert "±3 mm" in m.line() and m.image().size[0] > 100
     with pytest.raises(ValueError, match="box_mm"):
-        tol.stand_map(glass, texture, pictures, box_mm=-1)
+        stand_map(glass, texture, pictures, box_mm=-1)
 
 
 def test_cli_apply_and_advise_with_a_tolerance(tmp_path):
