@@ -32,6 +32,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     keep        what a session keeps between requests: results on disk, the server's budget over idle sessions
     service     one visitor's session of the web app (model, scene, results, training), without Gradio
     webio       what crosses the page's boundary: uploads, output files, visitors' errors, sessions' lifetimes
+    api         the web app's endpoints: one handler per API name, each one call into the visitor's session
     appserver   start app.py on a free port, for tests and benchmarks
     cli         python -m predistort train | apply | push | advise | print
 """

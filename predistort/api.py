@@ -1,0 +1,401 @@
+"""The web app's endpoints: one handler per API name, each one call into the visitor's session.
+
+Each public handler is named after its API endpoint, and its docstring's Args describe the endpoint's inputs:
+Gradio shows both in the API page and serves them as Model Context Protocol tools (``mcp_server=True``).
+``app.py`` lays out the page and wires these handlers to it; the session (:mod:`predistort.service`) does
+the work. Handlers of page-only events (estimates, the setup's description) sit beside them.
+
+API (gradio_client; every endpoint has a stable name, see the README):
+    /predistort       (texture, spp, fit, refine, resolution) -> initial render, pre-distorted texture, final render,
+                                                             metrics, input texture (as used), summary
+    /compare          (textures, spp, fit)                -> comparison figures, metrics table, notes
+    /train            (textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit)
+                                                          -> weights zip, loss curve, metrics, figures, status,
+                                                             progress (HTML); a generator: submit() streams them
+    /stop             ()                                  -> message
+    /load_pretrained  (repo id or "default")              -> status
+    /export           ()                                  -> weights zip, comparison figure (file, image)
+    /estimate         (textures, method, iterations, spp, resolution) -> estimate (Markdown)
+    /check_scene      (sphere_ior, sphere_radius, resolution) -> which methods apply to that scene (Markdown)
+    /status           ()                                  -> status (Markdown)
+    /push_to_hub      (name, private)                     -> where the model went (needs "Sign in with Hugging Face")
+    /advise           (ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg) -> advice (Markdown),
+                                                             plot of the predicted error ratio against the distance
+    /use_setup        (the same five numbers)             -> status, how to build the setup (Markdown)
+    /correctability   ()                                  -> map of the error no texture can remove, one sentence
+    /print_files      ()                                  -> the last pre-distorted texture as PDF and PNG at true size
+    /placement        (preset)                            -> one sentence: how precisely the camera will be placed
+    /stand_map        ()                                  -> map of the predicted ratio over camera offsets, one sentence
+    /chart            ()                                  -> the calibration chart: PNG, PDF at the print's true size
+    /calibrate        (photo)                             -> fitted render over the photo, fitted quantities (Markdown),
+                                                             fitted scene (JSON); the session pre-distorts for it
+The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
+handlers' docstrings below.
+"""
+import gradio as gr
+from PIL import Image
+
+from . import methods, report
+from .physical import MATERIALS, PhysicalSetup
+from .settings import SETTINGS, examples
+from .webio import cached_png, figures, metrics_table, pil, upload_path, upload_paths, user_errors
+
+
+@user_errors
+def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.Progress()):
+    """Pre-distort one picture so that, seen through the glass sphere, it looks like the original; render the
+    scene without and with the pre-distortion and measure both renders against the picture.
+
+    Args:
+        texture: the picture (PNG, JPEG, WebP, BMP, GIF or TIFF, any size): it is centre-cropped or resized to the square resolution asked.
+        spp: samples per pixel of the two renders (more: less noise, slower).
+        fit: what to do with a picture that is not square at the model's resolution: "crop" (centre square, then resize) or "resize" (squash the whole picture).
+        refine: seconds (0 = off) of per-picture refinement through the renderer after the model's answer; never returns worse than the model's.
+        resolution: side in pixels of the pre-distorted texture (128, 256, 512 or 1024; 0 = the model's own). The page starts a new picture at 512, the largest that answers in about 2 s on a 2-core CPU (PREDISTORT_PICTURE_RESOLUTION). A resolution not used before is measured first (seconds, once); above 256 the renders use fewer samples per pixel (the metrics say how many).
+    Returns:
+        render without pre-distortion, pre-distorted texture, render of the pre-distorted texture (PNG files), metrics (L1 and PSNR of both renders), the picture as used (PNG), a summary (Markdown).
+    """
+    budget = float(refine) if isinstance(refine, (int, float)) and not isinstance(refine, bool) else 0.0
+
+    def refined(step, loss, elapsed):
+        if budget > 0:
+            progress((min(elapsed, budget), budget), desc=f"Refining: step {step}, fixed-seed L1 {loss:.4f}",
+                     unit="s")
+
+    def probing(fraction, message):
+        progress(fraction, desc=f"Measuring the light transport at this resolution (once): {message}")
+
+    r = session.predistort(upload_path(texture), spp, fit, refine, progress=refined, resolution=resolution,
+                           probe_progress=probing)
+    c = r.comparison
+    summary = report.metrics_markdown(r.metrics)
+    if r.notes:
+        summary += "\n\n" + report.notes_markdown([r])
+    return (pil(c.initial, "render-initial"), pil(c.predistorted, "predistorted"), pil(c.final, "render-final"),
+            r.metrics, pil(c.target, "input"), summary)
+
+
+def before_after(initial, final, predistorted):
+    """The renders without and with pre-distortion that /predistort just showed (for the before/after slider),
+    and its pre-distorted texture (for download at full resolution): the same PNG files, passed on as they are."""
+    paths = [upload_path(p) for p in (initial, final, predistorted)]
+    if None in paths:
+        return None, None
+    return (paths[0], paths[1]), paths[2]
+
+
+def page_resolution():
+    """The resolution the page offers a new picture: the largest that answers in about 2 s here (the API's own
+    default stays 0, the model's resolution)."""
+    return SETTINGS.page_resolution()
+
+
+def predistort_estimate(session, resolution, spp):
+    """About how long a pre-distortion at this resolution takes here (the page shows it before running)."""
+    try:
+        return session.predistort_estimate(resolution, spp)
+    except ValueError as e:
+        return f"⚠️ {e}"
+
+
+@user_errors
+def compare(session, textures, spp, fit):
+    """Pre-distort several pictures with the current model and compare each one's renders without and with it.
+
+    Args:
+        textures: the pictures (image files, at most PREDISTORT_MAX_TEXTURES).
+        spp: samples per pixel of the renders.
+        fit: "crop" or "resize" for pictures that are not square at the model's resolution.
+    Returns:
+        one side-by-side figure per picture, a metrics table, notes on what was done to the pictures.
+    """
+    results = session.compare(upload_paths(textures), spp, fit)
+    return figures(results), metrics_table(results), report.notes_markdown(results) or "Pictures used as they are."
+
+
+@user_errors
+def train(session, textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit,
+          progress=gr.Progress()):
+    """Get a model for these pictures and this glass sphere: train the generalising layer or the tutorial's layer
+    through the differentiable renderer, or make the instant solve. Streams one update per iteration.
+
+    Args:
+        textures: the training pictures (image files).
+        method: "unrolled" (the generalising layer, default), "solve" (the instant solve: no training) or "tutorial" (the tutorial's fully connected layer).
+        iterations: training iterations (ignored by "solve").
+        spp: samples per pixel of the training renders.
+        resolution: texture and render side in pixels.
+        seed: seed of the initial weights.
+        sphere_ior: index of refraction of the glass sphere (the tutorial's: 1.06).
+        sphere_radius: radius of the glass sphere (the tutorial's: 0.45).
+        fit: "crop" or "resize" for pictures that are not square.
+    Returns:
+        the weights (zip), the loss curve, metrics, comparison figures, the session's status, a progress bar (HTML).
+    """
+    textures = upload_paths(textures)        # unprocessed (preprocess=False): the service checks every value
+    try:
+        est = methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp)
+    except ValueError:
+        est = None                                   # bad options: session.train says what is wrong
+    if est is not None and est.long:
+        gr.Warning(f"Long training: about {report.format_duration(est.total_seconds)} on this machine. "
+                   f"Stop ends it early and keeps what was learned.")
+    for ev in session.train(textures, method, iterations, spp, resolution, seed, sphere_ior, sphere_radius, fit=fit):
+        progress((ev.iteration, ev.total) if ev.stage == "training" else None, desc=ev.description)
+        if not ev.done:
+            yield gr.skip(), report.history_table(ev.history), gr.skip(), gr.skip(), gr.skip(), ev.html(), session
+        else:
+            yield (ev.weights_zip, report.history_table(ev.history), ev.metrics, figures(ev.results),
+                   session.status(), ev.html(), session)
+
+
+def on_pictures(session, textures, fit):
+    """What will be done to the uploaded pictures (crop, resize, ...), said as soon as they are uploaded."""
+    if not textures:
+        return ""
+    try:
+        prepared = session.prepare(textures, fit=fit)
+    except ValueError as e:
+        return f"⚠️ {e}"
+    r = session.resolution
+    said = report.notes_markdown([(name, notes) for name, _, notes in prepared])
+    return f"At the current model's resolution ({r}×{r}):\n\n" + (said or "all pictures are used as they are.")
+
+
+@user_errors
+def stop(session):
+    """End this session's running training after its current iteration; what it learned is kept.
+
+    Returns:
+        a message saying whether a training was running.
+    """
+    return session.stop()
+
+
+@user_errors
+def load_pretrained(session, name, oauth_token: gr.OAuthToken | None = None):
+    """Use a pretrained model in this session: the bundled default, or a predistort model from the Hugging Face Hub.
+
+    Args:
+        name: "default" (the bundled model) or a Hub model repo id USER/NAME, optionally USER/NAME@REVISION. Private repos load only for a visitor signed in with Hugging Face, with their own token.
+    Returns:
+        the session's status line (Markdown).
+    """
+    return session.load_pretrained(name, token=oauth_token), session
+
+
+@user_errors
+def push_to_hub(session, name, private, oauth_token: gr.OAuthToken | None = None):
+    """Push this session's model (weights, config and model card) to your own Hugging Face account; needs sign-in.
+
+    Args:
+        name: the repo's name, NAME or YOUR_USER/NAME.
+        private: make a new repo private.
+    Returns:
+        where the model went (Markdown).
+    """
+    return session.push(name, oauth_token, private=private)
+
+
+@user_errors
+def export(session):
+    """Download this session's model and the comparison figure of its last results.
+
+    Returns:
+        the weights (zip: model.safetensors + config.json), the comparison figure (PNG file and image).
+    """
+    zip_path, figure = session.export()
+    return zip_path, figure, figure
+
+
+@user_errors
+def estimate(textures, method, iterations, spp, resolution):
+    """Estimate how long a training would take on this machine (and its memory), before starting it.
+
+    Args:
+        textures: the training pictures (only their number matters).
+        method: "unrolled", "solve" or "tutorial".
+        iterations: training iterations.
+        spp: samples per pixel of the training renders.
+        resolution: texture side in pixels.
+    Returns:
+        the estimate (Markdown), with a warning when the training is long for this machine.
+    """
+    return methods.estimate(method, resolution, len(textures or []) or 1, iterations, spp).message
+
+
+# -- real glass -------------------------------------------------------------------------------------------------
+def physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    """The page's (or a client's) numbers as a PhysicalSetup (which refuses non-numbers and impossible setups
+    with a ValueError naming the field)."""
+    return PhysicalSetup(ior=ior, ball_diameter_mm=ball_diameter_mm, print_distance_mm=print_distance_mm,
+                         camera_distance_mm=camera_distance_mm, fov_deg=fov_deg)
+
+
+@user_errors
+def advise(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, progress=gr.Progress()):
+    """Where to put the print behind a real ball: search the distance from the ball to the print for the lowest
+    error the scene's measured light transport predicts (the camera stays where it is; no renders).
+
+    Args:
+        ior: index of refraction of the ball (tutorial 1.06, water 1.33, acrylic 1.49, crown glass 1.52).
+        ball_diameter_mm: the ball's diameter in millimetres.
+        print_distance_mm: the current distance from the ball's centre to the print, millimetres.
+        camera_distance_mm: the distance from the ball's centre to the camera's lens, millimetres.
+        fov_deg: the camera's field of view across the square picture, degrees.
+    Returns:
+        the advice (Markdown: the best distance, predicted error ratios at the current and the advised distance), a plot of the predicted ratio against the distance (PNG).
+    """
+    setup = physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg)
+
+    def probed(done, planned, distance, ratio):
+        progress((done, planned), desc=f"Probed {distance:g} mm: predicted ratio {ratio:.3f}", unit="probes")
+
+    advice = session.advise(setup, progress=probed)
+    return advice.markdown(), cached_png(advice.plot(), "advice")
+
+
+def advised_distance(session):
+    """The print distance the last advice gives (for the page's "use it" button)."""
+    return session.advice.best.print_distance_mm if session.advice is not None else gr.skip()
+
+
+@user_errors
+def use_setup(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    """Pre-distort for this physical setup from now on: the scene is measured (once) and the instant solve runs
+    on it; the bundled model is used when the setup is the tutorial's.
+
+    Args:
+        ior: index of refraction of the ball.
+        ball_diameter_mm: the ball's diameter in millimetres.
+        print_distance_mm: the distance from the ball's centre to the print, millimetres.
+        camera_distance_mm: the distance from the ball's centre to the camera's lens, millimetres.
+        fov_deg: the camera's field of view across the square picture, degrees.
+    Returns:
+        the session's status line (Markdown) and how to build the setup (Markdown).
+    """
+    setup = physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg)
+    return session.use_setup(setup), setup.replace(resolution=session.resolution).describe()
+
+
+@user_errors
+def correctability(session):
+    """Where in the picture no texture can remove the error, for this session's scene, and what to change.
+
+    Returns:
+        a map of the error left after the best pre-distortion, over the render (PNG), and one sentence on what to change (Markdown).
+    """
+    image, sentence = session.correctability()
+    return cached_png(image, "correctability"), sentence
+
+
+@user_errors
+def print_files(session):
+    """The last pre-distorted texture, ready to print at the true size of this session's setup.
+
+    Returns:
+        a PDF (the print at its real size, the setup written in the margin) and a PNG whose DPI prints it at that size.
+    """
+    return session.print_files()
+
+
+@user_errors
+def placement(session, preset):
+    """How precisely you will place the camera: pre-distortions from now on hold within that many millimetres.
+
+    Args:
+        preset: "exact spot (0 mm)", "calibrated / tripod (1 mm)", "careful (3 mm)" or "by hand (10 mm)".
+    Returns:
+        one sentence (Markdown).
+    """
+    return session.set_placement(preset)
+
+
+@user_errors
+def stand_map(session):
+    """Where you may stand: the predicted error ratio of the last pre-distortion over camera offsets.
+
+    Returns:
+        the map (PNG) and one sentence with its worst and mean (Markdown).
+    """
+    image, line = session.stand_map()
+    return cached_png(image, "stand_map"), line
+
+
+@user_errors
+def chart(session):
+    """The calibration chart of this session's setup: print it in place of the picture, at 100 %, and photograph
+    it through the ball (markers beside the ball, a smooth colour field behind it).
+
+    Returns:
+        the chart as a PNG (the texture) and as a PDF at the print's true size.
+    """
+    return session.chart_files()
+
+
+@user_errors
+def calibrate(session, photo, progress=gr.Progress()):
+    """Fit where the camera, the ball and the print really are from one photo of the printed chart through the
+    ball, and pre-distort for the fitted setup from now on (with the placement's tolerance).
+
+    Args:
+        photo: the photo (JPEG or PNG from a phone, any size and aspect; EXIF orientation and focal length are used).
+    Returns:
+        the fitted render over the photo (PNG), the fitted quantities against the nominal ones with uncertainties and the residual (Markdown), the fitted scene (JSON, for `python -m predistort apply --scene`).
+    """
+    def fitting(fraction, message):
+        progress(fraction, desc=f"Calibrating: {message}")
+
+    fitted = session.calibrate(upload_path(photo), progress=fitting)
+    return (cached_png(Image.fromarray(fitted.overlay), "calibration"), fitted.to_markdown(),
+            session.fitted_scene_file())
+
+
+def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    """How to build the setup in the panel (or what is wrong with its numbers)."""
+    try:
+        return physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg).describe()
+    except ValueError as e:
+        return f"⚠️ {e}"
+
+
+def material_ior(material):
+    return MATERIALS.get(material, gr.skip())
+
+
+def method_info(method):
+    m = methods.METHODS.get(method)
+    return f"**{m.label}** — {m.summary}" if m else ""
+
+
+def on_method(method):
+    """The method's trade-off, and its default iteration count in the slider."""
+    m = methods.METHODS.get(method)
+    return method_info(method), (gr.update(value=min(m.iterations, SETTINGS.max_iterations)) if m else gr.skip())
+
+
+@user_errors
+def check_scene(session, sphere_ior, sphere_radius, resolution):
+    """Say which ways of pre-distorting still apply to a scene with this glass sphere, and what each needs first.
+
+    Args:
+        sphere_ior: index of refraction of the glass sphere.
+        sphere_radius: radius of the glass sphere.
+        resolution: texture side in pixels.
+    Returns:
+        for the current model and each method: whether it applies, or what it needs (Markdown).
+    """
+    return session.scene_report(sphere_ior, sphere_radius, resolution)
+
+
+def status(session):
+    """This session's model, the scene it is made for, and which renderer runs.
+
+    Returns:
+        the status line (Markdown).
+    """
+    return session.status()
+
+
+def use_examples():
+    return examples()[: SETTINGS.max_textures]
