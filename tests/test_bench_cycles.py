@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from common import REPO
+from predistort.target import camera_frame
 
 _spec = importlib.util.spec_from_file_location("bench_cycles", REPO / "bench" / "cycles.py")
 cycles = importlib.util.module_from_spec(_spec)
@@ -61,12 +62,12 @@ def test_perturbed_setups_stay_within_the_limits():
         assert p["print_distance_mm"] == pytest.approx(225.0 + p["print_move_mm"] - p["ball_move_mm"][2], abs=1e-3)
         moved = (np.array(true.camera_origin) - np.array(nominal.camera_origin)) * unit
         assert np.allclose(moved, p["camera_offset_mm"], atol=1e-3)
-        # The camera turned about its own position by the stated angle: the viewing direction by at most that.
-        f0 = np.subtract(nominal.camera_target, nominal.camera_origin)
-        f1 = np.subtract(true.camera_target, true.camera_origin)
-        turn = math.degrees(math.acos(f0 @ f1 / np.linalg.norm(f0) / np.linalg.norm(f1)))
-        assert turn <= p["camera_rotation_deg"] + 1e-6 <= limits["camera_deg"] + 1e-6
-        assert np.linalg.norm(true.camera_up) == pytest.approx(1.0)
+        # The camera's frame (aim and roll together) turned by the stated angle.
+        frames = [np.stack(camera_frame(c)[1:]) for c in (nominal, true)]
+        relative = frames[1].T @ frames[0]
+        turn = math.degrees(math.acos(np.clip((np.trace(relative) - 1) / 2, -1, 1)))
+        assert turn == pytest.approx(p["camera_rotation_deg"], abs=1e-3)
+        assert limits["camera_deg"] / 2 <= turn <= limits["camera_deg"] + 1e-6
 
 
 def test_silhouette_of_an_on_axis_ball_is_its_tangent_cone():
