@@ -63,6 +63,8 @@ LIMITS = {                                             # the issue's "done when"
     "fov_deg": 10.0,                                   # the lens: horizontal field of view, deg
     "exposure": 0.3,                                   # exposure factor 1 ± this
 }
+BIN = 4                                                # check: block side of the binned L1, px
+DIOR, DBALL_MM, DCAMERA_MM = 0.005, 0.5, 2.0           # check: the wrong scenes (the issue's fit tolerances)
 
 
 def blender_path():
@@ -302,75 +304,110 @@ def cmd_photos(args):
         print(f"{name}: {seconds:.1f} s  {json.dumps(perturbation)}", flush=True)
 
 
+def binned(image, k=BIN):
+    """`image` [H, W, 3] averaged over k × k blocks (the render noise mostly gone, the structure kept)."""
+    h, w = image.shape[0] // k * k, image.shape[1] // k * k
+    return image[:h, :w].reshape(h // k, k, w // k, k, 3).mean((1, 3))
+
+
+def l1_on(a, b, mask=None):
+    """Mean |a − b| of two linear images clipped to [0, 1] (over `mask` [H, W] if given)."""
+    diff = np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1))
+    return float(diff[mask].mean() if mask is not None else diff.mean())
+
+
 def cmd_check(args):
-    """Mitsuba (the project's Renderer) against Cycles, same scene, same film: see ``bench/results/cycles.md``."""
+    """Mitsuba (the project's Renderer) against Cycles, same scene, same film: see ``bench/results/cycles.md``.
+
+    For a nominal and a perturbed scene: L1 of the full renders and of their ``BIN`` × ``BIN`` block means
+    (noise mostly averaged out), against Mitsuba's own seed-to-seed difference and against Mitsuba renders
+    of slightly wrong scenes (IOR + ``DIOR``, ball ``DBALL_MM`` to the side, camera ``DCAMERA_MM`` to the
+    side: what a disagreement of that size would cost), and against the two mirrored Cycles renders (a
+    flipped convention); the ball-free part against ``target.ball_free_view``; the ball's silhouette
+    (renders of a black texture) against the exact one.
+    """
     import torch
     from common import header, markdown_table
-    from predistort.images import l1
     from predistort.render import Renderer
     from predistort.target import ball_free_view
 
     nominal = SceneConfig.load(args.scene) if args.scene else nominal_scene(film=(args.width, args.width * 3 // 4))
     scenes = [("nominal (on-axis)", nominal),
-              ("perturbed (seed 1)", perturb(nominal, np.random.default_rng(1),
-                                             film=nominal.film_size)[0])]
+              ("perturbed (seed 1)", perturb(nominal, np.random.default_rng(1), film=nominal.film_size)[0])]
     texture = load_texture(args.texture, nominal)
     black = np.zeros_like(texture)
     rows, data = [], {}
     for name, config in scenes:
-        timings = {}
-        renderer = Renderer(config)
+        unit = config.units_mm
+
+        def mitsuba(scene, picture=texture, seed=0, spp=args.spp):
+            return Renderer(scene).render(torch.from_numpy(picture), spp=spp, seed=seed).cpu().numpy()
+
         t0 = time.perf_counter()
-        mitsuba = renderer.render(torch.from_numpy(texture), spp=args.spp, seed=0).cpu().numpy()
-        timings["mitsuba_s"] = time.perf_counter() - t0
-        mitsuba2 = renderer.render(torch.from_numpy(texture), spp=args.spp, seed=1).cpu().numpy()
+        m = mitsuba(config)
+        mitsuba_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cycles = render_linear(config, texture, spp=args.spp, seed=0, threads=args.threads)
-        timings["cycles_s"] = time.perf_counter() - t0
-        # The flipped Cycles render: how far a wrong orientation would be (the convention check's scale).
-        m_black = renderer.render(torch.from_numpy(black), spp=args.spp_black, seed=0).cpu().numpy()
-        c_black = render_linear(config, black, spp=args.spp_black, seed=0, threads=args.threads)
-        sil = {"analytic": silhouette(analytic_silhouette(config)), "mitsuba": silhouette(m_black),
-               "cycles": silhouette(c_black)}
+        c = render_linear(config, texture, spp=args.spp, seed=0, threads=args.threads)
+        cycles_s = time.perf_counter() - t0
+        ball = np.array(config.sphere_center)
+        camera = np.array(config.camera_origin)
+        wrong = {"Mitsuba, other seed": mitsuba(config, seed=1),
+                 f"Mitsuba, IOR +{DIOR}": mitsuba(config.replace(sphere_ior=config.sphere_ior + DIOR)),
+                 f"Mitsuba, ball {DBALL_MM} mm right": mitsuba(config.replace(
+                     sphere_center=tuple(ball + [DBALL_MM / unit, 0, 0]))),
+                 f"Mitsuba, camera {DCAMERA_MM} mm right": mitsuba(config.replace(
+                     camera_origin=tuple(camera + [DCAMERA_MM / unit, 0, 0]),
+                     camera_target=tuple(np.array(config.camera_target) + [DCAMERA_MM / unit, 0, 0])))}
+        # The silhouette: renders of a black print (the plane renders 0, the ball's rim reflects the world).
+        sil = {"exact": silhouette(analytic_silhouette(config)),
+               "Mitsuba": silhouette(mitsuba(config, black, spp=args.spp_black)),
+               "Cycles": silhouette(render_linear(config, black, spp=args.spp_black, seed=0, threads=args.threads))}
         free = ball_free_view(texture, config).numpy()
-        outside = analytic_silhouette(config) == 0
-        outside &= np.roll(outside, 3, 0) & np.roll(outside, -3, 0) & np.roll(outside, 3, 1) & np.roll(outside, -3, 1)
-
-        def l1_on(a, b, mask=None):
-            diff = np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1))
-            return float(diff[mask].mean() if mask is not None else diff.mean())
-
-        r = {"film": list(config.film_size), "spp": args.spp,
-             "l1_mitsuba_cycles": l1_on(mitsuba, cycles), "l1_mitsuba_mitsuba_other_seed": l1_on(mitsuba, mitsuba2),
-             "l1_mitsuba_cycles_flipped_lr": l1_on(mitsuba, cycles[:, ::-1]),
-             "l1_mitsuba_cycles_flipped_ud": l1_on(mitsuba, cycles[::-1]),
-             "ball_free_l1_cycles": l1_on(cycles, free, outside), "ball_free_l1_mitsuba": l1_on(mitsuba, free, outside),
+        outside = analytic_silhouette(config) == 0                       # rays miss the ball, 3 px from its edge
+        for shift in (3, -3):
+            outside &= np.roll(outside, shift, 0) & np.roll(outside, shift, 1)
+        r = {"film": list(config.film_size), "spp": args.spp, "bin": BIN,
+             "l1": {"Cycles": l1_on(m, c), **{k: l1_on(m, v) for k, v in wrong.items()},
+                    "Cycles mirrored left-right": l1_on(m, c[:, ::-1]), "Cycles mirrored up-down": l1_on(m, c[::-1])},
+             "l1_binned_vs_cycles": {"Mitsuba": l1_on(binned(m), binned(c)),
+                                     **{k: l1_on(binned(v), binned(c)) for k, v in wrong.items()
+                                        if k != "Mitsuba, other seed"}},
+             "l1_binned_mitsuba_other_seed": l1_on(binned(m), binned(wrong["Mitsuba, other seed"])),
+             "ball_free_l1": {"Cycles": l1_on(c, free, outside), "Mitsuba": l1_on(m, free, outside)},
              "ball_free_pixels": int(outside.sum()),
-             "mean_mitsuba": float(mitsuba.mean()), "mean_cycles": float(cycles.mean()),
-             "silhouette_px": {k: [round(v, 3) for v in c] for k, c in sil.items()},
-             **{k: round(v, 1) for k, v in timings.items()}}
-        data[name] = r
-        np.save(Path(args.keep) / f"{name.split()[0]}_mitsuba.npy", mitsuba) if args.keep else None
-        np.save(Path(args.keep) / f"{name.split()[0]}_cycles.npy", cycles) if args.keep else None
-        a, m, c = sil["analytic"], sil["mitsuba"], sil["cycles"]
-        rows.append([name, f"{r['l1_mitsuba_cycles']:.4f}", f"{r['l1_mitsuba_mitsuba_other_seed']:.4f}",
-                     f"{r['l1_mitsuba_cycles_flipped_lr']:.3f} / {r['l1_mitsuba_cycles_flipped_ud']:.3f}",
-                     f"{r['ball_free_l1_cycles']:.4f} / {r['ball_free_l1_mitsuba']:.4f}",
-                     "({:.2f}, {:.2f}) r {:.2f}".format(*a), "({:.2f}, {:.2f}) r {:.2f}".format(*m),
-                     "({:.2f}, {:.2f}) r {:.2f}".format(*c), f"{r['mitsuba_s']} / {r['cycles_s']}"])
+             "mean": {"Mitsuba": float(m.mean()), "Cycles": float(c.mean())},
+             "silhouette_px": {k: [round(v, 3) for v in circle] for k, circle in sil.items()},
+             "seconds": {"Mitsuba": round(mitsuba_s, 1), "Cycles": round(cycles_s, 1)}}
+        data[name] = {"scene": config.to_dict(), **r}
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            for label, image in (("mitsuba", m), ("cycles", c)):
+                np.save(Path(args.keep) / f"{name.split()[0]}_{label}.npy", image)
+        rows.append([name, f"{r['l1']['Cycles']:.4f}", f"{r['l1']['Mitsuba, other seed']:.4f}",
+                     f"{r['l1']['Cycles mirrored left-right']:.3f} / {r['l1']['Cycles mirrored up-down']:.3f}",
+                     f"**{r['l1_binned_vs_cycles']['Mitsuba']:.4f}**", f"{r['l1_binned_mitsuba_other_seed']:.4f}",
+                     *(f"{r['l1_binned_vs_cycles'][k]:.4f}" for k in list(wrong)[1:]),
+                     f"{r['ball_free_l1']['Cycles']:.4f} / {r['ball_free_l1']['Mitsuba']:.4f}",
+                     *("({:.2f}, {:.2f}) r {:.2f}".format(*sil[k]) for k in ("exact", "Mitsuba", "Cycles")),
+                     f"{r['seconds']['Mitsuba']} / {r['seconds']['Cycles']}"])
         print(name, json.dumps(r), flush=True)
     md = ["# Cycles against Mitsuba: the same scene, the same film", "",
           *header("python bench/cycles.py check " + " ".join(sys.argv[2:])), "",
-          f"Texture `{args.texture}`, {args.spp} spp for both renderers (silhouettes: a black texture at "
-          f"{args.spp_black} spp). L1 of linear images clipped to [0, 1]; the ball-free part is every pixel "
-          f"whose rays miss the sphere, 3 px from its silhouette, against `target.ball_free_view`. Silhouette: "
-          f"circle fitted to the rows' outer crossings of 0.5 (centre x, y and radius in px, film's top-left "
-          f"corner at 0).", "",
+          f"Texture `{Path(args.texture).relative_to(REPO) if Path(args.texture).is_relative_to(REPO) else args.texture}`, "
+          f"{args.spp} spp for both renderers (silhouettes: a black texture at {args.spp_black} spp). L1: mean "
+          f"|difference| of linear images clipped to [0, 1], full resolution, and of {BIN}×{BIN} block means "
+          f"(binned: most of the render noise averaged out); the wrong Mitsuba scenes show what a disagreement of "
+          f"that size would look like. Ball-free part: every pixel whose rays miss the sphere, 3 px from its "
+          f"silhouette, against `target.ball_free_view`. Silhouette: the circle fitted to the rows' outer "
+          f"crossings of 0.5 (centre x, y and radius, px, the film's top-left corner at 0); 'exact' is the "
+          f"fraction of each pixel's rays that hit the sphere.", "",
           markdown_table(["scene", "L1 Mitsuba–Cycles", "L1 Mitsuba–Mitsuba (other seed)",
-                          "L1 Cycles flipped ←→ / ↑↓", "ball-free L1 Cycles / Mitsuba", "silhouette analytic",
-                          "Mitsuba", "Cycles", "render s Mitsuba / Cycles"], rows)]
-    scene_lines = [f"- {name}: `{json.dumps(config.to_dict())}`" for name, config in scenes]
-    md += ["", "Scenes:", *scene_lines]
+                          "L1 Mitsuba–Cycles mirrored ←→ / ↑↓", "binned L1 Mitsuba–Cycles",
+                          "binned L1 Mitsuba–Mitsuba (other seed)",
+                          *(f"binned L1 {k}–Cycles" for k in list(wrong)[1:]),
+                          "ball-free L1 Cycles / Mitsuba", "silhouette exact", "Mitsuba", "Cycles",
+                          "render s Mitsuba / Cycles"], rows)]
+    md += ["", "Scenes:", *(f"- {name}: `{json.dumps(config.to_dict())}`" for name, config in scenes)]
     if args.results:
         Path(args.results).mkdir(parents=True, exist_ok=True)
         (Path(args.results) / "cycles.md").write_text("\n".join(md) + "\n")
