@@ -128,12 +128,20 @@ def srgb_encode(x):
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
 
 
-def phone(linear, exposure=1.0, full_well=1000.0, read_noise=0.002, quality=80, seed=0):
+def focal_35mm(fov_deg, width, height):
+    """The 35 mm-equivalent focal length (EXIF FocalLengthIn35mmFilm, by the diagonal, 43.27 mm) of a
+    `width` × `height` picture whose horizontal field of view is `fov_deg`."""
+    tan_diagonal = math.tan(math.radians(fov_deg) / 2) * math.hypot(width, height) / width
+    return math.hypot(36.0, 24.0) / (2 * tan_diagonal)
+
+
+def phone(linear, exposure=1.0, full_well=1000.0, read_noise=0.002, quality=80, seed=0, focal_35mm_exif=None):
     """What a phone makes of the linear radiance `linear` [H, W, 3]: the JPEG file's bytes.
 
     ``exposure`` multiplies the radiance (white paper in the white world is 1.0: above 1 it clips);
     ``full_well`` photo-electrons at 1.0 (shot noise σ = sqrt(x / full_well)); ``read_noise`` σ in linear
-    units; ``quality`` JPEG quality (Pillow); ``seed`` the noise's. Same inputs, same bytes.
+    units; ``quality`` JPEG quality (Pillow); ``seed`` the noise's; ``focal_35mm_exif`` (mm) if given is
+    written as EXIF FocalLengthIn35mmFilm (a whole number of mm, as phones write it). Same inputs, same bytes.
     """
     rng = np.random.default_rng(seed)
     x = np.clip(np.asarray(linear, dtype=np.float64) * exposure, 0.0, None)
@@ -141,7 +149,10 @@ def phone(linear, exposure=1.0, full_well=1000.0, read_noise=0.002, quality=80, 
     x = x + sigma * rng.standard_normal(x.shape)
     encoded = np.round(srgb_encode(x) * 255).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(encoded).save(buffer, format="JPEG", quality=int(quality))
+    exif = Image.Exif()
+    if focal_35mm_exif is not None:
+        exif.get_ifd(0x8769)[0xA405] = int(round(focal_35mm_exif))      # Exif IFD: FocalLengthIn35mmFilm
+    Image.fromarray(encoded).save(buffer, format="JPEG", quality=int(quality), exif=exif)
     return buffer.getvalue()
 
 
@@ -296,7 +307,10 @@ def cmd_photos(args):
         start = time.perf_counter()
         linear = render_linear(true, texture, spp=args.spp, seed=args.seed * 1000 + k, threads=args.threads)
         seconds = time.perf_counter() - start
-        (out / f"{name}.jpg").write_bytes(phone(linear, exposure=perturbation["exposure"], seed=args.seed * 1000 + k))
+        focal = focal_35mm(true.fov, *true.film_size) if args.exif else None
+        (out / f"{name}.jpg").write_bytes(phone(linear, exposure=perturbation["exposure"], seed=args.seed * 1000 + k,
+                                                focal_35mm_exif=focal))
+        perturbation["exif_focal_35mm"] = None if focal is None else int(round(focal))
         record = {"scene": true.to_dict(), "perturbation": perturbation,
                   "render": {"renderer": "Blender Cycles (bench/cycles.py)", "spp": args.spp, "seconds": round(seconds, 1),
                              "texture": str(args.texture), "nominal_scene": str(args.scene), "jpeg_quality": 80}}
@@ -436,6 +450,8 @@ def main(argv=None):
             q.add_argument("--linear", help="also save the linear render as .npy")
         elif name == "photos":
             q.add_argument("--count", type=int, default=5)
+            q.add_argument("--exif", action="store_true",
+                           help="write the true lens's 35 mm-equivalent focal length into the JPEG's EXIF")
             q.add_argument("--out", required=True)
         else:
             q.add_argument("--width", type=int, default=FILM[0], help="film width of the default scene (4:3)")

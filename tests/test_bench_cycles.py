@@ -43,6 +43,14 @@ def test_phone_makes_a_jpeg_of_the_film_with_exposure_and_noise():
     assert bright.min() >= 250                                          # above 1.0 it clips to white
 
 
+def test_exif_focal_length_of_the_lens():
+    # A 4:3 picture 60° across: diagonal half-angle atan(tan 30° · 5/4), 43.27 mm / (2 · 0.7217) = 29.976 mm.
+    assert cycles.focal_35mm(60.0, 960, 720) == pytest.approx(29.976, abs=1e-3)
+    jpeg = cycles.phone(np.full((24, 32, 3), 0.5), focal_35mm_exif=29.976)
+    assert Image.open(io.BytesIO(jpeg)).getexif().get_ifd(0x8769)[0xA405] == 30
+    assert 0xA405 not in Image.open(io.BytesIO(cycles.phone(np.zeros((8, 8, 3))))).getexif().get_ifd(0x8769)
+
+
 def test_perturbed_setups_stay_within_the_limits():
     nominal = cycles.nominal_scene(film=(96, 72), resolution=32)
     unit = nominal.units_mm
