@@ -2,6 +2,8 @@
 
     python bench/cycles.py nominal --out S.json            # the advised glass setup, 960×720 (IOR 1.5, 225 mm)
     python bench/cycles.py render --scene S.json --texture T.png --out photo.png [--spp 64] [--linear out.npy]
+                                  # S.json: a scene, or a photo's JSON (its true scene): e.g. a pre-distortion
+                                  # rendered where the setup really is
     python bench/cycles.py check  [--scene S.json] [--texture T.png] [--spp 64]   # Mitsuba vs Cycles
     python bench/cycles.py photos --scene S.json --texture CHART.png --count 5 --out DIR --seed N
 
@@ -280,8 +282,14 @@ def cmd_nominal(args):
     print(f"wrote {args.out}: {json.dumps(config.to_dict())}")
 
 
+def load_scene(path):
+    """A SceneConfig from a scene JSON, or from a photo's JSON (``{"scene": {...}, ...}``, as ``photos`` writes)."""
+    data = json.loads(Path(path).read_text())
+    return SceneConfig.from_dict(data["scene"] if "scene" in data and isinstance(data["scene"], dict) else data)
+
+
 def cmd_render(args):
-    config = SceneConfig.load(args.scene)
+    config = load_scene(args.scene)
     start = time.perf_counter()
     linear = render_linear(config, load_texture(args.texture, config), spp=args.spp, seed=args.seed,
                            threads=args.threads)
@@ -296,7 +304,7 @@ def cmd_render(args):
 
 
 def cmd_photos(args):
-    nominal = SceneConfig.load(args.scene)
+    nominal = load_scene(args.scene)
     texture = load_texture(args.texture, nominal)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -345,7 +353,7 @@ def cmd_check(args):
     from predistort.render import Renderer
     from predistort.target import ball_free_view
 
-    nominal = SceneConfig.load(args.scene) if args.scene else nominal_scene(film=(args.width, args.width * 3 // 4))
+    nominal = load_scene(args.scene) if args.scene else nominal_scene(film=(args.width, args.width * 3 // 4))
     scenes = [("nominal (on-axis)", nominal),
               ("perturbed (seed 1)", perturb(nominal, np.random.default_rng(1), film=nominal.film_size)[0])]
     texture = load_texture(args.texture, nominal)
