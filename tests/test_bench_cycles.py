@@ -60,16 +60,18 @@ def test_perturbed_setups_stay_within_the_limits():
         true, p = cycles.perturb(nominal, rng)
         assert true.film_size == cycles.FILM and true.plane_scale == nominal.plane_scale
         assert true.units_mm == nominal.units_mm and true.sphere_radius == nominal.sphere_radius
-        for key, limit in (("camera_move_mm", "camera_mm"), ("ball_move_mm", "ball_mm")):
-            assert limits[limit] / 2 <= np.linalg.norm(p[key]) <= limits[limit] + 1e-9
-        assert limits["print_mm"] / 2 <= abs(p["print_move_mm"]) <= limits["print_mm"]
+        assert limits["camera_mm"] / 2 <= np.linalg.norm(p["camera_offset_mm"]) <= limits["camera_mm"] + 1e-9
+        assert limits["ball_mm"] / 2 <= np.linalg.norm(p["ball_offset_mm"][:2]) <= limits["ball_mm"] + 1e-9
+        assert limits["print_mm"] / 2 <= abs(p["print_distance_change_mm"]) <= limits["print_mm"]
         assert limits["ior"] / 2 <= abs(true.sphere_ior - nominal.sphere_ior) <= limits["ior"] + 1e-12
         assert limits["fov_deg"] / 2 <= abs(true.fov - nominal.fov) <= limits["fov_deg"] + 1e-9
         assert abs(p["exposure"] - 1) <= limits["exposure"]
-        # The print moved away from the ball (+) and the ball towards the print (+z) both change the distance.
-        assert p["print_distance_mm"] == pytest.approx(225.0 + p["print_move_mm"] - p["ball_move_mm"][2], abs=1e-3)
-        moved = (np.array(true.camera_origin) - np.array(nominal.camera_origin)) * unit
-        assert np.allclose(moved, p["camera_offset_mm"], atol=1e-3)
+        # The stated offsets are the scene's: the ball's distance from the print (z = 0) is the print distance.
+        assert p["print_distance_mm"] == pytest.approx(225.0 + p["print_distance_change_mm"], abs=1e-3)
+        assert -true.sphere_center[2] * unit == pytest.approx(p["print_distance_mm"], abs=1e-3)
+        for field, key in (("camera_origin", "camera_offset_mm"), ("sphere_center", "ball_offset_mm")):
+            moved = (np.array(getattr(true, field)) - np.array(getattr(nominal, field))) * unit
+            assert np.allclose(moved, p[key], atol=1e-3)
         # The camera's frame (aim and roll together) turned by the stated angle.
         frames = [np.stack(camera_frame(c)[1:]) for c in (nominal, true)]
         relative = frames[1].T @ frames[0]
