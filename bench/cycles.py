@@ -5,6 +5,7 @@
                                   # S.json: a scene, or a photo's JSON (its true scene): e.g. a pre-distortion
                                   # rendered where the setup really is
     python bench/cycles.py check  [--scene S.json] [--texture T.png] [--spp 64]   # Mitsuba vs Cycles
+    python bench/cycles.py silhouette [--extra PHOTO.json ...]   # the ball's silhouette only, both renderers
     python bench/cycles.py photos --scene S.json --texture CHART.png --count 5 --out DIR --seed N
 
 Blender is not a dependency of the project (no tests, no ``setup.sh --dev``): install it for these benchmarks
@@ -274,9 +275,18 @@ def fit_circle(points):
 def silhouette(image_or_mask, threshold=0.5):
     """The ball's silhouette in a render of a BLACK texture (the plane renders 0, the ball's rim reflects the
     white world, ~1) or in :func:`analytic_silhouette`: ``(cx, cy, radius)`` px of the circle fitted to the
-    rows' outermost crossings of `threshold`."""
+    rows' outermost crossings of `threshold`, refitted without the crossings more than 1.5 px off the circle.
+    (Off-axis, the silhouette is an ellipse: compare renders with each other and with the exact mask, all
+    measured alike.)"""
     value = image_or_mask.mean(axis=2) if image_or_mask.ndim == 3 else image_or_mask
-    return fit_circle(edge_points(value, threshold))
+    points = edge_points(value, threshold)
+    for _ in range(3):               # robust: drop the crossings of structure inside the ball (> 1.5 px off)
+        cx, cy, radius = fit_circle(points)
+        keep = np.abs(np.hypot(points[:, 0] - cx, points[:, 1] - cy) - radius) < 1.5
+        if keep.all() or keep.sum() < 10:
+            break
+        points = points[keep]
+    return fit_circle(points)
 
 
 # -- commands -----------------------------------------------------------------------------------------------
@@ -441,6 +451,43 @@ def cmd_check(args):
     print("\n".join(md))
 
 
+def cmd_silhouette(args):
+    """The ball's silhouette only (black print): Mitsuba, Cycles and the exact one, for check's two scenes."""
+    import torch
+    from common import header, markdown_table
+    from predistort.render import Renderer
+
+    nominal = load_scene(args.scene) if args.scene else nominal_scene(film=(args.width, args.width * 3 // 4))
+    scenes = [("nominal (on-axis)", nominal)]
+    for path in args.extra or []:
+        scenes.append((Path(path).stem, load_scene(path).replace(film_width=nominal.film_size[0],
+                                                                 film_height=nominal.film_size[1])))
+    rows, data = [], {}
+    for name, config in scenes:
+        black = np.zeros((config.resolution, config.resolution, 3), np.float32)
+        sil = {"exact": silhouette(analytic_silhouette(config)),
+               "Mitsuba": silhouette(Renderer(config).render(torch.from_numpy(black), spp=args.spp_black,
+                                                             seed=0).cpu().numpy()),
+               "Cycles": silhouette(render_linear(config, black, spp=args.spp_black, seed=0, threads=args.threads))}
+        data[name] = {"scene": config.to_dict(), "silhouette_px": sil}
+        gap = math.hypot(sil["Mitsuba"][0] - sil["Cycles"][0], sil["Mitsuba"][1] - sil["Cycles"][1])
+        rows.append([name, *("({:.2f}, {:.2f}) r {:.2f}".format(*sil[k]) for k in ("exact", "Mitsuba", "Cycles")),
+                     f"{gap:.3f}", f"{sil['Cycles'][2] - sil['Mitsuba'][2]:+.3f}"])
+        print(name, json.dumps(sil), flush=True)
+    md = ["# The ball's silhouette: Mitsuba, Cycles and the exact one", "",
+          *header("python bench/cycles.py silhouette " + " ".join(sys.argv[2:])), "",
+          f"Renders of a black print at {args.spp_black} spp; the circle fitted to the rows' outer crossings of "
+          f"0.5, refitted without crossings more than 1.5 px off (centre x, y and radius, px).", "",
+          markdown_table(["scene", "exact", "Mitsuba", "Cycles", "centre Mitsuba–Cycles px",
+                          "radius Cycles − Mitsuba px"], rows),
+          "", "Scenes:", *(f"- {name}: `{json.dumps(config.to_dict())}`" for name, config in scenes)]
+    if args.results:
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        (Path(args.results) / "cycles_silhouette.md").write_text("\n".join(md) + "\n")
+        (Path(args.results) / "cycles_silhouette.json").write_text(json.dumps(data, indent=1) + "\n")
+    print("\n".join(md))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -448,7 +495,8 @@ def main(argv=None):
     q.add_argument("--out", required=True)
     q.add_argument("--resolution", type=int, default=256, help="the texture's (print's) side, pixels")
     q.set_defaults(run=cmd_nominal)
-    for name, run in (("render", cmd_render), ("photos", cmd_photos), ("check", cmd_check)):
+    for name, run in (("render", cmd_render), ("photos", cmd_photos), ("check", cmd_check),
+                      ("silhouette", cmd_silhouette)):
         q = sub.add_parser(name)
         q.add_argument("--scene", required=name != "check", help="SceneConfig JSON (check: default the nominal)")
         q.add_argument("--texture", required=name != "check", default=str(REPO / "examples" / "checker.png"))
@@ -467,6 +515,7 @@ def main(argv=None):
             q.add_argument("--out", required=True)
         else:
             q.add_argument("--width", type=int, default=FILM[0], help="film width of the default scene (4:3)")
+            q.add_argument("--extra", nargs="*", help="silhouette: more scenes (or photos' JSON), at the same film")
             q.add_argument("--spp-black", type=int, default=16)
             q.add_argument("--results", default=None, help="write cycles.md/.json here (e.g. bench/results)")
             q.add_argument("--keep", default=None, help="folder for the renders as .npy")
