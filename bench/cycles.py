@@ -498,8 +498,10 @@ def main(argv=None):
     for name, run in (("render", cmd_render), ("photos", cmd_photos), ("check", cmd_check),
                       ("silhouette", cmd_silhouette)):
         q = sub.add_parser(name)
-        q.add_argument("--scene", required=name != "check", help="SceneConfig JSON (check: default the nominal)")
-        q.add_argument("--texture", required=name != "check", default=str(REPO / "examples" / "checker.png"))
+        q.add_argument("--scene", required=name not in ("check", "silhouette"),
+                       help="SceneConfig JSON (check, silhouette: default the nominal)")
+        q.add_argument("--texture", required=name not in ("check", "silhouette"),
+                       default=str(REPO / "examples" / "checker.png"))
         q.add_argument("--spp", type=int, default=64)
         q.add_argument("--threads", type=int, default=2)
         q.add_argument("--seed", type=int, default=0)
