@@ -1,0 +1,97 @@
+"""bench/cycles.py's pure-Python parts, without Blender: the phone stage, the perturbed true setups, the
+silhouette measurement. (Blender itself is not a test dependency: the renders are checked by
+``python bench/cycles.py check``, bench/results/cycles.md.)"""
+import importlib.util
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common import REPO
+from predistort.target import camera_frame
+
+_spec = importlib.util.spec_from_file_location("bench_cycles", REPO / "bench" / "cycles.py")
+cycles = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cycles)
+
+
+def decode(jpeg):
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=np.float64)
+
+
+def test_srgb_encoding_matches_the_standard():
+    x = np.array([0.0, 0.0031308, 0.18, 0.5, 1.0, 2.0, -1.0])
+    expected = [0.0, 0.0404500, 0.4613561, 0.7353570, 1.0, 1.0, 0.0]       # IEC 61966-2-1; clipped outside [0, 1]
+    assert np.allclose(cycles.srgb_encode(x), expected, atol=1e-6)
+
+
+def test_phone_makes_a_jpeg_of_the_film_with_exposure_and_noise():
+    grey = np.full((48, 64, 3), 0.5, dtype=np.float32)
+    jpeg = cycles.phone(grey, seed=3)
+    assert jpeg[:2] == b"\xff\xd8" and Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    image = decode(jpeg)
+    assert image.shape == (48, 64, 3)
+    assert abs(image.mean() - 0.735357 * 255) < 2.0                     # linear 0.5 → sRGB 187.5
+    assert 0.5 < image.std() < 10                                       # noisy, but only a little
+    assert decode(cycles.phone(grey, exposure=0.7, seed=3)).mean() < image.mean() - 20
+    assert cycles.phone(grey, seed=3) == jpeg and cycles.phone(grey, seed=4) != jpeg
+    clean = decode(cycles.phone(grey, full_well=math.inf, read_noise=0.0))
+    assert clean.std() < 0.6                                            # no noise: a flat grey
+    bright = decode(cycles.phone(np.ones((16, 16, 3)), exposure=1.3, seed=0))
+    assert bright.min() >= 250                                          # above 1.0 it clips to white
+
+
+def test_exif_focal_length_of_the_lens():
+    # A 4:3 picture 60° across: diagonal half-angle atan(tan 30° · 5/4), 43.27 mm / (2 · 0.7217) = 29.976 mm.
+    assert cycles.focal_35mm(60.0, 960, 720) == pytest.approx(29.976, abs=1e-3)
+    jpeg = cycles.phone(np.full((24, 32, 3), 0.5), focal_35mm_exif=29.976)
+    assert Image.open(io.BytesIO(jpeg)).getexif().get_ifd(0x8769)[0xA405] == 30
+    assert 0xA405 not in Image.open(io.BytesIO(cycles.phone(np.zeros((8, 8, 3))))).getexif().get_ifd(0x8769)
+
+
+def test_perturbed_setups_stay_within_the_limits():
+    nominal = cycles.nominal_scene(film=(96, 72), resolution=32)
+    unit = nominal.units_mm
+    rng = np.random.default_rng(0)
+    limits = cycles.LIMITS
+    for _ in range(20):
+        true, p = cycles.perturb(nominal, rng)
+        assert true.film_size == cycles.FILM and true.plane_scale == nominal.plane_scale
+        assert true.units_mm == nominal.units_mm and true.sphere_radius == nominal.sphere_radius
+        assert limits["camera_mm"] / 2 <= np.linalg.norm(p["camera_offset_mm"]) <= limits["camera_mm"] + 1e-9
+        assert limits["ball_mm"] / 2 <= np.linalg.norm(p["ball_offset_mm"][:2]) <= limits["ball_mm"] + 1e-9
+        assert limits["print_mm"] / 2 <= abs(p["print_distance_change_mm"]) <= limits["print_mm"]
+        assert limits["ior"] / 2 <= abs(true.sphere_ior - nominal.sphere_ior) <= limits["ior"] + 1e-12
+        assert limits["fov_deg"] / 2 <= abs(true.fov - nominal.fov) <= limits["fov_deg"] + 1e-9
+        assert abs(p["exposure"] - 1) <= limits["exposure"]
+        # The stated offsets are the scene's: the ball's distance from the print (z = 0) is the print distance.
+        assert p["print_distance_mm"] == pytest.approx(225.0 + p["print_distance_change_mm"], abs=1e-3)
+        assert -true.sphere_center[2] * unit == pytest.approx(p["print_distance_mm"], abs=1e-3)
+        for field, key in (("camera_origin", "camera_offset_mm"), ("sphere_center", "ball_offset_mm")):
+            moved = (np.array(getattr(true, field)) - np.array(getattr(nominal, field))) * unit
+            assert np.allclose(moved, p[key], atol=1e-3)
+        # The camera's frame (aim and roll together) turned by the stated angle.
+        frames = [np.stack(camera_frame(c)[1:]) for c in (nominal, true)]
+        relative = frames[1].T @ frames[0]
+        turn = math.degrees(math.acos(np.clip((np.trace(relative) - 1) / 2, -1, 1)))
+        assert turn == pytest.approx(p["camera_rotation_deg"], abs=1e-3)
+        assert limits["camera_deg"] / 2 <= turn <= limits["camera_deg"] + 1e-6
+
+
+def test_silhouette_of_an_on_axis_ball_is_its_tangent_cone():
+    config = cycles.nominal_scene(film=(96, 72), resolution=32)
+    cx, cy, radius = cycles.silhouette(cycles.analytic_silhouette(config))
+    distance = config.sphere_center[2] - config.camera_origin[2]
+    focal = 48 / math.tan(math.radians(config.fov) / 2)                 # px: half width / tan(half fov)
+    expected = focal * math.tan(math.asin(config.sphere_radius / distance))
+    assert abs(cx - 48) < 0.05 and abs(cy - 36) < 0.05
+    assert abs(radius - expected) < 0.3
+
+
+def test_blender_missing_says_how_to_install_it(monkeypatch):
+    monkeypatch.delenv("BLENDER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(RuntimeError, match="apt-get install -y blender"):
+        cycles.blender_path()
