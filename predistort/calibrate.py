@@ -47,13 +47,15 @@ from .target import camera_frame
 
 WORK_SIDE = 256                  # the photo's long side, pixels, for the colour fit
 FIT_PIXELS = 6000                # at most this many pixels in the colour fit
-IMPACT_FIT = 0.85                # pixels inside the ball up to this fraction of its radius are fitted
-DIRECT_GAP = 1.08                # ... and beside it from this fraction out (the rim between is left out)
-CORNER_PX = 0.5                  # a marker corner's noise, pixels of the photo
+IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
+RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
+CORNER_PX = 3.0                  # a marker corner's noise, pixels of the photo (ArUco's corners are biased)
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
 FOCAL_PRIOR = 0.01               # an EXIF focal length's relative uncertainty (whole millimetres)
 HUBER = 3.0                      # residuals beyond this many noise levels are down-weighted
 ITERATIONS = 25                  # Levenberg–Marquardt iterations at most
+FOCAL_SCAN, FOCAL_STEPS = 0.35, 11   # without EXIF: focal lengths within exp(±0.35) of the scene's are tried
+BALL_DIFFERS = 0.08              # where the photo differs this much from the chart without the ball: the ball
 MIN_MARKERS = 2                  # markers a photo must show
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
@@ -133,10 +135,12 @@ def read_photo(source, focal_mm=None):
         raise CalibrationError(str(e)) from None
     rgb = np.asarray(image)
     width, height = image.size
+    # Light adds up in linear units: undo sRGB first, then average blocks down to the work size.
+    linear = srgb_to_linear(rgb.astype(np.float64) / 255)
     scale = WORK_SIDE / max(width, height)
-    work = image.resize((max(8, round(width * scale)), max(8, round(height * scale))), Image.BOX) if scale < 1 \
-        else image
-    linear = srgb_to_linear(np.asarray(work, dtype=np.float64) / 255)
+    if scale < 1:
+        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        linear = cv2.resize(linear, size, interpolation=cv2.INTER_AREA)
     return Photo(rgb, linear, focal_mm if focal_mm else _focal_35mm(source))
 
 
@@ -236,6 +240,7 @@ class Model:
         h, w = self.work.shape[:2]
         self.work_size = (w, h)
         full_w, full_h = photo.size
+        self.ids, self.corners, self.photo_size = ids, corners, (full_w, full_h)
         self.objects = torch.from_numpy(layout.object_points(ids))
         self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array([full_w, full_h]))
         self.corner_scale = np.array([full_w, full_h]) / CORNER_PX        # film fraction → noise units
@@ -263,15 +268,25 @@ class Model:
         return trace.trace(origin, d, theta[7:10], self.config.sphere_radius, theta[10], self.config.plane_scale)
 
     def predict(self, theta, pixels):
-        """Linear colours [N, 3] of the work-size pixels (flat indices `pixels`), 2 × 2 rays each, gains applied."""
+        """Linear colours [N, 3] of the work-size pixels (flat indices `pixels`), 2 × 2 rays each, gains applied.
+
+        Each ray covers the ball by a linear ramp of one ray spacing across its edge (impact 1), so that the
+        colour of a pixel on the ball's silhouette moves smoothly with the setup: the edge then pins the ball's
+        apparent size, which the colours inside it alone leave loose against the field of view."""
         theta = torch.as_tensor(theta)
         w, h = self.work_size
         col, row = (pixels % w).double(), (pixels // w).double()
+        origin, _, tan_x = self.camera(theta)
+        distance = (origin - theta[7:10]).norm()
+        radius = self.config.sphere_radius
+        radius_px = w / (2 * tan_x) * radius / torch.sqrt(distance ** 2 - radius ** 2)
+        spacing = 0.5 / radius_px                                    # impact between neighbouring rays
         colour = 0
         for dx in (0.25, 0.75):
             for dy in (0.25, 0.75):
                 traced = self.rays(theta, (col + dx) / w, (row + dy) / h)
-                colour = colour + trace.look(self.texture, traced) / 4
+                coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
+                colour = colour + trace.look(self.texture, traced, coverage) / 4
         return colour * theta[11:14]
 
     def choose_pixels(self, theta):
@@ -285,10 +300,10 @@ class Model:
         u, v = traced["u"].numpy(), traced["v"].numpy()
         ps = self.config.plane_scale
         on_markers = self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell)
-        keep = traced["on_print"].numpy() & ~on_markers & ((hit & (impact < IMPACT_FIT)) |
-                                                          (~hit & (impact > DIRECT_GAP)))
+        inside = hit & (impact < IMPACT_FIT) & traced["on_print"].numpy() & ~on_markers
+        keep = inside | ((impact > RIM_FIT) & traced["on_print_direct"].numpy())
         index = np.flatnonzero(keep)
-        self.ball_pixels = int((hit & (impact < IMPACT_FIT) & keep).sum())
+        self.ball_pixels = int(inside.sum())
         if len(index) > FIT_PIXELS:
             index = index[np.linspace(0, len(index) - 1, FIT_PIXELS).astype(int)]
         self.pixels = torch.from_numpy(index)
@@ -305,6 +320,11 @@ class Model:
             parts.append(((theta[6] - self.focal_prior) / FOCAL_PRIOR).reshape(1))
         return torch.cat(parts)
 
+    def cost(self, theta):
+        """The fit's robust cost at θ on the pixels chosen now."""
+        r = self.residuals(theta)
+        return float((_huber_weights(r) * r ** 2).sum())
+
     def jacobian(self, theta, r0):
         """[len(r), len(θ)] by forward differences (the prediction is smooth in θ on the chosen pixels)."""
         columns = []
@@ -313,6 +333,54 @@ class Model:
             moved[k] += step
             columns.append((self.residuals(moved) - r0) / step)
         return torch.stack(columns, 1)
+
+
+def find_ball(model, origin, rotation, tan_x):
+    """The ball in the photo: ``(s, t, radius)`` of its silhouette on the film (film fractions; the radius in
+    film widths), as the biggest region where the photo departs from the chart seen without the ball (the
+    markers' camera `origin`, `rotation`, `tan_x`). Raises CalibrationError when there is none."""
+    w, h = model.work_size
+    every = torch.arange(w * h)
+    col, row = (every % w).double(), (every // w).double()
+    d = trace.film_directions(torch.from_numpy(rotation), math.degrees(2 * math.atan(tan_x)), (w, h),
+                              (col + 0.5) / w, (row + 0.5) / h)
+    u, v, on = trace._land(torch.from_numpy(origin).expand_as(d), d, model.config.plane_scale)
+    free = torch.where(on[:, None], trace.sample(model.texture, u, v), torch.ones(len(u), 3, dtype=torch.float64))
+    free, photo = free.numpy().reshape(h, w, 3), model.work
+    gain = np.median((photo / free.clip(1e-3)).reshape(-1, 3), 0)      # most of the photo is the print seen directly
+    differs = (np.abs(photo / gain - free).mean(-1) > BALL_DIFFERS).astype(np.uint8)
+    differs = cv2.morphologyEx(differs, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    contours, _ = cv2.findContours(differs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        raise CalibrationError(MESSAGES["ball"])
+    biggest = max(contours, key=cv2.contourArea)
+    (x, y), radius = cv2.minEnclosingCircle(biggest)
+    if cv2.contourArea(biggest) < 0.3 * math.pi * radius ** 2 or radius < 4:
+        raise CalibrationError(MESSAGES["ball"])
+    return (x + 0.5) / w, (y + 0.5) / h, radius / w
+
+
+def start_for(model, config, circle, tan_x):
+    """θ to start the fit from, for the focal length of horizontal tan(fov/2) = `tan_x`: the markers' camera
+    (PnP), the ball where its silhouette `circle` puts it (its known radius sets its distance), the scene's
+    IOR, the exposure by least squares. Sets the model's starting camera."""
+    origin, rotation, _ = pose_from_markers(model.layout, model.ids, model.corners, tan_x, model.photo_size)
+    model.rotation0, model.tan_x0 = torch.from_numpy(rotation), tan_x
+    s, t, radius = circle
+    rays = trace.film_directions(model.rotation0, math.degrees(2 * math.atan(tan_x)), model.work_size,
+                                 torch.tensor([s, s + radius], dtype=torch.float64),
+                                 torch.tensor([t, t], dtype=torch.float64))
+    angle = torch.arccos((rays[0] * rays[1]).sum().clamp(-1, 1))
+    centre = torch.from_numpy(origin) + rays[0] * config.sphere_radius / torch.sin(angle)
+    theta = torch.tensor([*origin, 0, 0, 0, 0, *centre.tolist(), config.sphere_ior, 1, 1, 1], dtype=torch.float64)
+    if model.focal_prior is not None:
+        model.focal_prior = 0.0
+    model.choose_pixels(theta)
+    if model.ball_pixels < 50:
+        raise CalibrationError(MESSAGES["ball"])
+    p = model.predict(theta, model.pixels)
+    theta[11:14] = (p * model.observed).sum(0) / (p * p).sum(0).clamp_min(1e-12)
+    return theta
 
 
 def _huber_weights(r):
@@ -504,16 +572,19 @@ def _calibrate(config, photo, focal_mm, progress):
     origin, rotation, rms = pose_from_markers(layout, ids, corners, tan_x, image.size)
     if rms > 0.05 * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
         raise CalibrationError(MESSAGES["wrong"])
-    say(0.2, f"{len(ids)} markers: fitting the camera, the ball and its IOR")
+    say(0.2, f"{len(ids)} markers: finding the ball")
     model = Model(config, layout, texture, image, ids, corners, rotation, tan_x,
                   0.0 if image.focal_35mm else None)
-    theta = torch.tensor([*origin, 0, 0, 0, 0, *config.sphere_center, config.sphere_ior, 1, 1, 1],
-                         dtype=torch.float64)
-    model.choose_pixels(theta)
-    if model.ball_pixels < 50:
-        raise CalibrationError(MESSAGES["ball"])
-    p = model.predict(theta, model.pixels)                       # the exposure: least squares per colour
-    theta[11:14] = (p * model.observed).sum(0) / (p * p).sum(0).clamp_min(1e-12)
+    circle = find_ball(model, origin, rotation, tan_x)
+    # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
+    scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
+    starts = []
+    for candidate in scan:
+        theta = start_for(model, config, circle, candidate)
+        starts.append((model.cost(theta), candidate, theta))
+    _, tan_x, theta = min(starts, key=lambda x: x[0])
+    start_for(model, config, circle, tan_x)
+    say(0.3, f"{len(ids)} markers, ball found: fitting the camera, the ball and its IOR")
     theta, covariance, r = fit(model, theta, say)
     predicted = model.predict(theta, model.pixels)
     error = ((predicted - model.observed).abs() / theta[11:14]).mean(-1)

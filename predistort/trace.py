@@ -27,6 +27,7 @@ import math
 import torch
 
 WHITE = 1.0                    # the constant environment's radiance
+SPRAY = (0.92, 0.97)           # impact parameters over which a rim pixel's view goes over to the print's mean
 
 
 def look_at_rotation(origin, target, up):
@@ -79,11 +80,11 @@ def _refract(d, n, eta):
 def trace(origin, d, centre, radius, ior, plane_scale):
     """Follow rays from `origin` [3] along unit `d` [N, 3] past or through the ball to the print.
 
-    Returns a dict of [N] tensors: ``u``, ``v`` (landing uv: the refracted landing for rays that meet the
-    ball, the direct one otherwise), ``weight`` (the TT chain's (1−F₁)(1−F₂), 1 for direct rays),
-    ``reflect`` (the environment's part, R and TRT; 0 for direct rays), ``hit`` (bool: the ray meets the ball),
-    ``impact`` (ray's distance from the centre ÷ radius), ``on_print`` (lands inside the rectangle, going
-    towards it).
+    Returns a dict of [N] tensors: ``u``, ``v``, ``on_print`` (the refracted ray's landing uv, and whether it
+    lands on the rectangle going towards it; meaningful where ``hit``), ``weight`` (the TT chain's
+    (1−F₁)(1−F₂)), ``reflect`` (the environment's part, R and TRT), ``u_direct``, ``v_direct``,
+    ``on_print_direct`` (the same for the ray without the ball), ``hit`` (bool: the ray meets the ball),
+    ``impact`` (the ray's distance from the centre ÷ radius; the ball's edge is at 1).
     """
     oc = origin - centre
     b = d @ oc                                                  # ray: o + λd; |oc + λd|² = r²
@@ -107,16 +108,20 @@ def trace(origin, d, centre, radius, ior, plane_scale):
     # The environment the camera sees in the ball: the front reflection (R) and, once reflected inside, the
     # ray leaving again on the camera's side (TRT: every inner incidence on a sphere has the same angle).
     env = f1 + (1 - f1) * f2 * (1 - f2)
-    # 3. To the print, z = 0.
-    start = torch.where(hit[:, None], p2, origin.expand_as(d))
-    direction = torch.where(hit[:, None], d3, d)
+    # 3. To the print, z = 0: the refracted ray from the far side, and the ray as if the ball were not there.
+    u, v, on_print = _land(p2, d3, plane_scale)
+    u_direct, v_direct, on_print_direct = _land(origin.expand_as(d), d, plane_scale)
+    return {"u": u, "v": v, "on_print": on_print, "weight": weight, "reflect": env,
+            "u_direct": u_direct, "v_direct": v_direct, "on_print_direct": on_print_direct,
+            "hit": hit, "impact": impact}
+
+
+def _land(start, direction, plane_scale):
+    """uv [N] where rays meet the print z = 0, and whether they land on it going towards it."""
     lam = -start[:, 2] / direction[:, 2]
     x, y = start[:, 0] + lam * direction[:, 0], start[:, 1] + lam * direction[:, 1]
     u, v = (x / plane_scale + 1) / 2, (y / plane_scale + 1) / 2
-    on_print = (lam > 0) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
-    return {"u": u, "v": v, "weight": torch.where(hit, weight, torch.ones_like(weight)),
-            "reflect": torch.where(hit, env, torch.zeros_like(weight)),
-            "hit": hit, "impact": impact, "on_print": on_print}
+    return u, v, (lam > 0) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
 
 
 def sample(texture, u, v):
@@ -135,8 +140,19 @@ def sample(texture, u, v):
     return (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1))
 
 
-def look(texture, traced):
-    """What each traced ray sees: the texture at its landing point × the chain's weight + the reflected
-    environment; the white environment for rays that miss the print. [N, 3]."""
-    colour = sample(texture, traced["u"], traced["v"]) * traced["weight"][:, None] + traced["reflect"][:, None] * WHITE
-    return torch.where(traced["on_print"][:, None], colour, torch.full_like(colour, WHITE))
+def look(texture, traced, coverage=None):
+    """What each traced ray sees: [N, 3]. Through the ball, the texture at the refracted landing point × the
+    chain's weight + the environment's part; past it, the texture at the direct landing point; the white
+    environment where a ray misses the print. ``coverage`` [N] (default: ``hit``) blends the two: a soft
+    coverage of the ball's edge keeps the colour a continuous function of the setup."""
+    white = torch.full((len(traced["u"]), 3), WHITE, dtype=texture.dtype)
+    seen = torch.where(traced["on_print"][:, None], sample(texture, traced["u"], traced["v"]), white)
+    # Near the rim the landing points race across the print faster than a pixel resolves them: a pixel there
+    # sees about the print's mean colour (blended in from SPRAY[0] to SPRAY[1] of the radius).
+    spray = ((traced["impact"] - SPRAY[0]) / (SPRAY[1] - SPRAY[0])).clamp(0, 1)[:, None]
+    seen = (1 - spray) * seen + spray * texture.mean((0, 1))
+    inside = seen * traced["weight"][:, None] + traced["reflect"][:, None] * WHITE
+    direct = torch.where(traced["on_print_direct"][:, None], sample(texture, traced["u_direct"], traced["v_direct"]),
+                         white)
+    coverage = traced["hit"].to(texture.dtype) if coverage is None else coverage
+    return coverage[:, None] * inside + (1 - coverage[:, None]) * direct
