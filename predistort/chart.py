@@ -28,6 +28,7 @@ Limits: the scene must leave room for :data:`MIN_VISIBLE` markers of at least :d
 a cell in its view (a ball that fills the view does not: move the camera back or widen its field of view);
 at most as many markers as the dictionary has (250).
 """
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,7 @@ def _in_view(config, xy):
     return ((z > 0) & (np.abs(sx) < 0.98) & (np.abs(sy) < 0.98)).all(-1)
 
 
+@functools.lru_cache(maxsize=8)
 def layout(config):
     """The chart's :class:`Layout` for scene `config` (module doc). Raises ValueError, with what to change, for
     a scene that leaves no room for :data:`MIN_VISIBLE` markers in the camera's view."""
@@ -166,7 +168,18 @@ def layout(config):
 
 def make_chart(config, layout_=None):
     """The chart as a texture for scene `config`: [R, R, 3] float32 in [0, 1] (R = ``config.resolution``)."""
-    layout_ = layout_ or layout(config)
+    if layout_ is None or layout_ is layout(config):
+        return _chart(config).copy()
+    return _draw(config, layout_)
+
+
+@functools.lru_cache(maxsize=4)
+def _chart(config):
+    return _draw(config, layout(config))
+
+
+def _draw(config, layout_):
+    """Draw the chart of `layout_` (module doc)."""
     samples = SUPERSAMPLE
     x, y = _texel_xy(config, samples)
     image = field_colour(x, y, config)
