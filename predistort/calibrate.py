@@ -56,6 +56,7 @@ HUBER = 3.0                      # residuals beyond this many noise levels are d
 ITERATIONS = 25                  # Levenberg–Marquardt iterations at most
 FOCAL_SCAN, FOCAL_STEPS = 0.35, 11   # without EXIF: focal lengths within exp(±0.35) of the scene's are tried
 BALL_DIFFERS = 0.08              # where the photo differs this much from the chart without the ball: the ball
+WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) after PnP: another layout
 MIN_MARKERS = 2                  # markers a photo must show
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
@@ -149,7 +150,7 @@ def read_photo(source, focal_mm=None):
 # ---------------------------------------------------------------------------------------------------------
 def _detector(name=None):
     params = cv2.aruco.DetectorParameters()
-    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_CONTOUR     # the least biased on blurred markers
     codes = chart.dictionary() if name is None else cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))
     return cv2.aruco.ArucoDetector(codes, params)
 
@@ -570,7 +571,7 @@ def _calibrate(config, photo, focal_mm, progress):
     else:
         tan_x = math.tan(math.radians(config.fov) / 2)
     origin, rotation, rms = pose_from_markers(layout, ids, corners, tan_x, image.size)
-    if rms > 0.05 * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
+    if rms > WRONG_LAYOUT * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
         raise CalibrationError(MESSAGES["wrong"])
     say(0.2, f"{len(ids)} markers: finding the ball")
     model = Model(config, layout, texture, image, ids, corners, rotation, tan_x,

