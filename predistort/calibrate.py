@@ -51,6 +51,7 @@ IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of
 RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
 CORNER_PX = 3.0                  # a marker corner's noise, photo pixels (ArUco's corners sit ~0.1 texel inside a blurred marker)
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
+IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
 FOCAL_PRIOR = 0.01               # an EXIF focal length's relative uncertainty (whole millimetres)
 HUBER = 3.0                      # residuals beyond this many noise levels are down-weighted
 ITERATIONS = 25                  # Levenberg–Marquardt iterations at most
@@ -62,7 +63,7 @@ DARK = 0.04                      # a photo whose bright end (99th percentile, li
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
 BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the ball was not found
 DIAGONAL_35MM = math.hypot(36, 24)   # the 35 mm frame's diagonal: what "35 mm-equivalent" refers to
-OTHER_DICTIONARIES = ("DICT_4X4_1000", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL",
+OTHER_DICTIONARIES = ("DICT_4X4_1000", "DICT_APRILTAG_16h5", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL",
                       "DICT_APRILTAG_36h11")
 
 MESSAGES = {
@@ -246,6 +247,7 @@ class Model:
         self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array([full_w, full_h]))
         self.corner_scale = np.array([full_w, full_h]) / CORNER_PX        # film fraction → noise units
         self.pixels = None
+        self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
 
     def camera(self, theta):
         theta = torch.as_tensor(theta)
@@ -319,6 +321,7 @@ class Model:
         parts = [corners, colours]
         if self.focal_prior is not None:
             parts.append(((theta[6] - self.focal_prior) / FOCAL_PRIOR).reshape(1))
+        parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
         return torch.cat(parts)
 
     def cost(self, theta):
@@ -586,6 +589,11 @@ def _calibrate(config, photo, focal_mm, progress):
     _, tan_x, theta = min(starts, key=lambda x: x[0])
     start_for(model, config, circle, tan_x)
     say(0.3, f"{len(ids)} markers, ball found: fitting the camera, the ball and its IOR")
+    # First at the scene's IOR (the focal length, the distances and the IOR trade against each other from a
+    # poor start), then with the IOR free within its material's spread.
+    model.ior_prior = 1e-4
+    theta, _, _ = fit(model, theta, None)
+    model.ior_prior = IOR_PRIOR
     theta, covariance, r = fit(model, theta, say)
     predicted = model.predict(theta, model.pixels)
     error = ((predicted - model.observed).abs() / theta[11:14]).mean(-1)
