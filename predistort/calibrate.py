@@ -183,13 +183,16 @@ def find_markers(photo, layout):
 
 
 def _looks_like_the_field(photo):
-    """True when much of the photo has the chart's colour field's colours: strong red and green, hue
-    spread around, as the field's middle shows through the ball."""
+    """True when the photo has the chart's colour field's look: strong colours over much of it but not all, of
+    every hue (the field's middle shows through the ball), and no flat areas (a print photographed has grain).
+    A heuristic: it tells a photo too close to the chart from a photo of something else."""
     x = linear_to_srgb(photo.linear)
     chroma = x.max(-1) - x.min(-1)
     hue = np.arctan2(np.sqrt(3) * (x[..., 1] - x[..., 2]), 2 * x[..., 0] - x[..., 1] - x[..., 2])
     strong = chroma > 0.15
-    return strong.mean() > 0.3 and np.histogram(hue[strong], 6, (-np.pi, np.pi))[0].astype(bool).sum() >= 4
+    hues = np.histogram(hue[strong], 6, (-np.pi, np.pi))[0].astype(bool).sum()
+    gy, gx = np.gradient(x.mean(-1))
+    return 0.3 < strong.mean() < 0.92 and hues == 6 and np.median(np.hypot(gx, gy)) > 0.003
 
 
 def intrinsics(tan_x, width, height):
@@ -353,13 +356,16 @@ def find_ball(model, origin, rotation, tan_x):
     free, photo = free.numpy().reshape(h, w, 3), model.work
     gain = np.median((photo / free.clip(1e-3)).reshape(-1, 3), 0)      # most of the photo is the print seen directly
     differs = (np.abs(photo / gain - free).mean(-1) > BALL_DIFFERS).astype(np.uint8)
-    differs = cv2.morphologyEx(differs, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    size = max(3, round(w / 40))                 # opens away the thin edges of a camera a little off
+    differs = cv2.morphologyEx(differs, cv2.MORPH_OPEN, np.ones((size, size), np.uint8))
     contours, _ = cv2.findContours(differs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         raise CalibrationError(MESSAGES["ball"])
-    biggest = max(contours, key=cv2.contourArea)
-    (x, y), radius = cv2.minEnclosingCircle(biggest)
-    if cv2.contourArea(biggest) < 0.3 * math.pi * radius ** 2 or radius < 4:
+    # The ball's middle may match the print's middle seen directly (a far ball shows it shrunk): its region can
+    # be a broken ring, so take the convex hull of the biggest piece.
+    hull = cv2.convexHull(max(contours, key=lambda c: cv2.contourArea(cv2.convexHull(c))))
+    (x, y), radius = cv2.minEnclosingCircle(hull)
+    if cv2.contourArea(hull) < 0.5 * math.pi * radius ** 2 or radius < 4:
         raise CalibrationError(MESSAGES["ball"])
     return (x + 0.5) / w, (y + 0.5) / h, radius / w
 

@@ -139,7 +139,7 @@ def bad_photos(photos):
     return {
         "dark": (_jpeg(good * 0.02), MESSAGES["dark"]),
         "blurred": (_jpeg(cv2.GaussianBlur(good, (0, 0), 5)), MESSAGES["blurred"]),
-        "markers": (_jpeg(cv2.resize(good[70:170, 110:210], (320, 240))), MESSAGES["markers"]),
+        "markers": (_jpeg(good[60:180, 100:220]), MESSAGES["markers"]),      # too close: the ball and the field only
         "wrong": (photograph(render(TRUE["4:3"], other, spp=4), seed=3), MESSAGES["wrong"]),
         "other": (_jpeg(landscape), MESSAGES["other"]),
         "ball": (photograph(render(no_ball.replace(sphere_ior=1.0), chart.make_chart(nominal), spp=4) * 0.9
@@ -164,5 +164,5 @@ def test_the_command_says_it_in_one_line_and_exits_2(tmp_path, bad_photos):
                           str(photo), "--out", str(tmp_path / "fitted.json")], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 2
-    assert run.stderr.strip() == f"error: {MESSAGES['dark']}"
+    assert run.stderr.strip().splitlines()[-1] == f"error: {MESSAGES['dark']}"     # after the progress lines
     assert not (tmp_path / "fitted.json").exists()
