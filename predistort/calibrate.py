@@ -320,7 +320,8 @@ class Model:
         """All residuals, in noise units: corners (x, y), colours, and the EXIF focal prior when given."""
         theta = torch.as_tensor(theta)
         corners = ((self.project(theta) - self.corners_st) * torch.from_numpy(self.corner_scale)).reshape(-1)
-        colours = ((self.predict(theta, self.pixels) - self.observed) / COLOUR_NOISE).reshape(-1)
+        predicted = self.predict(theta, self.pixels).clamp(max=1.0)        # as the photo clips an over-exposure
+        colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
         parts = [corners, colours]
         if self.focal_prior is not None:
             parts.append(((theta[6] - self.focal_prior) / FOCAL_PRIOR).reshape(1))
@@ -355,7 +356,8 @@ def find_ball(model, origin, rotation, tan_x):
     free = torch.where(on[:, None], trace.sample(model.texture, u, v), torch.ones(len(u), 3, dtype=torch.float64))
     free, photo = free.numpy().reshape(h, w, 3), model.work
     gain = np.median((photo / free.clip(1e-3)).reshape(-1, 3), 0)      # most of the photo is the print seen directly
-    differs = (np.abs(photo / gain - free).mean(-1) > BALL_DIFFERS).astype(np.uint8)
+    # Clipped pixels (an over-exposed white) tell nothing: a gain below 1 would make them all "differ".
+    differs = ((np.abs(photo / gain - free).mean(-1) > BALL_DIFFERS) & (photo.max(-1) < 0.97)).astype(np.uint8)
     size = max(3, round(w / 40))                 # opens away the thin edges of a camera a little off
     differs = cv2.morphologyEx(differs, cv2.MORPH_OPEN, np.ones((size, size), np.uint8))
     contours, _ = cv2.findContours(differs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
