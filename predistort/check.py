@@ -13,10 +13,11 @@ printed; default: the instant solve of the picture for the scene, as ``apply --m
    per-pixel error ``|photo − goal|`` (mean over colours).
 3. *Re-calibrate?* Where the photo departs from what the fitted scene predicts for the printed texture by
    more than :data:`RECALIBRATE` (mean absolute, linear), the scene is not where the fit said: re-calibrate.
-4. *Correct.* The departure is *systematic* when its smooth part (blurred over :data:`SMOOTH_PX` pixels)
-   carries at least :data:`SYSTEMATIC` of its energy — a print's colour, the exposure's falloff, a slightly
-   moved setup — rather than noise. Then one preconditioned step of the solve corrects the texture:
-   ``T + D⁻¹Aᵀ(goal − photo)`` (:attr:`predistort.probe.Transport.At_step`), clamped to [0, 1].
+4. *Correct.* The departure r is *systematic* when a change of the texture can make it: when r and
+   ``A·D⁻¹Aᵀ r`` (what one preconditioned solve step undoes) point the same way, cos² ≥ :data:`SYSTEMATIC` —
+   a print that fades, uneven light — rather than noise, which no texture makes. Then one step of the solve
+   corrects the texture: ``T + D⁻¹Aᵀ(A·T + b − photo)`` (:attr:`predistort.probe.Transport.At_step`), clamped
+   to [0, 1]: it undoes the departure and keeps what the solve aimed at.
 
 Limits: the photo must be taken from the calibrated spot (the fitted scene's camera), of the same print.
 """
@@ -34,8 +35,7 @@ from .solve import solve
 from .target import ball_free_view
 
 RECALIBRATE = 0.06               # photo vs the fitted scene's prediction, mean absolute error: above it, re-calibrate
-SYSTEMATIC = 0.5                 # share of the departure's energy in its smooth part: above it, correct
-SMOOTH_PX = 3.0                  # σ of the blur (film pixels) that takes the departure's smooth part
+SYSTEMATIC = 0.5                 # cos² between the departure and what a texture step undoes: above it, correct
 
 
 @dataclass
@@ -108,22 +108,23 @@ def check(config, photo, picture, printed=None, progress=None):
     ratio_predicted = float((predicted.clamp(0, 1) - goal).abs().mean() / before.clamp_min(1e-9))
     error_map = (observed - goal).abs().mean(-1).numpy()
     # 3. and 4. The photo against the prediction: re-calibrate, and is the difference systematic?
-    departure_image = (observed - predicted).numpy()
-    departure = float(np.abs(departure_image).mean())
-    smooth = cv2.GaussianBlur(departure_image, (0, 0), SMOOTH_PX)
-    systematic = float((smooth ** 2).sum() / max((departure_image ** 2).sum(), 1e-12))
+    width, height = config.film_size
+    res = config.resolution
+    departure_image = observed - predicted
+    departure = float(departure_image.abs().mean())
+    r = departure_image.reshape(width * height, 3)
+    explained = transport.A @ (transport.At_step @ r)             # what one texture step can undo
+    systematic = float((r * explained).sum() ** 2 / ((r * r).sum() * (explained * explained).sum()).clamp_min(1e-12))
     recalibrate = departure > RECALIBRATE
     corrected = None
     if systematic >= SYSTEMATIC and not recalibrate:
-        width, height = config.film_size
-        step = transport.At_step @ (goal - observed).reshape(width * height, 3)
-        res = config.resolution
+        step = transport.At_step @ (-r)                           # undo the departure, keep the solve's aim
         corrected = (printed + step.reshape(res, res, 3)).clamp(0, 1)
     if recalibrate:
         advice = (f"The photo departs from what the calibrated scene predicts by {departure:.3f} on average: "
                   f"something moved since the calibration photo, so calibrate again from a new photo of the chart.")
     elif corrected is not None:
-        advice = (f"The rest of the error is systematic ({systematic:.0%} smooth): print the corrected texture "
+        advice = (f"The rest of the error is systematic ({systematic:.0%} of it a texture can undo): print the corrected texture "
                   f"and photograph it again.")
     else:
         advice = "The view is as good as this scene allows: what is left is noise, not the setup."
