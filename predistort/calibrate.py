@@ -19,7 +19,10 @@ The fit, in physical phases (:func:`calibrate`):
    differences (no Mitsuba gradient: ``prb``'s are biased at refraction discontinuities and cannot move a
    sensor). The ball's known diameter and the way it bends the colour field pin the depth that the markers
    alone leave loose. Residuals far off are down-weighted (Huber, :data:`HUBER`). The photo is fitted at
-   :data:`WORK_SIDE` pixels on its long side; each pixel is the mean of 2 × 2 rays.
+   :data:`WORK_SIDE` pixels on its long side; each pixel is the mean of 2 × 2 rays, clipped at white as the
+   photo is. The start: the ball where the photo departs from the chart seen without it (:func:`find_ball`),
+   the focal length the best of a scan (:data:`FOCAL_SCAN`) unless EXIF gives it; the fit runs first at the
+   scene's IOR, then with the IOR free within its material's spread (:data:`IOR_PRIOR`, a prior).
 4. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
    at :func:`film_for` pixels, everything else from the input scene), each quantity against its nominal value
    with the fit's standard uncertainty (from the Gauss–Newton covariance scaled by the residuals' spread),
@@ -603,7 +606,7 @@ def _calibrate(config, photo, focal_mm, progress):
     theta, _, _ = fit(model, theta, None)
     model.ior_prior = IOR_PRIOR
     theta, covariance, r = fit(model, theta, say)
-    predicted = model.predict(theta, model.pixels)
+    predicted = model.predict(theta, model.pixels).clamp(max=1.0)
     error = ((predicted - model.observed).abs() / theta[11:14]).mean(-1)
     ball_error = float(error[model.inside].mean())
     if not ball_error < BALL_RESIDUAL:
