@@ -57,3 +57,20 @@ def test_a_print_that_fades_gets_a_corrected_texture(printed):
         return np.abs(image * gain - goal).mean()
     before, after = error(texture), error(result.corrected)
     assert after < 0.99 * before, (before, after)                  # 0.0518 -> 0.0503 measured: one step, a small gain
+
+
+def test_the_check_command_writes_the_map_and_the_numbers(tmp_path, printed):
+    import json
+    import subprocess
+    import sys
+    from common import REPO, picture_paths
+    picture, texture = printed
+    SCENE.save(tmp_path / "S.json")
+    (tmp_path / "photo.jpg").write_bytes(photograph(render(SCENE, texture, spp=64)))
+    run = subprocess.run([sys.executable, "-m", "predistort", "check", "--scene", str(tmp_path / "S.json"),
+                          "--photo", str(tmp_path / "photo.jpg"), "--texture", str(picture_paths()[0]),
+                          "--out", str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    numbers = json.loads((tmp_path / "out" / "check.json").read_text())
+    assert numbers["ratio"] < 0.9 and not numbers["recalibrate"]
+    assert (tmp_path / "out" / "error_map.png").exists()
