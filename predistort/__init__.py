@@ -18,6 +18,10 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     advise      where to put the print: the distance with the lowest error the transport predicts
     correctability  where no texture can help: per-pixel error map and one sentence on what to change
     printout    the pre-distorted texture as a PDF and a PNG at the print's true size
+    trace       where each camera ray lands on the print, through the ball or past it: analytic, differentiable
+    chart       the calibration chart: ArUco markers beside the ball, a smooth colour field behind it
+    calibrate   fit the camera, the ball's centre and IOR, the print's distance from one photo of the chart
+    check       from a photo of the printed pre-distortion: how close, whether to re-calibrate, a correction
     layers      the model types: the tutorial's layer, the generalising (unrolled) layer, the instant solve
     hub         what a web visitor may do on the Hub: load with their own token or none, bounded; push to their own
     train       the training loop (the tutorial's recipe, for any model)
@@ -34,7 +38,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     webio       what crosses the page's boundary: uploads, output files, visitors' errors, sessions' lifetimes
     api         the web app's endpoints: one handler per API name, each one call into the visitor's session
     appserver   start app.py on a free port, for tests and benchmarks
-    cli         python -m predistort train | apply | push | advise | print
+    cli         python -m predistort train | apply | push | advise | print | chart | calibrate | check
 """
 from .version import __version__  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m predistort train | apply | push | advise | print``.
+"""Command line: ``python -m predistort train | apply | push | advise | print | chart | calibrate | check``.
 
     train  --textures A.png B.png ... [--model tutorial|unrolled] --iterations N --out DIR
                                                                    learn a model, save it with its history
@@ -11,6 +11,11 @@
     advise [--scene S.json | --ior N --diameter-mm D ...] --out A.json  where to put the print (real units)
     print  --texture PREDISTORTED.png --scene S.json --out-dir DIR  the print at true size: PDF and PNG (≥ 300 dpi)
            | --picture PHOTO.jpg                                   (pre-distorted at the print's own resolution)
+    chart  --scene S.json --out DIR                                the calibration chart: chart.png and chart.pdf
+    calibrate --scene S.json --photo PHOTO --out FITTED.json       fit camera, ball, IOR, print distance from a
+           [--report DIR] [--focal-mm F]                           photo of the chart (report.md, overlay.png)
+    check  --scene FITTED.json --photo PHOTO2 --texture PICTURE    a photo of the printed pre-distortion: ratio,
+           [--printed TEXTURE] [--out DIR]                         map, re-calibrate?, corrected texture
 
 Every user error (unreadable image, wrong size, bad weights, unknown repo) prints one clear line and exits
 with status 2; nothing is left half-written.
@@ -295,6 +300,57 @@ def cmd_print(args):
     return 0
 
 
+def cmd_chart(args):
+    from .chart import write_chart
+    from .scene import SceneConfig
+    png, pdf = write_chart(SceneConfig.load(args.scene), args.out)
+    print(f"Wrote {png} and {pdf}: print chart.pdf at 100 % in place of the picture, then photograph it through "
+          f"the ball and run python -m predistort calibrate.")
+    return 0
+
+
+def cmd_calibrate(args):
+    from .calibrate import calibrate, write_report
+    from .scene import SceneConfig
+    scene = SceneConfig.load(args.scene)
+    result = calibrate(scene, args.photo, focal_mm=args.focal_mm,
+                       progress=lambda fraction, message: print(f"  {fraction:4.0%} {message}", file=sys.stderr))
+    result.scene.save(args.out)
+    written = [args.out]
+    if args.report:
+        written += [str(p) for p in write_report(result, args.report)]
+    print(result.to_markdown())
+    print(f"Wrote {', '.join(map(str, written))}. Pre-distort for it with: python -m predistort apply --method "
+          f"solve --scene {args.out} --texture PICTURE --out-dir OUT")
+    return 0
+
+
+def cmd_check(args):
+    import json
+    from pathlib import Path
+    from .check import check
+    from .images import prepare_texture, save_png
+    from .scene import SceneConfig
+    scene = SceneConfig.load(args.scene)
+    backend.init()
+    picture, _ = prepare_texture(args.texture, scene.resolution, fit="crop")
+    printed = prepare_texture(args.printed, scene.resolution, fit="exact")[0] if args.printed else None
+    result = check(scene, args.photo, picture, printed)
+    print(result.to_markdown())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        from PIL import Image
+        Image.fromarray(result.map_image()).save(out / "error_map.png")
+        (out / "check.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        written = ["error_map.png", "check.json"]
+        if result.corrected is not None:
+            save_png(result.corrected, out / "corrected.png")
+            written.append("corrected.png")
+        print(f"Wrote {', '.join(written)} to {out}.")
+    return 0
+
+
 def parser():
     from .methods import METHODS
     p = argparse.ArgumentParser(prog="python -m predistort", description=__doc__.splitlines()[0])
@@ -399,6 +455,28 @@ def parser():
                                         "4096 px) for the camera's own picture size, then print")
     r.add_argument("--out-dir", required=True, help="folder for print.pdf and print.png")
     r.set_defaults(run=cmd_print)
+
+    c = sub.add_parser("chart", help="the calibration chart for a scene: chart.png and chart.pdf at true size")
+    c.add_argument("--scene", required=True, help="the scene JSON (as measured: ball, distances, camera)")
+    c.add_argument("--out", required=True, help="folder for chart.png and chart.pdf")
+    c.set_defaults(run=cmd_chart)
+
+    k = sub.add_parser("calibrate", help="fit the camera, the ball and its IOR from one photo of the chart")
+    k.add_argument("--scene", required=True, help="the scene JSON the chart was made for")
+    k.add_argument("--photo", required=True, help="photo of the chart through the ball (JPEG or PNG)")
+    k.add_argument("--out", required=True, help="the fitted scene JSON (for apply --scene)")
+    k.add_argument("--report", help="folder for report.md, overlay.png and report.json")
+    k.add_argument("--focal-mm", type=float, help="the lens's 35 mm-equivalent focal length (default: EXIF, "
+                                                 "else fitted)")
+    k.set_defaults(run=cmd_calibrate)
+
+    h = sub.add_parser("check", help="a photo of the printed pre-distortion: how close, re-calibrate?, corrected")
+    h.add_argument("--scene", required=True, help="the fitted scene JSON (calibrate --out)")
+    h.add_argument("--photo", required=True, help="photo of the printed pre-distortion through the ball")
+    h.add_argument("--texture", required=True, help="the picture that was pre-distorted")
+    h.add_argument("--printed", help="the pre-distorted texture that was printed (default: the instant solve)")
+    h.add_argument("--out", help="folder for error_map.png, check.json and corrected.png")
+    h.set_defaults(run=cmd_check)
     return p
 
 

@@ -1,0 +1,70 @@
+"""Photos of the calibration chart that the project renders itself (Mitsuba), from setups the fit is not told.
+
+:func:`perturbed` moves and turns a scene's camera, moves its ball, changes its IOR and field of view;
+:func:`photograph` renders a texture in a scene with the project's renderer and makes it a phone's photo:
+exposure off, sensor noise, sRGB encoding, JPEG (quality 80), optionally EXIF (focal length, orientation).
+Used by tests/test_calibrate.py and bench/calibrate.py.
+"""
+import io
+import math
+
+import numpy as np
+import torch
+from PIL import Image
+
+from predistort.calibrate import DIAGONAL_35MM, linear_to_srgb
+from predistort.target import camera_frame
+
+
+def _turn(v, axis, degrees):
+    """`v` turned by `degrees` about unit `axis` (Rodrigues)."""
+    a = math.radians(degrees)
+    return v * math.cos(a) + np.cross(axis, v) * math.sin(a) + axis * (axis @ v) * (1 - math.cos(a))
+
+
+def perturbed(config, camera_mm=(0, 0, 0), turn_deg=(0, 0, 0), ball_mm=(0, 0, 0), ior=0.0, fov=None, film=None):
+    """`config` with the camera moved by `camera_mm` (world x, y, z), turned by (yaw, pitch, roll) degrees, the
+    ball moved by `ball_mm`, its IOR changed by `ior`, another horizontal `fov` and `film` (width, height)."""
+    origin, left, up, forward = camera_frame(config)
+    unit = config.units_mm
+    forward = _turn(_turn(forward, up, turn_deg[0]), left, turn_deg[1])
+    up = _turn(np.cross(forward, np.cross(up, forward)), forward, turn_deg[2])
+    origin = origin + np.array(camera_mm) / unit
+    changes = dict(camera_origin=tuple(origin), camera_target=tuple(origin + forward * 4), camera_up=tuple(up),
+                   sphere_center=tuple(np.array(config.sphere_center) + np.array(ball_mm) / unit),
+                   sphere_ior=config.sphere_ior + ior)
+    if fov:
+        changes["fov"] = fov
+    if film:
+        changes["film_width"], changes["film_height"] = film
+    return config.replace(**changes)
+
+
+def focal_35mm(config):
+    """The 35 mm-equivalent focal length of `config`'s camera (what a phone writes in EXIF, unrounded)."""
+    width, height = config.film_size
+    return DIAGONAL_35MM * width / (2 * math.hypot(width, height) * math.tan(math.radians(config.fov) / 2))
+
+
+def render(config, texture, spp=16, seed=0):
+    """The project's render of `texture` in `config`: [H, W, 3] linear float numpy."""
+    from predistort.render import Renderer
+    return Renderer(config).render(torch.as_tensor(texture, dtype=torch.float32), spp=spp, seed=seed).cpu().numpy()
+
+
+def photograph(image, exposure=1.0, noise=0.01, quality=80, seed=0, focal=None, orientation=None):
+    """JPEG bytes of a linear render `image` as a phone would store it (module doc). ``orientation`` 6 or 8
+    stores the picture turned (as a phone held upright stores it), with the EXIF tag that turns it back."""
+    rng = np.random.default_rng(seed)
+    linear = np.clip(image * exposure + rng.normal(0, noise, image.shape), 0, 1)
+    picture = Image.fromarray((linear_to_srgb(linear) * 255 + 0.5).astype(np.uint8))
+    exif = Image.Exif()
+    if focal:
+        exif.get_ifd(0x8769)[0xA405] = int(round(focal))
+    if orientation:
+        # The tag says how to turn the stored pixels upright: store them turned the other way.
+        picture = picture.transpose({6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}[orientation])
+        exif[0x0112] = orientation
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=quality, exif=exif.tobytes())
+    return out.getvalue()
