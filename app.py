@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from predistort import backend, methods, resources, service
-from predistort.api import (advise, advised_distance, before_after, calibrate, chart, check_scene, compare,
+from predistort.api import (advise, advised_distance, before_after, calibrate, chart, check, check_scene, compare,
                             correctability, describe_setup, estimate, export, load_pretrained, material_ior,
                             method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, print_files, push_to_hub, stand_map, status, stop, train,
@@ -344,9 +344,25 @@ def calibrate_step(page):
                 overlay = gr.Image(label="The fitted setup's render over your photo", format="png",
                                    interactive=False, elem_id="calibration-overlay")
                 fitted_md = gr.Markdown(elem_id="calibration-report")
+        gr.Markdown("5 · **Check**: photograph the printed pre-distortion through the ball from the same spot; "
+                    "the check says how close it is, whether to calibrate again, and corrects the texture when the "
+                    "error left is systematic.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                check_photo = gr.Image(label="Your photo of the print through the ball", type="filepath",
+                                       sources=["upload", "clipboard"], height=200, elem_id="check-photo")
+                check_btn = gr.Button("Check", elem_id="check-button")
+                corrected = gr.Image(label="Corrected texture", format="png", interactive=False,
+                                     elem_id="check-corrected")
+            with gr.Column(scale=2):
+                check_map = gr.Image(label="Error left in your photo", format="png", interactive=False,
+                                     elem_id="check-map")
+                check_md = gr.Markdown(elem_id="check-report")
     chart_btn.click(chart, [session], [chart_png, chart_pdf], api_name="chart", **RENDER)
     calibrate_btn.click(calibrate, [session, photo], [overlay, fitted_md, fitted_json], api_name="calibrate",
                         preprocess=False, **RENDER).then(status, [session], [page.status_md], **private(status))
+    check_btn.click(check, [session, check_photo], [check_map, check_md, corrected], api_name="check",
+                    preprocess=False, **RENDER)
 
 
 def load_tab(page, scene_inputs, scene_info):

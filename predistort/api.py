@@ -29,6 +29,7 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /chart            ()                                  -> the calibration chart: PNG, PDF at the print's true size
     /calibrate        (photo)                             -> fitted render over the photo, fitted quantities (Markdown),
                                                              fitted scene (JSON); the session pre-distorts for it
+    /check            (photo)                             -> error map, verdict (Markdown), corrected texture or none
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
@@ -349,6 +350,22 @@ def calibrate(session, photo, progress=gr.Progress()):
     fitted = session.calibrate(upload_path(photo), progress=fitting)
     return (cached_png(Image.fromarray(fitted.overlay), "calibration"), fitted.to_markdown(),
             session.fitted_scene_file())
+
+
+@user_errors
+def check(session, photo):
+    """Close the loop: from a photo of the printed pre-distortion through the ball, taken where the calibration
+    photo was, how close the view is to the picture, whether to re-calibrate, and a corrected texture when the
+    error left is systematic.
+
+    Args:
+        photo: the photo of the print through the ball (JPEG or PNG).
+    Returns:
+        the error map (PNG), the verdict (Markdown: ratio against printing the picture itself, re-calibrate or not), the corrected texture (PNG) or nothing.
+    """
+    result = session.check_print(upload_path(photo))
+    corrected = pil(result.corrected, "corrected") if result.corrected is not None else None
+    return cached_png(Image.fromarray(result.map_image()), "check"), result.to_markdown(), corrected
 
 
 def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):

@@ -12,6 +12,8 @@ from __future__ import annotations
 from .resources import default_model, model_scene, renderer_for
 from .settings import ServiceError
 
+CHART_RESOLUTION = 256           # the chart's texels at least (its markers' cells must be read in a phone's photo)
+
 
 class RealGlass:
     """The real-glass actions of a :class:`predistort.service.Session` (see the module doc)."""
@@ -118,12 +120,22 @@ class RealGlass:
         return str(pdf), str(png)
 
     # -- calibration from one photo of the chart (predistort.chart, predistort.calibrate) -------------------
+    def _calibration_scene(self):
+        """The nominal scene the chart is made for and the fit starts from: the setup as measured, its camera
+        taking a phone's 4:3 picture when the setup states no film of its own (the chart's markers sit where
+        that picture sees the print), at :data:`CHART_RESOLUTION` texels or more."""
+        scene = self.nominal or self.scene
+        if scene.film_width is None:
+            r = max(scene.resolution, CHART_RESOLUTION)
+            scene = scene.replace(resolution=r, film_width=r, film_height=max(8, round(r * 3 / 4)))
+        return scene
+
     def chart_files(self):
         """The calibration chart of this session's setup, to print in place of the picture: ``(PNG path, PDF
         path)`` (:func:`predistort.chart.write_chart`; the PDF at the print's true size)."""
         from .chart import write_chart
         try:
-            png, pdf = write_chart(self.nominal or self.scene, self.folder / "chart")
+            png, pdf = write_chart(self._calibration_scene(), self.folder / "chart")
         except ValueError as e:
             raise ServiceError(str(e)) from None
         return str(png), str(pdf)
@@ -141,7 +153,7 @@ class RealGlass:
             raise ServiceError("A training is running in this session: stop it first, then calibrate.")
         nominal = self.nominal or self.scene
         try:
-            fitted = calibrate(nominal, photo, progress=progress)
+            fitted = calibrate(self._calibration_scene(), photo, progress=progress)
         except ValueError as e:                  # CalibrationError, ImageError: one sentence, what to do
             raise ServiceError(str(e)) from None
         scene = fitted.scene
@@ -158,4 +170,22 @@ class RealGlass:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.calibration.scene.save(path)
         return str(path)
+
+    def check_print(self, photo, progress=None):
+        """How close a photo of the printed pre-distortion (from the calibrated spot) is to what the picture
+        should look like (:func:`predistort.check.check`): the CheckResult — ratio, map, whether to
+        re-calibrate, a corrected texture when the error is systematic. Judges the last pre-distortion."""
+        from .check import check
+        if self.calibration is None:
+            raise ServiceError("Calibrate first: the check compares the photo with the calibrated setup.")
+        results = self.results
+        if not results:
+            raise ServiceError(self.keep_note or "Pre-distort a picture for the calibrated setup first, print it, "
+                                                 "and photograph the print through the ball.")
+        c = results[-1].comparison
+        scene = self.scene.replace(resolution=int(c.predistorted.shape[0]))
+        try:
+            return check(scene, photo, c.target, printed=c.predistorted, progress=progress)
+        except ValueError as e:
+            raise ServiceError(str(e)) from None
 

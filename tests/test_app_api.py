@@ -36,6 +36,7 @@ ENDPOINTS = {
     "/stand_map": [],
     "/chart": [],
     "/calibrate": ["photo"],
+    "/check": ["photo"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}

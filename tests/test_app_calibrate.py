@@ -1,0 +1,96 @@
+"""The Calibrate step of the Real glass tab, in a real browser and through the API, on the real app.
+
+A visitor uses the glass setup, downloads the chart, uploads a photo of it through the ball (rendered here by
+the project from a setup the fit is not told: camera moved and turned, ball moved, IOR and lens off, noise,
+exposure, JPEG), calibrates, and pre-distorts a picture for the fitted setup. A photo of something else gets
+the sentence of what to do, and the server keeps serving.
+"""
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from common import picture_paths
+from conftest import ARTIFACTS, wait_for_the_page
+from photos import perturbed, photograph, render
+from predistort.chart import make_chart
+from predistort.glass import CHART_RESOLUTION
+from predistort.physical import PhysicalSetup
+
+# Glass at the advised distance, the camera 200 mm from the ball with a 45° lens: room for the chart's markers.
+GLASS = dict(ior=1.5, print_distance_mm=225.0, camera_distance_mm=200.0, fov_deg=45.0)
+
+
+@pytest.fixture(scope="module")
+def chart_photo(tmp_path_factory, app_server):
+    """A 4:3 photo of the chart of the session's glass setup (the session's chart: CHART_RESOLUTION texels, a 4:3
+    film), through a setup off by some mm, degrees and 0.01, with another lens."""
+    r = max(app_server.default_resolution, CHART_RESOLUTION)
+    nominal = PhysicalSetup(**GLASS, resolution=r, film_width=r, film_height=r * 3 // 4).to_scene()
+    true = perturbed(nominal, camera_mm=(4, -3, 5), turn_deg=(1.0, -1.0, 0.5), ball_mm=(1.0, 0.5, 0.0),
+                     ior=0.01, fov=42.0, film=(320, 240))
+    path = tmp_path_factory.mktemp("photo") / "chart photo.jpg"
+    path.write_bytes(photograph(render(true, make_chart(nominal), spp=16), exposure=0.8, seed=3))
+    return path
+
+
+def test_visitor_calibrates_from_a_photo_of_the_chart_then_predistorts_for_the_fit(browser, app_server,
+                                                                                     chart_photo):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_server.url, wait_until="load")
+    wait_for_the_page(page)
+    page.get_by_role("tab", name="Real glass · print").click()
+    for field, value in (("#ball-ior input", "1.5"), ("#print-distance input", "225"),
+                         ("#camera-distance input", "200"), ("#fov input", "45")):
+        page.fill(field, value)
+        page.press(field, "Enter")
+    page.wait_for_function("document.querySelector('#setup').innerText.includes('225')", timeout=30_000)
+    page.click("#use-setup-button")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('instant solve for your setup')",
+                           timeout=120_000)
+    # 1. The chart.
+    page.get_by_text("Calibrate from one photo of the chart").click()
+    page.click("#chart-button")
+    pdf = page.wait_for_selector("#chart-pdf a[href]", timeout=60_000)
+    assert pdf.get_attribute("href").endswith(".pdf")
+    # 2-3. The photo, and the fit.
+    page.set_input_files("#calibration-photo input[type=file]", str(chart_photo))
+    page.wait_for_selector("#calibration-photo img", timeout=30_000)
+    page.click("#calibrate-button")
+    page.wait_for_function("document.querySelector('#calibration-report').innerText.includes('Residual')",
+                           timeout=300_000)
+    report = page.inner_text("#calibration-report")
+    assert "camera x" in report and "Residual" in report, report
+    page.wait_for_function("(() => { const i = document.querySelector('#calibration-overlay img');"
+                           " return i && i.complete && i.naturalWidth > 0; })()", timeout=30_000)
+    assert page.wait_for_selector("#fitted-scene a[href]", timeout=30_000).get_attribute("href").endswith(".json")
+    page.wait_for_function("document.querySelector('#status').innerText.includes('calibrated setup')",
+                           timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-calibrate.png"), full_page=True)
+    # 4. A picture pre-distorted for the fitted setup (the page's resolution for a new picture).
+    page.get_by_role("tab", name="Pre-distort a picture").click()
+    page.locator("button.gallery-item").nth(0).click()
+    page.wait_for_selector("#texture img", timeout=30_000)
+    page.click("#predistort-button")
+    r = app_server.picture_resolution
+    page.wait_for_function(f"(() => {{ const i = document.querySelector('#out-predistorted img');"
+                           f" return i && i.complete && i.naturalWidth == {r}; }})()", timeout=300_000)
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('PSNR')", timeout=60_000)
+    assert not errors, errors
+    page.close()
+
+
+def test_a_photo_of_something_else_gets_what_to_do_and_the_server_keeps_serving(app_server):
+    c = Client(app_server.url, verbose=False, download_files=True)
+    with pytest.raises(AppError, match="Calibrate first"):
+        c.predict(handle_file(str(picture_paths()[0])), api_name="/check")
+    c.predict(GLASS["ior"], 90, GLASS["print_distance_mm"], GLASS["camera_distance_mm"], GLASS["fov_deg"],
+              api_name="/use_setup")
+    png, pdf = c.predict(api_name="/chart")
+    assert open(pdf, "rb").read(5) == b"%PDF-" and open(png, "rb").read(4) == b"\x89PNG"
+    with pytest.raises(AppError, match="(?i)chart") as e:
+        c.predict(handle_file(str(picture_paths()[0])), api_name="/calibrate")
+    assert "\n" not in str(e.value).strip() and "Traceback" not in str(e.value)
+    assert c.predict(handle_file(str(picture_paths()[1])), 4, api_name="/predistort")[3]["l1_initial"] > 0
