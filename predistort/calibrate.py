@@ -6,7 +6,8 @@ The fit, in physical phases (:func:`calibrate`):
    focal length from EXIF when it states one (``FocalLengthIn35mmFilm``; ``focal_mm`` overrides), its
    sRGB encoding undone. Too dark a photo is refused before anything else.
 2. *Markers → camera.* OpenCV's ArUco detector finds the chart's markers (:mod:`predistort.chart`, whose
-   layout gives each corner's place on the print); ``cv2.solvePnP`` (IPPE, then iterative) gives the
+   layout gives each corner's place on the print; a marker that disagrees with the others' pose, e.g. one
+   decoded in the ball's rim, is dropped by ``cv2.solvePnPRansac``); ``cv2.solvePnP`` (IPPE, then iterative) gives the
    camera's pose against the print for a focal length: EXIF's, else the scene's field of view. A near
    fronto-parallel print hardly tells focal length from distance, so the focal length is left to phase 3.
 3. *The ball → everything.* A Levenberg–Marquardt fit of the camera (position, rotation), its focal length,
@@ -203,6 +204,21 @@ def intrinsics(tan_x, width, height):
     (pixel centres at integers, as ArUco's corners are, and as Mitsuba's film samples them)."""
     f = width / (2 * tan_x)
     return np.array([[f, 0, width / 2 - 0.5], [0, f, height / 2 - 0.5], [0, 0, 1]])
+
+
+def consistent_markers(layout, ids, corners, tan_x, size):
+    """The markers that agree on one pose: ``cv2.solvePnPRansac`` over all corners (inliers within
+    :data:`WRONG_LAYOUT` of a marker's side), keeping the markers whose four corners are all inliers. A marker
+    seen in the ball's rim (mirrored and squeezed, yet sometimes decoded) or misread goes; returns
+    ``(ids, corners)``, unchanged when RANSAC finds no pose."""
+    objects, pixels = layout.object_points(ids), corners.reshape(-1, 2)
+    side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
+    ok, _, _, inliers = cv2.solvePnPRansac(objects, pixels, intrinsics(tan_x, *size), None,
+                                           reprojectionError=WRONG_LAYOUT * side, iterationsCount=200)
+    if not ok or inliers is None:
+        return ids, corners
+    whole = np.bincount(inliers.ravel() // 4, minlength=len(ids)) == 4
+    return (ids[whole], corners[whole]) if whole.sum() >= MIN_MARKERS else (ids, corners)
 
 
 def pose_from_markers(layout, ids, corners, tan_x, size):
@@ -584,6 +600,7 @@ def _calibrate(config, photo, focal_mm, progress):
         tan_x = tan_half_fov(image.focal_35mm, width, height)
     else:
         tan_x = math.tan(math.radians(config.fov) / 2)
+    ids, corners = consistent_markers(layout, ids, corners, tan_x, image.size)
     origin, rotation, rms = pose_from_markers(layout, ids, corners, tan_x, image.size)
     if rms > WRONG_LAYOUT * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
         raise CalibrationError(MESSAGES["wrong"])
