@@ -4,30 +4,26 @@ The fit, in physical phases (:func:`calibrate`):
 
 1. *The photo.* Read upright (EXIF orientation, :func:`predistort.images.load_image`), its 35 mm-equivalent
    focal length from EXIF when it states one (``FocalLengthIn35mmFilm``; ``focal_mm`` overrides), its
-   sRGB encoding undone. Too dark a photo is refused before anything else.
+   sRGB encoding undone, shrunk to :data:`WORK_SIDE` pixels on its long side in linear light. Too dark a
+   photo is refused before anything else.
 2. *Markers → camera.* OpenCV's ArUco detector finds the chart's markers (:mod:`predistort.chart`, whose
-   layout gives each corner's place on the print; a marker that disagrees with the others' pose, e.g. one
-   decoded in the ball's rim, is dropped by ``cv2.solvePnPRansac``); ``cv2.solvePnP`` (IPPE, then iterative) gives the
-   camera's pose against the print for a focal length: EXIF's, else the scene's field of view. A near
-   fronto-parallel print hardly tells focal length from distance, so the focal length is left to phase 3.
-3. *The ball → everything.* A Levenberg–Marquardt fit of the camera (position, rotation), its focal length,
-   the ball's centre, its IOR and the photo's exposure (a gain per colour) to two kinds of residual at once:
-   the markers' corners (reprojection, :data:`CORNER_PX` pixels of noise) and the photo's colours
-   (:data:`COLOUR_NOISE`) at up to :data:`FIT_PIXELS` pixels — inside the ball up to :data:`IMPACT_FIT` of its
-   radius, where it shows the chart's smooth colour field, and beside it, where the print is seen directly
-   away from the markers. The colours are predicted by :mod:`predistort.trace`: the analytic ray–sphere
-   refraction of the camera's rays to their landing points on the chart, differentiated by finite
-   differences (no Mitsuba gradient: ``prb``'s are biased at refraction discontinuities and cannot move a
-   sensor). The ball's known diameter and the way it bends the colour field pin the depth that the markers
-   alone leave loose. Residuals far off are down-weighted (Huber, :data:`HUBER`). The photo is fitted at
-   :data:`WORK_SIDE` pixels on its long side; each pixel is the mean of 2 × 2 rays, clipped at white as the
-   photo is. The start: the ball where the photo departs from the chart seen without it (:func:`find_ball`),
-   the focal length the best of a scan (:data:`FOCAL_SCAN`) unless EXIF gives it; the fit runs first at the
-   scene's IOR, then with the IOR free within its material's spread (:data:`IOR_PRIOR`, a prior).
-4. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
+   layout gives each corner's place on the print); a marker that disagrees with the others' pose, e.g. one
+   decoded in the ball's rim, is dropped by ``cv2.solvePnPRansac``; the detector's inset (every corner a few
+   pixels inside the blurred square) is undone (:func:`undo_inset`); ``cv2.solvePnP`` (IPPE, then iterative)
+   gives the camera's pose against the print for a focal length: EXIF's, else each of a scan
+   (:data:`FOCAL_SCAN`). A print seen nearly face on hardly tells focal length from distance: phase 3 does.
+3. *The ball.* Where the photo departs from the chart seen without the ball (:func:`find_ball`) is the ball's
+   silhouette; its known radius sets its distance. The start (:func:`start_for`): the markers' camera, that
+   ball, the scene's IOR, the exposure by least squares; of the scan, the focal length whose start explains
+   the photo best.
+4. *Everything at once* (:mod:`predistort.photofit`): the camera (position, rotation, focal length), the
+   ball's centre, its IOR and the exposure fitted to the markers' corners and the photo's colours inside the
+   ball and beside it, first at the scene's IOR, then with the IOR free within its material's spread; then,
+   without EXIF, the focal length's profile along the depth–focal valley.
+5. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
    at :func:`film_for` pixels, everything else from the input scene), each quantity against its nominal value
-   with the fit's standard uncertainty (from the Gauss–Newton covariance scaled by the residuals' spread),
-   the residuals, and an overlay of the fitted prediction on the photo.
+   with the fit's standard uncertainty (from the Gauss–Newton covariance scaled by the residuals' spread:
+   the noise's share only), the residuals, and an overlay of the fitted prediction on the photo.
 
 Bad photos raise :class:`CalibrationError` with one sentence saying what to do (:data:`MESSAGES`).
 
@@ -46,19 +42,11 @@ import torch
 from PIL import Image
 
 from . import backend, chart, trace
+from .photofit import CLIPPED, IOR_PRIOR, Model, fit, profile_focal
 from .images import ImageError, load_image
 from .target import camera_frame
 
 WORK_SIDE = 256                  # the photo's long side, pixels, for the colour fit
-FIT_PIXELS = 6000                # at most this many pixels in the colour fit
-IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
-RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
-CORNER_PX = 3.0                  # a marker corner's noise, photo pixels (ArUco's corners sit ~0.1 texel inside a blurred marker)
-COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
-IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
-FOCAL_PRIOR = 0.01               # an EXIF focal length's relative uncertainty (whole millimetres)
-HUBER = 3.0                      # residuals beyond this many noise levels are down-weighted
-ITERATIONS = 25                  # Levenberg–Marquardt iterations at most
 FOCAL_SCAN, FOCAL_STEPS = 0.35, 11   # without EXIF: focal lengths within exp(±0.35) of the scene's are tried
 BALL_DIFFERS = 0.08              # where the photo differs this much from the chart without the ball: the ball
 WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) after PnP: another layout
@@ -221,6 +209,35 @@ def consistent_markers(layout, ids, corners, tan_x, size):
     return (ids[whole], corners[whole]) if whole.sum() >= MIN_MARKERS else (ids, corners)
 
 
+def _corner_directions(corners):
+    """[N, 4, 2] unit vectors from each marker's centre to its corners (in the photo)."""
+    out = corners - corners.mean(1, keepdims=True)
+    return out / np.linalg.norm(out, axis=-1, keepdims=True).clip(1e-9)
+
+
+def undo_inset(layout, ids, corners, tan_x, size):
+    """`corners` moved out along their marker's diagonals by the inset the detector leaves, and the inset (px).
+
+    ArUco finds a marker as a dark blob thresholded against its surroundings; on a blurred photo (a phone's
+    optics, the render's pixel filter, JPEG) stored in sRGB, where the dark half of every edge's ramp reads
+    darker than it is, that blob is smaller than the black square, so every corner sits inside the true one
+    along the marker's diagonal: ~3 px in a 960 × 720 photo of a 256-texel chart. The inset shrinks each marker
+    about its own centre and barely moves the pose, yet it is as large as every other corner error together.
+    It is the median radial residual of the markers' pose (a few fixed-point rounds); the corners come back
+    with their noise alone (~1 px RMS, :data:`CORNER_PX`)."""
+    outward = _corner_directions(corners)
+    objects, K, inset = layout.object_points(ids), intrinsics(tan_x, *size), 0.0
+    for _ in range(4):
+        moved = (corners + inset * outward).reshape(-1, 2)
+        ok, rvec, tvec = cv2.solvePnP(objects, moved, K, None, flags=cv2.SOLVEPNP_IPPE)
+        if not ok:
+            return corners, 0.0
+        cv2.solvePnP(objects, moved, K, None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE)
+        projected = cv2.projectPoints(objects, rvec, tvec, K, None)[0].reshape(corners.shape)
+        inset = float(np.median(((projected - corners) * outward).sum(-1)))
+    return corners + inset * outward, inset
+
+
 def pose_from_markers(layout, ids, corners, tan_x, size):
     """The camera's ``(origin [3], rotation [3, 3] world-from-camera: left, up, forward)`` from the markers,
     by ``cv2.solvePnP`` (IPPE for the plane, then refined iteratively), and the reprojection RMS in pixels."""
@@ -243,125 +260,8 @@ def pose_from_markers(layout, ids, corners, tan_x, size):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. The joint fit
+# 3. The ball and the start (4., the joint fit: predistort.photofit)
 # ---------------------------------------------------------------------------------------------------------
-NAMES = ("camera x", "camera y", "camera z", "pitch", "yaw", "roll", "log focal", "ball x", "ball y", "ball z",
-         "ior", "gain r", "gain g", "gain b")
-STEPS = np.array([1e-5] * 3 + [1e-6] * 3 + [1e-6] + [1e-5] * 3 + [1e-6] + [1e-6] * 3)   # finite differences
-
-
-class Model:
-    """The photo predicted from the parameters θ (:data:`NAMES`): camera position (world), its rotation as a
-    rotation vector in the starting camera's frame (pitch about left, yaw about up, roll about forward), log
-    of the focal length's change, the ball's centre (world), its IOR, the exposure gains."""
-
-    def __init__(self, config, layout, texture, photo, ids, corners, rotation0, tan_x0, focal_prior):
-        self.config, self.layout = config, layout
-        self.texture = torch.from_numpy(np.asarray(texture, dtype=np.float64))
-        self.rotation0, self.tan_x0 = torch.from_numpy(rotation0), tan_x0
-        self.focal_prior = focal_prior                # None, or the log focal change EXIF asks for
-        self.work = photo.linear
-        h, w = self.work.shape[:2]
-        self.work_size = (w, h)
-        full_w, full_h = photo.size
-        self.ids, self.corners, self.photo_size = ids, corners, (full_w, full_h)
-        self.objects = torch.from_numpy(layout.object_points(ids))
-        self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array([full_w, full_h]))
-        self.corner_scale = np.array([full_w, full_h]) / CORNER_PX        # film fraction → noise units
-        self.pixels = None
-        self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
-
-    def camera(self, theta):
-        theta = torch.as_tensor(theta)
-        rotation = self.rotation0 @ trace.rodrigues(theta[3:6])
-        tan_x = self.tan_x0 * torch.exp(-theta[6])
-        return theta[0:3], rotation, tan_x
-
-    def project(self, theta):
-        """Film positions (s, t) [N, 2] of the markers' corners."""
-        origin, rotation, tan_x = self.camera(theta)
-        q = (self.objects - origin) @ rotation                       # camera coordinates (left, up, forward)
-        w, h = self.work_size
-        s = (1 - q[:, 0] / (q[:, 2] * tan_x)) / 2
-        t = (1 - q[:, 1] / (q[:, 2] * tan_x * h / w)) / 2
-        return torch.stack([s, t], -1)
-
-    def rays(self, theta, s, t):
-        origin, rotation, tan_x = self.camera(theta)
-        fov = torch.rad2deg(2 * torch.atan(tan_x))
-        d = trace.film_directions(rotation, fov, self.work_size, s, t)
-        return trace.trace(origin, d, theta[7:10], self.config.sphere_radius, theta[10], self.config.plane_scale)
-
-    def predict(self, theta, pixels):
-        """Linear colours [N, 3] of the work-size pixels (flat indices `pixels`), 2 × 2 rays each, gains applied.
-
-        Each ray covers the ball by a linear ramp of one ray spacing across its edge (impact 1), so that the
-        colour of a pixel on the ball's silhouette moves smoothly with the setup: the edge then pins the ball's
-        apparent size, which the colours inside it alone leave loose against the field of view."""
-        theta = torch.as_tensor(theta)
-        w, h = self.work_size
-        col, row = (pixels % w).double(), (pixels // w).double()
-        origin, _, tan_x = self.camera(theta)
-        distance = (origin - theta[7:10]).norm()
-        radius = self.config.sphere_radius
-        radius_px = w / (2 * tan_x) * radius / torch.sqrt(distance ** 2 - radius ** 2)
-        spacing = 0.5 / radius_px                                    # impact between neighbouring rays
-        colour = 0
-        for dx in (0.25, 0.75):
-            for dy in (0.25, 0.75):
-                traced = self.rays(theta, (col + dx) / w, (row + dy) / h)
-                coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
-                colour = colour + trace.look(self.texture, traced, coverage) / 4
-        return colour * theta[11:14]
-
-    def choose_pixels(self, theta):
-        """The pixels of the colour fit: inside the ball up to IMPACT_FIT, or beside it beyond DIRECT_GAP, whose
-        landing points are on the colour field (not a marker's slot): at most FIT_PIXELS, evenly spread."""
-        w, h = self.work_size
-        j, i = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-        s, t = torch.from_numpy((i.ravel() + 0.5) / w), torch.from_numpy((j.ravel() + 0.5) / h)
-        traced = self.rays(torch.as_tensor(theta), s, t)
-        impact, hit = traced["impact"].numpy(), traced["hit"].numpy()
-        u, v = traced["u"].numpy(), traced["v"].numpy()
-        ps = self.config.plane_scale
-        on_markers = self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell)
-        inside = hit & (impact < IMPACT_FIT) & traced["on_print"].numpy() & ~on_markers
-        keep = inside | ((impact > RIM_FIT) & traced["on_print_direct"].numpy())
-        index = np.flatnonzero(keep)
-        self.ball_pixels = int(inside.sum())
-        if len(index) > FIT_PIXELS:
-            index = index[np.linspace(0, len(index) - 1, FIT_PIXELS).astype(int)]
-        self.pixels = torch.from_numpy(index)
-        self.observed = torch.from_numpy(self.work.reshape(-1, 3)[index])
-        self.inside = torch.from_numpy(hit[index])
-
-    def residuals(self, theta):
-        """All residuals, in noise units: corners (x, y), colours, and the EXIF focal prior when given."""
-        theta = torch.as_tensor(theta)
-        corners = ((self.project(theta) - self.corners_st) * torch.from_numpy(self.corner_scale)).reshape(-1)
-        predicted = self.predict(theta, self.pixels).clamp(max=1.0)        # as the photo clips an over-exposure
-        colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
-        parts = [corners, colours]
-        if self.focal_prior is not None:
-            parts.append(((theta[6] - self.focal_prior) / FOCAL_PRIOR).reshape(1))
-        parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
-        return torch.cat(parts)
-
-    def cost(self, theta):
-        """The fit's robust cost at θ on the pixels chosen now."""
-        r = self.residuals(theta)
-        return float((_huber_weights(r) * r ** 2).sum())
-
-    def jacobian(self, theta, r0):
-        """[len(r), len(θ)] by forward differences (the prediction is smooth in θ on the chosen pixels)."""
-        columns = []
-        for k, step in enumerate(STEPS):
-            moved = theta.clone()
-            moved[k] += step
-            columns.append((self.residuals(moved) - r0) / step)
-        return torch.stack(columns, 1)
-
-
 def find_ball(model, origin, rotation, tan_x):
     """The ball in the photo: ``(s, t, radius)`` of its silhouette on the film (film fractions; the radius in
     film widths), as the biggest region where the photo departs from the chart seen without the ball (the
@@ -374,9 +274,13 @@ def find_ball(model, origin, rotation, tan_x):
     u, v, on = trace._land(torch.from_numpy(origin).expand_as(d), d, model.config.plane_scale)
     free = torch.where(on[:, None], trace.sample(model.texture, u, v), torch.ones(len(u), 3, dtype=torch.float64))
     free, photo = free.numpy().reshape(h, w, 3), model.work
-    gain = np.median((photo / free.clip(1e-3)).reshape(-1, 3), 0)      # most of the photo is the print seen directly
-    # Clipped pixels (an over-exposed white) tell nothing: a gain below 1 would make them all "differ".
-    differs = ((np.abs(photo / gain - free).mean(-1) > BALL_DIFFERS) & (photo.max(-1) < 0.97)).astype(np.uint8)
+    # The exposure: most of the photo is the print seen directly, but an over-exposed photo's clipped pixels
+    # read darker than the print is, so only the unclipped ones tell it.
+    unclipped = photo.max(-1) < CLIPPED
+    ratios = (photo / free.clip(1e-3))[unclipped] if unclipped.mean() > 0.05 else (photo / free.clip(1e-3)).reshape(-1, 3)
+    gain = np.median(ratios, 0)
+    expected = np.minimum(free * gain, 1.0)                          # what the photo shows without the ball, clipped
+    differs = (np.abs(photo - expected).mean(-1) > BALL_DIFFERS * gain.mean()).astype(np.uint8)
     size = max(3, round(w / 40))                 # opens away the thin edges of a camera a little off
     differs = cv2.morphologyEx(differs, cv2.MORPH_OPEN, np.ones((size, size), np.uint8))
     contours, _ = cv2.findContours(differs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -414,52 +318,8 @@ def start_for(model, config, circle, tan_x):
     return theta
 
 
-def _huber_weights(r):
-    a = r.abs()
-    return torch.where(a <= HUBER, torch.ones_like(a), HUBER / a)
-
-
-def fit(model, theta, progress=None):
-    """Levenberg–Marquardt on ``model``'s residuals from `theta`; returns ``(θ, covariance, residuals)``."""
-    theta = theta.clone()
-    damping = 1e-3
-    r = model.residuals(theta)
-    for iteration in range(ITERATIONS):
-        if iteration in (2, 6):                                     # the fitted pixels follow the ball
-            model.choose_pixels(theta)
-            r = model.residuals(theta)
-        weights = _huber_weights(r)
-        cost = (weights * r ** 2).sum()
-        J = model.jacobian(theta, r)
-        JtJ = J.T @ (weights[:, None] * J)
-        g = J.T @ (weights * r)
-        improved = False
-        for _ in range(8):
-            A = JtJ + damping * torch.diag(torch.diag(JtJ).clamp_min(1e-12))
-            step = -torch.linalg.solve(A, g)
-            trial = theta + step
-            if not 1.0 <= float(trial[10]) <= 3.0:
-                damping *= 10
-                continue
-            r_trial = model.residuals(trial)
-            if (weights * r_trial ** 2).sum() < cost:
-                theta, r, damping, improved = trial, r_trial, max(damping / 3, 1e-7), True
-                break
-            damping *= 10
-        if progress:
-            progress(0.3 + 0.6 * (iteration + 1) / ITERATIONS, f"fit: iteration {iteration + 1}")
-        if not improved or float(step.abs().max()) < 1e-8:
-            break
-    weights = _huber_weights(r)
-    J = model.jacobian(theta, r)
-    JtJ = J.T @ (weights[:, None] * J)
-    spread = float((weights * r ** 2).sum() / max(1, len(r) - len(theta)))
-    covariance = torch.linalg.pinv(JtJ) * spread
-    return theta, covariance, r
-
-
 # ---------------------------------------------------------------------------------------------------------
-# 4. The answer
+# 5. The answer
 # ---------------------------------------------------------------------------------------------------------
 def film_for(config, size):
     """The fitted scene's film: the photo's aspect, the long side the scene's resolution within [64, 1024]."""
@@ -476,7 +336,8 @@ class Calibration:
     --scene``); ``quantities`` rows ``{name, nominal, fitted, uncertainty, unit}``; ``residual`` {``colour``:
     mean absolute colour error of the fitted prediction (linear, ÷ exposure gain) on the fitted pixels,
     ``ball_colour``: the same inside the ball, ``markers_px``: the corners' reprojection RMS in photo pixels,
-    ``markers``: how many were used, ``pixels``: colour-fit pixels}; ``overlay`` [h, w, 3] uint8: the fitted
+    ``markers``: how many were used, ``marker_inset_px``: the detector's inset undone, ``pixels``: colour-fit
+    pixels}; ``overlay`` [h, w, 3] uint8: the fitted
     prediction blended over the photo, the ball's fitted rim in red, the markers' fitted corners in green;
     ``seconds``; ``focal_35mm`` the EXIF (or given) focal length used, None if fitted freely."""
     scene: object
@@ -504,7 +365,8 @@ class Calibration:
         r = self.residual
         lines += ["", f"Residual: colours {r['colour']:.4f} (inside the ball {r['ball_colour']:.4f}) mean absolute "
                       f"error on {r['pixels']} pixels; markers {r['markers_px']:.2f} px RMS over {r['markers']} "
-                      f"markers. Fitted in {self.seconds:.1f} s."]
+                      f"markers (their corners moved out by {r.get('marker_inset_px', 0):.2f} px, the detector's "
+                      f"inset). Fitted in {self.seconds:.1f} s."]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -601,12 +463,13 @@ def _calibrate(config, photo, focal_mm, progress):
     else:
         tan_x = math.tan(math.radians(config.fov) / 2)
     ids, corners = consistent_markers(layout, ids, corners, tan_x, image.size)
+    corners, inset = undo_inset(layout, ids, corners, tan_x, image.size)
     origin, rotation, rms = pose_from_markers(layout, ids, corners, tan_x, image.size)
     if rms > WRONG_LAYOUT * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
         raise CalibrationError(MESSAGES["wrong"])
     say(0.2, f"{len(ids)} markers: finding the ball")
     model = Model(config, layout, texture, image, ids, corners, rotation, tan_x,
-                  0.0 if image.focal_35mm else None)
+                  0.0 if image.focal_35mm else None, image.focal_35mm)
     circle = find_ball(model, origin, rotation, tan_x)
     # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
@@ -622,7 +485,11 @@ def _calibrate(config, photo, focal_mm, progress):
     model.ior_prior = 1e-4
     theta, _, _ = fit(model, theta, None)
     model.ior_prior = IOR_PRIOR
-    theta, covariance, r = fit(model, theta, say)
+    theta, covariance, r = fit(model, theta, say, reselect=(0,))
+    # The focal length's profile (with EXIF too: its whole millimetres are a prior of ±0.3 mm, not the answer).
+    say(0.82, "the focal length: refitting along the depth–focal valley")
+    theta = profile_focal(model, theta, say)
+    theta, covariance, r = fit(model, theta, reselect=(), iterations=0)
     predicted = model.predict(theta, model.pixels).clamp(max=1.0)
     error = ((predicted - model.observed).abs() / theta[11:14]).mean(-1)
     ball_error = float(error[model.inside].mean())
@@ -631,6 +498,7 @@ def _calibrate(config, photo, focal_mm, progress):
     corner_px = ((model.project(theta) - model.corners_st) * torch.tensor([width, height])).norm(dim=-1)
     residual = {"colour": float(error.mean()), "ball_colour": ball_error,
                 "markers_px": float(corner_px.pow(2).mean().sqrt()), "markers": int(len(ids)),
+                "marker_inset_px": round(inset, 3),
                 "pixels": int(len(model.pixels))}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")

@@ -10,9 +10,14 @@ gradients at refraction discontinuities and for sensor parameters it cannot diff
 2. *Ball.* A ray meets the sphere (centre ``centre``, radius r) where ``|o + λd − c| = r``; it refracts in
    by Snell's law (index 1 → n), crosses the ball along the chord ``λ₂ = −2 d₂·(p₁ − c)`` and refracts out
    (n → 1). The weight of this chain (TT) is ``(1 − F₁)(1 − F₂)``, F the unpolarised Fresnel reflectance;
-   the front surface reflects F₁ of the white environment towards the camera (R), and the chain reflected
-   once inside (TRT, weight (1 − F₁)F₂(1 − F₂)) leaves on the camera's side and sees the environment too.
-   Longer chains are left out: they matter only near the rim, which a fit masks.
+   the front surface reflects F₁ of the white environment towards the camera (R). Inside a sphere every
+   chord meets the surface at the same angle, so every inner reflection has the same F₂ and each chord turns
+   the ray by the same angle: the chains reflected an odd number of times inside (TRT, TR³T, ...) leave on
+   the camera's side and see the environment, weight ``(1 − F₁)(1 − F₂)·F₂/(1 − F₂²)`` in all; the chain
+   reflected twice (TRRT, weight ``(1 − F₁)F₂²(1 − F₂)``) leaves on the print's side and is traced to its own
+   landing point (up to 1 % of a pixel's light at 0.9 of the radius, growing towards the rim; without it a
+   fit's colours inside the ball are biased dark). Chains reflected four times or more (≤ F₂⁴) are left
+   out.
 3. *Print.* Every ray, refracted or direct, meets z = 0 at ``λ = −o_z / d_z``; the textured rectangle's uv
    is ``((x/plane_scale + 1)/2, (y/plane_scale + 1)/2)`` (row = v), as :mod:`predistort.target` reads it.
 
@@ -82,7 +87,8 @@ def trace(origin, d, centre, radius, ior, plane_scale):
 
     Returns a dict of [N] tensors: ``u``, ``v``, ``on_print`` (the refracted ray's landing uv, and whether it
     lands on the rectangle going towards it; meaningful where ``hit``), ``weight`` (the TT chain's
-    (1−F₁)(1−F₂)), ``reflect`` (the environment's part, R and TRT), ``u_direct``, ``v_direct``,
+    (1−F₁)(1−F₂)), ``reflect`` (the environment's part: R and the chains leaving on the camera's side),
+    ``u2``, ``v2``, ``on_print2``, ``weight2`` (the same for the TRRT chain), ``u_direct``, ``v_direct``,
     ``on_print_direct`` (the same for the ray without the ball), ``hit`` (bool: the ray meets the ball),
     ``impact`` (the ray's distance from the centre ÷ radius; the ball's edge is at 1).
     """
@@ -105,15 +111,28 @@ def trace(origin, d, centre, radius, ior, plane_scale):
     d3 = _refract(d2, -n2, ior)
     f1, f2 = fresnel(cos1.clamp(0, 1), ior), fresnel(cos2.clamp(0, 1), 1.0 / ior)
     weight = (1 - f1) * (1 - f2)
-    # The environment the camera sees in the ball: the front reflection (R) and, once reflected inside, the
-    # ray leaving again on the camera's side (TRT: every inner incidence on a sphere has the same angle).
-    env = f1 + (1 - f1) * f2 * (1 - f2)
-    # 3. To the print, z = 0: the refracted ray from the far side, and the ray as if the ball were not there.
+    # The environment the camera sees in the ball: the front reflection (R) and the chains that leave again on
+    # the camera's side, TRT + TR³T + ... = (1 − F₁)(1 − F₂)(F₂ + F₂³ + ...), a geometric series.
+    env = f1 + weight * f2 / (1 - f2 ** 2)
+    # 2'. Reflected at the far side and again at the next point (chords of equal length λ₂), out at the third.
+    d_r = _reflect(d2, n2)
+    p3 = p2 + lam2[:, None] * d_r
+    d_rr = _reflect(d_r, (p3 - centre) / radius)
+    p4 = p3 + lam2[:, None] * d_rr
+    d4 = _refract(d_rr, -(p4 - centre) / radius, ior)
+    # 3. To the print, z = 0: the refracted rays, and the ray as if the ball were not there.
     u, v, on_print = _land(p2, d3, plane_scale)
+    u2, v2, on_print2 = _land(p4, d4, plane_scale)
     u_direct, v_direct, on_print_direct = _land(origin.expand_as(d), d, plane_scale)
     return {"u": u, "v": v, "on_print": on_print, "weight": weight, "reflect": env,
+            "u2": u2, "v2": v2, "on_print2": on_print2, "weight2": weight * f2 ** 2,
             "u_direct": u_direct, "v_direct": v_direct, "on_print_direct": on_print_direct,
             "hit": hit, "impact": impact}
+
+
+def _reflect(d, n):
+    """Mirror direction `d` about the surface of normal `n` (either orientation)."""
+    return d - 2 * (d * n).sum(-1, keepdim=True) * n
 
 
 def _land(start, direction, plane_scale):
@@ -146,12 +165,15 @@ def look(texture, traced, coverage=None):
     environment where a ray misses the print. ``coverage`` [N] (default: ``hit``) blends the two: a soft
     coverage of the ball's edge keeps the colour a continuous function of the setup."""
     white = torch.full((len(traced["u"]), 3), WHITE, dtype=texture.dtype)
-    seen = torch.where(traced["on_print"][:, None], sample(texture, traced["u"], traced["v"]), white)
     # Near the rim the landing points race across the print faster than a pixel resolves them: a pixel there
     # sees about the print's mean colour (blended in from SPRAY[0] to SPRAY[1] of the radius).
     spray = ((traced["impact"] - SPRAY[0]) / (SPRAY[1] - SPRAY[0])).clamp(0, 1)[:, None]
-    seen = (1 - spray) * seen + spray * texture.mean((0, 1))
-    inside = seen * traced["weight"][:, None] + traced["reflect"][:, None] * WHITE
+    inside = traced["reflect"][:, None] * WHITE
+    for chain in ("", "2"):                                    # TT, then TRRT
+        seen = torch.where(traced["on_print" + chain][:, None],
+                           sample(texture, traced["u" + chain], traced["v" + chain]), white)
+        seen = (1 - spray) * seen + spray * texture.mean((0, 1))
+        inside = inside + seen * traced["weight" + chain][:, None]
     direct = torch.where(traced["on_print_direct"][:, None], sample(texture, traced["u_direct"], traced["v_direct"]),
                          white)
     coverage = traced["hit"].to(texture.dtype) if coverage is None else coverage

@@ -1,0 +1,290 @@
+"""The photo's model and its fit: predicted colours and corners of a setup, Levenberg–Marquardt on them.
+
+The prediction (:class:`Model`): the setup θ (:data:`NAMES`: the camera's position, rotation and focal length,
+the ball's centre and IOR, the exposure's gain per colour) gives the film positions of the markers' corners
+(pinhole projection) and the colours of chosen work-size pixels, traced by :mod:`predistort.trace` (the
+analytic ray–sphere refraction to the chart: every quantity a smooth function of θ, differentiated by finite
+differences; no Mitsuba gradient, as ``prb``'s are biased at refraction discontinuities and cannot move a
+sensor). The residuals are in noise units: corners (:data:`CORNER_PX`), colours (:data:`COLOUR_NOISE`), the
+EXIF focal length's prior (its rounding, :data:`FOCAL_PRIOR`) and the IOR's (:data:`IOR_PRIOR`).
+
+The fit (:func:`fit`), in two physical moves:
+
+1. *Levenberg–Marquardt* on the Huber cost (:data:`HUBER`), in coordinates where the *depth–focal valley* is
+   one axis (:func:`valley_basis`): a longer focal length with the camera and the ball farther back by the
+   same factor leaves the print and the ball where they were in the photo, so only the perspective of a
+   print seen nearly face on and the refraction through a ball of known radius tell them apart.
+2. *The focal length's profile* (:func:`profile_focal`): along that valley the cost is shallow and not smooth,
+   so the focal length is stepped along it, the rest refitted at each step, and the lowest cost taken.
+
+Limits: float64 on the CPU; the photo's lens distortion is not modelled; the fit's covariance (Gauss–Newton,
+scaled by the residuals' spread) states the noise only, not the model's biases.
+"""
+import math
+
+import numpy as np
+import torch
+
+from . import trace
+
+FIT_PIXELS = 6000                # at most this many pixels in the colour fit
+IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
+RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
+CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once the inset is undone (:func:`undo_inset`)
+CLIPPED = 0.95                   # pixels brighter than this (linear, any channel) are clipped: left out of the colour fit
+COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
+IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
+FOCAL_PRIOR = 0.5 / math.sqrt(3)   # an EXIF focal length's uncertainty, mm: phones round it to whole millimetres
+HUBER = 3.0                      # residuals beyond this many noise levels are down-weighted
+ITERATIONS = 25                  # Levenberg–Marquardt iterations at most
+PROFILE_STEP = 0.01              # the focal length's profile: steps of 1 % along the depth–focal valley ...
+PROFILE_ITERATIONS = 8           # ... each refitted in this many iterations ...
+PROFILE_WALK = 4                 # ... walking downhill at most this many steps beyond the first two
+
+
+NAMES = ("camera x", "camera y", "camera z", "pitch", "yaw", "roll", "log focal", "ball x", "ball y", "ball z",
+         "ior", "gain r", "gain g", "gain b")
+STEPS = np.array([1e-5] * 3 + [1e-6] * 3 + [1e-6] + [1e-5] * 3 + [1e-6] + [1e-6] * 3)   # finite differences
+
+
+class Model:
+    """The photo predicted from the parameters θ (:data:`NAMES`): camera position (world), its rotation as a
+    rotation vector in the starting camera's frame (pitch about left, yaw about up, roll about forward), log
+    of the focal length's change, the ball's centre (world), its IOR, the exposure gains."""
+
+    def __init__(self, config, layout, texture, photo, ids, corners, rotation0, tan_x0, focal_prior, focal_mm=None):
+        self.config, self.layout = config, layout
+        self.texture = torch.from_numpy(np.asarray(texture, dtype=np.float64))
+        self.rotation0, self.tan_x0 = torch.from_numpy(rotation0), tan_x0
+        self.focal_prior = focal_prior                # None, or the log focal change EXIF asks for ...
+        self.focal_mm = focal_mm                      # ... and EXIF's focal length (35 mm-equivalent)
+        self.work = photo.linear
+        h, w = self.work.shape[:2]
+        self.work_size = (w, h)
+        full_w, full_h = photo.size
+        self.ids, self.corners, self.photo_size = ids, corners, (full_w, full_h)
+        self.objects = torch.from_numpy(layout.object_points(ids))
+        self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array([full_w, full_h]))
+        self.corner_scale = np.array([full_w, full_h]) / CORNER_PX        # film fraction → noise units
+        self.pixels = None
+        self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
+
+    def camera(self, theta):
+        theta = torch.as_tensor(theta)
+        rotation = self.rotation0 @ trace.rodrigues(theta[3:6])
+        tan_x = self.tan_x0 * torch.exp(-theta[6])
+        return theta[0:3], rotation, tan_x
+
+    def project(self, theta):
+        """Film positions (s, t) [N, 2] of the markers' corners."""
+        origin, rotation, tan_x = self.camera(theta)
+        q = (self.objects - origin) @ rotation                       # camera coordinates (left, up, forward)
+        w, h = self.work_size
+        s = (1 - q[:, 0] / (q[:, 2] * tan_x)) / 2
+        t = (1 - q[:, 1] / (q[:, 2] * tan_x * h / w)) / 2
+        return torch.stack([s, t], -1)
+
+    def rays(self, theta, s, t):
+        origin, rotation, tan_x = self.camera(theta)
+        fov = torch.rad2deg(2 * torch.atan(tan_x))
+        d = trace.film_directions(rotation, fov, self.work_size, s, t)
+        return trace.trace(origin, d, theta[7:10], self.config.sphere_radius, theta[10], self.config.plane_scale)
+
+    def predict(self, theta, pixels):
+        """Linear colours [N, 3] of the work-size pixels (flat indices `pixels`), 2 × 2 rays each, gains applied.
+
+        Each ray covers the ball by a linear ramp of one ray spacing across its edge (impact 1), so that the
+        colour of a pixel on the ball's silhouette moves smoothly with the setup: the edge then pins the ball's
+        apparent size, which the colours inside it alone leave loose against the field of view."""
+        theta = torch.as_tensor(theta)
+        w, h = self.work_size
+        col, row = (pixels % w).double(), (pixels // w).double()
+        origin, _, tan_x = self.camera(theta)
+        distance = (origin - theta[7:10]).norm()
+        radius = self.config.sphere_radius
+        radius_px = w / (2 * tan_x) * radius / torch.sqrt(distance ** 2 - radius ** 2)
+        spacing = 0.5 / radius_px                                    # impact between neighbouring rays
+        colour = 0
+        for dx in (0.25, 0.75):
+            for dy in (0.25, 0.75):
+                traced = self.rays(theta, (col + dx) / w, (row + dy) / h)
+                coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
+                # The sensor clips each of its pixels before the photo is shrunk to the work size: clip each
+                # ray (a marker's edge against an over-exposed white averages darker than it would unclipped).
+                colour = colour + (trace.look(self.texture, traced, coverage) * theta[11:14]).clamp(max=1.0) / 4
+        return colour
+
+    def choose_pixels(self, theta):
+        """The pixels of the colour fit: inside the ball up to IMPACT_FIT, or beside it beyond DIRECT_GAP, whose
+        landing points are on the colour field (not a marker's slot): at most FIT_PIXELS, evenly spread."""
+        w, h = self.work_size
+        j, i = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        s, t = torch.from_numpy((i.ravel() + 0.5) / w), torch.from_numpy((j.ravel() + 0.5) / h)
+        traced = self.rays(torch.as_tensor(theta), s, t)
+        impact, hit = traced["impact"].numpy(), traced["hit"].numpy()
+        u, v = traced["u"].numpy(), traced["v"].numpy()
+        ps = self.config.plane_scale
+        on_markers = self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell)
+        inside = hit & (impact < IMPACT_FIT) & traced["on_print"].numpy() & ~on_markers
+        keep = inside | ((impact > RIM_FIT) & traced["on_print_direct"].numpy())
+        # A clipped pixel tells only that the light was bright: its colour would pull the exposure gains down.
+        keep &= self.work.reshape(-1, 3).max(-1) < CLIPPED
+        index = np.flatnonzero(keep)
+        self.ball_pixels = int(inside.sum())
+        if len(index) > FIT_PIXELS:
+            index = index[np.linspace(0, len(index) - 1, FIT_PIXELS).astype(int)]
+        self.pixels = torch.from_numpy(index)
+        self.observed = torch.from_numpy(self.work.reshape(-1, 3)[index])
+        self.inside = torch.from_numpy(hit[index])
+
+    def residuals(self, theta):
+        """All residuals, in noise units: corners (x, y), colours, and the EXIF focal prior when given."""
+        theta = torch.as_tensor(theta)
+        corners = ((self.project(theta) - self.corners_st) * torch.from_numpy(self.corner_scale)).reshape(-1)
+        predicted = self.predict(theta, self.pixels).clamp(max=1.0)        # as the photo clips an over-exposure
+        colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
+        parts = [corners, colours]
+        if self.focal_prior is not None:          # log focal's σ: the rounding's share of the focal length
+            parts.append(((theta[6] - self.focal_prior) / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
+        parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
+        return torch.cat(parts)
+
+    def cost(self, theta):
+        """The fit's robust cost at θ on the pixels chosen now."""
+        return _huber_cost(self.residuals(theta))
+
+    def jacobian(self, theta, r0):
+        """[len(r), len(θ)] by forward differences (the prediction is smooth in θ on the chosen pixels)."""
+        columns = []
+        for k, step in enumerate(STEPS):
+            moved = theta.clone()
+            moved[k] += step
+            columns.append((self.residuals(moved) - r0) / step)
+        return torch.stack(columns, 1)
+
+
+def _huber_weights(r):
+    a = r.abs()
+    return torch.where(a <= HUBER, torch.ones_like(a), HUBER / a)
+
+
+def _huber_cost(r):
+    """Σ ρ(r), Huber's ρ: r² within :data:`HUBER`, growing linearly beyond (its IRLS weights: :func:`_huber_weights`)."""
+    a = r.abs()
+    return float(torch.where(a <= HUBER, a ** 2, 2 * HUBER * a - HUBER ** 2).sum())
+
+
+def valley_basis(model, theta):
+    """[14, 14] change of variables for the fit: the identity but for the focal length's column, which becomes
+    the *depth–focal valley*: the focal length × e^ε with the camera and the ball both moved away from P (where
+    the camera's axis meets the print) by the same factor e^ε.
+
+    Along that move the print and the ball keep their size and place in the photo: only the perspective of a
+    print seen nearly face on and the refraction through a ball of fixed radius tell it, weakly. In the plain
+    coordinates the valley is a diagonal that Levenberg–Marquardt's damping crawls along and stops short in
+    (the focal length stayed 1–5 % off); as a coordinate of its own, a step walks it."""
+    origin, rotation, _ = model.camera(theta)
+    forward = rotation[:, 2]
+    axis_on_print = origin + forward * (-origin[2] / forward[2])
+    basis = torch.eye(len(theta), dtype=theta.dtype)
+    basis[0:3, 6] = origin - axis_on_print
+    basis[7:10, 6] = theta[7:10] - axis_on_print
+    return basis
+
+
+def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=()):
+    """Levenberg–Marquardt on ``model``'s robust cost from `theta`, in the coordinates of :func:`valley_basis`
+    (Gauss–Newton steps on the Huber-weighted residuals, kept when the Huber cost falls), at most `iterations`
+    (default :data:`ITERATIONS`); the fitted pixels are chosen again at the iterations `reselect`, and the
+    coordinates `fixed` (indices into :data:`NAMES`) stay as they are. Returns ``(θ, covariance, residuals)``,
+    the covariance over every coordinate."""
+    theta = theta.clone()
+    free = [k for k in range(len(theta)) if k not in fixed]
+    damping = 1e-3
+    r = model.residuals(theta)
+    for iteration in range(ITERATIONS if iterations is None else iterations):
+        if iteration in reselect:                                   # the fitted pixels follow the ball
+            model.choose_pixels(theta)
+            r = model.residuals(theta)
+        weights = _huber_weights(r)
+        cost = _huber_cost(r)
+        B = valley_basis(model, theta)[:, free]
+        J = model.jacobian(theta, r) @ B
+        JtJ = J.T @ (weights[:, None] * J)
+        g = J.T @ (weights * r)
+        improved = False
+        for _ in range(8):
+            A = JtJ + damping * torch.diag(torch.diag(JtJ).clamp_min(1e-12))
+            step = -B @ torch.linalg.solve(A, g)
+            trial = theta + step
+            if not 1.0 <= float(trial[10]) <= 3.0:
+                damping *= 10
+                continue
+            r_trial = model.residuals(trial)
+            if _huber_cost(r_trial) < cost:
+                theta, r, damping, improved = trial, r_trial, max(damping / 3, 1e-7), True
+                break
+            damping *= 10
+        if progress:
+            progress(0.3 + 0.5 * (iteration + 1) / ITERATIONS, f"fit: iteration {iteration + 1}")
+        if not improved or float(step.abs().max()) < 1e-8:
+            break
+    weights = _huber_weights(r)
+    B = valley_basis(model, theta)
+    J = model.jacobian(theta, r) @ B
+    JtJ = J.T @ (weights[:, None] * J)
+    spread = float((weights * r ** 2).sum() / max(1, len(r) - len(theta)))
+    covariance = B @ torch.linalg.pinv(JtJ) @ B.T * spread
+    return theta, covariance, r
+
+
+def along_valley(model, theta, epsilon):
+    """θ moved by `epsilon` along :func:`valley_basis`'s focal column, exactly: the focal length × e^ε, the camera
+    and the ball scaled about P (where the camera's axis meets the print) by e^ε."""
+    origin, rotation, _ = model.camera(theta)
+    forward = rotation[:, 2]
+    axis_on_print = origin + forward * (-origin[2] / forward[2])
+    moved = theta.clone()
+    scale = math.exp(epsilon)
+    moved[0:3] = axis_on_print + (origin - axis_on_print) * scale
+    moved[7:10] = axis_on_print + (theta[7:10] - axis_on_print) * scale
+    moved[6] = theta[6] + epsilon
+    return moved
+
+
+def profile_focal(model, theta, progress=None):
+    """θ at the focal length where the fit's cost is least, the rest refitted for each focal length tried.
+
+    The depth–focal valley (:func:`valley_basis`) is shallow and its floor is not smooth (bilinear texels, the
+    ball's edge, the robust weights), so a fit with the focal length free stops up to a few per cent short of
+    its lowest point. Here the focal length is held at steps of :data:`PROFILE_STEP` along the valley from
+    `theta`, each time the other quantities refitted (:data:`PROFILE_ITERATIONS` iterations from `theta` moved
+    along the valley, the fitted pixels kept), the walk going downhill until the lowest cost has a higher one on
+    either side (at most :data:`PROFILE_WALK` steps), and a parabola through those three gives the focal length
+    of the last refit. Returns the θ of the lowest cost found."""
+    tried = {0: (model.cost(theta), theta)}
+
+    def at(k):
+        start = along_valley(model, theta, k * PROFILE_STEP)
+        moved = fit(model, start, reselect=(), iterations=PROFILE_ITERATIONS, fixed=(6,))[0]
+        return model.cost(moved), moved
+
+    for k in (-1, 1):
+        tried[k] = at(k)
+    for _ in range(PROFILE_WALK):
+        best = min(tried, key=lambda k: tried[k][0])
+        if best - 1 in tried and best + 1 in tried:
+            break
+        k = best - 1 if best - 1 not in tried else best + 1
+        tried[k] = at(k)
+        if progress:
+            progress(0.85, f"focal length: {len(tried)} tried")
+    best = min(tried, key=lambda k: tried[k][0])
+    if best - 1 in tried and best + 1 in tried:
+        a, b, c = (tried[k][0] for k in (best - 1, best, best + 1))
+        if a - 2 * b + c > 0:
+            vertex = best + float(np.clip(0.5 * (a - c) / (a - 2 * b + c), -1, 1))
+            start = along_valley(model, theta, vertex * PROFILE_STEP)
+            moved = fit(model, start, reselect=(), iterations=PROFILE_ITERATIONS, fixed=(6,))[0]
+            tried[vertex] = (model.cost(moved), moved)
+    return min(tried.values(), key=lambda x: x[0])[1]
