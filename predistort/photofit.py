@@ -27,7 +27,8 @@ import torch
 
 from . import trace
 
-FIT_PIXELS = 6000                # at most this many pixels in the colour fit
+FIT_PIXELS = 9000                # at most this many pixels in the colour fit ...
+BALL_SHARE = 0.9                 # ... this share of them inside the ball (the print beside it: the pose)
 IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
 RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
 CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once the inset is undone (:func:`undo_inset`)
@@ -45,6 +46,13 @@ PROFILE_WALK = 4                 # ... walking downhill at most this many steps 
 NAMES = ("camera x", "camera y", "camera z", "pitch", "yaw", "roll", "log focal", "ball x", "ball y", "ball z",
          "ior", "gain r", "gain g", "gain b")
 STEPS = np.array([1e-5] * 3 + [1e-6] * 3 + [1e-6] + [1e-5] * 3 + [1e-6] + [1e-6] * 3)   # finite differences
+
+
+def _evenly(index, count):
+    """At most `count` of the sorted indices `index`, evenly spread over them."""
+    if len(index) <= count:
+        return index
+    return index[np.linspace(0, len(index) - 1, max(count, 0)).astype(int)]
 
 
 class Model:
@@ -115,8 +123,9 @@ class Model:
         return colour
 
     def choose_pixels(self, theta):
-        """The pixels of the colour fit: inside the ball up to IMPACT_FIT, or beside it beyond DIRECT_GAP, whose
-        landing points are on the colour field (not a marker's slot): at most FIT_PIXELS, evenly spread."""
+        """The pixels of the colour fit: inside the ball up to IMPACT_FIT (those whose landing points are on the
+        colour field, not a marker's slot), and beside it from RIM_FIT out; none clipped; at most FIT_PIXELS,
+        BALL_SHARE of them inside the ball, each kind evenly spread."""
         w, h = self.work_size
         j, i = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         s, t = torch.from_numpy((i.ravel() + 0.5) / w), torch.from_numpy((j.ravel() + 0.5) / h)
@@ -126,13 +135,15 @@ class Model:
         ps = self.config.plane_scale
         on_markers = self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell)
         inside = hit & (impact < IMPACT_FIT) & traced["on_print"].numpy() & ~on_markers
-        keep = inside | ((impact > RIM_FIT) & traced["on_print_direct"].numpy())
-        # A clipped pixel tells only that the light was bright: its colour would pull the exposure gains down.
-        keep &= self.work.reshape(-1, 3).max(-1) < CLIPPED
-        index = np.flatnonzero(keep)
+        beside = (impact > RIM_FIT) & traced["on_print_direct"].numpy()
         self.ball_pixels = int(inside.sum())
-        if len(index) > FIT_PIXELS:
-            index = index[np.linspace(0, len(index) - 1, FIT_PIXELS).astype(int)]
+        # A clipped pixel tells only that the light was bright: its colour would pull the exposure gains down.
+        unclipped = self.work.reshape(-1, 3).max(-1) < CLIPPED
+        # The ball's inside tells the depth–focal valley apart, the print beside it mostly the pose that the
+        # markers tell too: the ball gets BALL_SHARE of the pixels (more if the print beside it has fewer).
+        ball, beside = np.flatnonzero(inside & unclipped), np.flatnonzero(beside & unclipped)
+        ball = _evenly(ball, max(round(FIT_PIXELS * BALL_SHARE), FIT_PIXELS - len(beside)))
+        index = np.sort(np.concatenate([ball, _evenly(beside, FIT_PIXELS - len(ball))]))
         self.pixels = torch.from_numpy(index)
         self.observed = torch.from_numpy(self.work.reshape(-1, 3)[index])
         self.inside = torch.from_numpy(hit[index])
