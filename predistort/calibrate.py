@@ -228,27 +228,33 @@ def undo_inset(layout, ids, corners, tan_x, size):
     outward = _corner_directions(corners)
     objects, K, inset = layout.object_points(ids), intrinsics(tan_x, *size), 0.0
     for _ in range(4):
-        moved = (corners + inset * outward).reshape(-1, 2)
-        ok, rvec, tvec = cv2.solvePnP(objects, moved, K, None, flags=cv2.SOLVEPNP_IPPE)
-        if not ok:
+        pose = _solve_pnp(objects, (corners + inset * outward).reshape(-1, 2), K)
+        if pose is None:
             return corners, 0.0
-        cv2.solvePnP(objects, moved, K, None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE)
-        projected = cv2.projectPoints(objects, rvec, tvec, K, None)[0].reshape(corners.shape)
+        projected = cv2.projectPoints(objects, *pose, K, None)[0].reshape(corners.shape)
         inset = float(np.median(((projected - corners) * outward).sum(-1)))
     return corners + inset * outward, inset
 
 
-def pose_from_markers(layout, ids, corners, tan_x, size):
-    """The camera's ``(origin [3], rotation [3, 3] world-from-camera: left, up, forward)`` from the markers,
-    by ``cv2.solvePnP`` (IPPE for the plane, then refined iteratively), and the reprojection RMS in pixels."""
-    objects = layout.object_points(ids)
-    pixels = corners.reshape(-1, 2)
-    K = intrinsics(tan_x, *size)
+def _solve_pnp(objects, pixels, K):
+    """``(rvec, tvec)`` of the print's points `objects` seen at `pixels` by camera matrix `K`: ``cv2.solvePnP``,
+    IPPE for the plane, then refined iteratively; None when it finds no pose."""
     ok, rvec, tvec = cv2.solvePnP(objects, pixels, K, None, flags=cv2.SOLVEPNP_IPPE)
     if ok:
         ok, rvec, tvec = cv2.solvePnP(objects, pixels, K, None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE)
-    if not ok:
+    return (rvec, tvec) if ok else None
+
+
+def pose_from_markers(layout, ids, corners, tan_x, size):
+    """The camera's ``(origin [3], rotation [3, 3] world-from-camera: left, up, forward)`` from the markers
+    (:func:`_solve_pnp`), and the reprojection RMS in pixels."""
+    objects = layout.object_points(ids)
+    pixels = corners.reshape(-1, 2)
+    K = intrinsics(tan_x, *size)
+    pose = _solve_pnp(objects, pixels, K)
+    if pose is None:
         raise CalibrationError(MESSAGES["wrong"])
+    rvec, tvec = pose
     projected = cv2.projectPoints(objects, rvec, tvec, K, None)[0].reshape(-1, 2)
     rms = float(np.sqrt(((projected - pixels) ** 2).sum(-1).mean()))
     # OpenCV's camera looks along +z with x right and y down; Mitsuba's camera frame is (left, up, forward).
@@ -490,7 +496,7 @@ def _calibrate(config, photo, focal_mm, progress):
     say(0.82, "the focal length: refitting along the depth–focal valley")
     theta = profile_focal(model, theta, say)
     theta, covariance, r = fit(model, theta, reselect=(), iterations=0)
-    predicted = model.predict(theta, model.pixels).clamp(max=1.0)
+    predicted = model.predict(theta, model.pixels)
     error = ((predicted - model.observed).abs() / theta[11:14]).mean(-1)
     ball_error = float(error[model.inside].mean())
     if not ball_error < BALL_RESIDUAL:

@@ -31,7 +31,7 @@ FIT_PIXELS = 9000                # at most this many pixels in the colour fit ..
 BALL_SHARE = 0.9                 # ... this share of them inside the ball (the print beside it: the pose)
 IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
 RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
-CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once the inset is undone (:func:`undo_inset`)
+CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once calibrate.undo_inset has undone the inset
 CLIPPED = 0.95                   # pixels brighter than this (linear, any channel) are clipped: left out of the colour fit
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
 IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
@@ -152,7 +152,7 @@ class Model:
         """All residuals, in noise units: corners (x, y), colours, and the EXIF focal prior when given."""
         theta = torch.as_tensor(theta)
         corners = ((self.project(theta) - self.corners_st) * torch.from_numpy(self.corner_scale)).reshape(-1)
-        predicted = self.predict(theta, self.pixels).clamp(max=1.0)        # as the photo clips an over-exposure
+        predicted = self.predict(theta, self.pixels)                        # clipped ray by ray, as the sensor clips
         colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
         parts = [corners, colours]
         if self.focal_prior is not None:          # log focal's σ: the rounding's share of the focal length
@@ -185,6 +185,13 @@ def _huber_cost(r):
     return float(torch.where(a <= HUBER, a ** 2, 2 * HUBER * a - HUBER ** 2).sum())
 
 
+def _camera_and_axis(model, theta):
+    """The camera's position at θ and P, where its axis meets the print (z = 0)."""
+    origin, rotation, _ = model.camera(theta)
+    forward = rotation[:, 2]
+    return origin, origin + forward * (-origin[2] / forward[2])
+
+
 def valley_basis(model, theta):
     """[14, 14] change of variables for the fit: the identity but for the focal length's column, which becomes
     the *depth–focal valley*: the focal length × e^ε with the camera and the ball both moved away from P (where
@@ -194,9 +201,7 @@ def valley_basis(model, theta):
     print seen nearly face on and the refraction through a ball of fixed radius tell it, weakly. In the plain
     coordinates the valley is a diagonal that Levenberg–Marquardt's damping crawls along and stops short in
     (the focal length stayed 1–5 % off); as a coordinate of its own, a step walks it."""
-    origin, rotation, _ = model.camera(theta)
-    forward = rotation[:, 2]
-    axis_on_print = origin + forward * (-origin[2] / forward[2])
+    origin, axis_on_print = _camera_and_axis(model, theta)
     basis = torch.eye(len(theta), dtype=theta.dtype)
     basis[0:3, 6] = origin - axis_on_print
     basis[7:10, 6] = theta[7:10] - axis_on_print
@@ -252,9 +257,7 @@ def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=())
 def along_valley(model, theta, epsilon):
     """θ moved by `epsilon` along :func:`valley_basis`'s focal column, exactly: the focal length × e^ε, the camera
     and the ball scaled about P (where the camera's axis meets the print) by e^ε."""
-    origin, rotation, _ = model.camera(theta)
-    forward = rotation[:, 2]
-    axis_on_print = origin + forward * (-origin[2] / forward[2])
+    origin, axis_on_print = _camera_and_axis(model, theta)
     moved = theta.clone()
     scale = math.exp(epsilon)
     moved[0:3] = axis_on_print + (origin - axis_on_print) * scale
@@ -275,7 +278,7 @@ def profile_focal(model, theta, progress=None):
     of the last refit. Returns the θ of the lowest cost found."""
     tried = {0: (model.cost(theta), theta)}
 
-    def at(k):
+    def at(k):                                   # k steps along the valley (k need not be whole)
         start = along_valley(model, theta, k * PROFILE_STEP)
         moved = fit(model, start, reselect=(), iterations=PROFILE_ITERATIONS, fixed=(6,))[0]
         return model.cost(moved), moved
@@ -295,7 +298,5 @@ def profile_focal(model, theta, progress=None):
         a, b, c = (tried[k][0] for k in (best - 1, best, best + 1))
         if a - 2 * b + c > 0:
             vertex = best + float(np.clip(0.5 * (a - c) / (a - 2 * b + c), -1, 1))
-            start = along_valley(model, theta, vertex * PROFILE_STEP)
-            moved = fit(model, start, reselect=(), iterations=PROFILE_ITERATIONS, fixed=(6,))[0]
-            tried[vertex] = (model.cost(moved), moved)
+            tried[vertex] = at(vertex)
     return min(tried.values(), key=lambda x: x[0])[1]
