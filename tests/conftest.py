@@ -64,7 +64,7 @@ def wait_for_the_page(page):
     """Wait for what the page does as it loads: the status line, and the resolution it offers a new picture
     (0 in the API, the page's own after load; a test that picks another one must wait for this first)."""
     from predistort.settings import Settings
-    # Generous: the load events queue behind whatever the shared test server still finishes for the test
+    # Generous: the load events may queue behind whatever the shared test server still finishes for the test
     # before (an advice's search, a 1024² render); CI once took over 30 s here.
     page.wait_for_selector("#predistort-button", timeout=60_000)
     page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=120_000)
