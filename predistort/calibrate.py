@@ -18,8 +18,8 @@ The fit, in physical phases (:func:`calibrate`):
    the photo best.
 4. *Everything at once* (:mod:`predistort.photofit`): the camera (position, rotation, focal length), the
    ball's centre, its IOR and the exposure fitted to the markers' corners and the photo's colours inside the
-   ball and beside it, first at the scene's IOR, then with the IOR free within its material's spread; then,
-   without EXIF, the focal length's profile along the depth–focal valley.
+   ball and beside it, first at the scene's IOR, then with the IOR free within its material's spread; then
+   the focal length's profile along the depth–focal valley (with EXIF too, its whole millimetres a prior).
 5. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
    at :func:`film_for` pixels, everything else from the input scene), each quantity against its nominal value
    with the fit's standard uncertainty (from the Gauss–Newton covariance scaled by the residuals' spread:
@@ -314,8 +314,6 @@ def start_for(model, config, circle, tan_x):
     angle = torch.arccos((rays[0] * rays[1]).sum().clamp(-1, 1))
     centre = torch.from_numpy(origin) + rays[0] * config.sphere_radius / torch.sin(angle)
     theta = torch.tensor([*origin, 0, 0, 0, 0, *centre.tolist(), config.sphere_ior, 1, 1, 1], dtype=torch.float64)
-    if model.focal_prior is not None:
-        model.focal_prior = 0.0
     model.choose_pixels(theta)
     if model.ball_pixels < 50:
         raise CalibrationError(MESSAGES["ball"])
@@ -474,8 +472,7 @@ def _calibrate(config, photo, focal_mm, progress):
     if rms > WRONG_LAYOUT * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
         raise CalibrationError(MESSAGES["wrong"])
     say(0.2, f"{len(ids)} markers: finding the ball")
-    model = Model(config, layout, texture, image, ids, corners, rotation, tan_x,
-                  0.0 if image.focal_35mm else None, image.focal_35mm)
+    model = Model(config, layout, texture, image, ids, corners, rotation, tan_x, image.focal_35mm)
     circle = find_ball(model, origin, rotation, tan_x)
     # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
@@ -489,9 +486,9 @@ def _calibrate(config, photo, focal_mm, progress):
     # First at the scene's IOR (the focal length, the distances and the IOR trade against each other from a
     # poor start), then with the IOR free within its material's spread.
     model.ior_prior = 1e-4
-    theta, _, _ = fit(model, theta, None)
+    theta = fit(model, theta, None, covariance=False)[0]
     model.ior_prior = IOR_PRIOR
-    theta, covariance, r = fit(model, theta, say, reselect=(0,))
+    theta = fit(model, theta, say, reselect=(0,), covariance=False)[0]
     # The focal length's profile (with EXIF too: its whole millimetres are a prior of ±0.3 mm, not the answer).
     say(0.82, "the focal length: refitting along the depth–focal valley")
     theta = profile_focal(model, theta, say)

@@ -60,12 +60,11 @@ class Model:
     rotation vector in the starting camera's frame (pitch about left, yaw about up, roll about forward), log
     of the focal length's change, the ball's centre (world), its IOR, the exposure gains."""
 
-    def __init__(self, config, layout, texture, photo, ids, corners, rotation0, tan_x0, focal_prior, focal_mm=None):
+    def __init__(self, config, layout, texture, photo, ids, corners, rotation0, tan_x0, focal_mm=None):
         self.config, self.layout = config, layout
         self.texture = torch.from_numpy(np.asarray(texture, dtype=np.float64))
         self.rotation0, self.tan_x0 = torch.from_numpy(rotation0), tan_x0
-        self.focal_prior = focal_prior                # None, or the log focal change EXIF asks for ...
-        self.focal_mm = focal_mm                      # ... and EXIF's focal length (35 mm-equivalent)
+        self.focal_mm = focal_mm                      # EXIF's focal length (35 mm-equivalent; tan_x0 is its), or None
         self.work = photo.linear
         h, w = self.work.shape[:2]
         self.work_size = (w, h)
@@ -149,14 +148,14 @@ class Model:
         self.inside = torch.from_numpy(hit[index])
 
     def residuals(self, theta):
-        """All residuals, in noise units: corners (x, y), colours, and the EXIF focal prior when given."""
+        """All residuals, in noise units: corners (x, y), colours, the EXIF focal length's prior when given, the IOR's."""
         theta = torch.as_tensor(theta)
         corners = ((self.project(theta) - self.corners_st) * torch.from_numpy(self.corner_scale)).reshape(-1)
         predicted = self.predict(theta, self.pixels)                        # clipped ray by ray, as the sensor clips
         colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
         parts = [corners, colours]
-        if self.focal_prior is not None:          # log focal's σ: the rounding's share of the focal length
-            parts.append(((theta[6] - self.focal_prior) / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
+        if self.focal_mm:                         # EXIF's focal length is θ's 0; σ: the rounding's share of it
+            parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
         parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
         return torch.cat(parts)
 
@@ -208,12 +207,12 @@ def valley_basis(model, theta):
     return basis
 
 
-def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=()):
+def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=(), covariance=True):
     """Levenberg–Marquardt on ``model``'s robust cost from `theta`, in the coordinates of :func:`valley_basis`
     (Gauss–Newton steps on the Huber-weighted residuals, kept when the Huber cost falls), at most `iterations`
     (default :data:`ITERATIONS`); the fitted pixels are chosen again at the iterations `reselect`, and the
     coordinates `fixed` (indices into :data:`NAMES`) stay as they are. Returns ``(θ, covariance, residuals)``,
-    the covariance over every coordinate."""
+    the covariance over every coordinate (None unless `covariance`: it costs another Jacobian)."""
     theta = theta.clone()
     free = [k for k in range(len(theta)) if k not in fixed]
     damping = 1e-3
@@ -245,6 +244,8 @@ def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=())
             progress(0.3 + 0.5 * (iteration + 1) / ITERATIONS, f"fit: iteration {iteration + 1}")
         if not improved or float(step.abs().max()) < 1e-8:
             break
+    if not covariance:
+        return theta, None, r
     weights = _huber_weights(r)
     B = valley_basis(model, theta)
     J = model.jacobian(theta, r) @ B
@@ -280,7 +281,7 @@ def profile_focal(model, theta, progress=None):
 
     def at(k):                                   # k steps along the valley (k need not be whole)
         start = along_valley(model, theta, k * PROFILE_STEP)
-        moved = fit(model, start, reselect=(), iterations=PROFILE_ITERATIONS, fixed=(6,))[0]
+        moved = fit(model, start, reselect=(), iterations=PROFILE_ITERATIONS, fixed=(6,), covariance=False)[0]
         return model.cost(moved), moved
 
     for k in (-1, 1):
