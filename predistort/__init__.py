@@ -20,6 +20,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     printout    the pre-distorted texture as a PDF and a PNG at the print's true size
     trace       where each camera ray lands on the print, through the ball or past it: analytic, differentiable
     chart       the calibration chart: ArUco markers beside the ball, a smooth colour field behind it
+    printview   the print seen beside the ball aligned to the chart (ECC): the markers' corners to a few hundredths of a pixel
     photofit    the photo's model and its fit: predicted colours and corners, Levenberg–Marquardt along the valley
     calibrate   fit the camera, the ball's centre and IOR, the print's distance from one photo of the chart
     check       from a photo of the printed pre-distortion: how close, whether to re-calibrate, a correction

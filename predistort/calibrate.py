@@ -13,7 +13,10 @@ The fit, in physical phases (:func:`calibrate`):
    gives the camera's pose against the print for a focal length: EXIF's, else each of a scan
    (:data:`FOCAL_SCAN`). A print seen nearly face on hardly tells focal length from distance: phase 3 does.
 3. *The ball.* Where the photo departs from the chart seen without the ball (:func:`find_ball`) is the ball's
-   silhouette; its known radius sets its distance. The start (:func:`start_for`): the markers' camera, that
+   silhouette; its known radius sets its distance. The print seen beside it is then aligned to the chart
+   (:mod:`predistort.printview`, OpenCV's ECC at full size): the markers' corners from that homography are
+   ~20 times closer than the detector's, and they pin the camera's sideways position, which the ball's
+   optics alone leave loose against its aim. The start (:func:`start_for`): the markers' camera, that
    ball, the scene's IOR, the exposure by least squares; of the scan, the focal length whose start explains
    the photo best.
 4. *Everything at once* (:mod:`predistort.photofit`): the camera (position, rotation, focal length), the
@@ -42,7 +45,8 @@ import torch
 from PIL import Image
 
 from . import backend, chart, trace
-from .photofit import CLIPPED, IOR_PRIOR, Model, fit, profile_focal
+from .photofit import ALIGNED_PX, CLIPPED, IOR_PRIOR, Model, fit, profile_focal
+from .printview import refine_corners
 from .images import ImageError, load_image
 from .target import camera_frame
 
@@ -340,8 +344,9 @@ class Calibration:
     --scene``); ``quantities`` rows ``{name, nominal, fitted, uncertainty, unit}``; ``residual`` {``colour``:
     mean absolute colour error of the fitted prediction (linear, ÷ exposure gain) on the fitted pixels,
     ``ball_colour``: the same inside the ball, ``markers_px``: the corners' reprojection RMS in photo pixels,
-    ``markers``: how many were used, ``marker_inset_px``: the detector's inset undone, ``pixels``: colour-fit
-    pixels}; ``overlay`` [h, w, 3] uint8: the fitted
+    ``markers``: how many were used, ``marker_inset_px``: the detector's inset undone, ``aligned``: the
+    correlation of the print's alignment (:mod:`predistort.printview`; None where it failed and the
+    detector's corners were fitted), ``pixels``: colour-fit pixels}; ``overlay`` [h, w, 3] uint8: the fitted
     prediction blended over the photo, the ball's fitted rim in red, the markers' fitted corners in green;
     ``seconds``; ``focal_35mm`` the EXIF (or given) focal length used, None if fitted freely."""
     scene: object
@@ -474,6 +479,13 @@ def _calibrate(config, photo, focal_mm, progress):
     say(0.2, f"{len(ids)} markers: finding the ball")
     model = Model(config, layout, texture, image, ids, corners, rotation, tan_x, image.focal_35mm)
     circle = find_ball(model, origin, rotation, tan_x)
+    # The corners again, from the whole print seen beside the ball (ECC): ~1 px → a few hundredths.
+    say(0.25, "aligning the print seen beside the ball")
+    ball_px = (circle[0] * width - 0.5, circle[1] * height - 0.5, circle[2] * width)
+    aligned, correlation = refine_corners(srgb_to_linear(image.rgb.astype(np.float32) / 255), texture, layout, ids,
+                                          corners, config, ball_px)
+    if correlation is not None:
+        model.use_corners(aligned, ALIGNED_PX)
     # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
     starts = []
@@ -501,7 +513,7 @@ def _calibrate(config, photo, focal_mm, progress):
     corner_px = ((model.project(theta) - model.corners_st) * torch.tensor([width, height])).norm(dim=-1)
     residual = {"colour": float(error.mean()), "ball_colour": ball_error,
                 "markers_px": float(corner_px.pow(2).mean().sqrt()), "markers": int(len(ids)),
-                "marker_inset_px": round(inset, 3),
+                "marker_inset_px": round(inset, 3), "aligned": correlation,
                 "pixels": int(len(model.pixels))}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")

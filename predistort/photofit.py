@@ -22,6 +22,7 @@ scaled by the residuals' spread) states the noise only, not the model's biases.
 """
 import math
 
+import cv2
 import numpy as np
 import torch
 
@@ -32,6 +33,7 @@ BALL_SHARE = 0.9                 # ... this share of them inside the ball (the p
 IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
 RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
 CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once calibrate.undo_inset has undone the inset
+ALIGNED_PX = 0.05                # ... and once predistort.printview has aligned the print seen directly
 CLIPPED = 0.95                   # pixels brighter than this (linear, any channel) are clipped: left out of the colour fit
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
 IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
@@ -69,12 +71,17 @@ class Model:
         h, w = self.work.shape[:2]
         self.work_size = (w, h)
         full_w, full_h = photo.size
-        self.ids, self.corners, self.photo_size = ids, corners, (full_w, full_h)
+        self.ids, self.photo_size = ids, (full_w, full_h)
         self.objects = torch.from_numpy(layout.object_points(ids))
-        self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array([full_w, full_h]))
-        self.corner_scale = np.array([full_w, full_h]) / CORNER_PX        # film fraction → noise units
+        self.use_corners(corners, CORNER_PX)
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
+
+    def use_corners(self, corners, noise_px):
+        """Fit the markers' corners [N, 4, 2] (photo pixels, centres at integers), each of noise `noise_px`."""
+        self.corners = corners
+        self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array(self.photo_size))
+        self.corner_scale = np.array(self.photo_size) / noise_px        # film fraction → noise units
 
     def camera(self, theta):
         theta = torch.as_tensor(theta)
@@ -132,7 +139,11 @@ class Model:
         impact, hit = traced["impact"].numpy(), traced["hit"].numpy()
         u, v = traced["u"].numpy(), traced["v"].numpy()
         ps = self.config.plane_scale
-        on_markers = self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell)
+        on_markers = hit & self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell)
+        # Near the rim the ball shrinks the print: a pixel's footprint there spans many texels, out to where its
+        # neighbours' centres land. A pixel next to one that sees a marker may see its sharp edge too, which its
+        # 2 × 2 rays would alias: left out as well.
+        on_markers = cv2.dilate(on_markers.reshape(h, w).astype(np.uint8), np.ones((3, 3), np.uint8)).ravel() > 0
         inside = hit & (impact < IMPACT_FIT) & traced["on_print"].numpy() & ~on_markers
         beside = (impact > RIM_FIT) & traced["on_print_direct"].numpy()
         self.ball_pixels = int(inside.sum())

@@ -9,15 +9,14 @@ gradients at refraction discontinuities and for sensor parameters it cannot diff
    ``(−(2s−1)·tan(fov/2), −(2t−1)·tan(fov/2)·H/W, 1)`` in camera space (``fov`` horizontal).
 2. *Ball.* A ray meets the sphere (centre ``centre``, radius r) where ``|o + λd − c| = r``; it refracts in
    by Snell's law (index 1 → n), crosses the ball along the chord ``λ₂ = −2 d₂·(p₁ − c)`` and refracts out
-   (n → 1). The weight of this chain (TT) is ``(1 − F₁)(1 − F₂)``, F the unpolarised Fresnel reflectance;
-   the front surface reflects F₁ of the white environment towards the camera (R). Inside a sphere every
-   chord meets the surface at the same angle, so every inner reflection has the same F₂ and each chord turns
-   the ray by the same angle: the chains reflected an odd number of times inside (TRT, TR³T, ...) leave on
-   the camera's side and see the environment, weight ``(1 − F₁)(1 − F₂)·F₂/(1 − F₂²)`` in all; the chain
-   reflected twice (TRRT, weight ``(1 − F₁)F₂²(1 − F₂)``) leaves on the print's side and is traced to its own
-   landing point (up to 1 % of a pixel's light at 0.9 of the radius, growing towards the rim; without it a
-   fit's colours inside the ball are biased dark). Chains reflected four times or more (≤ F₂⁴) are left
-   out.
+   (n → 1). The weight of this chain (TT) is ``(1 − F₁)(1 − F₂)``, F the unpolarised Fresnel reflectance.
+   Inside a sphere every chord meets the surface at the same angle, so every inner reflection has the same F₂
+   and each chord turns the ray by the same angle. Traced to where they land, besides TT: the front
+   reflection R (weight F₁), which near the rim goes on towards the print and shows it, not the environment
+   (taken as white, the ball's edge reads too bright and a fit puts the ball too near the print); TRT (``(1 − F₁)F₂(1 − F₂)``), which near the rim leaves on the print's side too; TRRT
+   (``(1 − F₁)F₂²(1 − F₂)``, up to 1 % of a pixel's light at 0.9 of the radius: without it a fit's colours
+   inside the ball are biased dark). The chains reflected three times or more inside (TR³T + TR⁵T + ... =
+   ``(1 − F₁)(1 − F₂)F₂³/(1 − F₂²)``) are taken to see the white environment.
 3. *Print.* Every ray, refracted or direct, meets z = 0 at ``λ = −o_z / d_z``; the textured rectangle's uv
    is ``((x/plane_scale + 1)/2, (y/plane_scale + 1)/2)`` (row = v), as :mod:`predistort.target` reads it.
 
@@ -33,6 +32,7 @@ import torch
 
 WHITE = 1.0                    # the constant environment's radiance
 SPRAY = (0.92, 0.97)           # impact parameters over which a rim pixel's view goes over to the print's mean
+CHAINS = ("", "2", "_r", "3")    # traced to the print: TT, TRRT, the front reflection R, TRT (suffixes of trace's keys)
 
 
 def look_at_rotation(origin, target, up):
@@ -87,8 +87,9 @@ def trace(origin, d, centre, radius, ior, plane_scale):
 
     Returns a dict of [N] tensors: ``u``, ``v``, ``on_print`` (the refracted ray's landing uv, and whether it
     lands on the rectangle going towards it; meaningful where ``hit``), ``weight`` (the TT chain's
-    (1−F₁)(1−F₂)), ``reflect`` (the environment's part: R and the chains leaving on the camera's side),
-    ``u2``, ``v2``, ``on_print2``, ``weight2`` (the same for the TRRT chain), ``u_direct``, ``v_direct``,
+    (1−F₁)(1−F₂)), ``reflect`` (the environment's part: the chains reflected three times or more inside),
+    ``u2``, ``v2``, ``on_print2``, ``weight2`` (the same for the TRRT chain; suffix ``_r``: the front
+    reflection R; ``3``: TRT; :data:`CHAINS` lists them), ``u_direct``, ``v_direct``,
     ``on_print_direct`` (the same for the ray without the ball), ``hit`` (bool: the ray meets the ball),
     ``impact`` (the ray's distance from the centre ÷ radius; the ball's edge is at 1).
     """
@@ -111,21 +112,33 @@ def trace(origin, d, centre, radius, ior, plane_scale):
     d3 = _refract(d2, -n2, ior)
     f1, f2 = fresnel(cos1.clamp(0, 1), ior), fresnel(cos2.clamp(0, 1), 1.0 / ior)
     weight = (1 - f1) * (1 - f2)
-    # The environment the camera sees in the ball: the front reflection (R) and the chains that leave again on
-    # the camera's side, TRT + TR³T + ... = (1 − F₁)(1 − F₂)(F₂ + F₂³ + ...), a geometric series.
-    env = f1 + weight * f2 / (1 - f2 ** 2)
-    # 2'. Reflected at the far side and again at the next point (chords of equal length λ₂), out at the third.
+    # 2'. Reflected at the far side, out at the next point (TRT, weight (1 − F₁)F₂(1 − F₂)); reflected again
+    # there and out at the third (TRRT, (1 − F₁)F₂²(1 − F₂)): chords of equal length λ₂.
     d_r = _reflect(d2, n2)
     p3 = p2 + lam2[:, None] * d_r
-    d_rr = _reflect(d_r, (p3 - centre) / radius)
+    n3 = (p3 - centre) / radius
+    d_trt = _refract(d_r, -n3, ior)
+    d_rr = _reflect(d_r, n3)
     p4 = p3 + lam2[:, None] * d_rr
     d4 = _refract(d_rr, -(p4 - centre) / radius, ior)
-    # 3. To the print, z = 0: the refracted rays, and the ray as if the ball were not there.
+    # The front reflection (R) turns a ray of impact b by π − 2·asin(b): beyond b = 1/√2 it goes on towards
+    # the print's side, and near the rim (b → 1) it lands on the print, close to where the ray was heading:
+    # the bright rim is partly the print's colour. TRT leaves towards the print's side too for rays near the
+    # rim. Both are traced to where they land (the white environment where they miss the print); the chains
+    # reflected three times or more inside (TR³T + TR⁵T + ... = (1 − F₁)(1 − F₂)F₂³/(1 − F₂²)) see the
+    # environment.
+    d_front = _reflect(d, n1)
+    env = weight * f2 ** 3 / (1 - f2 ** 2)
+    # 3. To the print, z = 0: the refracted and reflected rays, and the ray as if the ball were not there.
     u, v, on_print = _land(p2, d3, plane_scale)
     u2, v2, on_print2 = _land(p4, d4, plane_scale)
+    u_r, v_r, on_print_r = _land(p1, d_front, plane_scale)
+    u3, v3, on_print3 = _land(p3, d_trt, plane_scale)
     u_direct, v_direct, on_print_direct = _land(origin.expand_as(d), d, plane_scale)
     return {"u": u, "v": v, "on_print": on_print, "weight": weight, "reflect": env,
             "u2": u2, "v2": v2, "on_print2": on_print2, "weight2": weight * f2 ** 2,
+            "u_r": u_r, "v_r": v_r, "on_print_r": on_print_r, "weight_r": f1,
+            "u3": u3, "v3": v3, "on_print3": on_print3, "weight3": weight * f2,
             "u_direct": u_direct, "v_direct": v_direct, "on_print_direct": on_print_direct,
             "hit": hit, "impact": impact}
 
@@ -166,15 +179,16 @@ def look(texture, traced, coverage=None):
     coverage of the ball's edge keeps the colour a continuous function of the setup."""
     white = torch.full((len(traced["u"]), 3), WHITE, dtype=texture.dtype)
     # Near the rim the landing points race across the print faster than a pixel resolves them: a pixel there
-    # sees about the print's mean colour (blended in from SPRAY[0] to SPRAY[1] of the radius).
+    # sees about the print's mean colour where its rays land on the print (blended in from SPRAY[0] to
+    # SPRAY[1] of the radius), and the white environment where they miss it.
     spray = ((traced["impact"] - SPRAY[0]) / (SPRAY[1] - SPRAY[0])).clamp(0, 1)[:, None]
     inside = traced["reflect"][:, None] * WHITE
-    for chain in ("", "2"):                                    # TT, then TRRT
-        seen = torch.where(traced["on_print" + chain][:, None],
-                           sample(texture, traced["u" + chain], traced["v" + chain]), white)
-        seen = (1 - spray) * seen + spray * texture.mean((0, 1))
+    for chain in CHAINS:
+        on_print = sample(texture, traced["u" + chain], traced["v" + chain])
+        on_print = (1 - spray) * on_print + spray * texture.mean((0, 1))
+        seen = torch.where(traced["on_print" + chain][:, None], on_print, white)
         inside = inside + seen * traced["weight" + chain][:, None]
-    direct = torch.where(traced["on_print_direct"][:, None], sample(texture, traced["u_direct"], traced["v_direct"]),
-                         white)
+    direct = torch.where(traced["on_print_direct"][:, None],
+                         sample(texture, traced["u_direct"], traced["v_direct"]), white)
     coverage = traced["hit"].to(texture.dtype) if coverage is None else coverage
     return coverage[:, None] * inside + (1 - coverage[:, None]) * direct
