@@ -13,7 +13,8 @@ gradients at refraction discontinuities and for sensor parameters it cannot diff
    Inside a sphere every chord meets the surface at the same angle, so every inner reflection has the same F₂
    and each chord turns the ray by the same angle. Traced to where they land, besides TT: the front
    reflection R (weight F₁), which near the rim goes on towards the print and shows it, not the environment
-   (taken as white, the ball's edge reads too bright and a fit puts the ball too near the print); TRT (``(1 − F₁)F₂(1 − F₂)``), which near the rim leaves on the print's side too; TRRT
+   (taken as white, the ball's edge reads too bright and a fit puts the ball too near the print); TRT
+   (``(1 − F₁)F₂(1 − F₂)``), which near the rim leaves on the print's side too; TRRT
    (``(1 − F₁)F₂²(1 − F₂)``, up to 1 % of a pixel's light at 0.9 of the radius: without it a fit's colours
    inside the ball are biased dark). The chains reflected three times or more inside (TR³T + TR⁵T + ... =
    ``(1 − F₁)(1 − F₂)F₂³/(1 − F₂²)``) are taken to see the white environment.
