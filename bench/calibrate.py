@@ -6,7 +6,7 @@ The nominal setup: a 90 mm glass ball (IOR 1.5) 225 mm in front of the print (th
 camera 200 mm from the ball, 45° across a 4:3 picture, the chart at 256 px. Each true setup moves the camera
 up to 20 mm and turns it up to 5°, gives it another field of view, moves the ball up to 5 mm (the print's
 distance with it) and changes the IOR by up to 0.03. The photos (960 × 720; --quick: 2 photos at 480 × 360)
-are the project's Mitsuba renders of the chart with sensor noise, exposure off, sRGB and JPEG 80
+are the project's Mitsuba renders of the chart (128 samples a pixel) with sensor noise, exposure off, sRGB and JPEG 80
 (tests/photos.py); no EXIF (the field of view is fitted).
 
 ``--photos DIR``: other photos instead (e.g. Blender Cycles renders of the chart): ``NAME.jpg`` (or .png) with
@@ -20,6 +20,7 @@ ratio as the true scene's transport predicts it. Results go to bench/results/cal
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,8 +58,8 @@ def synthetic(quick):
     texture = chart.make_chart(base)
     for k, (cam, turn, ball, ior, fov) in enumerate(SETUPS[:2] if quick else SETUPS):
         true = perturbed(base, camera_mm=cam, turn_deg=turn, ball_mm=ball, ior=ior, fov=fov)
-        yield f"setup{k + 1}", base, true, photograph(render(true, texture, spp=16, seed=k), exposure=0.75 + 0.1 * k,
-                                                      seed=k)
+        yield f"setup{k + 1}", base, true, photograph(render(true, texture, spp=128, seed=k),
+                                                      exposure=0.75 + 0.1 * k, seed=k)
 
 
 def from_folder(folder):
@@ -115,7 +116,7 @@ def main():
             focal = {"photo": None, "exif": round(focal_35mm(true)), "exact": focal_35mm(true)}[args.focal]
             fit = calibrate(base, photo, focal_mm=focal)
         except CalibrationError as e:
-            rows.append(f"| {name} | refused: {e} | | | | | | |")
+            rows.append(f"| {name} | refused: {e} | | | | | | | |")
             print(rows[-1], flush=True)
             continue
         seconds = time.perf_counter() - start
@@ -123,15 +124,17 @@ def main():
         camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * unit
         ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * unit
         rendered, predicted = final_ratio(fit.scene, true)
-        rows.append(f"| {name} | {camera:.1f} | {ball:.1f} | {abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | "
-                    f"{abs(fit.scene.fov - true.fov):.2f} | {seconds:.1f} | {rendered:.2f} | {predicted:.2f} |")
+        rows.append(f"| {name} | {camera:.2f} | {ball:.2f} | {abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | "
+                    f"{abs(fit.scene.fov - true.fov):.2f} | {fit.residual['markers']} | {seconds:.1f} | "
+                    f"{rendered:.2f} | {predicted:.2f} |")
         print(rows[-1], flush=True)
     text = ("# Calibrate from one photo\n\n" + ("--quick: " if args.quick else "") +
             f"`python bench/calibrate.py{' --quick' if args.quick else ''}{' --photos ' + args.photos if args.photos else ''}"
             f"{' --focal ' + args.focal if args.focal != 'photo' else ''}`"
-            " (2 shared CPU cores). Done when: camera ≤ 2 mm, ball ≤ 0.5 mm, IOR ≤ 0.005, ≤ 60 s, ratio ≤ 1.3.\n\n"
-            "| photo | camera (mm) | ball (mm) | IOR | fov (°) | seconds | final ratio, rendered | predicted |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
+            f", {time.strftime('%Y-%m-%d')}, {os.cpu_count()} shared CPU cores. Done when: camera ≤ 2 mm, ball ≤ "
+            "0.5 mm, IOR ≤ 0.005, ≤ 60 s, ratio ≤ 1.3.\n\n"
+            "| photo | camera (mm) | ball (mm) | IOR | fov (°) | markers found | seconds | final ratio, rendered | "
+            "predicted |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
             "Final ratio: the instant solve for the fitted scene ÷ the one for the true scene, both rendered by "
             "Mitsuba in the true setup (128 × 96, 1024 spp, the same seed) against its ball-free view; "
             "*predicted*: the same ratio by the true scene's measured transport.\n")

@@ -14,13 +14,15 @@ The fit, in physical phases (:func:`calibrate`):
    (:data:`FOCAL_SCAN`). A print seen nearly face on hardly tells focal length from distance: phase 3 does.
 3. *The ball.* Where the photo departs from the chart seen without the ball (:func:`find_ball`) is the ball's
    silhouette; its known radius sets its distance. The print seen beside it is then aligned to the chart
-   (:mod:`predistort.printview`, OpenCV's ECC at full size): the markers' corners from that homography are
-   ~20 times closer than the detector's, and they pin the camera's sideways position, which the ball's
-   optics alone leave loose against its aim. The start (:func:`start_for`): the markers' camera, that
-   ball, the scene's IOR, the exposure by least squares; of the scan, the focal length whose start explains
-   the photo best.
+   (:mod:`predistort.printview`, OpenCV's ECC at full size, grown from the markers out: one marker is enough
+   to start it): a lattice of points on the print, a few thousandths of a pixel from the truth, with the
+   alignment's covariance. They pin the camera against the print (its sideways position, which the ball's
+   optics alone leave loose against its aim, and the perspective that tells the focal length from the
+   distance); the camera and the ball are found again from them and the print aligned once more. The start
+   (:func:`start_for`): that camera, that ball, the scene's IOR, the exposure by least squares; of the scan,
+   the focal length whose start explains the photo best.
 4. *Everything at once* (:mod:`predistort.photofit`): the camera (position, rotation, focal length), the
-   ball's centre, its IOR and the exposure fitted to the markers' corners and the photo's colours inside the
+   ball's centre, its IOR and the exposure fitted to the print's points and the photo's colours inside the
    ball and beside it, first at the scene's IOR, then with the IOR free within its material's spread; then
    the focal length's profile along the depth–focal valley (with EXIF too, its whole millimetres a prior).
 5. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
@@ -45,16 +47,17 @@ import torch
 from PIL import Image
 
 from . import backend, chart, trace
-from .photofit import ALIGNED_PX, CLIPPED, IOR_PRIOR, Model, fit, profile_focal
-from .printview import refine_corners
+from .photofit import IOR_PRIOR, Model, fit, profile_focal
+from .printview import align_print
 from .images import ImageError, load_image
 from .target import camera_frame
 
 WORK_SIDE = 256                  # the photo's long side, pixels, for the colour fit
 FOCAL_SCAN, FOCAL_STEPS = 0.35, 11   # without EXIF: focal lengths within exp(±0.35) of the scene's are tried
+SATURATED = 0.95                 # photo pixels this bright (linear, any channel) are taken as clipped by find_ball
 BALL_DIFFERS = 0.08              # where the photo differs this much from the chart without the ball: the ball
 WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) after PnP: another layout
-MIN_MARKERS = 2                  # markers a photo must show
+MIN_MARKERS = 2                  # markers a photo must show (one is enough when the print beside it aligns)
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
 BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the ball was not found
@@ -115,9 +118,11 @@ def tan_half_fov(focal_35mm, width, height):
 @dataclass
 class Photo:
     """A photo ready to fit: ``rgb`` [H, W, 3] uint8 upright at full size, ``linear`` [h, w, 3] float64 linear
-    light at the work size, ``focal_35mm`` (None if unknown)."""
+    light at the work size, ``linear_full`` [H, W, 3] float32 linear light at full size (the print's
+    alignment), ``focal_35mm`` (None if unknown)."""
     rgb: np.ndarray
     linear: np.ndarray
+    linear_full: np.ndarray
     focal_35mm: float = None
 
     @property
@@ -133,13 +138,15 @@ def read_photo(source, focal_mm=None):
         raise CalibrationError(str(e)) from None
     rgb = np.asarray(image)
     width, height = image.size
-    # Light adds up in linear units: undo sRGB first, then average blocks down to the work size.
-    linear = srgb_to_linear(rgb.astype(np.float64) / 255)
+    # Light adds up in linear units: undo sRGB first (a table of the 256 codes), then average blocks down to
+    # the work size.
+    full = srgb_to_linear(np.arange(256) / 255).astype(np.float32)[rgb]
+    linear = full
     scale = WORK_SIDE / max(width, height)
     if scale < 1:
         size = (max(8, round(width * scale)), max(8, round(height * scale)))
-        linear = cv2.resize(linear, size, interpolation=cv2.INTER_AREA)
-    return Photo(rgb, linear, focal_mm if focal_mm else _focal_35mm(source))
+        linear = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+    return Photo(rgb, linear.astype(np.float64), full, focal_mm if focal_mm else _focal_35mm(source))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -163,7 +170,7 @@ def find_markers(photo, layout):
     known = np.isin(ids, layout.ids)
     if len(ids) and not known.any() or (len(ids) >= 4 and known.mean() < 0.5):
         raise CalibrationError(MESSAGES["wrong"])
-    if known.sum() >= MIN_MARKERS:
+    if known.sum() >= 1:
         return ids[known], np.stack([c.reshape(4, 2) for c, k in zip(corners, known) if k]).astype(np.float64)
     for name in OTHER_DICTIONARIES:          # another chart's markers: a sentence about the chart
         if name != "DICT_4X4_1000" or not len(ids):
@@ -203,6 +210,8 @@ def consistent_markers(layout, ids, corners, tan_x, size):
     :data:`WRONG_LAYOUT` of a marker's side), keeping the markers whose four corners are all inliers. A marker
     seen in the ball's rim (mirrored and squeezed, yet sometimes decoded) or misread goes; returns
     ``(ids, corners)``, unchanged when RANSAC finds no pose."""
+    if len(ids) < MIN_MARKERS:
+        return ids, corners
     objects, pixels = layout.object_points(ids), corners.reshape(-1, 2)
     side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
     ok, _, _, inliers = cv2.solvePnPRansac(objects, pixels, intrinsics(tan_x, *size), None,
@@ -249,11 +258,11 @@ def _solve_pnp(objects, pixels, K):
     return (rvec, tvec) if ok else None
 
 
-def pose_from_markers(layout, ids, corners, tan_x, size):
-    """The camera's ``(origin [3], rotation [3, 3] world-from-camera: left, up, forward)`` from the markers
-    (:func:`_solve_pnp`), and the reprojection RMS in pixels."""
-    objects = layout.object_points(ids)
-    pixels = corners.reshape(-1, 2)
+def pose_from_points(objects, pixels, tan_x, size):
+    """The camera's ``(origin [3], rotation [3, 3] world-from-camera: left, up, forward)`` from world points on
+    the print `objects` [N, 3] seen at photo pixels `pixels` [N, 2] (:func:`_solve_pnp`), and the reprojection
+    RMS in pixels."""
+    pixels = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
     K = intrinsics(tan_x, *size)
     pose = _solve_pnp(objects, pixels, K)
     if pose is None:
@@ -286,7 +295,7 @@ def find_ball(model, origin, rotation, tan_x):
     free, photo = free.numpy().reshape(h, w, 3), model.work
     # The exposure: most of the photo is the print seen directly, but an over-exposed photo's clipped pixels
     # read darker than the print is, so only the unclipped ones tell it.
-    unclipped = photo.max(-1) < CLIPPED
+    unclipped = photo.max(-1) < SATURATED
     ratios = (photo / free.clip(1e-3))[unclipped] if unclipped.mean() > 0.05 else (photo / free.clip(1e-3)).reshape(-1, 3)
     gain = np.median(ratios, 0)
     expected = np.minimum(free * gain, 1.0)                          # what the photo shows without the ball, clipped
@@ -306,10 +315,10 @@ def find_ball(model, origin, rotation, tan_x):
 
 
 def start_for(model, config, circle, tan_x):
-    """θ to start the fit from, for the focal length of horizontal tan(fov/2) = `tan_x`: the markers' camera
-    (PnP), the ball where its silhouette `circle` puts it (its known radius sets its distance), the scene's
-    IOR, the exposure by least squares. Sets the model's starting camera."""
-    origin, rotation, _ = pose_from_markers(model.layout, model.ids, model.corners, tan_x, model.photo_size)
+    """θ to start the fit from, for the focal length of horizontal tan(fov/2) = `tan_x`: the camera from the
+    model's points on the print (PnP), the ball where its silhouette `circle` puts it (its known radius sets
+    its distance), the scene's IOR, the exposure by least squares. Sets the model's starting camera."""
+    origin, rotation, _ = pose_from_points(model.objects.numpy(), model.points, tan_x, model.photo_size)
     model.rotation0, model.tan_x0 = torch.from_numpy(rotation), tan_x
     s, t, radius = circle
     rays = trace.film_directions(model.rotation0, math.degrees(2 * math.atan(tan_x)), model.work_size,
@@ -318,11 +327,13 @@ def start_for(model, config, circle, tan_x):
     angle = torch.arccos((rays[0] * rays[1]).sum().clamp(-1, 1))
     centre = torch.from_numpy(origin) + rays[0] * config.sphere_radius / torch.sin(angle)
     theta = torch.tensor([*origin, 0, 0, 0, 0, *centre.tolist(), config.sphere_ior, 1, 1, 1], dtype=torch.float64)
-    model.choose_pixels(theta)
-    if model.ball_pixels < 50:
-        raise CalibrationError(MESSAGES["ball"])
-    p = model.predict(theta, model.pixels)
-    theta[11:14] = (p * model.observed).sum(0) / (p * p).sum(0).clamp_min(1e-12)
+    # The exposure by least squares, twice: the fitted pixels are chosen by their predicted brightness.
+    for _ in range(2):
+        model.choose_pixels(theta)
+        if model.ball_pixels < 50:
+            raise CalibrationError(MESSAGES["ball"])
+        p = model.predict(theta, model.pixels)
+        theta[11:14] = theta[11:14] * (p * model.observed).sum(0) / (p * p).sum(0).clamp_min(1e-12)
     return theta
 
 
@@ -343,11 +354,12 @@ class Calibration:
     """What :func:`calibrate` found. ``scene`` the fitted :class:`~predistort.scene.SceneConfig` (for ``apply
     --scene``); ``quantities`` rows ``{name, nominal, fitted, uncertainty, unit}``; ``residual`` {``colour``:
     mean absolute colour error of the fitted prediction (linear, ÷ exposure gain) on the fitted pixels,
-    ``ball_colour``: the same inside the ball, ``markers_px``: the corners' reprojection RMS in photo pixels,
-    ``markers``: how many were used, ``marker_inset_px``: the detector's inset undone, ``aligned``: the
-    correlation of the print's alignment (:mod:`predistort.printview`; None where it failed and the
-    detector's corners were fitted), ``pixels``: colour-fit pixels}; ``overlay`` [h, w, 3] uint8: the fitted
-    prediction blended over the photo, the ball's fitted rim in red, the markers' fitted corners in green;
+    ``ball_colour``: the same inside the ball, ``markers_px``: the fitted points' reprojection RMS in photo
+    pixels (the aligned print's lattice, or the markers' corners where the alignment failed), ``markers``: how
+    many markers were found, ``marker_inset_px``: the detector's inset undone, ``aligned``: the correlation
+    of the print's alignment (:mod:`predistort.printview`; None where it failed), ``points``: the points
+    fitted, ``pixels``: colour-fit pixels}; ``overlay`` [h, w, 3] uint8: the fitted prediction blended over
+    the photo, the ball's fitted rim in red, the fitted points in green;
     ``seconds``; ``focal_35mm`` the EXIF (or given) focal length used, None if fitted freely."""
     scene: object
     quantities: list
@@ -372,10 +384,13 @@ class Calibration:
             lines.append(f"| {q['name']} | {q['nominal']:.{digits}f} | {q['fitted']:.{digits}f} | "
                          f"{q['uncertainty']:.{digits}f} | {q['unit']} |")
         r = self.residual
+        aligned = (f"the print seen beside the ball aligned (correlation {r['aligned']:.4f})"
+                   if r.get("aligned") is not None else "the print not aligned: the markers' corners fitted")
         lines += ["", f"Residual: colours {r['colour']:.4f} (inside the ball {r['ball_colour']:.4f}) mean absolute "
-                      f"error on {r['pixels']} pixels; markers {r['markers_px']:.2f} px RMS over {r['markers']} "
-                      f"markers (their corners moved out by {r.get('marker_inset_px', 0):.2f} px, the detector's "
-                      f"inset). Fitted in {self.seconds:.1f} s."]
+                      f"error on {r['pixels']} pixels; the print's {r.get('points', 0)} points "
+                      f"{r['markers_px']:.3f} px RMS, {aligned}; {r['markers']} markers found (their corners moved "
+                      f"out by {r.get('marker_inset_px', 0):.2f} px, the detector's inset). "
+                      f"Fitted in {self.seconds:.1f} s."]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -473,19 +488,26 @@ def _calibrate(config, photo, focal_mm, progress):
         tan_x = math.tan(math.radians(config.fov) / 2)
     ids, corners = consistent_markers(layout, ids, corners, tan_x, image.size)
     corners, inset = undo_inset(layout, ids, corners, tan_x, image.size)
-    origin, rotation, rms = pose_from_markers(layout, ids, corners, tan_x, image.size)
+    objects = layout.object_points(ids)
+    origin, rotation, rms = pose_from_points(objects, corners, tan_x, image.size)
     if rms > WRONG_LAYOUT * np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean():
         raise CalibrationError(MESSAGES["wrong"])
     say(0.2, f"{len(ids)} markers: finding the ball")
-    model = Model(config, layout, texture, image, ids, corners, rotation, tan_x, image.focal_35mm)
+    model = Model(config, layout, texture, image, objects, corners, rotation, tan_x, image.focal_35mm)
     circle = find_ball(model, origin, rotation, tan_x)
-    # The corners again, from the whole print seen beside the ball (ECC): ~1 px → a few hundredths.
+    # The print seen beside the ball, aligned to the chart at full size (ECC): its points ~1 px → a few
+    # thousandths, and the camera and the ball found again from them (one marker's corners start far off).
     say(0.25, "aligning the print seen beside the ball")
     ball_px = (circle[0] * width - 0.5, circle[1] * height - 0.5, circle[2] * width)
-    aligned, correlation = refine_corners(srgb_to_linear(image.rgb.astype(np.float32) / 255), texture, layout, ids,
-                                          corners, config, ball_px)
-    if correlation is not None:
-        model.use_corners(aligned, ALIGNED_PX)
+    view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px)
+    if view is None and len(ids) < MIN_MARKERS:
+        raise CalibrationError(MESSAGES["markers"])
+    if view is not None:
+        origin, rotation, _ = pose_from_points(view.objects, view.pixels, tan_x, image.size)
+        circle = find_ball(model, origin, rotation, tan_x)
+        ball_px = (circle[0] * width - 0.5, circle[1] * height - 0.5, circle[2] * width)
+        view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, view.warp) or view
+        model.use_points(view.objects, view.pixels, view.covariance)
     # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
     starts = []
@@ -510,11 +532,11 @@ def _calibrate(config, photo, focal_mm, progress):
     ball_error = float(error[model.inside].mean())
     if not ball_error < BALL_RESIDUAL:
         raise CalibrationError(MESSAGES["ball"])
-    corner_px = ((model.project(theta) - model.corners_st) * torch.tensor([width, height])).norm(dim=-1)
+    point_px = ((model.project(theta) - model.points_st) * torch.tensor([width, height])).norm(dim=-1)
     residual = {"colour": float(error.mean()), "ball_colour": ball_error,
-                "markers_px": float(corner_px.pow(2).mean().sqrt()), "markers": int(len(ids)),
-                "marker_inset_px": round(inset, 3), "aligned": correlation,
-                "pixels": int(len(model.pixels))}
+                "markers_px": float(point_px.pow(2).mean().sqrt()), "markers": int(len(ids)),
+                "marker_inset_px": round(inset, 3), "aligned": None if view is None else view.correlation,
+                "points": len(model.points), "pixels": int(len(model.pixels))}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")
     result = Calibration(scene, _quantities(config, model, theta, covariance), residual, _overlay(model, theta),

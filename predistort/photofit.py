@@ -1,12 +1,20 @@
 """The photo's model and its fit: predicted colours and corners of a setup, Levenberg–Marquardt on them.
 
 The prediction (:class:`Model`): the setup θ (:data:`NAMES`: the camera's position, rotation and focal length,
-the ball's centre and IOR, the exposure's gain per colour) gives the film positions of the markers' corners
-(pinhole projection) and the colours of chosen work-size pixels, traced by :mod:`predistort.trace` (the
-analytic ray–sphere refraction to the chart: every quantity a smooth function of θ, differentiated by finite
-differences; no Mitsuba gradient, as ``prb``'s are biased at refraction discontinuities and cannot move a
-sensor). The residuals are in noise units: corners (:data:`CORNER_PX`), colours (:data:`COLOUR_NOISE`), the
-EXIF focal length's prior (its rounding, :data:`FOCAL_PRIOR`) and the IOR's (:data:`IOR_PRIOR`).
+the ball's centre and IOR, the exposure's gain per colour) gives the film positions of points on the print
+(pinhole projection: the aligned print's lattice of :mod:`predistort.printview`, or the markers' corners) and
+the colours of chosen work-size pixels, traced by :mod:`predistort.trace` (the analytic ray–sphere refraction
+to the chart: every quantity a smooth function of θ, differentiated by finite differences; no Mitsuba
+gradient, as ``prb``'s are biased at refraction discontinuities and cannot move a sensor). The residuals are
+in noise units: the points (whitened by the alignment's covariance, or the markers' corners at
+:data:`CORNER_PX`), colours (:data:`COLOUR_NOISE`), the EXIF focal length's prior (its rounding,
+:data:`FOCAL_PRIOR`) and the IOR's (:data:`IOR_PRIOR`).
+
+The colours fitted (:meth:`Model.choose_pixels`) are those the model gets right: inside the ball up to
+:data:`IMPACT_FIT` of its radius, on the colour field; beside it, the colour field seen directly, from
+:data:`RIM_PX` past its edge. Left out: the rim (its landing points race across the print within a pixel),
+the markers' sharp edges (2 × 2 rays a pixel alias them; the aligned print already holds them at full size),
+and whatever the prediction puts near white (:data:`CLIPPED`).
 
 The fit (:func:`fit`), in two physical moves:
 
@@ -31,10 +39,11 @@ from . import trace
 FIT_PIXELS = 9000                # at most this many pixels in the colour fit ...
 BALL_SHARE = 0.9                 # ... this share of them inside the ball (the print beside it: the pose)
 IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of its radius are fitted ...
-RIM_FIT = 1.0                    # ... and from this fraction out: its bright rim, its edge and the print beside it
+RIM_PX = 1.0                     # ... and beside it from this many work pixels past its edge: no ray of theirs
+                                 # meets the ball, whose bright rim no 2 × 2 rays resolve
 CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once calibrate.undo_inset has undone the inset
-ALIGNED_PX = 0.05                # ... and once predistort.printview has aligned the print seen directly
-CLIPPED = 0.95                   # pixels brighter than this (linear, any channel) are clipped: left out of the colour fit
+CLIPPED = 0.85                   # pixels predicted brighter than this (linear, any channel) are left out of the colour
+                                 # fit: within a phone's noise at white (σ ≈ 0.03: ~1000 electrons) of the clip
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
 IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
 FOCAL_PRIOR = 0.5 / math.sqrt(3)   # an EXIF focal length's uncertainty, mm: phones round it to whole millimetres
@@ -62,7 +71,7 @@ class Model:
     rotation vector in the starting camera's frame (pitch about left, yaw about up, roll about forward), log
     of the focal length's change, the ball's centre (world), its IOR, the exposure gains."""
 
-    def __init__(self, config, layout, texture, photo, ids, corners, rotation0, tan_x0, focal_mm=None):
+    def __init__(self, config, layout, texture, photo, objects, points, rotation0, tan_x0, focal_mm=None):
         self.config, self.layout = config, layout
         self.texture = torch.from_numpy(np.asarray(texture, dtype=np.float64))
         self.rotation0, self.tan_x0 = torch.from_numpy(rotation0), tan_x0
@@ -71,17 +80,26 @@ class Model:
         h, w = self.work.shape[:2]
         self.work_size = (w, h)
         full_w, full_h = photo.size
-        self.ids, self.photo_size = ids, (full_w, full_h)
-        self.objects = torch.from_numpy(layout.object_points(ids))
-        self.use_corners(corners, CORNER_PX)
+        self.photo_size = (full_w, full_h)
+        self.use_points(objects, points)
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
 
-    def use_corners(self, corners, noise_px):
-        """Fit the markers' corners [N, 4, 2] (photo pixels, centres at integers), each of noise `noise_px`."""
-        self.corners = corners
-        self.corners_st = torch.from_numpy((corners.reshape(-1, 2) + 0.5) / np.array(self.photo_size))
-        self.corner_scale = np.array(self.photo_size) / noise_px        # film fraction → noise units
+    def use_points(self, objects, points, covariance=None):
+        """Fit world points `objects` [K, 3] on the print seen at photo pixels `points` [K, 2] (centres at
+        integers): whitened by their `covariance` [2K, 2K] (px², x and y per point; of rank 8 when they come
+        from one homography: its directions of zero variance are left free), or each of noise :data:`CORNER_PX`."""
+        self.objects = torch.from_numpy(np.asarray(objects, dtype=np.float64))
+        self.points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        self.points_st = torch.from_numpy((self.points + 0.5) / np.array(self.photo_size))
+        if covariance is None:
+            whiten = np.eye(self.points.size) / CORNER_PX
+        else:                                    # Σ = V Λ Vᵀ → Λ^(−1/2) Vᵀ on Σ's range
+            values, vectors = np.linalg.eigh(covariance)
+            kept = values > values.max() * 1e-9
+            whiten = (vectors[:, kept] / np.sqrt(values[kept])).T
+        # film fractions → photo pixels → noise units
+        self.whiten = torch.from_numpy(whiten * np.tile(self.photo_size, len(self.points))[None, :])
 
     def camera(self, theta):
         theta = torch.as_tensor(theta)
@@ -90,7 +108,7 @@ class Model:
         return theta[0:3], rotation, tan_x
 
     def project(self, theta):
-        """Film positions (s, t) [N, 2] of the markers' corners."""
+        """Film positions (s, t) [K, 2] of the fitted points on the print."""
         origin, rotation, tan_x = self.camera(theta)
         q = (self.objects - origin) @ rotation                       # camera coordinates (left, up, forward)
         w, h = self.work_size
@@ -108,16 +126,12 @@ class Model:
         """Linear colours [N, 3] of the work-size pixels (flat indices `pixels`), 2 × 2 rays each, gains applied.
 
         Each ray covers the ball by a linear ramp of one ray spacing across its edge (impact 1), so that the
-        colour of a pixel on the ball's silhouette moves smoothly with the setup: the edge then pins the ball's
-        apparent size, which the colours inside it alone leave loose against the field of view."""
+        colour of a pixel on the ball's silhouette moves smoothly with the setup (the overlay's edge; the fit
+        leaves those pixels out, :meth:`choose_pixels`)."""
         theta = torch.as_tensor(theta)
         w, h = self.work_size
         col, row = (pixels % w).double(), (pixels // w).double()
-        origin, _, tan_x = self.camera(theta)
-        distance = (origin - theta[7:10]).norm()
-        radius = self.config.sphere_radius
-        radius_px = w / (2 * tan_x) * radius / torch.sqrt(distance ** 2 - radius ** 2)
-        spacing = 0.5 / radius_px                                    # impact between neighbouring rays
+        spacing = 0.5 / self.radius_px(theta)                        # impact between neighbouring rays
         colour = 0
         for dx in (0.25, 0.75):
             for dy in (0.25, 0.75):
@@ -128,14 +142,22 @@ class Model:
                 colour = colour + (trace.look(self.texture, traced, coverage) * theta[11:14]).clamp(max=1.0) / 4
         return colour
 
+    def radius_px(self, theta):
+        """The ball's radius in the photo, work pixels (its angular radius on the film's axis)."""
+        origin, _, tan_x = self.camera(theta)
+        distance = (origin - theta[7:10]).norm()
+        radius = self.config.sphere_radius
+        return self.work_size[0] / (2 * tan_x) * radius / torch.sqrt(distance ** 2 - radius ** 2)
+
     def choose_pixels(self, theta):
         """The pixels of the colour fit: inside the ball up to IMPACT_FIT (those whose landing points are on the
-        colour field, not a marker's slot), and beside it from RIM_FIT out; none clipped; at most FIT_PIXELS,
-        BALL_SHARE of them inside the ball, each kind evenly spread."""
+        colour field, not a marker's slot), and beside it from RIM_PX work pixels past its edge, off the markers'
+        slots; none clipped; at most FIT_PIXELS, BALL_SHARE of them inside the ball, each kind evenly spread."""
+        theta = torch.as_tensor(theta)
         w, h = self.work_size
         j, i = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         s, t = torch.from_numpy((i.ravel() + 0.5) / w), torch.from_numpy((j.ravel() + 0.5) / h)
-        traced = self.rays(torch.as_tensor(theta), s, t)
+        traced = self.rays(theta, s, t)
         impact, hit = traced["impact"].numpy(), traced["hit"].numpy()
         u, v = traced["u"].numpy(), traced["v"].numpy()
         ps = self.config.plane_scale
@@ -145,10 +167,18 @@ class Model:
         # 2 × 2 rays would alias: left out as well.
         on_markers = cv2.dilate(on_markers.reshape(h, w).astype(np.uint8), np.ones((3, 3), np.uint8)).ravel() > 0
         inside = hit & (impact < IMPACT_FIT) & traced["on_print"].numpy() & ~on_markers
-        beside = (impact > RIM_FIT) & traced["on_print_direct"].numpy()
+        # Beside the ball, the print seen directly: from RIM_PX past the ball's edge (its rim, where the landing
+        # points race across the print within a pixel, is left out), and off the markers' slots (the aligned
+        # print, predistort.printview, tells the pose from every pixel of their edges at full size, which 2 × 2
+        # rays a work pixel would alias).
+        u, v = traced["u_direct"].numpy(), traced["v_direct"].numpy()
+        beside = ((impact > 1 + RIM_PX / float(self.radius_px(theta))) & traced["on_print_direct"].numpy()
+                  & ~self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell))
         self.ball_pixels = int(inside.sum())
-        # A clipped pixel tells only that the light was bright: its colour would pull the exposure gains down.
-        unclipped = self.work.reshape(-1, 3).max(-1) < CLIPPED
+        # Near white a pixel misleads: the sensor clips each noisy photo pixel, which darkens the mean of those
+        # near the clip, and a choice by the photo's own value would keep the ones its noise made darker. So the
+        # choice is by the prediction at θ (noise-free: unbiased), none predicted above CLIPPED.
+        unclipped = (trace.look(self.texture, traced) * theta[11:14]).max(-1).values.numpy() < CLIPPED
         # The ball's inside tells the depth–focal valley apart, the print beside it mostly the pose that the
         # markers tell too: the ball gets BALL_SHARE of the pixels (more if the print beside it has fewer).
         ball, beside = np.flatnonzero(inside & unclipped), np.flatnonzero(beside & unclipped)
@@ -159,12 +189,12 @@ class Model:
         self.inside = torch.from_numpy(hit[index])
 
     def residuals(self, theta):
-        """All residuals, in noise units: corners (x, y), colours, the EXIF focal length's prior when given, the IOR's."""
+        """All residuals, in noise units: the print's points, colours, the EXIF focal length's prior when given, the IOR's."""
         theta = torch.as_tensor(theta)
-        corners = ((self.project(theta) - self.corners_st) * torch.from_numpy(self.corner_scale)).reshape(-1)
+        points = self.whiten @ (self.project(theta) - self.points_st).reshape(-1)
         predicted = self.predict(theta, self.pixels)                        # clipped ray by ray, as the sensor clips
         colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
-        parts = [corners, colours]
+        parts = [points, colours]
         if self.focal_mm:                         # EXIF's focal length is θ's 0; σ: the rounding's share of it
             parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
         parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))

@@ -1,41 +1,91 @@
-"""The print seen directly: its homography in the photo by image alignment, and the markers' corners from it.
+"""The print seen directly: its homography in the photo by image alignment, as points the fit can use.
 
 ArUco finds a marker's corners from its thresholded outline, ~1 px off in a 960 × 720 photo of a blurred,
 JPEG-compressed chart, and those few dozen corners are all the pose had. The print beside the ball holds far
 more: every pixel of every marker edge and of the colour field, each a known texel of the chart. A plane
-seen by a pinhole camera is a homography of it, so (:func:`refine_corners`):
+seen by a pinhole camera is a homography of it, so (:func:`align_print`):
 
 1. *The start.* The homography from the photo to the chart's texels through the markers' corners
-   (``cv2.findHomography``).
-2. *Which pixels.* The print seen directly: inside the print, outside the ball's silhouette grown by
-   :data:`BALL_MARGIN` (the ball's rim, and its shadow and caustics on the print near it), and where the
-   chart, at the photo's exposure, stays below the sensor's clipping (a clipped ramp is no longer a linear
-   image of the chart, and the choice is made on the prediction, not on the noisy photo, so it is unbiased).
-3. *Alignment.* OpenCV's ECC (``cv2.findTransformECCWithMask``, Evangelidis & Psarakis 2008): the
-   homography that maximises the correlation between the photo's linear green channel and the chart's,
+   (``cv2.findHomography``; one marker's four corners are enough).
+2. *Which pixels.* The print seen directly: inside the print and outside the ball's silhouette grown by
+   :data:`BALL_MARGIN` (the ball's rim, and its shadow and caustics on the print near it).
+3. *The chart as the sensor records it.* The photo's exposure (the median ratio of photo to chart where the
+   chart is bright and the photo unclipped), and the chart read at :data:`UPSAMPLE` × its texels, blurred by
+   the photo's own blur, at that exposure, clipped at the sensor's white: ``min(gain · blur(chart), 1)``.
+   An over-exposed photo's white is flat at 1 and its marker edges are ramps cut off at 1, the blur rounding
+   their shoulder before the cut. (Leaving the clipped parts out leaves the marker edges out with them: on a
+   Cycles photo over-exposed by 15 % the corners came 0.016 px RMS from the truth; aligned to the clipped
+   chart, 0.003 px; on one over-exposed by 17 % with one marker in view, 0.07 px without the blur and
+   0.005 px with it.) The blur (a Gaussian's σ in photo pixels) is the one of :data:`BLURS_PX` whose chart
+   correlates best with the photo once aligned. In an unclipped photo a symmetric blur moves no edge: it
+   matters only where the photo clips.
+4. *Alignment.* OpenCV's ECC (``cv2.findTransformECCWithMask``, Evangelidis & Psarakis 2008): the
+   homography that maximises the correlation between the photo's linear green channel and that chart's,
    read bilinearly between texel centres as the renderer reads it. The correlation is invariant to the
    exposure's gain and offset. No Gaussian prefilter: it would blur the photo in photo pixels and the chart
    in texels, a different blur wherever a texel is not one pixel, which biases the fit (0.5–1 px measured).
-4. *The corners.* Each marker's corners where the homography puts them.
+5. *How well.* The homography's covariance from the alignment's own residuals: Gauss–Newton on
+   ``photo ≈ a · chart(H x) + b`` at the aligned H, ``σ² (JᵀJ)⁻¹`` with σ² the residuals' variance, ×
+   :data:`INFLATE`² (the residuals are not independent: JPEG's blocks and the pixel filter correlate them).
+   A photo whose print seen directly is small, or smooth, or clipped, gets a wider covariance.
+6. *The points.* A lattice of up to :data:`GRID` × :data:`GRID` points over the print seen directly: their
+   places on the print (world), where the homography puts them in the photo, and the covariance of those
+   (rank 8: they all come from one homography, so their number adds no information).
 
 Limits: the photo's lens distortion is not modelled (one homography for the whole print); the print must be
-flat; a fit that does not converge leaves the markers' own corners (:func:`refine_corners` says so).
+flat; an alignment that does not converge gives None (:func:`align_print`), and the fit keeps the markers'
+own corners.
 """
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 BALL_MARGIN = 1.15      # the ball's silhouette is left out this much wider than it is
-UNCLIPPED = 0.9         # pixels whose predicted brightest channel is above this share of the clip are left out
-ERODE_PX = 5            # ... and this many pixels around them (a pixel filter and JPEG spread the clip)
+WHITE = 1.0             # the sensor's clip, linear
+EXPOSED = (0.2, 0.9)    # the exposure is read where the chart is above the first and the photo below the second
+UPSAMPLE = 4            # the chart is read at this many times its texels: the photo's blur is a fraction of one
+START_BLUR_PX = 0.5     # the photo's blur (Gaussian σ, photo pixels) while aligning ...
+BLURS_PX = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)   # ... and those tried for the last alignment
 CHANNEL = 1             # the colour channel aligned: green (the chart's markers are black on white in all three)
 ITERATIONS, EPSILON = 100, 1e-7     # ECC's stopping rule: at most these iterations, or this gain in correlation
+WINDOWS = (3, 6, 12)    # the alignment grows through windows of these many marker sides about the markers found
+GRID = 5                # the points: a GRID × GRID lattice over the print seen directly, those on it kept
+INFLATE = 4.0           # the covariance's σ × this (measured: the aligned points' error against the truth is
+                        # 2–5 × the statistical σ on 5 Blender Cycles photos, 960 × 720, JPEG 80)
+COVARIANCE_PIXELS = 300_000   # the covariance from at most this many of the aligned pixels, evenly spread
+MIN_PIXELS = 1000       # fewer pixels of the print seen directly than this: nothing to align
+MIN_CORRELATION = 0.95  # an alignment correlating less is taken as failed (measured: 0.997–0.9997 when right)
 
 
-def _texel_points(layout, ids, config, size):
-    """[N·4, 2] texel coordinates (texel centres at integers, as :func:`predistort.trace.sample` reads them)
-    of the markers' corners: the print's [−s, s]² onto the texture's `size` texels a side."""
-    xy = layout.object_points(ids)[:, :2]
-    return (xy / config.plane_scale + 1) / 2 * size - 0.5
+@dataclass
+class PrintView:
+    """The print seen directly, aligned. ``objects`` [K, 3] world points on the print (z = 0), ``pixels``
+    [K, 2] where the photo shows them (photo pixels, centres at integers), ``covariance`` [2K, 2K] of
+    ``pixels`` flattened (x, y per point; px²), ``correlation`` ECC's, ``warp`` [3, 3] photo pixel → chart
+    texel (centres at integers)."""
+    objects: np.ndarray
+    pixels: np.ndarray
+    covariance: np.ndarray
+    correlation: float
+    warp: np.ndarray
+
+    def to_photo(self, objects, config, size):
+        """Photo pixels [N, 2] of world points `objects` [N, ≥2] on the print, by the aligned homography
+        (``size`` the chart's texels a side)."""
+        return _apply(np.linalg.inv(self.warp), _texels(objects, config, size))
+
+
+def _texels(objects, config, size):
+    """Texel coordinates (centres at integers, as :func:`predistort.trace.sample` reads them) of world points
+    on the print: its [−s, s]² onto the texture's `size` texels a side."""
+    return (np.asarray(objects)[:, :2] / config.plane_scale + 1) / 2 * size - 0.5
+
+
+def _world(texels, config, size):
+    """The inverse of :func:`_texels`: [N, 3] world points (z = 0)."""
+    xy = ((texels + 0.5) / size * 2 - 1) * config.plane_scale
+    return np.concatenate([xy, np.zeros((len(xy), 1))], 1)
 
 
 def _apply(H, points):
@@ -43,49 +93,188 @@ def _apply(H, points):
     return p[:, :2] / p[:, 2:]
 
 
-def refine_corners(linear, texture, layout, ids, corners, config, circle):
-    """The markers' corners [N, 4, 2] (photo pixels, centres at integers) from the print's homography, and the
-    alignment's correlation; ``(corners, None)`` unchanged when the alignment fails or the print seen directly
-    is too small to align.
+def _homography_jacobian(H, points):
+    """[N, 2, 8] derivatives of ``_apply(H, points)`` by H's first eight entries (H[2, 2] = 1)."""
+    x, y = points[:, 0], points[:, 1]
+    w = H[2, 0] * x + H[2, 1] * y + 1
+    p = _apply(H, points)
+    J = np.zeros((len(points), 2, 8))
+    for row in range(2):
+        J[:, row, 3 * row:3 * row + 3] = np.stack([x, y, np.ones_like(x)], -1) / w[:, None]
+        J[:, row, 6:8] = -p[:, row:row + 1] * np.stack([x, y], -1) / w[:, None]
+    return J
+
+
+def _point_jacobian(H, points):
+    """[N, 2, 2] derivatives of ``_apply(H, points)`` by the points."""
+    w = H[2, 0] * points[:, 0] + H[2, 1] * points[:, 1] + 1
+    q = _apply(H, points)
+    return (H[None, :2, :2] - q[:, :, None] * H[None, 2:3, :2]) / w[:, None, None]
+
+
+def _sample(image, points):
+    """`image` read bilinearly at [N, 2] (x, y) pixel positions (centres at integers), as warpPerspective does."""
+    n = len(points)
+    xy = np.zeros((-(-n // 1024) * 1024, 2), np.float32)       # remap's maps: fewer than 2¹⁵ a side
+    xy[:n] = points
+    read = cv2.remap(image, xy.reshape(-1, 1024, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return read.ravel()[:n].astype(np.float64)
+
+
+def warp_covariance(photo, sensed, mask, warp, to_fine):
+    """[8, 8] covariance of the homography `warp` (photo → chart texels) aligning `photo` to `sensed` (the chart
+    at fine texels: `to_fine` maps texels to them) on `mask`: Gauss–Newton on ``photo ≈ a · sensed(warp x) + b``
+    (a, b the gain and offset ECC is blind to), from at most :data:`COVARIANCE_PIXELS` of the mask's pixels (the
+    covariance scaled back to all of them)."""
+    index = np.flatnonzero(mask)
+    used = index[np.linspace(0, len(index) - 1, min(len(index), COVARIANCE_PIXELS)).astype(int)]
+    ys, xs = np.divmod(used, photo.shape[1])
+    points = np.stack([xs, ys], -1).astype(np.float64)
+    fine = _apply(to_fine @ warp, points)
+    chart = _sample(sensed, fine)
+    y = photo.ravel()[used].astype(np.float64)
+    (a, b), *_ = np.linalg.lstsq(np.stack([chart, np.ones_like(chart)], 1), y, rcond=None)
+    residual = y - a * chart - b
+    # The chart's gradient (the bilinear read's slope, by central differences, per texel: to_fine scales
+    # texels by its diagonal), chained through the homography's derivative: d chart(warp x) / d warp.
+    step = 1e-3
+    gradient = to_fine[0, 0] * np.stack([(_sample(sensed, fine + [step, 0]) - _sample(sensed, fine - [step, 0])),
+                                         (_sample(sensed, fine + [0, step]) - _sample(sensed, fine - [0, step]))],
+                                        -1) / (2 * step)
+    J = np.concatenate([a * np.einsum("nr,nrk->nk", gradient, _homography_jacobian(warp, points)),
+                        chart[:, None], np.ones((len(chart), 1))], 1)
+    variance = float(residual @ residual) / max(1, len(residual) - J.shape[1])
+    return variance * np.linalg.inv(J.T @ J)[:8, :8] * (len(used) / len(index))
+
+
+def _lattice(mask):
+    """[K, 2] photo pixels: a GRID × GRID lattice over `mask`'s bounding box, the points on the mask."""
+    ys, xs = np.nonzero(mask)
+    gx, gy = np.meshgrid(np.linspace(xs.min(), xs.max(), GRID), np.linspace(ys.min(), ys.max(), GRID))
+    points = np.stack([gx.ravel(), gy.ravel()], -1)
+    return points[mask[np.round(points[:, 1]).astype(int), np.round(points[:, 0]).astype(int)] > 0]
+
+
+def _fine(chart):
+    """`chart` [R, R] at :data:`UPSAMPLE` × its texels, bilinear between texel centres as the renderer reads it,
+    and the map ``S`` from texel coordinates to the fine ones (texel centres at integers in both)."""
+    n, up = chart.shape[0], UPSAMPLE
+    fine = cv2.resize(chart, (n * up, n * up), interpolation=cv2.INTER_LINEAR)
+    return fine, np.array([[up, 0, (up - 1) / 2], [0, up, (up - 1) / 2], [0, 0, 1.0]])
+
+
+def _warped(fine, to_fine, photo_shape):
+    """`fine` as the photo sees it through the homography `to_fine` (photo pixel → fine texel); −1 off the print."""
+    height, width = photo_shape
+    return cv2.warpPerspective(fine, to_fine, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
+
+
+def _exposure(photo, fine, to_fine, away):
+    """``(mask, gain)``: the pixels on the print away from the ball (`away`) as the homography puts the chart,
+    and the photo's exposure there (the median ratio of photo to chart where the chart is bright and the photo
+    unclipped); ``(None, None)`` where too few pixels tell either."""
+    seen = _warped(fine, to_fine, photo.shape)
+    mask = cv2.erode((away & (seen >= 0)).astype(np.uint8), np.ones((3, 3), np.uint8))   # no read past the border
+    exposed = (mask > 0) & (seen > EXPOSED[0]) & (photo < EXPOSED[1])
+    if mask.sum() < MIN_PIXELS or exposed.sum() < MIN_PIXELS:
+        return None, None
+    return mask, float(np.median(photo[exposed] / seen[exposed]))
+
+
+def _sensed(fine, gain, blur_px, warp, photo_shape):
+    """The chart as the sensor records it (module doc, 3): `fine` blurred by the photo's blur (Gaussian σ
+    `blur_px` photo pixels, in fine texels at the photo's centre through `warp`), × `gain`, clipped at white."""
+    if blur_px > 0:
+        height, width = photo_shape
+        centre = np.array([[width / 2, height / 2], [width / 2 + 1, height / 2]])
+        texels_per_pixel = float(np.linalg.norm(np.diff(_apply(warp, centre), axis=0)))
+        fine = cv2.GaussianBlur(fine, (0, 0), blur_px * texels_per_pixel * UPSAMPLE)
+    return np.minimum(gain * fine, WHITE).astype(np.float32)
+
+
+def _correlation(photo, sensed, to_fine, mask):
+    """The zero-mean normalised correlation of `photo` and `sensed` seen through `to_fine`, on `mask`: ECC's
+    criterion at a fixed homography."""
+    m = mask > 0
+    return float(np.corrcoef(photo[m], _warped(sensed, to_fine, photo.shape)[m])[0, 1])
+
+
+def align_print(linear, texture, layout, ids, corners, config, circle, start=None):
+    """The print seen directly, aligned (a :class:`PrintView`), or None when the alignment fails or the print seen
+    directly is too small to align.
 
     Parameters: ``linear`` the full-size photo [H, W, 3] in linear light; ``texture`` the chart [R, R, 3] as
     made for ``config``; ``layout`` its markers; ``ids`` and ``corners`` [N, 4, 2] those found in the photo
-    (the inset undone); ``circle`` the ball's silhouette ``(x, y, radius)`` in photo pixels."""
+    (the inset undone; one marker will do); ``circle`` the ball's silhouette ``(x, y, radius)`` in photo
+    pixels; ``start`` a homography to start from (a :class:`PrintView`'s ``warp``: the print aligned again
+    with the ball found better), else the markers' corners'."""
     height, width = linear.shape[:2]
-    chart = np.ascontiguousarray(texture[..., CHANNEL], dtype=np.float32)
-    texels = _texel_points(layout, ids, config, texture.shape[0])
-    H, _ = cv2.findHomography(corners.reshape(-1, 2), texels)
-    if H is None:
-        return corners, None
-
-    # -- which pixels: the print seen directly, the ball and clipped ramps left out ----------------------
-    def seen(channel_image, warp):
-        return cv2.warpPerspective(channel_image, warp, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
+    size = texture.shape[0]
+    fine, S = _fine(np.ascontiguousarray(texture[..., CHANNEL], dtype=np.float32))
+    photo = np.ascontiguousarray(linear[..., CHANNEL], dtype=np.float32)
+    if start is None:
+        warp, _ = cv2.findHomography(corners.reshape(-1, 2), _texels(layout.object_points(ids), config, size))
+    else:
+        warp = start
+    if warp is None:
+        return None
     yy, xx = np.mgrid[0:height, 0:width]
     x, y, radius = circle
     away = np.hypot(xx - x, yy - y) > BALL_MARGIN * radius
-    brightest = seen(np.ascontiguousarray(texture.max(-1), dtype=np.float32), H)
-    on_print = brightest >= 0
-    if (on_print & away).sum() < 1000:
-        return corners, None
-    # The exposure (brightest channel against the chart's): most of the print is seen directly.
-    gain = np.median(linear.max(-1)[on_print & away] / np.clip(brightest[on_print & away], 0.05, None))
-    unclipped = cv2.erode((brightest * gain < UNCLIPPED).astype(np.uint8), np.ones((ERODE_PX, ERODE_PX), np.uint8))
-    mask = (on_print & away & (unclipped > 0)).astype(np.uint8)
-    mask = cv2.erode(mask, np.ones((3, 3), np.uint8))           # no pixel whose bilinear read touches the border
-    if mask.sum() < 1000:
-        return corners, None
-
-    # -- alignment: ECC on the linear green channel, no prefilter --------------------------------------
-    photo = np.ascontiguousarray(linear[..., CHANNEL], dtype=np.float32)
+    # How far each pixel is from the nearest marker found (its centre), in pixels.
+    seeds = np.ones((height, width), np.uint8)
+    centres = np.round(corners.mean(1)).astype(int)
+    seeds[centres[:, 1].clip(0, height - 1), centres[:, 0].clip(0, width - 1)] = 0
+    near = cv2.distanceTransform(seeds, cv2.DIST_L2, 5)
+    side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ITERATIONS, EPSILON)
-    try:
-        correlation, warp = cv2.findTransformECCWithMask(photo, chart, mask, np.ones(chart.shape, np.uint8),
-                                                         H.astype(np.float32), cv2.MOTION_HOMOGRAPHY, criteria, 1)
-    except cv2.error:
-        return corners, None
 
-    # -- the corners where the homography puts them ------------------------------------------------------
-    refined = _apply(np.linalg.inv(warp.astype(np.float64)), texels).reshape(corners.shape)
-    return refined, float(correlation)
+    def ecc(sensed, window, warp):
+        correlation, found = cv2.findTransformECCWithMask(photo, sensed, window, np.ones(sensed.shape, np.uint8),
+                                                          (S @ warp).astype(np.float32), cv2.MOTION_HOMOGRAPHY,
+                                                          criteria, 1)
+        warp = np.linalg.inv(S) @ found.astype(np.float64)
+        return correlation, warp / warp[2, 2]
+
+    # -- alignment: ECC on the linear green channel, no prefilter, grown from the markers out -------------
+    # One marker's corners (~1 px off) fix the homography near it but can leave it tens of pixels off at the
+    # photo's far side, beyond ECC's basin: the print is aligned first within WINDOWS marker sides of the
+    # markers found, each window from the homography of the one before, then wholly; the exposure and the
+    # pixels on the print are read again at each homography found. A window whose alignment fails is passed.
+    for reach in (*(w * side for w in WINDOWS if start is None), np.inf):
+        mask, gain = _exposure(photo, fine, S @ warp, away)
+        if mask is None:
+            return None
+        window = (mask * (near < reach)).astype(np.uint8)
+        if window.sum() < MIN_PIXELS or (reach < np.inf and window.sum() == mask.sum()):
+            continue
+        try:
+            _, warp = ecc(_sensed(fine, gain, START_BLUR_PX, warp, photo.shape), window, warp)
+        except cv2.error:                       # ECC did not converge in this window
+            if reach == np.inf:
+                return None
+    try:
+        # The photo's blur: of BLURS_PX, the one whose chart correlates best with the photo here; then the
+        # last alignment with it.
+        mask, gain = _exposure(photo, fine, S @ warp, away)
+        if mask is None:
+            return None
+        blur = max(BLURS_PX, key=lambda b: _correlation(photo, _sensed(fine, gain, b, warp, photo.shape), S @ warp,
+                                                        mask))
+        sensed = _sensed(fine, gain, blur, warp, photo.shape)
+        correlation, warp = ecc(sensed, mask, warp)
+    except cv2.error:                          # ECC did not converge
+        return None
+    if correlation < MIN_CORRELATION:          # converged elsewhere: not this print, or not where the markers say
+        return None
+
+    # -- how well, and the points: a lattice over the print seen directly, its covariance through H⁻¹ -----
+    covariance = warp_covariance(photo, sensed, mask, warp, S) * INFLATE ** 2
+    pixels = _lattice(mask)
+    objects = _world(_apply(warp, pixels), config, size)
+    # The points are fixed on the print (texels t) and the photo shows them where H p = t: implicitly,
+    # dp/dH = −(∂(H p)/∂p)⁻¹ ∂(H p)/∂H.
+    d_pixels = -np.linalg.solve(_point_jacobian(warp, pixels), _homography_jacobian(warp, pixels))
+    G = d_pixels.reshape(-1, 8)
+    return PrintView(objects, pixels, G @ covariance @ G.T, float(correlation), warp)
