@@ -333,7 +333,8 @@ def start_for(model, config, circle, tan_x):
         if model.ball_pixels < 50:
             raise CalibrationError(MESSAGES["ball"])
         p = model.predict(theta, model.pixels)
-        theta[11:14] = theta[11:14] * (p * model.observed).sum(0) / (p * p).sum(0).clamp_min(1e-12)
+        used = model.channels
+        theta[11:14] = theta[11:14] * (used * p * model.observed).sum(0) / (used * p * p).sum(0).clamp_min(1e-12)
     return theta
 
 
@@ -528,7 +529,7 @@ def _calibrate(config, photo, focal_mm, progress):
     theta = profile_focal(model, theta, say)
     theta, covariance, r = fit(model, theta, reselect=(), iterations=0)
     predicted = model.predict(theta, model.pixels)
-    error = ((predicted - model.observed).abs() / theta[11:14]).mean(-1)
+    error = ((predicted - model.observed).abs() / theta[11:14] * model.channels).sum(-1) / model.channels.sum(-1)
     ball_error = float(error[model.inside].mean())
     if not ball_error < BALL_RESIDUAL:
         raise CalibrationError(MESSAGES["ball"])

@@ -14,7 +14,7 @@ The colours fitted (:meth:`Model.choose_pixels`) are those the model gets right:
 :data:`IMPACT_FIT` of its radius, on the colour field; beside it, the colour field seen directly, from
 :data:`RIM_PX` past its edge. Left out: the rim (its landing points race across the print within a pixel),
 the markers' sharp edges (2 × 2 rays a pixel alias them; the aligned print already holds them at full size),
-and whatever the prediction puts near white (:data:`CLIPPED`).
+and each colour the prediction puts near white (:data:`CLIPPED`).
 
 The fit (:func:`fit`), in two physical moves:
 
@@ -42,8 +42,8 @@ IMPACT_FIT = 0.90                # pixels inside the ball up to this fraction of
 RIM_PX = 1.0                     # ... and beside it from this many work pixels past its edge: no ray of theirs
                                  # meets the ball, whose bright rim no 2 × 2 rays resolve
 CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once calibrate.undo_inset has undone the inset
-CLIPPED = 0.85                   # pixels predicted brighter than this (linear, any channel) are left out of the colour
-                                 # fit: within a phone's noise at white (σ ≈ 0.03: ~1000 electrons) of the clip
+CLIPPED = 0.85                   # colours predicted brighter than this (linear) are left out of the colour fit:
+                                 # within a phone's noise at white (σ ≈ 0.03: ~1000 electrons) of the clip
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
 IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
 FOCAL_PRIOR = 0.5 / math.sqrt(3)   # an EXIF focal length's uncertainty, mm: phones round it to whole millimetres
@@ -175,10 +175,12 @@ class Model:
         beside = ((impact > 1 + RIM_PX / float(self.radius_px(theta))) & traced["on_print_direct"].numpy()
                   & ~self.layout.covers((2 * u - 1) * ps, (2 * v - 1) * ps, grow=self.layout.cell))
         self.ball_pixels = int(inside.sum())
-        # Near white a pixel misleads: the sensor clips each noisy photo pixel, which darkens the mean of those
+        # Near white a colour misleads: the sensor clips each noisy photo pixel, which darkens the mean of those
         # near the clip, and a choice by the photo's own value would keep the ones its noise made darker. So the
-        # choice is by the prediction at θ (noise-free: unbiased), none predicted above CLIPPED.
-        unclipped = (trace.look(self.texture, traced) * theta[11:14]).max(-1).values.numpy() < CLIPPED
+        # choice is by the prediction at θ (noise-free: unbiased), colour by colour (each clips on its own): a
+        # pixel's colours predicted above CLIPPED are left out, and a pixel with none left.
+        channels = (trace.look(self.texture, traced) * theta[11:14]).numpy() < CLIPPED
+        unclipped = channels.any(-1)
         # The ball's inside tells the depth–focal valley apart, the print beside it mostly the pose that the
         # markers tell too: the ball gets BALL_SHARE of the pixels (more if the print beside it has fewer).
         ball, beside = np.flatnonzero(inside & unclipped), np.flatnonzero(beside & unclipped)
@@ -187,13 +189,14 @@ class Model:
         self.pixels = torch.from_numpy(index)
         self.observed = torch.from_numpy(self.work.reshape(-1, 3)[index])
         self.inside = torch.from_numpy(hit[index])
+        self.channels = torch.from_numpy(channels[index].astype(np.float64))     # [N, 3]: 1 fitted, 0 left out
 
     def residuals(self, theta):
         """All residuals, in noise units: the print's points, colours, the EXIF focal length's prior when given, the IOR's."""
         theta = torch.as_tensor(theta)
         points = self.whiten @ (self.project(theta) - self.points_st).reshape(-1)
         predicted = self.predict(theta, self.pixels)                        # clipped ray by ray, as the sensor clips
-        colours = ((predicted - self.observed) / COLOUR_NOISE).reshape(-1)
+        colours = ((predicted - self.observed) / COLOUR_NOISE * self.channels).reshape(-1)   # left out: 0
         parts = [points, colours]
         if self.focal_mm:                         # EXIF's focal length is θ's 0; σ: the rounding's share of it
             parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))

@@ -63,10 +63,10 @@ def errors(fitted, true):
 
 
 # What each fit must reach: camera (mm), ball (mm), IOR, field of view (°). Measured on these photos
-# (2026-12-06, the print aligned as predistort.printview does it now): 4:3 0.69 mm, 0.06 mm, 0.0011, 0.07°;
+# (2026-12-06, the print aligned as predistort.printview does it now): 4:3 1.19 mm, 0.07 mm, 0.0017, 0.13°;
 # 16:9 0.01 mm, 0.52 mm, 0.0014, 0.00° (from 17.6 / 16.7 mm, 5.4 / 4.7 mm, 0.02, 5° / 3° at the start). The
 # bounds are about twice those, and no tighter than 1 mm, 0.5 mm, 0.004 and 0.15°.
-WITHIN = {"4:3": (1.5, 0.5, 0.004, 0.15), "16:9": (1.0, 1.0, 0.004, 0.15)}
+WITHIN = {"4:3": (2.0, 0.5, 0.004, 0.25), "16:9": (1.0, 1.0, 0.004, 0.15)}
 
 
 @pytest.mark.parametrize("name", ["4:3", "16:9"])
