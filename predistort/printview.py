@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import trace
+
 BALL_MARGIN = 1.15      # the ball's silhouette is left out this much wider than it is
 WHITE = 1.0             # the sensor's clip, linear
 EXPOSED = (0.2, 0.9)    # the exposure is read where the chart is above the first and the photo below the second
@@ -77,9 +79,9 @@ class PrintView:
 
 
 def _texels(objects, config, size):
-    """Texel coordinates (centres at integers, as :func:`predistort.trace.sample` reads them) of world points
-    on the print: its [−s, s]² onto the texture's `size` texels a side."""
-    return (np.asarray(objects)[:, :2] / config.plane_scale + 1) / 2 * size - 0.5
+    """[N, 2] texel coordinates of world points `objects` [N, ≥2] on the print (:func:`trace.texel_coordinates`)."""
+    objects = np.asarray(objects)
+    return np.stack(trace.texel_coordinates(objects[:, 0], objects[:, 1], config.plane_scale, size), -1)
 
 
 def _world(texels, config, size):
@@ -200,6 +202,25 @@ def _correlation(photo, sensed, to_fine, mask):
     return float(np.corrcoef(photo[m], _warped(sensed, to_fine, photo.shape)[m])[0, 1])
 
 
+def _near_markers(corners, shape):
+    """[H, W] float32: each pixel's distance (pixels) from the nearest marker found (its centre)."""
+    seeds = np.ones(shape, np.uint8)
+    centres = np.round(corners.mean(1)).astype(int)
+    seeds[centres[:, 1].clip(0, shape[0] - 1), centres[:, 0].clip(0, shape[1] - 1)] = 0
+    return cv2.distanceTransform(seeds, cv2.DIST_L2, 5)
+
+
+def _ecc(photo, sensed, window, warp, to_fine):
+    """One ECC alignment of `photo` to `sensed` (fine texels: `to_fine`) on `window` from the homography `warp`
+    (photo → texels): ``(correlation, warp)``. Raises ``cv2.error`` when it does not converge."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ITERATIONS, EPSILON)
+    correlation, found = cv2.findTransformECCWithMask(photo, sensed, window, np.ones(sensed.shape, np.uint8),
+                                                      (to_fine @ warp).astype(np.float32), cv2.MOTION_HOMOGRAPHY,
+                                                      criteria, 1)
+    warp = np.linalg.inv(to_fine) @ found.astype(np.float64)
+    return correlation, warp / warp[2, 2]
+
+
 def align_print(linear, texture, layout, ids, corners, config, circle, start=None):
     """The print seen directly, aligned (a :class:`PrintView`), or None when the alignment fails or the print seen
     directly is too small to align.
@@ -209,62 +230,48 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
     (the inset undone; one marker will do); ``circle`` the ball's silhouette ``(x, y, radius)`` in photo
     pixels; ``start`` a homography to start from (a :class:`PrintView`'s ``warp``: the print aligned again
     with the ball found better), else the markers' corners'."""
-    height, width = linear.shape[:2]
     size = texture.shape[0]
     fine, S = _fine(np.ascontiguousarray(texture[..., CHANNEL], dtype=np.float32))
     photo = np.ascontiguousarray(linear[..., CHANNEL], dtype=np.float32)
-    if start is None:
-        warp, _ = cv2.findHomography(corners.reshape(-1, 2), _texels(layout.object_points(ids), config, size))
-    else:
-        warp = start
+    warp = start
     if warp is None:
-        return None
-    yy, xx = np.mgrid[0:height, 0:width]
+        warp, _ = cv2.findHomography(corners.reshape(-1, 2), _texels(layout.object_points(ids), config, size))
+        if warp is None:
+            return None
     x, y, radius = circle
-    away = np.hypot(xx - x, yy - y) > BALL_MARGIN * radius
-    # How far each pixel is from the nearest marker found (its centre), in pixels.
-    seeds = np.ones((height, width), np.uint8)
-    centres = np.round(corners.mean(1)).astype(int)
-    seeds[centres[:, 1].clip(0, height - 1), centres[:, 0].clip(0, width - 1)] = 0
-    near = cv2.distanceTransform(seeds, cv2.DIST_L2, 5)
-    side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ITERATIONS, EPSILON)
-
-    def ecc(sensed, window, warp):
-        correlation, found = cv2.findTransformECCWithMask(photo, sensed, window, np.ones(sensed.shape, np.uint8),
-                                                          (S @ warp).astype(np.float32), cv2.MOTION_HOMOGRAPHY,
-                                                          criteria, 1)
-        warp = np.linalg.inv(S) @ found.astype(np.float64)
-        return correlation, warp / warp[2, 2]
+    away = np.ones(photo.shape, np.uint8)
+    cv2.circle(away, (round(x), round(y)), round(BALL_MARGIN * radius), 0, -1)
+    away = away > 0
 
     # -- alignment: ECC on the linear green channel, no prefilter, grown from the markers out -------------
     # One marker's corners (~1 px off) fix the homography near it but can leave it tens of pixels off at the
     # photo's far side, beyond ECC's basin: the print is aligned first within WINDOWS marker sides of the
     # markers found, each window from the homography of the one before, then wholly; the exposure and the
     # pixels on the print are read again at each homography found. A window whose alignment fails is passed.
+    near = _near_markers(corners, photo.shape) if start is None else None
+    side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
     for reach in (*(w * side for w in WINDOWS if start is None), np.inf):
         mask, gain = _exposure(photo, fine, S @ warp, away)
         if mask is None:
             return None
-        window = (mask * (near < reach)).astype(np.uint8)
+        window = mask if reach == np.inf else (mask * (near < reach)).astype(np.uint8)
         if window.sum() < MIN_PIXELS or (reach < np.inf and window.sum() == mask.sum()):
             continue
         try:
-            _, warp = ecc(_sensed(fine, gain, START_BLUR_PX, warp, photo.shape), window, warp)
+            _, warp = _ecc(photo, _sensed(fine, gain, START_BLUR_PX, warp, photo.shape), window, warp, S)
         except cv2.error:                       # ECC did not converge in this window
             if reach == np.inf:
                 return None
+    # The photo's blur: of BLURS_PX, the one whose chart correlates best with the photo here; then the last
+    # alignment with it.
+    mask, gain = _exposure(photo, fine, S @ warp, away)
+    if mask is None:
+        return None
+    blur = max(BLURS_PX, key=lambda b: _correlation(photo, _sensed(fine, gain, b, warp, photo.shape), S @ warp, mask))
+    sensed = _sensed(fine, gain, blur, warp, photo.shape)
     try:
-        # The photo's blur: of BLURS_PX, the one whose chart correlates best with the photo here; then the
-        # last alignment with it.
-        mask, gain = _exposure(photo, fine, S @ warp, away)
-        if mask is None:
-            return None
-        blur = max(BLURS_PX, key=lambda b: _correlation(photo, _sensed(fine, gain, b, warp, photo.shape), S @ warp,
-                                                        mask))
-        sensed = _sensed(fine, gain, blur, warp, photo.shape)
-        correlation, warp = ecc(sensed, mask, warp)
-    except cv2.error:                          # ECC did not converge
+        correlation, warp = _ecc(photo, sensed, mask, warp, S)
+    except cv2.error:
         return None
     if correlation < MIN_CORRELATION:          # converged elsewhere: not this print, or not where the markers say
         return None

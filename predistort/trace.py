@@ -157,6 +157,12 @@ def _land(start, direction, plane_scale):
     return u, v, (lam > 0) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
 
 
+def texel_coordinates(x, y, plane_scale, size):
+    """Texel coordinates (column, row; texel centres at integers) in a `size`-texel texture of world points
+    (x, y) on the print: their uv as :func:`_land` gives it, read as :func:`sample` reads it. numpy or torch."""
+    return (x / plane_scale + 1) / 2 * size - 0.5, (y / plane_scale + 1) / 2 * size - 0.5
+
+
 def sample(texture, u, v):
     """`texture` [R, R, 3] (float64 tensor) read at uv [N] bilinearly between texel centres, edge texels
     extended: [N, 3]. Gathers and lerps (not ``grid_sample``), so forward-mode AD (``torch.func.jacfwd``)
