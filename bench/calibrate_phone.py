@@ -1,0 +1,117 @@
+"""Which stage of a phone biases the calibration: photos made by the fit's own optics, one stage at a time.
+
+    python bench/calibrate_phone.py --truth /tmp/cycles-chart200/photo03.json [--truth ...] \
+        [--out bench/results/calibrate_phone.md]
+
+Each ``--truth`` is a photo's JSON as ``bench/cycles.py photos`` writes it (``{"scene": <the true
+SceneConfig>, "perturbation": {"exposure": ...}}``). For each, the chart (``chart.make_chart`` of
+``bench/calibrate.py``'s nominal scene at the photo's size) is rendered in the true setup by
+:mod:`predistort.trace` itself, the optics the fit predicts with: 6 × 6 rays a pixel weighted by Mitsuba's
+Gaussian pixel filter (σ 0.5 px). So the renderer cannot differ from the model, and what is left is the
+phone. That render goes through ``bench/cycles.py``'s ``phone`` stage by stage and is fitted:
+
+- *clean*: the exposure, sRGB, 8 bits, JPEG at quality 100 (no sensor noise);
+- *noise*: the sensor's noise too (shot noise of 1000 electrons at white, read noise 0.002), JPEG at 100;
+- *JPEG 80*: no noise, JPEG at quality 80;
+- *both*: noise and JPEG 80 (as the Cycles photos are made);
+- *both, ×0.8*: the same at an exposure of 0.8 (nothing clipped).
+
+Reported: camera, ball (mm) and IOR errors and the seconds of each fit. Limits: the trace's optics only (no
+light bounced between the print and the ball); one noise seed per photo (``--seed``).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH))
+
+from calibrate import nominal  # noqa: E402  (bench/calibrate.py)
+from cycles import phone  # noqa: E402  (bench/cycles.py)
+from predistort import chart, trace  # noqa: E402
+from predistort.calibrate import CalibrationError, calibrate  # noqa: E402
+from predistort.scene import SceneConfig  # noqa: E402
+from predistort.target import camera_frame, film_rays  # noqa: E402
+
+RAYS = 6                     # rays a pixel each way ...
+FILTER_SIGMA = 0.5           # ... weighted by a Gaussian of this σ (px), over ±1.5 px: Mitsuba's hdrfilm default
+STAGES = {                   # name: phone() arguments (the exposure: the photo's unless given)
+    "clean": dict(full_well=1e12, read_noise=0.0, quality=100),
+    "noise": dict(quality=100),
+    "JPEG 80": dict(full_well=1e12, read_noise=0.0),
+    "both": dict(),
+    "both, ×0.8": dict(exposure=0.8),
+}
+
+
+def render_by_trace(config, texture):
+    """Linear radiance [H, W, 3] of `texture` in `config`, by predistort.trace (see the module's docstring)."""
+    width, height = config.film_size
+    origin = torch.from_numpy(camera_frame(config)[0])
+    centre = torch.tensor(config.sphere_center, dtype=torch.float64)
+    ior = torch.tensor(config.sphere_ior, dtype=torch.float64)
+    texture = torch.from_numpy(np.asarray(texture, dtype=np.float64))
+    index = np.arange(width * height)
+    offsets = (np.arange(RAYS) + 0.5) / RAYS * 3 - 1.5
+    image, total = np.zeros((width * height, 3)), 0.0
+    for dx in offsets:
+        for dy in offsets:
+            weight = np.exp(-(dx * dx + dy * dy) / (2 * FILTER_SIGMA ** 2))
+            s = torch.from_numpy((index % width + 0.5 + dx) / width)
+            t = torch.from_numpy((index // width + 0.5 + dy) / height)
+            d = film_rays(config, s, t)
+            d = d / d.norm(dim=1, keepdim=True)
+            traced = trace.trace(origin, d, centre, config.sphere_radius, ior, config.plane_scale)
+            image += weight * trace.look(texture, traced).numpy()
+            total += weight
+    return (image / total).reshape(height, width, 3)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--truth", action="append", required=True, help="a photo's JSON (bench/cycles.py photos)")
+    p.add_argument("--seed", type=int, default=5, help="the sensor noise's seed")
+    p.add_argument("--out", default=str(REPO / "bench" / "results" / "calibrate_phone.md"))
+    args = p.parse_args()
+    rows = []
+    for path in args.truth:
+        data = json.loads(Path(path).read_text())
+        true = SceneConfig.from_dict(data["scene"])
+        base = nominal(*true.film_size)
+        linear = render_by_trace(true, chart.make_chart(base))
+        for stage, options in STAGES.items():
+            options = {"exposure": data["perturbation"]["exposure"], **options}
+            photo = phone(linear, seed=args.seed, **options)
+            start = time.perf_counter()
+            try:
+                fit = calibrate(base, photo)
+            except CalibrationError as e:
+                rows.append(f"| {Path(path).stem} | {stage} | {options['exposure']:.2f} | refused: {e} | | | |")
+                print(rows[-1], flush=True)
+                continue
+            unit = true.units_mm
+            camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * unit
+            ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * unit
+            rows.append(f"| {Path(path).stem} | {stage} | {options['exposure']:.2f} | {camera:.2f} | {ball:.2f} | "
+                        f"{abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | {time.perf_counter() - start:.1f} |")
+            print(rows[-1], flush=True)
+    text = ("# Calibrate: which stage of a phone biases the fit\n\n"
+            f"`python bench/calibrate_phone.py {' '.join('--truth ' + t for t in args.truth)}`, "
+            f"{time.strftime('%Y-%m-%d')}. Photos rendered by `predistort.trace` (the fit's own optics) in each "
+            "true setup, then put through `bench/cycles.py`'s phone stage by stage (see the script's docstring).\n\n"
+            "| photo | stage | exposure | camera (mm) | ball (mm) | IOR | seconds |\n|---|---|---:|---:|---:|---:|---:|\n"
+            + "\n".join(rows) + "\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
