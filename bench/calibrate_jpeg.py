@@ -16,6 +16,10 @@ linear light. Their difference δ is the JPEG's bias at θ; the fit compares the
 prediction. Limits: no sensor noise in δ; it costs a full-size render at every choice of pixels (the focal
 scan's too), so a fit takes ~1.5–2 × as long.
 
+``--near-clip``: δ only within a JPEG colour block (16 photo pixels) of a colour the prediction puts above
+:data:`predistort.photofit.CLIPPED`, zero elsewhere (where nothing clips, the noise-free one-ray δ is the
+prototype's own error, not the photo's).
+
 Each photo is fitted twice in the same run: as the fit is (the baseline), then with the correction.
 ``--photo``: a photo's JSON (``bench/cycles.py photos``: its JPEG beside it); ``--setup``: one of
 ``bench/calibrate.py``'s Mitsuba setups (setup1..setup5), rendered here.
@@ -23,6 +27,7 @@ Each photo is fitted twice in the same run: as the fit is (the baseline), then w
 import argparse
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -63,7 +68,19 @@ def jpeg_bias(model, theta, jpeg):
     return torch.from_numpy((through - without).reshape(-1, 3).astype(np.float64))
 
 
-def fitted(name, base, true, photo, corrected):
+def near_clip(model, theta, block_px=16):
+    """[w·h, 1]: 1 within `block_px` photo pixels of a colour predicted above CLIPPED at θ, else 0."""
+    w, h = model.work_size
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    s, t = torch.from_numpy((cols.ravel() + 0.5) / w), torch.from_numpy((rows.ravel() + 0.5) / h)
+    light = trace.look(model.texture, model.rays(theta, s, t)) * theta[11:14]
+    bright = (light.numpy() >= photofit.CLIPPED).any(-1).reshape(h, w).astype(np.uint8)
+    side = 2 * math.ceil(block_px * w / model.photo_size[0]) + 1
+    near = cv2.dilate(bright, np.ones((side, side), np.uint8)).reshape(-1, 1) > 0
+    return torch.from_numpy(near.astype(np.float64))
+
+
+def fitted(name, base, true, photo, corrected, only_near_clip=False):
     """One fit of `photo` (JPEG bytes), with or without the correction: a table row."""
     image = Image.open(io.BytesIO(photo))
     jpeg = {"qtables": image.quantization, "subsampling": JpegImagePlugin.get_sampling(image)}
@@ -71,7 +88,11 @@ def fitted(name, base, true, photo, corrected):
     def choose(model, theta):
         CHOOSE(model, theta)
         if corrected:
-            model.observed = model.observed - jpeg_bias(model, torch.as_tensor(theta), jpeg)[model.pixels]
+            theta = torch.as_tensor(theta)
+            delta = jpeg_bias(model, theta, jpeg)
+            if only_near_clip:
+                delta = delta * near_clip(model, theta)
+            model.observed = model.observed - delta[model.pixels]
 
     photofit.Model.choose_pixels = choose
     start = time.perf_counter()
@@ -104,15 +125,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--photo", action="append", help="a photo's JSON (bench/cycles.py photos)")
     p.add_argument("--setup", action="append", help="a Mitsuba setup of bench/calibrate.py (setup1..setup5)")
+    p.add_argument("--near-clip", action="store_true", help="δ only near the colours predicted near white")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "calibrate_jpeg.md"))
     args = p.parse_args()
     rows = []
     for name, base, true, photo in photos(args):
         for corrected in (False, True):
-            rows.append(fitted(name, base, true, photo, corrected))
+            rows.append(fitted(name, base, true, photo, corrected, args.near_clip))
             print(rows[-1], flush=True)
     command = " ".join(["python bench/calibrate_jpeg.py"] + [f"--photo {x}" for x in args.photo or []]
-                       + [f"--setup {x}" for x in args.setup or []])
+                       + [f"--setup {x}" for x in args.setup or []] + (["--near-clip"] if args.near_clip else []))
     text = ("# Calibrate: the JPEG modelled (a prototype) against the fit as it is\n\n"
             f"`{command}`, {time.strftime('%Y-%m-%d')}, this machine (2 shared cores). See the script's docstring.\n\n"
             "| photo | fit | camera (mm) | ball (mm) | IOR | seconds |\n|---|---|---:|---:|---:|---:|\n"
