@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
 import calibrate as bench_calibrate  # noqa: E402  (bench/calibrate.py)
+from calibrate_phone import write  # noqa: E402  (bench/calibrate_phone.py)
 from predistort import photofit, trace  # noqa: E402
 from predistort.calibrate import CalibrationError, calibrate, linear_to_srgb, srgb_to_linear  # noqa: E402
 from predistort.scene import SceneConfig  # noqa: E402
@@ -139,9 +140,7 @@ def main():
             f"`{command}`, {time.strftime('%Y-%m-%d')}, this machine (2 shared cores). See the script's docstring.\n\n"
             "| photo | fit | camera (mm) | ball (mm) | IOR | seconds |\n|---|---|---:|---:|---:|---:|\n"
             + "\n".join(rows) + "\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write(args.out, text)
 
 
 if __name__ == "__main__":

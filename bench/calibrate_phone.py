@@ -74,6 +74,13 @@ def render_by_trace(config, texture):
     return (image / total).reshape(height, width, 3)
 
 
+def write(path, text):
+    """Write a results table `text` to `path` (its folder made) and show it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+    print(text)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--truth", action="append", required=True, help="a photo's JSON (bench/cycles.py photos)")
@@ -108,9 +115,7 @@ def main():
             "true setup, then put through `bench/cycles.py`'s phone stage by stage (see the script's docstring).\n\n"
             "| photo | stage | exposure | camera (mm) | ball (mm) | IOR | seconds |\n|---|---|---:|---:|---:|---:|---:|\n"
             + "\n".join(rows) + "\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write(args.out, text)
 
 
 if __name__ == "__main__":
