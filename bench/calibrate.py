@@ -71,6 +71,13 @@ def from_folder(folder):
         yield truth.stem, base, true, photo.read_bytes()
 
 
+def errors(fitted, true):
+    """The fitted scene's camera and ball centre distances from the true setup's, mm."""
+    unit = true.units_mm
+    return (np.linalg.norm(np.subtract(fitted.camera_origin, true.camera_origin)) * unit,
+            np.linalg.norm(np.subtract(fitted.sphere_center, true.sphere_center)) * unit)
+
+
 def final_ratio(fitted, true, size=(128, 96), spp=1024):
     """The instant solve made for `fitted` against the one made for `true`, both *rendered* by Mitsuba in the
     true setup (a `size` film, a texture of its width, `spp` samples a pixel, the same seed for both) and
@@ -120,9 +127,7 @@ def main():
             print(rows[-1], flush=True)
             continue
         seconds = time.perf_counter() - start
-        unit = true.units_mm
-        camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * unit
-        ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * unit
+        camera, ball = errors(fit.scene, true)
         rendered, predicted = final_ratio(fit.scene, true)
         rows.append(f"| {name} | {camera:.2f} | {ball:.2f} | {abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | "
                     f"{abs(fit.scene.fov - true.fov):.2f} | {fit.residual['markers']} | {seconds:.1f} | "

@@ -103,9 +103,7 @@ def fitted(name, base, true, photo, corrected, only_near_clip=False):
         return f"| {name} | {'corrected' if corrected else 'as is'} | refused: {e} | | | |"
     finally:
         photofit.Model.choose_pixels = CHOOSE
-    unit = true.units_mm
-    camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * unit
-    ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * unit
+    camera, ball = bench_calibrate.errors(fit.scene, true)
     return (f"| {name} | {'corrected' if corrected else 'as is'} | {camera:.2f} | {ball:.2f} | "
             f"{abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | {time.perf_counter() - start:.1f} |")
 

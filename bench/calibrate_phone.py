@@ -33,7 +33,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
-from calibrate import nominal  # noqa: E402  (bench/calibrate.py)
+from calibrate import errors, nominal  # noqa: E402  (bench/calibrate.py)
 from cycles import phone  # noqa: E402  (bench/cycles.py)
 from predistort import chart, trace  # noqa: E402
 from predistort.calibrate import CalibrationError, calibrate  # noqa: E402
@@ -103,9 +103,7 @@ def main():
                 rows.append(f"| {Path(path).stem} | {stage} | {options['exposure']:.2f} | refused: {e} | | | |")
                 print(rows[-1], flush=True)
                 continue
-            unit = true.units_mm
-            camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * unit
-            ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * unit
+            camera, ball = errors(fit.scene, true)
             rows.append(f"| {Path(path).stem} | {stage} | {options['exposure']:.2f} | {camera:.2f} | {ball:.2f} | "
                         f"{abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | {time.perf_counter() - start:.1f} |")
             print(rows[-1], flush=True)
