@@ -6,6 +6,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     scene       the scene as a small typed config (scenes/*.json) and its Mitsuba dict
     render      the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
     images      load any uploaded picture as a texture; save, compare, measure (L1, PSNR)
+    encoding    how a photo's pixels were encoded: the sRGB curve, and its JPEG's tables to repeat what it did
     procedural  generated training pictures, never a photograph
     weights     save / load / push: safetensors + config.json, local folder or Hugging Face Hub repo
     physical    a real setup in millimetres (ball, material, distances, field of view) <-> the scene config

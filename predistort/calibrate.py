@@ -4,8 +4,9 @@ The fit, in physical phases (:func:`calibrate`):
 
 1. *The photo.* Read upright (EXIF orientation, :func:`predistort.images.load_image`), its 35 mm-equivalent
    focal length from EXIF when it states one (``FocalLengthIn35mmFilm``; ``focal_mm`` overrides), its
-   sRGB encoding undone, shrunk to :data:`WORK_SIDE` pixels on its long side in linear light. Too dark a
-   photo is refused before anything else.
+   sRGB encoding undone, shrunk to :data:`WORK_SIDE` pixels on its long side in linear light, and, for a
+   JPEG, its quantisation tables kept (phase 4 models what they did near clipped colours). Too dark a photo
+   is refused before anything else.
 2. *Markers → camera.* OpenCV's ArUco detector finds the chart's markers (:mod:`predistort.chart`, whose
    layout gives each corner's place on the print); a marker that disagrees with the others' pose, e.g. one
    decoded in the ball's rim, is dropped by ``cv2.solvePnPRansac``; the detector's inset (every corner a few
@@ -25,6 +26,8 @@ The fit, in physical phases (:func:`calibrate`):
    ball's centre, its IOR and the exposure fitted to the print's points and the photo's colours inside the
    ball and beside it, first at the scene's IOR, then with the IOR free within its material's spread; then
    the focal length's profile along the depth–focal valley (with EXIF too, its whole millimetres a prior).
+   Each time the fitted pixels are chosen again, a JPEG's bias near the colours predicted clipped is taken
+   off the photo's (:meth:`predistort.photofit.Model.jpeg_bias`).
 5. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
    at :func:`film_for` pixels, everything else from the input scene), each quantity against its nominal value
    with the fit's standard uncertainty (from the Gauss–Newton covariance scaled by the residuals' spread:
@@ -49,6 +52,7 @@ from PIL import Image
 from . import backend, chart, trace
 from .photofit import IOR_PRIOR, Model, fit, profile_focal
 from .printview import align_print
+from .encoding import jpeg_encoding, linear_to_srgb, srgb_to_linear
 from .images import ImageError, load_image
 from .target import camera_frame
 
@@ -99,17 +103,6 @@ def _focal_35mm(source):
         return None
 
 
-def srgb_to_linear(x):
-    """sRGB-encoded values in [0, 1] → linear light."""
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(x):
-    """Linear light in [0, 1] → sRGB-encoded values."""
-    x = np.clip(x, 0, 1)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
-
-
 def tan_half_fov(focal_35mm, width, height):
     """tan(horizontal fov / 2) of a `width` × `height` photo whose 35 mm-equivalent focal length is given."""
     return DIAGONAL_35MM / (2 * focal_35mm) * width / math.hypot(width, height)
@@ -119,11 +112,13 @@ def tan_half_fov(focal_35mm, width, height):
 class Photo:
     """A photo ready to fit: ``rgb`` [H, W, 3] uint8 upright at full size, ``linear`` [h, w, 3] float64 linear
     light at the work size, ``linear_full`` [H, W, 3] float32 linear light at full size (the print's
-    alignment), ``focal_35mm`` (None if unknown)."""
+    alignment), ``focal_35mm`` (None if unknown), ``jpeg`` how its file was compressed
+    (:func:`predistort.encoding.jpeg_encoding`; None if not a JPEG)."""
     rgb: np.ndarray
     linear: np.ndarray
     linear_full: np.ndarray
     focal_35mm: float = None
+    jpeg: dict = None
 
     @property
     def size(self):
@@ -146,7 +141,8 @@ def read_photo(source, focal_mm=None):
     if scale < 1:
         size = (max(8, round(width * scale)), max(8, round(height * scale)))
         linear = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
-    return Photo(rgb, linear.astype(np.float64), full, focal_mm if focal_mm else _focal_35mm(source))
+    return Photo(rgb, linear.astype(np.float64), full, focal_mm if focal_mm else _focal_35mm(source),
+                 jpeg_encoding(source))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -513,8 +509,13 @@ def _calibrate(config, photo, focal_mm, progress):
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
     starts = []
     for candidate in scan:
-        theta = start_for(model, config, circle, candidate)
+        try:
+            theta = start_for(model, config, circle, candidate)
+        except CalibrationError:             # a focal length far off: the ball it puts shows too little colour
+            continue
         starts.append((model.cost(theta), candidate, theta))
+    if not starts:
+        raise CalibrationError(MESSAGES["ball"])
     _, tan_x, theta = min(starts, key=lambda x: x[0])
     start_for(model, config, circle, tan_x)
     say(0.3, f"{len(ids)} markers, ball found: fitting the camera, the ball and its IOR")

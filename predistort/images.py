@@ -44,7 +44,7 @@ SUPPORTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
 REDUCING_GAP = 2              # cheap integer downscaling stops at twice the final size; LANCZOS does the rest
 
 # EXIF orientation tag value -> the transpose that makes the picture upright (ImageOps.exif_transpose's table).
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 _ORIENTATION_TAG = 0x0112
@@ -113,7 +113,7 @@ def _load(source, min_side=None, exact=None):
                 raise ImageError(f"This image file is damaged or incomplete ({_reason(e)}). It may have "
                                  f"been cut short while uploading or saving; save or export it again and "
                                  f"upload the new file.") from None
-        orientation = _orientation(im)                   # after load: a PNG may keep its EXIF after the pixels
+        orientation = exif_orientation(im)               # after load: a PNG may keep its EXIF after the pixels
 
         out = _to_basic_mode(im, notes, bits16)          # now L, LA, RGB or RGBA, 8 bits per channel
         if min_side:
@@ -125,8 +125,8 @@ def _load(source, min_side=None, exact=None):
         out = _to_rgb(out, notes)
         # ImageOps.exif_transpose's table, applied here, last, to the smallest image. The tag was read from
         # the file itself: the conversions above keep no TIFF tags, so exif_transpose could not see it now.
-        if orientation in _UPRIGHT:
-            out = out.transpose(_UPRIGHT[orientation])
+        if orientation in UPRIGHT:
+            out = out.transpose(UPRIGHT[orientation])
             verb = {3: "rotated", 6: "rotated", 8: "rotated", 2: "flipped", 4: "flipped"}.get(
                 orientation, "rotated and flipped")
             notes.append(f"{verb} upright from EXIF orientation {orientation}")
@@ -224,11 +224,11 @@ def _check_size(w, h):
                          f"or smaller) and upload it again.")
 
 
-def _orientation(im):
+def exif_orientation(im):
     """The EXIF orientation (1..8; 1 = already upright). A broken EXIF block counts as upright."""
     try:
         value = im.getexif().get(_ORIENTATION_TAG, 1)
-        return int(value) if value in _UPRIGHT else 1
+        return int(value) if value in UPRIGHT else 1
     except Exception:
         return 1
 

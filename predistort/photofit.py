@@ -16,6 +16,12 @@ The colours fitted (:meth:`Model.choose_pixels`) are those the model gets right:
 the markers' sharp edges (2 × 2 rays a pixel alias them; the aligned print already holds them at full size),
 and each colour the prediction puts near white (:data:`CLIPPED`).
 
+*The photo's JPEG* (:meth:`Model.jpeg_bias`): where a colour bends into its clip, a JPEG block loses the
+cosines that drew the bend, and after decoding the convex sRGB curve turns that ringing into a bias of the
+linear mean, enough to move the fitted ball by half a millimetre on an over-exposed photo. So at the fit's
+choices of pixels, the prediction near a clipped colour is put through the photo's own JPEG (its quantisation
+tables and subsampling) and the bias found there is taken off the photo's colours.
+
 The fit (:func:`fit`), in two physical moves:
 
 1. *Levenberg–Marquardt* on the Huber cost (:data:`HUBER`), in coordinates where the *depth–focal valley* is
@@ -35,6 +41,7 @@ import numpy as np
 import torch
 
 from . import trace
+from .encoding import jpeg_round_trip, linear_to_srgb, srgb_to_linear
 
 FIT_PIXELS = 9000                # at most this many pixels in the colour fit ...
 BALL_SHARE = 0.9                 # ... this share of them inside the ball (the print beside it: the pose)
@@ -44,6 +51,8 @@ RIM_PX = 1.0                     # ... and beside it from this many work pixels 
 CORNER_PX = 1.0                  # a marker corner's noise, photo pixels, once calibrate.undo_inset has undone the inset
 CLIPPED = 0.85                   # colours predicted brighter than this (linear) are left out of the colour fit:
                                  # within a phone's noise at white (σ ≈ 0.03: ~1000 electrons) of the clip
+JPEG_BLOCK_PX = 16               # the JPEG's bias is modelled within a colour block (8 chroma samples at 2 × 2
+                                 # subsampling: photo pixels) of a colour predicted above CLIPPED, zero elsewhere
 COLOUR_NOISE = 0.02              # a pixel's colour noise (linear, after the exposure gain)
 IOR_PRIOR = 0.05                 # the IOR's spread about the scene's (a material's: glasses from 1.45 to 1.55)
 FOCAL_PRIOR = 0.5 / math.sqrt(3)   # an EXIF focal length's uncertainty, mm: phones round it to whole millimetres
@@ -77,6 +86,7 @@ class Model:
         self.rotation0, self.tan_x0 = torch.from_numpy(rotation0), tan_x0
         self.focal_mm = focal_mm                      # EXIF's focal length (35 mm-equivalent; tan_x0 is its), or None
         self.work = photo.linear
+        self.jpeg = getattr(photo, "jpeg", None)      # the photo's JPEG encoding (encoding.jpeg_encoding), or None
         h, w = self.work.shape[:2]
         self.work_size = (w, h)
         full_w, full_h = photo.size
@@ -149,10 +159,11 @@ class Model:
         radius = self.config.sphere_radius
         return self.work_size[0] / (2 * tan_x) * radius / torch.sqrt(distance ** 2 - radius ** 2)
 
-    def choose_pixels(self, theta):
+    def choose_pixels(self, theta, jpeg=False):
         """The pixels of the colour fit: inside the ball up to IMPACT_FIT (those whose landing points are on the
         colour field, not a marker's slot), and beside it from RIM_PX work pixels past its edge, off the markers'
-        slots; none clipped; at most FIT_PIXELS, BALL_SHARE of them inside the ball, each kind evenly spread."""
+        slots; none clipped; at most FIT_PIXELS, BALL_SHARE of them inside the ball, each kind evenly spread.
+        With `jpeg`, the photo's colours there are corrected for its JPEG's bias at θ (:meth:`jpeg_bias`)."""
         theta = torch.as_tensor(theta)
         w, h = self.work_size
         j, i = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
@@ -179,7 +190,8 @@ class Model:
         # near the clip, and a choice by the photo's own value would keep the ones its noise made darker. So the
         # choice is by the prediction at θ (noise-free: unbiased), colour by colour (each clips on its own): a
         # pixel's colours predicted above CLIPPED are left out, and a pixel with none left.
-        channels = (trace.look(self.texture, traced) * theta[11:14]).numpy() < CLIPPED
+        light = (trace.look(self.texture, traced) * theta[11:14]).numpy()
+        channels = light < CLIPPED
         unclipped = channels.any(-1)
         # The ball's inside tells the depth–focal valley apart, the print beside it mostly the pose that the
         # markers tell too: the ball gets BALL_SHARE of the pixels (more if the print beside it has fewer).
@@ -188,8 +200,56 @@ class Model:
         index = np.sort(np.concatenate([ball, _evenly(beside, FIT_PIXELS - len(ball))]))
         self.pixels = torch.from_numpy(index)
         self.observed = torch.from_numpy(self.work.reshape(-1, 3)[index])
+        if jpeg and self.jpeg is not None:
+            bright = ~channels.all(-1).reshape(h, w)
+            if bright.any():
+                self.observed = self.observed - self.jpeg_bias(theta, bright)[index]
         self.inside = torch.from_numpy(hit[index])
         self.channels = torch.from_numpy(channels[index].astype(np.float64))     # [N, 3]: 1 fitted, 0 left out
+
+    def jpeg_bias(self, theta, bright):
+        """δ [w·h, 3]: what the photo's JPEG adds to the work-size linear colours of the prediction at θ, within
+        :data:`JPEG_BLOCK_PX` photo pixels of `bright` ([h, w] bool: work pixels with a colour above CLIPPED),
+        zero elsewhere.
+
+        1. *The prediction at full size*, 2 × 2 rays a photo pixel (the gains applied, clipped at 1 as the
+           sensor clips), traced only near `bright`: out to two blocks, so that every block a near pixel's
+           footprint touches is whole, with the neighbour the decoder's chroma upsampling reads.
+        2. *Its JPEG*: sRGB-encoded to 8 bits, saved with the photo's own tables and read back
+           (:func:`predistort.encoding.jpeg_round_trip`).
+        3. *The bias*: both shrunk to the work size in linear light, as the photo is; δ is their difference.
+           Where nothing clips, the noise-free prediction's own aliasing and JPEG differ from the photo's as
+           much as the JPEG's bias itself: there δ is zero.
+
+        Limits: no sensor noise in the prediction; the photo's encoder is taken to be Pillow's (libjpeg) with
+        the file's tables."""
+        w, h = self.work_size
+        width, height = self.photo_size
+        block = math.ceil(JPEG_BLOCK_PX * w / width)                     # a JPEG block, in work pixels (≥ 1)
+        near = cv2.dilate(bright.astype(np.uint8), np.ones((2 * block + 1,) * 2, np.uint8))
+        wanted = cv2.dilate(near, np.ones((4 * block + 3,) * 2, np.uint8))
+        wanted = cv2.resize(wanted, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+        # 1. the prediction at full size, near the clip: 2 × 2 rays a photo pixel (a camera's pixel integrates
+        # over its area; one ray would alias the texture and the rim, and the JPEG's ringing with them), the
+        # mean clipped as the sensor clips each of its pixels
+        rows, cols = np.nonzero(wanted)
+        light = np.zeros((height, width, 3))
+        for k in range(0, len(rows), 1 << 18):                         # a quarter of a million pixels at a time
+            r, c = rows[k:k + (1 << 18)], cols[k:k + (1 << 18)]
+            for dx in (0.25, 0.75):
+                for dy in (0.25, 0.75):
+                    traced = self.rays(theta, torch.from_numpy((c + dx) / width), torch.from_numpy((r + dy) / height))
+                    light[r, c] += (trace.look(self.texture, traced) * theta[11:14]).numpy() / 4
+        light = light.clip(0, 1)
+        # 2. through the photo's JPEG
+        codes = np.round(linear_to_srgb(light) * 255).astype(np.uint8)
+        decoded = jpeg_round_trip(codes, self.jpeg)
+        # 3. the bias at the work size, near the clip only
+        table = srgb_to_linear(np.arange(256) / 255).astype(np.float32)
+        through = cv2.resize(table[decoded], (w, h), interpolation=cv2.INTER_AREA)
+        without = cv2.resize(table[codes], (w, h), interpolation=cv2.INTER_AREA)
+        delta = (through - without).astype(np.float64) * near[..., None]
+        return torch.from_numpy(delta.reshape(-1, 3))
 
     def residuals(self, theta):
         """All residuals, in noise units: the print's points, colours, the EXIF focal length's prior when given, the IOR's."""
@@ -254,16 +314,17 @@ def valley_basis(model, theta):
 def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=(), covariance=True):
     """Levenberg–Marquardt on ``model``'s robust cost from `theta`, in the coordinates of :func:`valley_basis`
     (Gauss–Newton steps on the Huber-weighted residuals, kept when the Huber cost falls), at most `iterations`
-    (default :data:`ITERATIONS`); the fitted pixels are chosen again at the iterations `reselect`, and the
-    coordinates `fixed` (indices into :data:`NAMES`) stay as they are. Returns ``(θ, covariance, residuals)``,
-    the covariance over every coordinate (None unless `covariance`: it costs another Jacobian)."""
+    (default :data:`ITERATIONS`); the fitted pixels are chosen again, the photo's JPEG bias at θ with them
+    (:meth:`Model.jpeg_bias`), at the iterations `reselect`, and the coordinates `fixed` (indices into
+    :data:`NAMES`) stay as they are. Returns ``(θ, covariance, residuals)``, the covariance over every
+    coordinate (None unless `covariance`: it costs another Jacobian)."""
     theta = theta.clone()
     free = [k for k in range(len(theta)) if k not in fixed]
     damping = 1e-3
     r = model.residuals(theta)
     for iteration in range(ITERATIONS if iterations is None else iterations):
-        if iteration in reselect:                                   # the fitted pixels follow the ball
-            model.choose_pixels(theta)
+        if iteration in reselect:                  # the fitted pixels follow the ball; the JPEG's bias at θ
+            model.choose_pixels(theta, jpeg=True)
             r = model.residuals(theta)
         weights = _huber_weights(r)
         cost = _huber_cost(r)
