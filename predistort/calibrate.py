@@ -52,7 +52,7 @@ from PIL import Image
 from . import backend, chart, trace
 from .photofit import IOR_PRIOR, Model, fit, profile_focal
 from .printview import align_print
-from .encoding import jpeg_encoding, linear_to_srgb, srgb_to_linear
+from .encoding import jpeg_encoding, linear_8bit, linear_to_srgb
 from .images import ImageError, load_image
 from .target import camera_frame
 
@@ -135,7 +135,7 @@ def read_photo(source, focal_mm=None):
     width, height = image.size
     # Light adds up in linear units: undo sRGB first (a table of the 256 codes), then average blocks down to
     # the work size.
-    full = srgb_to_linear(np.arange(256) / 255).astype(np.float32)[rgb]
+    full = linear_8bit(rgb)
     linear = full
     scale = WORK_SIDE / max(width, height)
     if scale < 1:

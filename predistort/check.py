@@ -28,7 +28,8 @@ import cv2
 import numpy as np
 import torch
 
-from .calibrate import CalibrationError, srgb_to_linear
+from .calibrate import CalibrationError
+from .encoding import srgb_to_linear
 from .images import ImageError, load_image
 from .probe_cache import transport_for
 from .solve import solve

@@ -1,6 +1,7 @@
 """How a photo's pixels were encoded: the sRGB curve both ways, and its JPEG's tables, to repeat what the JPEG did.
 
     srgb_to_linear(x), linear_to_srgb(x)   the sRGB curve (arrays in [0, 1])
+    linear_8bit(codes)                     8-bit sRGB codes → float32 linear light (one table for every reader)
     jpeg_encoding(source)                  a JPEG file's quantisation tables, chroma subsampling and EXIF
                                            orientation, or None for any other file
     jpeg_round_trip(rgb, encoding)         upright uint8 pixels as they come back from a JPEG with that encoding
@@ -31,6 +32,15 @@ def linear_to_srgb(x):
     """Linear light in [0, 1] → sRGB-encoded values."""
     x = np.clip(x, 0, 1)
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+_LINEAR_8BIT = srgb_to_linear(np.arange(256) / 255).astype(np.float32)
+
+
+def linear_8bit(codes):
+    """uint8 sRGB `codes` (any shape) → float32 linear light, by a table of the 256 codes: the photo as the fit
+    reads it, and the prediction's JPEG as :meth:`predistort.photofit.Model.jpeg_bias` reads it, the same."""
+    return _LINEAR_8BIT[codes]
 
 
 def jpeg_encoding(source):

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from . import trace
-from .encoding import jpeg_round_trip, linear_to_srgb, srgb_to_linear
+from .encoding import jpeg_round_trip, linear_8bit, linear_to_srgb
 
 FIT_PIXELS = 9000                # at most this many pixels in the colour fit ...
 BALL_SHARE = 0.9                 # ... this share of them inside the ball (the print beside it: the pose)
@@ -190,8 +190,7 @@ class Model:
         # near the clip, and a choice by the photo's own value would keep the ones its noise made darker. So the
         # choice is by the prediction at θ (noise-free: unbiased), colour by colour (each clips on its own): a
         # pixel's colours predicted above CLIPPED are left out, and a pixel with none left.
-        light = (trace.look(self.texture, traced) * theta[11:14]).numpy()
-        channels = light < CLIPPED
+        channels = (trace.look(self.texture, traced) * theta[11:14]).numpy() < CLIPPED
         unclipped = channels.any(-1)
         # The ball's inside tells the depth–focal valley apart, the print beside it mostly the pose that the
         # markers tell too: the ball gets BALL_SHARE of the pixels (more if the print beside it has fewer).
@@ -245,9 +244,8 @@ class Model:
         codes = np.round(linear_to_srgb(light) * 255).astype(np.uint8)
         decoded = jpeg_round_trip(codes, self.jpeg)
         # 3. the bias at the work size, near the clip only
-        table = srgb_to_linear(np.arange(256) / 255).astype(np.float32)
-        through = cv2.resize(table[decoded], (w, h), interpolation=cv2.INTER_AREA)
-        without = cv2.resize(table[codes], (w, h), interpolation=cv2.INTER_AREA)
+        through = cv2.resize(linear_8bit(decoded), (w, h), interpolation=cv2.INTER_AREA)
+        without = cv2.resize(linear_8bit(codes), (w, h), interpolation=cv2.INTER_AREA)
         delta = (through - without).astype(np.float64) * near[..., None]
         return torch.from_numpy(delta.reshape(-1, 3))
 
