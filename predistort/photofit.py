@@ -226,8 +226,10 @@ class Model:
         width, height = self.photo_size
         block = math.ceil(JPEG_BLOCK_PX * w / width)                     # a JPEG block, in work pixels (≥ 1)
         near = cv2.dilate(bright.astype(np.uint8), np.ones((2 * block + 1,) * 2, np.uint8))
-        wanted = cv2.dilate(near, np.ones((4 * block + 3,) * 2, np.uint8))
-        wanted = cv2.resize(wanted, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+        # The photo pixels to trace: the near pixels' footprints, and two blocks (photo pixels, not work pixels:
+        # a block is a small part of a work pixel's reach on a large photo) around them.
+        wanted = cv2.resize(near, (width, height), interpolation=cv2.INTER_NEAREST)
+        wanted = cv2.dilate(wanted, np.ones((4 * JPEG_BLOCK_PX + 3,) * 2, np.uint8)).astype(bool)
         # 1. the prediction at full size, near the clip: 2 × 2 rays a photo pixel (a camera's pixel integrates
         # over its area; one ray would alias the texture and the rim, and the JPEG's ringing with them), the
         # mean clipped as the sensor clips each of its pixels
