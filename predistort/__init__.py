@@ -1,9 +1,10 @@
-"""predistort: learn to pre-distort a texture so that, seen through a glass sphere, it looks undistorted.
+"""predistort: pre-distort a picture so that, seen through an optical object (glass or mirror), it looks right.
 
 Modules, one job each (imports go one way: an arrow of this list never points back up):
     version     the package's version
     backend     choose the Mitsuba variant, refuse an LLVM that would crash, the render lock, torch threads
-    scene       the scene as a small typed config (scenes/*.json) and its Mitsuba dict
+    objects     the optical objects of a world: sphere, cylinder, cone, mesh; mirror or glass; safe mesh files
+    scene       the one scene type, a world in millimetres (print, objects, camera, target), and its Mitsuba dict
     render      the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
     images      load any uploaded picture as a texture; save, compare, measure (L1, PSNR)
     encoding    how a photo's pixels were encoded: the sRGB curve, and its JPEG's tables to repeat what it did

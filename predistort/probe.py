@@ -59,15 +59,18 @@ import torch
 import torch.nn.functional as F
 
 from . import backend
-from .scene import DEFAULT, SceneConfig
+from .scene import DEFAULT, SceneConfig, roles
 
 # torch's sparse CSR tensors work well for what is used here; their "beta" notices would only add noise.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
-PROBE_VERSION = 2              # bump when the probe's output changes (its constants below included: tests/test_solve.py
+PROBE_VERSION = 3              # bump when the probe's output changes (its constants below included: tests/test_solve.py
                                # pins them to this version): old cache files are then ignored
-CHAINS = ("", "R", "TT", "TRT", "TRRT")   # specular chains traced: R = reflect, T = refract at the sphere
+CHAINS = ("", "R", "TT", "TRT", "TRRT")   # the ball's specular chains: R = reflect, T = refract at the sphere
+BALL_DEPTH = 4                 # ... i.e. paths of up to four events through the ball world (depth_for)
+MAX_DEPTH = 8                  # events followed at most in any other world (a rod's internal reflections)
+MIN_WEIGHT = 1e-4              # ... where a path lighter than this is dropped (its weight: info['pruned'])
 PRUNE = 1e-3                   # entries of A below this are dropped (rows rescaled to keep their sums)
 CALIBRATE_SPP = 256            # samples per pixel of the two calibration renders
 CALIBRATE_BLUR = 4.0           # σ (pixels of the calibration renders) of the blur that keeps the factor smooth
@@ -102,6 +105,8 @@ class Transport:
     val: torch.Tensor
     b: torch.Tensor
     info: dict = field(default_factory=dict)
+    cover: torch.Tensor = None
+    through: torch.Tensor = None
 
     def __post_init__(self):
         self.crow, self.col = self.crow.to(torch.int32).contiguous(), self.col.to(torch.int32).contiguous()
@@ -109,8 +114,22 @@ class Transport:
 
     @property
     def resolution(self):
-        """The texture's side R (A has R² columns)."""
+        """The texture's long side R (a square texture: A has R² columns)."""
         return self.config.resolution
+
+    @property
+    def texture_shape(self):
+        """The texture's ``(rows, columns)`` (A has rows·columns columns)."""
+        return self.config.texture_shape
+
+    def masks(self):
+        """``(silhouette, through)`` [H, W] bool: the pixels whose camera ray first meets an object (more than
+        half of the pixel), and those of them whose light comes from the print (at least half of it)."""
+        width, height = self.film_size
+        if self.cover is None:
+            raise ValueError("this transport was measured without its object masks: probe it again")
+        silhouette = (self.cover > 0.5).reshape(height, width)
+        return silhouette, silhouette & (self.through > 0.5).reshape(height, width)
 
     @property
     def film_size(self):
@@ -120,7 +139,8 @@ class Transport:
     @property
     def shape(self):
         """A's ``(pixels, texels)``."""
-        return (self.config.film_pixels, self.resolution ** 2)
+        rows, cols = self.texture_shape
+        return (self.config.film_pixels, rows * cols)
 
     @property
     def nnz(self):
@@ -176,13 +196,12 @@ class Transport:
     @property
     def seen(self):
         """[R, R] bool: texels that some pixel sees (the rest never show in the render)."""
-        r = self.resolution
-        return (self.step > 0).reshape(r, r)
+        return (self.step > 0).reshape(self.texture_shape)
 
     def render(self, texture):
-        """The predicted render ``A·T + b`` [..., H, W, 3] of `texture` [..., R, R, 3] (any batch shape)."""
+        """The predicted render ``A·T + b`` [..., H, W, 3] of `texture` [..., rows, cols, 3] (any batch shape)."""
         width, height = self.film_size
-        x, unflatten = flatten(texture, self.resolution, out=(height, width))
+        x, unflatten = flatten(texture, self.texture_shape, out=(height, width))
         with backend.one_thread():
             y = self.A @ x + self.b[:, None]
         return unflatten(y)
@@ -194,27 +213,31 @@ class Transport:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        save_file({"crow": self.crow, "col": self.col, "val": self.val, "b": self.b}, str(tmp),
+        masks = {} if self.cover is None else {"cover": self.cover.contiguous(), "through": self.through.contiguous()}
+        save_file({"crow": self.crow, "col": self.col, "val": self.val, "b": self.b, **masks}, str(tmp),
                   metadata={"config": json.dumps(self.config.to_dict()), "info": json.dumps(self.info),
                             "probe_version": str(PROBE_VERSION)})
         os.replace(tmp, path)                                       # readers never see half a file
         return path
 
     @classmethod
-    def load(cls, path):
-        """Read a file written by :meth:`save`; raises ValueError if it is unreadable or of another version."""
+    def load(cls, path, config=None):
+        """Read a file written by :meth:`save`; raises ValueError if it is unreadable or of another version.
+        `config`: the scene it is expected to be (a world with meshes is rebuilt from it, not from the file)."""
         from safetensors import safe_open
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in ("crow", "col", "val", "b")}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:   # any corruption means: probe again
             raise ValueError(f"cannot read transport {path}: {e}") from None
         if meta.get("probe_version") != str(PROBE_VERSION):
             raise ValueError(f"transport {path} is from probe version {meta.get('probe_version')}, "
                              f"not {PROBE_VERSION}")
-        transport = cls(SceneConfig.from_dict(json.loads(meta["config"])), tensors["crow"], tensors["col"],
-                        tensors["val"], tensors["b"], json.loads(meta.get("info", "{}")))
+        recorded = json.loads(meta["config"])
+        scene = config if config is not None and config.to_dict() == recorded else SceneConfig.from_dict(recorded)
+        transport = cls(scene, tensors["crow"], tensors["col"], tensors["val"], tensors["b"],
+                        json.loads(meta.get("info", "{}")), cover=tensors.get("cover"), through=tensors.get("through"))
         transport.prepare()
         return transport
 
@@ -272,60 +295,105 @@ def flatten(texture, resolution, out=None):
 # Tracing: the camera's specular chains through the sphere, as a tree, one band of film rows at a time
 # ---------------------------------------------------------------------------------------------------------
 def _trace_band(scene, config, side, row0, row1):
-    """Follow every chain of :data:`CHAINS` from the film positions of fine rows ``row0 .. row1 - 1`` (a grid
-    of ``side`` = (W·n, H·n) positions over the film).
+    """Follow every camera sample of fine rows ``row0 .. row1 − 1`` (a grid of ``side`` = (W·n, H·n) positions
+    over the film) through the world's specular chains, as a tree.
 
-    Returns ``(sample, u, v, weight)`` for the chains that end on the plane (sample index on the fine grid,
-    the plane's uv, the product of Fresnel weights) and ``env`` [(row1 − row0)·W·n]: the summed weight of
-    the chains that escape to the environment.
+    At each node every live path is intersected once, then, by what it met:
+
+    - *the print*: the path ends there; its uv and weight are a hit;
+    - *nothing*: it escapes to the white environment; its weight goes to ``env``;
+    - *a black cap*: it ends, dark;
+    - *a mirror*: it goes on reflected, weight unchanged;
+    - *glass*: it splits into the reflected path (weight × F, Fresnel) and the refracted one (× 1 − F; total
+      internal reflection gives F = 1), the glass's IOR against air from whichever side it meets it.
+
+    Paths deeper than :func:`depth_for` events, or lighter than its weight threshold, are dropped, and the
+    weight they carried is summed in ``pruned``. Each node's live paths are compacted before the next
+    intersection, so the cost follows the paths, not the tree.
+
+    Returns ``(hits, env, first, through, pruned)``: ``hits`` = (sample index on the fine grid, u, v, weight)
+    of the paths that end on the print; ``env`` [(row1 − row0)·W·n]; ``first`` [same] 1 where the sample's
+    first hit is an object; ``through`` [same] the weight that reaches the print after meeting an object.
     """
     import drjit as dr
     import mitsuba as mi
 
     (side_x, side_y) = side
     count = (row1 - row0) * side_x
+    max_depth, min_weight = depth_for(config)
     sensor = scene.sensors()[0]
-    plane = mi.ShapePtr(next(s for s in scene.shapes() if s.id() == "textured_plane"))
+    role_of = roles(config)
+    kinds = [(mi.ShapePtr(s), _ROLE_CODE.get(role_of.get(s.id(), "print"), GLASS), role_of.get(s.id()))
+             for s in scene.shapes()]
+    plane_id = next(s.id() for s in scene.shapes() if s.id() == "textured_plane")     # noqa: F841 (must exist)
+    env, first, through = torch.zeros(count), torch.zeros(count), torch.zeros(count)
+    hits, pruned = [], 0.0
+
+    def node(ray, weight, sample, level):
+        nonlocal pruned
+        si = scene.ray_intersect(ray)
+        kind, ior = dr.zeros(mi.UInt32, dr.width(ray.o)), dr.full(mi.Float, 1.5, dr.width(ray.o))
+        for ptr, code, role in kinds:
+            here = si.is_valid() & (si.shape == ptr)
+            kind = dr.select(here, code, kind)
+            if code == GLASS:
+                ior = dr.select(here, float(role), ior)
+        wi = si.to_local(-ray.d)
+        fresnel, cos_t, _, eta_ti = mi.fresnel(mi.Frame3f.cos_theta(wi), ior)
+        reflected = si.spawn_ray(si.to_world(mi.reflect(wi)))
+        refracted = si.spawn_ray(si.to_world(mi.refract(wi, cos_t, eta_ti)))
+        # One kernel per node: everything it yields is evaluated together, each ray intersected once.
+        dr.eval(kind, fresnel, si.uv, reflected, refracted)
+        kind = torch.from_numpy(np.array(kind)).long()
+        fresnel = torch.from_numpy(np.array(fresnel))
+        on_plane, escaped = kind == PRINT, kind == ESCAPE
+        if on_plane.any():
+            uv = torch.from_numpy(np.array(si.uv))
+            hits.append((sample[on_plane] + row0 * side_x, uv[0][on_plane], uv[1][on_plane], weight[on_plane]))
+            if level > 0:
+                through.index_add_(0, sample[on_plane], weight[on_plane])
+        env.index_add_(0, sample[escaped], weight[escaped])
+        if level == 0:
+            first[sample[kind >= MIRROR]] = 1.0
+        mirror, glass = kind == MIRROR, kind == GLASS
+        children = ((reflected, torch.where(mirror, weight, torch.where(glass, weight * fresnel, 0.0))),
+                    (refracted, torch.where(glass, weight * (1 - fresnel), 0.0)))
+        del si
+        for child_ray, child_weight in children:
+            live = child_weight > min_weight
+            if level + 1 > max_depth:
+                pruned += float(child_weight[live].sum())
+                continue
+            pruned += float(child_weight[~live].sum())
+            if live.any():
+                node(_gather(child_ray, live), child_weight[live], sample[live], level + 1)
+
     idx = dr.arange(mi.UInt32, count) + dr.opaque(mi.UInt32, row0 * side_x)   # opaque: one kernel for all bands
     film_pos = mi.Point2f((mi.Float(idx % side_x) + 0.5) / side_x, (mi.Float(idx // side_x) + 0.5) / side_y)
-    hits, env = [], torch.zeros(count)
-    branches = {p: [c for c in "RT" if any(ch.startswith(p + c) for ch in CHAINS)]
-                for p in {ch[:k] for ch in CHAINS for k in range(len(ch) + 1)}}
-
-    def follow(path, ray, weight, alive):
-        # One node of the tree: intersect, record the chain that ends here, spawn the chains that go on.
-        si = scene.ray_intersect(ray, alive)
-        on_plane = alive & si.is_valid() & (si.shape == plane)
-        on_sphere = alive & si.is_valid() & ~on_plane
-        children = []
-        if branches[path]:
-            # Smooth dielectric: Fresnel F decides the split between reflection and refraction.
-            wi = si.to_local(-ray.d)
-            fresnel, cos_t, _, eta_ti = mi.fresnel(mi.Frame3f.cos_theta(wi), config.sphere_ior)
-            for c in branches[path]:
-                if c == "T":
-                    wo, w = mi.refract(wi, cos_t, eta_ti), weight * (1 - fresnel)
-                else:
-                    wo, w = mi.reflect(wi), weight * fresnel
-                children.append((path + c, si.spawn_ray(si.to_world(wo)), w))
-        ends = path in CHAINS
-        escaped = alive & ~si.is_valid()
-        # One kernel per node: everything this node yields is evaluated together, each ray intersected once.
-        dr.eval(on_sphere, *children, *((si.uv, on_plane, escaped, weight) if ends else ()))
-        if ends:
-            w = torch.from_numpy(np.array(weight))
-            env.add_(torch.where(torch.from_numpy(np.array(escaped)), w, 0.0))
-            hit = torch.from_numpy(np.array(on_plane)).nonzero().squeeze(1)
-            uv = torch.from_numpy(np.array(si.uv))                              # [2, count]
-            hits.append((hit + row0 * side_x, uv[0][hit], uv[1][hit], w[hit]))
-        del si
-        for child_path, child_ray, child_weight in children:
-            follow(child_path, child_ray, child_weight, on_sphere)   # continues only if it met the sphere
-
     with dr.suspend_grad():
         ray, _ = sensor.sample_ray(0.0, 0.5, film_pos, mi.Point2f(0.5, 0.5))   # pinhole: no lens sample
-        follow("", ray, dr.full(mi.Float, 1.0, count), dr.full(mi.Bool, True, count))
-    return [torch.cat(parts) for parts in zip(*hits)], env
+        node(ray, torch.ones(count), torch.arange(count), 0)
+    return [torch.cat(parts) for parts in zip(*hits)], env, first, through, pruned
+
+
+ESCAPE, PRINT, BLACK, MIRROR, GLASS = 0, 1, 2, 3, 4        # what a path met (codes of _trace_band's nodes)
+_ROLE_CODE = {"print": PRINT, "black": BLACK, "mirror": MIRROR}
+
+
+def depth_for(config):
+    """``(events, weight)``: how deep :func:`_trace_band` follows paths, and the weight below which it drops
+    one. The ball world keeps the five chains it was measured with (direct, R, TT, TRT, TRRT: four events,
+    nothing dropped by weight), so its transports and every number measured on them stay as they were;
+    any other world goes :data:`MAX_DEPTH` events deep and drops paths under :data:`MIN_WEIGHT`."""
+    return (BALL_DEPTH, 0.0) if config.is_ball_world else (MAX_DEPTH, MIN_WEIGHT)
+
+
+def _gather(ray, keep):
+    """The rays of `ray` where `keep` [N] (a torch bool mask) is true, as a new, compact Ray3f."""
+    import mitsuba as mi
+    index = mi.UInt32(keep.nonzero().squeeze(1).to(torch.int32).numpy().astype(np.uint32))
+    import drjit as dr
+    return mi.Ray3f(dr.gather(mi.Point3f, ray.o, index), dr.gather(mi.Vector3f, ray.d, index))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -368,24 +436,44 @@ def _band_matrix(width, height, n, py0, py1):
                                    ((py1 - py0) * width, (fy1 - fy0) * side))
 
 
-def _sample_matrix(res, side, fy0, fy1, sample, u, v, weight):
-    """S for the fine rows ``fy0 .. fy1 − 1`` [(fy1 − fy0)·side, R²]: each traced sample's bilinear lookup of
-    the bitmap (wrap mode repeat) times its chain's weight. `sample` etc. are the hits in those rows; two
-    hits of one sample on the same texel add up (S has one entry per sample and texel)."""
-    x, y = u * res - 0.5, v * res - 0.5                          # texel coordinates (texel centres at integers)
+def _sample_matrix(shape, side, fy0, fy1, sample, u, v, weight):
+    """S for the fine rows ``fy0 .. fy1 − 1`` [(fy1 − fy0)·side, rows·cols]: each traced sample's bilinear
+    lookup of the bitmap (``shape`` = its (rows, cols); wrap mode repeat) times its chain's weight. `sample`
+    etc. are the hits in those rows; two hits of one sample on the same texel add up (S has one entry per
+    sample and texel)."""
+    th, tw = shape
+    m, texels = (fy1 - fy0) * side, th * tw
+    if sample.numel() == 0:                                      # no sample of these rows reached the print
+        return torch.sparse_csr_tensor(torch.zeros(m + 1, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
+                                       torch.zeros(0), (m, texels))
+    x, y = u * tw - 0.5, v * th - 0.5                            # texel coordinates (texel centres at integers)
     x0, y0 = torch.floor(x), torch.floor(y)
     fx, fy = x - x0, y - y0
     x0, y0 = x0.long(), y0.long()
     rows = (sample - fy0 * side).repeat(4)
-    cols = torch.cat([((y0 + dy) % res) * res + (x0 + dx) % res for dy in (0, 1) for dx in (0, 1)])
+    cols = torch.cat([((y0 + dy) % th) * tw + (x0 + dx) % tw for dy in (0, 1) for dx in (0, 1)])
     vals = torch.cat([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx]) * weight.repeat(4)
-    key, order = torch.sort(rows * (res * res) + cols)
+    key, order = torch.sort(rows * texels + cols)
     key, counts = torch.unique_consecutive(key, return_counts=True)
     vals = torch.segment_reduce(vals[order], "sum", lengths=counts)
-    m = (fy1 - fy0) * side
     crow = torch.zeros(m + 1, dtype=torch.int64)
-    crow[1:] = torch.cumsum(torch.bincount(key // (res * res), minlength=m), 0)
-    return torch.sparse_csr_tensor(crow, key % (res * res), vals, (m, res * res))
+    crow[1:] = torch.cumsum(torch.bincount(key // texels, minlength=m), 0)
+    return torch.sparse_csr_tensor(crow, key % texels, vals, (m, texels))
+
+
+def _refuse_blind(config, cover, through):
+    """Raise ValueError, saying what to move, when the camera sees none of the objects or nothing it sees in
+    them comes from the print (`cover`, `through`: the per-pixel maps of :func:`probe`)."""
+    if config.is_ball_world:
+        return                                   # checked by the scene itself, and the ball always shows the print
+    if not cover.max() > 0:
+        raise ValueError("The camera sees none of the objects: aim camera.target at them, or widen camera.fov.")
+    if not through.max() > 1e-3:
+        if config.has_mirror:
+            raise ValueError("Nothing seen in the mirror comes from the print: the mirror reflects the sky. Raise "
+                             "the camera (look down at the mirror) or make the print larger.")
+        raise ValueError("Nothing seen through the objects comes from the print: move the print behind the "
+                         "objects as the camera sees them, or make it larger.")
 
 
 def _blur(image, sigma):
@@ -418,7 +506,7 @@ def _calibration(config, gain_traced, spp, small, renderer=None):
     if renderer is None or renderer.config != small:
         renderer = Renderer(small)
     # Coordinate textures 0 and 1: their difference is each pixel's true gain, environment lighting included.
-    zero = torch.zeros(small.resolution, small.resolution, 3)
+    zero = torch.zeros(*small.texture_shape, 3)
     b_rendered = renderer.render(zero, spp=spp, seed=0).cpu().mean(-1)
     gain_rendered = renderer.render(zero + 1, spp=spp, seed=0).cpu().mean(-1) - b_rendered
     traced = gain_traced.reshape(1, 1, height, width)
@@ -469,30 +557,41 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     renderer = renderer or Renderer(config)
     if renderer.config != config:
         raise ValueError("probe(): the renderer draws another scene than `config`")
-    res = config.resolution                      # texture side
+    tex_rows, tex_cols = config.texture_shape    # the texture's grid
     width, height = config.film_size             # film
     n, prune = supersampling or sampling_for(config)[0], sampling_for(config)[1] if prune is None else prune
     side, side_y = width * n, height * n         # the fine grid of camera samples: side × side_y
 
     # 1. Trace, in bands of fine rows.
     band_rows = max(1, BAND_SAMPLES // side)
-    parts, env, first_hit = [], [], [0]          # the hits of trace band i are first_hit[i] .. first_hit[i+1]
+    parts, env, first, through, pruned = [], [], [], [], 0.0
+    first_hit = [0]                              # the hits of trace band i are first_hit[i] .. first_hit[i+1]
     for row0 in range(0, side_y, band_rows):
         row1 = min(side_y, row0 + band_rows)
-        report(TRACE * row0 / side_y, f"tracing the sphere's light paths ({row0 // n}/{height} rows)")
+        report(TRACE * row0 / side_y, f"tracing the objects' light paths ({row0 // n}/{height} rows)")
         with backend.RENDER_LOCK:
-            band, band_env = _trace_band(renderer.scene, config, (side, side_y), row0, row1)
+            band, band_env, band_first, band_through, band_pruned = _trace_band(
+                renderer.scene, config, (side, side_y), row0, row1)
+        if not band:                             # no sample of this band reached the print
+            band = [torch.zeros(0, dtype=torch.int64), torch.zeros(0), torch.zeros(0), torch.zeros(0)]
         parts.append(band)
         env.append(band_env)
+        first.append(band_first)
+        through.append(band_through)
+        pruned += band_pruned
         first_hit.append(first_hit[-1] + band[0].numel())
     sample, u, v, weight = (torch.cat(p) for p in zip(*parts))
     del parts
     env = torch.cat(env).reshape(side_y, side)
 
-    # 2. Gain and environment per pixel: K applied to dense maps of the samples (the bilinear weights sum to 1).
+    # 2. Gain and environment per pixel: K applied to dense maps of the samples (the bilinear weights sum to 1);
+    #    the share of each pixel that sees an object, and what reaches the print through them.
     b = _filter_image(env, width, height, n).reshape(-1)
     per_sample = torch.zeros(side * side_y).index_add_(0, sample, weight).reshape(side_y, side)
     gain_traced = _filter_image(per_sample, width, height, n).reshape(-1)
+    cover = _filter_image(torch.cat(first).reshape(side_y, side), width, height, n).reshape(-1)
+    through = _filter_image(torch.cat(through).reshape(side_y, side), width, height, n).reshape(-1)
+    _refuse_blind(config, cover, through)
     del env, per_sample
     factor, calibration = torch.ones(width * height), None
     if calibrate_spp:
@@ -522,7 +621,7 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
             # The hits K's band sees: those of the trace bands that cover its fine rows, then the rows.
             lo, hi = first_hit[fy0 // band_rows], first_hit[min(len(first_hit) - 1, (fy1 - 1) // band_rows + 1)]
             here = (sample[lo:hi] >= fy0 * side) & (sample[lo:hi] < fy1 * side)
-            S = _sample_matrix(res, side, fy0, fy1, *(x[lo:hi][here] for x in (sample, u, v, weight)))
+            S = _sample_matrix((tex_rows, tex_cols), side, fy0, fy1, *(x[lo:hi][here] for x in (sample, u, v, weight)))
             A = K @ S
             crow, cols, vals = A.crow_indices(), A.col_indices(), A.values().float()
             rows = torch.repeat_interleave(torch.arange(crow.numel() - 1), crow[1:] - crow[:-1])
@@ -541,13 +640,14 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     # SpGEMM leaves each row's columns unordered; transposing twice sorts them (A·x gathers x in order).
     crow, col, val = torch.cat(crow_parts), torch.cat(col_parts), torch.cat(val_parts)
     del crow_parts, col_parts, val_parts
-    transposed = _transpose(crow.to(torch.int32), col, val, res * res)
+    transposed = _transpose(crow.to(torch.int32), col, val, tex_rows * tex_cols)
     crow, col, val = _transpose(*transposed, width * height)
     report(1.0, "light transport measured")
-    info = {"method": "traced specular chains " + ",".join(c or "direct" for c in CHAINS),
-            "supersampling": n, "prune": prune, "calibration": calibration, "nnz": nnz,
+    depth, min_weight = depth_for(config)
+    info = {"method": f"traced specular chains, up to {depth} events, paths under {min_weight:g} dropped",
+            "pruned": round(pruned / (side * side_y), 6), "supersampling": n, "prune": prune, "calibration": calibration, "nnz": nnz,
             "variant": backend.init(), "seconds": round(time.perf_counter() - start, 2)}
-    transport = Transport(config, crow, col, val, b, info)
+    transport = Transport(config, crow, col, val, b, info, cover=cover, through=through)
     transport._derive(transposed)
     transport.info["seconds"] = round(time.perf_counter() - start, 2)
     return transport

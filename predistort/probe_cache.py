@@ -113,7 +113,7 @@ def transport_for(config=DEFAULT, renderer=None, cache=True, progress=None):
         transport = None
         if path.exists():
             try:
-                transport = Transport.load(path)
+                transport = Transport.load(path, config)
             except (ValueError, OSError):
                 transport = None
             with contextlib.suppress(OSError):                      # a read-only cache is still read

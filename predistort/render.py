@@ -57,9 +57,9 @@ class Renderer:
         return mi.render(self.scene, self.params, spp=spp, seed=seed, seed_grad=seed_grad)
 
     def _check(self, texture):
-        shape = (self.resolution, self.resolution, 3)
+        shape = (*self.config.texture_shape, 3)
         if tuple(texture.shape) != shape:
-            raise ValueError(f"This renderer's scene is {self.resolution}×{self.resolution}: expected a texture of "
+            raise ValueError(f"This renderer's scene is {shape[1]}×{shape[0]}: expected a texture of "
                              f"shape {list(shape)}, got {list(texture.shape)}. Resize the texture or build a "
                              f"Renderer for its resolution.")
         return texture.to(self.device, torch.float32)

@@ -230,6 +230,10 @@ def test_the_probe_constants_are_pinned_to_the_probe_version():
     from predistort import probe
     pinned = {2: dict(CHAINS=("", "R", "TT", "TRT", "TRRT"), PRUNE=1e-3, CALIBRATE_SPP=256, CALIBRATE_BLUR=4.0,
                       CALIBRATE_RESOLUTION=128, FILTER_STDDEV=0.5, SUPERSAMPLING=3, SAMPLE_SPACING=2 / 3,
-                      COVER_SPACING=1.5, MAX_SAMPLES=1 << 24)}
+                      COVER_SPACING=1.5, MAX_SAMPLES=1 << 24),
+              # 3: any world (mirrors, glass, several objects); object masks stored; the ball's A unchanged
+              3: dict(CHAINS=("", "R", "TT", "TRT", "TRRT"), BALL_DEPTH=4, MAX_DEPTH=8, MIN_WEIGHT=1e-4, PRUNE=1e-3,
+                      CALIBRATE_SPP=256, CALIBRATE_BLUR=4.0, CALIBRATE_RESOLUTION=128, FILTER_STDDEV=0.5,
+                      SUPERSAMPLING=3, SAMPLE_SPACING=2 / 3, COVER_SPACING=1.5, MAX_SAMPLES=1 << 24)}
     assert probe.PROBE_VERSION in pinned, "a new PROBE_VERSION: add its constants to this table"
     assert {name: getattr(probe, name) for name in pinned[probe.PROBE_VERSION]} == pinned[probe.PROBE_VERSION]
