@@ -112,6 +112,8 @@ def cmd_apply(args):
     tolerance = _tolerance(args)                       # bad values: one line before anything is probed
     backend.init()
     scene = _scene(args)
+    if not scene.is_ball_world:
+        return _apply_world(args, scene, tolerance)
     model = None
     bundled = args.weights == weights.BUNDLED            # the default model adapts to any scene (see below)
     if args.method != "solve":
@@ -171,6 +173,51 @@ def cmd_apply(args):
           f"{m['psnr_initial']:.2f} -> {m['psnr_final']:.2f} dB (probe {m['probe_seconds']:.1f} s, pre-distortion "
           f"{m['apply_seconds']:.2f} s); wrote predistorted.png, texture.png, render_initial.png, render_final.png, "
           f"comparison.png, metrics.json to {args.out_dir}")
+    return 0
+
+
+def _probe_bar():
+    """A ``progress(fraction, message)`` that opens a tqdm bar on stderr at its first call (a probe that
+    really runs), and the list of bars to close."""
+    from .probe import tqdm_progress
+    bar = []
+
+    def progress(fraction, message):
+        if not bar:
+            bar.append(tqdm_progress(desc="probe", file=sys.stderr))
+        bar[0](fraction, message)
+    return progress, bar
+
+
+def _apply_world(args, scene, tolerance):
+    """``apply`` on a world other than the tutorial's ball: the instant solve over the pixels that show the
+    target (:mod:`predistort.worldsolve`)."""
+    from .worldsolve import load_picture, predistort_world
+    if args.method != "solve" and args.weights != weights.BUNDLED:
+        raise ValueError("Trained weights exist for the glass ball only: pre-distort this setup with --method solve.")
+    if not tolerance.exact or args.refine:
+        raise ValueError("--tolerance-mm and --refine work on the glass ball only for now: leave them out for "
+                         "this setup.")
+    if args.fit == "exact":
+        raise ValueError("--fit exact needs a square texture; for this setup use --fit crop (the centre) or resize.")
+    progress, bar = _probe_bar()
+    try:
+        result = predistort_world(load_picture(args.texture), scene, fit=args.fit, spp=args.spp, progress=progress)
+    finally:
+        for b in bar:
+            b.close()
+    result.metrics.update({"texture_file": str(args.texture), "pre-distorted with": "the instant solve"})
+    result.save(args.out_dir)
+    m = result.metrics
+    w, h = m["texture"]
+    mirror = (f"; the mirror's error {m['mirror_error']:.4f} (printed plain: {m['mirror_error_plain']:.4f})"
+              if "mirror_error" in m else "")
+    print(f"Pre-distorted for {m['world']}: a {w}×{h} print texture. L1 over the target {m['l1_initial']:.4f} -> "
+          f"{m['l1_final']:.4f} (ratio {m['l1_ratio']:.3f}; over the objects {m['silhouette']['l1_ratio']:.3f})"
+          f"{mirror}. Probe {m['probe_seconds']:.1f} s, solve {m['solve_seconds']:.2f} s. Wrote predistorted.png, "
+          f"texture.png, target.png, render_initial.png, render_final.png, comparison.png, metrics.json to "
+          f"{args.out_dir}; print it with: python -m predistort print --scene {args.scene} --texture "
+          f"{args.out_dir}/predistorted.png --out-dir PRINT")
     return 0
 
 
@@ -258,11 +305,40 @@ def cmd_advise(args):
     return 0
 
 
+def _print_world(args, scene):
+    """``print`` for a world: its texture (or a picture pre-distorted at 300 dpi) at the print's true size."""
+    import numpy as np
+    from .images import load_image
+    from .printout import MIN_DPI, texture_resolution_for, write_world_print
+    if args.picture:
+        from .worldsolve import load_picture, predistort_world
+        backend.init()
+        side = texture_resolution_for(max(scene.plane.size) * scene.units_mm, MIN_DPI)
+        progress, bar = _probe_bar()
+        try:
+            texture = predistort_world(load_picture(args.picture, longest=side), scene.replace(resolution=side),
+                                       progress=progress).predistorted.numpy()
+        finally:
+            for b in bar:
+                b.close()
+    else:
+        texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
+    pdf, png = write_world_print(texture, scene, args.out_dir)
+    w, h = (s * scene.units_mm for s in scene.plane.size)
+    print(f"Wrote {pdf} and {png}: a {w:.0f} × {h:.0f} mm print with each object's outline. Print at 100 %.")
+    return 0
+
+
 def cmd_print(args):
     import numpy as np
     from .images import load_image
     from .printout import MIN_DPI, predistort_for_print, print_image, write_print
 
+    if args.scene:
+        from .scene import SceneConfig
+        scene = SceneConfig.load(args.scene)
+        if not scene.is_ball_world:
+            return _print_world(args, scene)
     setup = _setup(args)
     if args.picture:      # pre-distort at the print's own resolution, on the camera's film
         from .probe import tqdm_progress

@@ -239,9 +239,11 @@ class Solid:
             return self.mesh()[0]
         u, v, a = frame(self.axis)
         t = np.linspace(0, 2 * np.pi, count, endpoint=False)[:, None]
-        ring = np.asarray(self.base) + self.radius * (np.cos(t) * u + np.sin(t) * v)
-        top = ring + self.height * a if self.shape == "cylinder" else (np.asarray(self.base) + self.height * a)[None]
-        return np.concatenate([ring, top])
+        ring = self.radius * (np.cos(t) * u + np.sin(t) * v)
+        levels = np.linspace(0, 1, 9)                               # rings up the side, base to top (or apex)
+        shrink = np.ones_like(levels) if self.shape == "cylinder" else 1 - levels
+        return np.concatenate([np.asarray(self.base) + k * ring + f * self.height * a
+                               for f, k in zip(levels, shrink)])
 
     def contains(self, point):
         """Whether `point` [3] lies inside the solid (a mesh: inside its bounding box)."""

@@ -164,3 +164,95 @@ def write_print(texture, setup, out_dir, min_dpi=MIN_DPI):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return write_pdf(texture, setup, out / "print.pdf", min_dpi), write_png(texture, setup, out / "print.png", min_dpi)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Any world: the print of any aspect, with where each object stands and where the camera goes
+# -------------------------------------------------------------------------------------------------------------
+def footprints(config):
+    """Each object's outline on the print, as the print's texture coordinates [N, 2] (u across, v down):
+    the convex hull of the object seen straight down onto the print (a cylinder's circle, a cone's base, a
+    mesh's shadow), closed."""
+    import cv2
+    outlines = []
+    normal = np.asarray(config.plane.normal)
+    for solid in config.objects:
+        points = solid.points(180)
+        flat = points - ((points - config.plane.center) @ normal)[:, None] * normal
+        uv = config.plane.uv(flat)
+        hull = cv2.convexHull(uv.astype(np.float32))[:, 0]
+        outlines.append(np.concatenate([hull, hull[:1]]))
+    return outlines
+
+
+def world_lines(config):
+    """The world's setup, in the words printed under its picture (millimetres from the print's centre)."""
+    mm = config.units_mm
+    plane = config.plane
+    right, up, normal = (np.asarray(v) for v in (plane.right, plane.up, plane.normal))
+
+    def place(point):
+        rel = (np.asarray(point) - plane.center) * mm
+        return (f"{rel @ right:+.0f} mm right, {rel @ up:+.0f} mm towards the top edge, {rel @ normal:.0f} mm "
+                f"above the print")
+    lines = [f"Objects: {'; '.join(o.describe('mm') for o in config.objects)} — stand each on its outline."]
+    lines.append(f"Camera (lens): {place(config.camera_origin)}; aimed at the point {place(config.camera_target)}; "
+                 f"{config.fov:.3g}° across its {config.film_size[0]}×{config.film_size[1]} picture.")
+    w, h = (s * mm for s in plane.size)
+    lines.append(f"Print: {w:.1f} × {h:.1f} mm. Print at 100 % (no \"fit to page\"); the bar is {BAR_MM:g} mm long.")
+    return lines
+
+
+def write_world_print(texture, config, out_dir, min_dpi=MIN_DPI, title="predistort: pre-distorted print"):
+    """Write ``print.pdf`` (one page: the print at its true size, each object's outline, the setup in words,
+    a scale bar) and ``print.png`` (its DPI set to print at the true size) for a world; returns both paths.
+    `texture`: [rows, cols, 3] in [0, 1], the print's aspect (``apply``'s predistorted.png)."""
+    import textwrap
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    array = texture.detach().cpu().numpy() if isinstance(texture, torch.Tensor) else np.asarray(texture)
+    w_mm, h_mm = (s * config.units_mm for s in config.plane.size)
+    if array.ndim != 3 or not math.isclose(array.shape[1] / array.shape[0], w_mm / h_mm, rel_tol=0.02):
+        raise ValueError(f"the texture is {array.shape[1]}×{array.shape[0]} pixels, but the print is "
+                         f"{w_mm:g} × {h_mm:g} mm: pass the texture made for this setup (apply's predistorted.png)")
+    image = Image.fromarray((np.clip(array, 0, 1) * 255 + 0.5).astype(np.uint8), "RGB")
+    factor = max(1, math.ceil(min_dpi * w_mm / MM_PER_INCH / image.width))
+    if factor > 1:
+        image = image.resize((image.width * factor, image.height * factor), Image.BILINEAR)
+    dpi = image.width / (w_mm / MM_PER_INCH)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    image.save(out / "print.png", dpi=(dpi, dpi))
+
+    m = dict(MARGIN_MM)
+    width = w_mm + m["left"] + m["right"]
+    chars = max(40, int(w_mm / TEXT_MM_PER_CHAR))
+    lines = [wrapped for line in world_lines(config) for wrapped in textwrap.wrap(line, chars)]
+    m["bottom"] = max(m["bottom"], 14 + LINE_MM * len(lines) + 10)
+    height = h_mm + m["top"] + m["bottom"]
+    fig = Figure(figsize=(width / MM_PER_INCH, height / MM_PER_INCH))
+
+    def box(x, y, w, h):
+        return [x / width, y / height, w / width, h / height]
+    ax = fig.add_axes(box(m["left"], m["bottom"], w_mm, h_mm))
+    ax.imshow(np.asarray(image), interpolation="none", extent=(0, 1, 0, 1), aspect="auto")
+    for outline in footprints(config):                   # u across, v down the picture: y = 1 − v
+        ax.plot(outline[:, 0], 1 - outline[:, 1], color="black", lw=0.6, ls="--")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_axis_off()
+    page = fig.add_axes(box(0, 0, width, height), zorder=-1)
+    page.set_xlim(0, width)
+    page.set_ylim(0, height)
+    page.set_axis_off()
+    page.add_patch(Rectangle((m["left"], m["bottom"]), w_mm, h_mm, fill=False, lw=0.3, color="0.6"))
+    page.text(m["left"], height - 8, f"{title} · TOP ↑ (the print's up edge)", fontsize=9, va="center")
+    for i, line in enumerate(lines):
+        page.text(m["left"], m["bottom"] - 14 - LINE_MM * i, line, fontsize=6.5, va="center")
+    bar_y = m["bottom"] - 14 - LINE_MM * len(lines) - 2
+    page.add_line(Line2D([m["left"], m["left"] + BAR_MM], [bar_y, bar_y], lw=1.5, color="black"))
+    page.text(m["left"] + BAR_MM + 3, bar_y, f"{BAR_MM:g} mm", fontsize=6.5, va="center")
+    fig.savefig(out / "print.pdf", format="pdf")
+    return out / "print.pdf", out / "print.png"

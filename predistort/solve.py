@@ -167,3 +167,47 @@ def applies(thing, config):
     if differ:
         return False, f"{kind} was made for another scene ({', '.join(differ)}). {fix}"
     return True, f"{kind} was made for this scene."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Any world: the solve over the pixels that show the target
+# ---------------------------------------------------------------------------------------------------------
+def rows_of(transport, pixels):
+    """``(A_sub, b_sub)``: the rows of the transport's A and b for the film pixels where `pixels` [H, W] holds."""
+    keep = pixels.reshape(-1)
+    lengths = (transport.crow[1:] - transport.crow[:-1]).long()
+    entries = torch.repeat_interleave(keep, lengths)
+    crow = torch.zeros(int(keep.sum()) + 1, dtype=torch.int64)
+    crow[1:] = torch.cumsum(lengths[keep], 0)
+    A = torch.sparse_csr_tensor(crow.to(torch.int32), transport.col[entries], transport.val[entries],
+                                (int(keep.sum()), transport.shape[1]))
+    return A, transport.b[keep]
+
+
+@torch.no_grad()
+def solve_pixels(target, pixels, transport, start, iterations=None, l2_iterations=None, delta=HUBER_DELTA):
+    """The texture [rows, cols, 3] whose predicted render is closest to `target` [H, W, 3] over the film
+    pixels `pixels` [H, W] (bool) only: the rest of the film (a mirror world's direct view of the print, the
+    sky) is not aimed at. `start` [rows, cols, 3]: the texture the solve starts from, which the texels no
+    chosen pixel sees keep (white paper for a mirror, the plain print for glass). Same schedule and loss as
+    :func:`solve`."""
+    from .probe import _transpose, majoriser_step, scale_rows
+    if not pixels.any():
+        raise ValueError("No pixel of the film shows the target through the objects: aim the camera at them.")
+    width, height = transport.film_size
+    if iterations is None:
+        iterations, default_l2 = iterations_for(max(width, height))
+        l2_iterations = default_l2 if l2_iterations is None else l2_iterations
+    elif l2_iterations is None:
+        l2_iterations = L2_ITERATIONS
+    A, b = rows_of(transport, pixels)
+    At = torch.sparse_csr_tensor(*_transpose(A.crow_indices(), A.col_indices(), A.values(), A.shape[1]),
+                                 (A.shape[1], A.shape[0]))
+    step = majoriser_step(A, At)
+    t = torch.as_tensor(target, dtype=torch.float32).reshape(-1, 3)[pixels.reshape(-1)]
+    x, unflatten = flatten(start, transport.texture_shape)
+    deltas = [10.0] * l2_iterations + [delta] * (iterations - l2_iterations)
+    with backend.solver_threads():
+        x = iterate(A, scale_rows(At, step), b[:, None] - t, x.clamp(0, 1), [1.0] * iterations,
+                    deltas[:iterations], momentum_schedule(iterations, l2_iterations))
+    return unflatten(x)

@@ -137,3 +137,109 @@ def target_for(picture, config):
     if is_on_axis_framing(config):
         return torch.as_tensor(picture, dtype=torch.float32)
     return ball_free_view(picture, config)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Any world: the target rectangle (given, the print, or a mirror's card), and the pixels it covers
+# ---------------------------------------------------------------------------------------------------------
+def fit_picture(picture, aspect, fit="crop"):
+    """The picture [h, w, 3] fitted to `aspect` (width ÷ height): ``crop`` keeps its centre (nothing
+    squashed), ``resize`` keeps it whole (squashed). Returns a view or a copy, [h', w', 3]."""
+    picture = torch.as_tensor(picture)
+    h, w = picture.shape[:2]
+    if fit == "resize" or math.isclose(w / h, aspect, rel_tol=1e-3):
+        return picture
+    if fit != "crop":
+        raise ValueError(f"fit must be crop or resize for a world's picture, got {fit!r}")
+    if w / h > aspect:                                           # too wide: cut its sides
+        keep = max(1, round(h * aspect))
+        return picture[:, (w - keep) // 2:(w - keep) // 2 + keep]
+    keep = max(1, round(w / aspect))
+    return picture[(h - keep) // 2:(h - keep) // 2 + keep]
+
+
+def on_print(picture, config, fit="crop"):
+    """The picture printed plain on the world's print: a texture [rows, cols, 3] of the print's aspect (the
+    baseline a pre-distortion is scored against, and the glass solve's start)."""
+    rows, cols = config.texture_shape
+    picture = fit_picture(picture, cols / rows, fit).permute(2, 0, 1)[None].float()
+    return torch.nn.functional.interpolate(picture, size=(rows, cols), mode="area" if picture.shape[-1] > cols
+                                           else "bilinear", align_corners=False)[0].permute(1, 2, 0).clamp(0, 1)
+
+
+def mirror_card(config):
+    """A mirror's default target: a card through the (first mirror) object's axis, facing the camera, as wide
+    and tall as the object looks from the camera (its outline's box, projected on the card's plane)."""
+    from .scene import Rect
+    solid = next(o for o in config.objects if o.mirror)
+    points = solid.points(128)
+    origin = np.asarray(config.camera_origin, np.float64)
+    if solid.shape in ("cylinder", "cone"):
+        up = np.asarray(solid.axis, np.float64)
+        centre = np.asarray(solid.base) + up / np.linalg.norm(up) * solid.height / 2
+    else:
+        up = camera_frame(config)[2]
+        centre = points.mean(0)
+    up = up / np.linalg.norm(up)
+    right = np.cross(up, origin - centre)
+    right /= np.linalg.norm(right)
+    normal = np.cross(right, up)
+    # The outline seen from the camera, projected along the camera's rays onto the card's plane.
+    d = points - origin
+    lam = ((centre - origin) @ normal) / (d @ normal)
+    on = origin + lam[:, None] * d - centre
+    x, y = on @ right, on @ up
+    mid = centre + (x.max() + x.min()) / 2 * right + (y.max() + y.min()) / 2 * up
+    return Rect(tuple(mid), tuple(right), tuple(up), (float(np.ptp(x)), float(np.ptp(y))))
+
+
+def target_rect(config):
+    """The rectangle where the picture should appear: the world's ``target``, else for a mirror its card
+    (:func:`mirror_card`), else (glass) the print itself."""
+    if config.target is not None:
+        return config.target
+    return mirror_card(config) if config.has_mirror else config.plane
+
+
+@torch.no_grad()
+def world_target(picture, config, fit="crop", supersampling=SUPERSAMPLING):
+    """What the camera should see in any world: ``(image [H, W, 3], mask [H, W] bool)``.
+
+    The picture (any size, fitted to the target's aspect as `fit` says) lies on :func:`target_rect`; each film
+    pixel is the mean of n × n camera rays that meet it (bilinear lookup, row 0 on the +up edge), and `mask`
+    holds the pixels all of whose rays meet it. For glass without a target, the rectangle is the print:
+    every pixel counts, and rays that miss the print see the white environment (the object-free view).
+    """
+    rect = target_rect(config)
+    picture = fit_picture(torch.as_tensor(picture).float(), rect.size[0] / rect.size[1], fit).double()
+    width, height = film_size(config)
+    n = supersampling
+    origin = torch.from_numpy(camera_frame(config)[0])
+    centre, right, up = (torch.tensor(v, dtype=torch.float64) for v in (rect.center, rect.right, rect.up))
+    normal = torch.cross(right, up, dim=0)
+    fy = torch.arange(height * n, dtype=torch.float64)
+    fx = torch.arange(width * n, dtype=torch.float64)
+    t, s = torch.meshgrid((fy + 0.5) / (height * n), (fx + 0.5) / (width * n), indexing="ij")
+    d = film_rays(config, s.reshape(-1), t.reshape(-1))
+    lam = ((centre - origin) @ normal) / (d @ normal)
+    rel = origin + lam[:, None] * d - centre
+    u, v = rel @ right / rect.size[0] + 0.5, 0.5 - rel @ up / rect.size[1]
+    inside = (lam > 0) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
+    colour = torch.full((d.shape[0], 3), WHITE, dtype=torch.float64)
+    colour[inside] = _bilinear_any(picture, u[inside], v[inside])
+    image = colour.reshape(height, n, width, n, 3).mean((1, 3)).float()
+    mask = inside.reshape(height, n, width, n).all(3).all(1)
+    if rect is config.plane and not config.has_mirror:
+        mask = torch.ones_like(mask)
+    return image, mask
+
+
+def _bilinear_any(picture, u, v):
+    """The picture [h, w, 3] read at uv [N] (u across, v down), bilinear between texel centres, edges clamped."""
+    h, w = picture.shape[:2]
+    x, y = (u * w - 0.5).clamp(0, w - 1), (v * h - 0.5).clamp(0, h - 1)
+    x0, y0 = torch.floor(x).long().clamp(max=w - 2 if w > 1 else 0), torch.floor(y).long().clamp(max=h - 2 if h > 1 else 0)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+    return ((1 - fy) * ((1 - fx) * picture[y0, x0] + fx * picture[y0, x1])
+            + fy * ((1 - fx) * picture[y1, x0] + fx * picture[y1, x1]))

@@ -1,0 +1,140 @@
+"""Pre-distort a picture for any world: its target, the solve over the pixels that show it, renders and scores.
+
+The phases (:func:`predistort_world`):
+
+1. *Light transport.* The world's ``render(T) = A·T + b`` (:func:`predistort.probe_cache.transport_for`),
+   with its object masks: the pixels whose camera ray first meets an object (the *silhouette*) and those of
+   them whose light comes from the print (*through*: for a mirror, its pixels that reflect the print).
+2. *Target.* The picture on :func:`predistort.target.target_rect` (the world's ``target``; a mirror's card;
+   glass: the print seen without the objects), as the camera sees it, with the pixels it covers.
+3. *Solve.* :func:`predistort.solve.solve_pixels` over the pixels that should show the picture: for a
+   mirror, the target's pixels that see the print in the mirror (the rest of the print is seen directly and
+   stays white paper), aiming at the picture × the predicted render of a white print (the picture as a
+   reflectance: how the print near the mirror is lit is not the picture's to undo); for glass, every target pixel (the objects' silhouette and the print around it),
+   starting from the picture printed plain.
+4. *Scores* (Mitsuba renders, ``spp`` samples a pixel), written to ``metrics.json`` by :func:`save`:
+
+   - ``l1_initial``, ``l1_final``, ``l1_ratio``: mean |render − target| over the target's pixels, for the
+     picture printed plain and for the pre-distortion, and their ratio (< 1: better than printing plain);
+   - ``silhouette``: the same three over the target's pixels inside the objects' silhouette;
+   - ``mirror_error`` (a world with a mirror): mean |render ÷ render of an all-white print − target| over the
+     mirror's pixels whose reflection reaches the print; the division takes out the light the mirror and
+     the room take from the print, so it measures the picture's geometry alone.
+
+Limits: the instant solve only (no trained layer, no refinement); the print's lighting is modelled per film
+pixel (:mod:`predistort.probe`'s calibration, smooth over 4 pixels), so a glass object lying on the print,
+whose sharp contact shadow the probe does not trace, is predicted 10–25 % too bright right beside the contact
+(a 20 mm glass rod on the print, measured); the texture is the print's aspect with
+``resolution`` pixels on its long side. The world's scene checks (:class:`predistort.scene.SceneConfig`) and
+the probe (a camera that sees none of the objects, a mirror that reflects only the sky) refuse with a
+sentence that says what to move.
+"""
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .images import save_png, side_by_side
+from .probe_cache import transport_for
+from .solve import solve_pixels
+from .target import on_print, world_target
+
+EVAL_SPP = 64                 # samples a pixel of the scoring renders
+
+
+@dataclass
+class WorldResult:
+    """What :func:`predistort_world` made: textures [rows, cols, 3], images [H, W, 3], masks [H, W], metrics."""
+    predistorted: torch.Tensor
+    plain: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+    render_plain: torch.Tensor
+    render_final: torch.Tensor
+    metrics: dict = field(default_factory=dict)
+
+    def save(self, out_dir):
+        """Write predistorted.png, texture.png (the picture printed plain), target.png, render_initial.png,
+        render_final.png, comparison.png and metrics.json to `out_dir`."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_png(self.predistorted, out / "predistorted.png")
+        save_png(self.plain, out / "texture.png")
+        for name, image in (("target", self.target), ("render_initial", self.render_plain),
+                            ("render_final", self.render_final)):
+            save_png(image, out / f"{name}.png")
+        side_by_side([self.target, self.render_plain, self.render_final],
+                     ["target", "printed plain", "pre-distorted"],
+                     [f"{self.metrics['pixels']} pixels", f"L1 {self.metrics['l1_initial']:.4f}",
+                      f"L1 {self.metrics['l1_final']:.4f}"]).save(out / "comparison.png")
+        (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2) + "\n")
+        return out
+
+
+def _l1(a, b, pixels):
+    return float((a - b).abs()[pixels].mean()) if pixels.any() else float("nan")
+
+
+def _scores(render_plain, render_final, target, pixels):
+    initial, final = _l1(render_plain, target, pixels), _l1(render_final, target, pixels)
+    return {"l1_initial": round(initial, 5), "l1_final": round(final, 5),
+            "l1_ratio": round(final / max(initial, 1e-12), 4), "pixels": int(pixels.sum())}
+
+
+def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, progress=None):
+    """Pre-distort `picture` [h, w, 3] (float in [0, 1], any size) for world `config`: a :class:`WorldResult`.
+
+    Parameters: ``fit`` how the picture meets the target's aspect (``crop``: its centre; ``resize``: whole,
+    squashed); ``spp`` samples a pixel of the scoring renders; ``renderer`` a
+    :class:`predistort.render.Renderer` of `config` to reuse; ``progress(fraction, message)`` for the probe.
+    """
+    from .render import Renderer
+    renderer = renderer or Renderer(config)
+    start = time.perf_counter()
+    transport = transport_for(config, renderer=renderer, progress=progress)              # 1. light transport
+    probe_seconds = time.perf_counter() - start
+    silhouette, through = transport.masks()
+    target, covered = world_target(picture, config, fit)                                  # 2. target
+    plain = on_print(picture, config, fit)
+    start = time.perf_counter()
+    if config.has_mirror:                                                                 # 3. solve
+        # The picture's reflectance in the mirror: the render ÷ that of a white print (the light the mirror
+        # and the room take from the print near it is the lighting's, not the picture's).
+        pixels = covered & through
+        white = transport.render(torch.ones_like(plain))
+        texture = solve_pixels(target * white, pixels, transport, torch.ones_like(plain))
+    else:
+        pixels = covered
+        texture = solve_pixels(target, pixels, transport, plain)
+    solve_seconds = time.perf_counter() - start
+    render_plain = renderer.render(plain, spp=spp, seed=0).cpu()                          # 4. scores
+    render_final = renderer.render(texture, spp=spp, seed=0).cpu()
+    metrics = {"world": config.describe_objects(), "resolution": config.resolution,
+               "texture": list(config.texture_size), "film": list(config.film_size), "spp": spp,
+               **_scores(render_plain, render_final, target, covered),
+               "silhouette": _scores(render_plain, render_final, target, covered & silhouette),
+               "probe_seconds": round(probe_seconds, 3), "solve_seconds": round(solve_seconds, 3),
+               "pruned": transport.info.get("pruned")}
+    if config.has_mirror:
+        white = renderer.render(torch.ones_like(plain), spp=spp, seed=1).cpu()
+        mirror = covered & through
+        seen = render_final / white.clamp_min(1e-3)
+        metrics["mirror_error"] = round(_l1(seen, target, mirror), 5)
+        metrics["mirror_error_plain"] = round(_l1(render_plain / white.clamp_min(1e-3), target, mirror), 5)
+        metrics["mirror_pixels"] = int(mirror.sum())
+    return WorldResult(texture, plain, target, covered, render_plain, render_final, metrics)
+
+
+def load_picture(source, longest=2048):
+    """A picture file as a float tensor [h, w, 3] in [0, 1] (upright, 8-bit values ÷ 255), shrunk to at most
+    `longest` pixels on its long side (a world's target never needs more)."""
+    from PIL import Image
+    from .images import load_image
+    image = load_image(source)
+    if max(image.size) > longest:
+        k = longest / max(image.size)
+        image = image.resize((max(1, round(image.width * k)), max(1, round(image.height * k))), Image.LANCZOS)
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).float().div_(255)
