@@ -15,8 +15,8 @@ from predistort import backend, methods, resources, service
 from predistort.api import (advise, advised_distance, before_after, calibrate, chart, check, check_scene, compare,
                             correctability, describe_setup, estimate, export, load_pretrained, material_ior,
                             method_info, on_method, on_pictures, page_resolution, placement, predistort,
-                            predistort_estimate, print_files, push_to_hub, stand_map, status, stop, train,
-                            use_examples, use_setup)
+                            predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
+                            train, use_examples, use_setup)
 from predistort.physical import MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
@@ -133,20 +133,21 @@ def predistort_tab(page):
                 with gr.Row(equal_height=True):
                     initial = gr.Image(label="1 · Render without pre-distortion", format="png",
                                        elem_classes="pixelated", elem_id="out-initial", buttons=["download"],
-                                       height=OUT_HEIGHT)
+                                       interactive=False, height=OUT_HEIGHT)
                     used = gr.Image(label="2 · Input texture (as used)", format="png", elem_classes="pixelated",
-                                    elem_id="out-input", buttons=["download"], height=OUT_HEIGHT)
+                                    elem_id="out-input", buttons=["download"], interactive=False, height=OUT_HEIGHT)
                     pre = gr.Image(label="3 · Pre-distorted texture", format="png", elem_classes="pixelated",
-                                   elem_id="out-predistorted", buttons=["download"], height=OUT_HEIGHT)
+                                   elem_id="out-predistorted", buttons=["download"], interactive=False,
+                                   height=OUT_HEIGHT)
                     final = gr.Image(label="4 · Render of the pre-distorted texture", format="png",
                                      elem_classes="pixelated", elem_id="out-final", buttons=["download"],
-                                     height=OUT_HEIGHT)
+                                     interactive=False, height=OUT_HEIGHT)
                 summary = gr.Markdown(label="Summary", elem_id="summary")
                 slider = gr.ImageSlider(label="Through the sphere: without ◀ ▶ with pre-distortion", type="filepath",
                                         format="png", elem_id="before-after", elem_classes="pixelated",
                                         max_height=SLIDER_HEIGHT, interactive=False)
                 download = gr.File(label="Pre-distorted texture at full resolution (lossless PNG)",
-                                   elem_id="download-predistorted")
+                                   interactive=False, elem_id="download-predistorted")
                 with gr.Accordion("Metrics (JSON)", open=False):
                     metrics = gr.JSON(label="Metrics", elem_id="metrics")
 
@@ -302,8 +303,10 @@ def glass_tab(page):
                 print_btn = gr.Button("Print: the last pre-distorted texture at true size (PDF + PNG)",
                                       elem_id="print-button")
                 with gr.Row():
-                    print_pdf = gr.File(label="PDF (print at 100 %)", elem_id="print-pdf")
-                    print_png = gr.File(label="PNG (with its DPI)", elem_id="print-png")
+                    print_pdf = gr.File(label="PDF (print at 100 %)", elem_id="print-pdf", interactive=False)
+                    print_png = gr.File(label="PNG (with its DPI)", elem_id="print-png", interactive=False)
+        calibrate_step(page)                              # inside the tab: the page keeps one row of tabs
+        world_step(page)
 
     glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
     material.change(material_ior, [material], [ball_ior], **private(material_ior))
@@ -317,7 +320,43 @@ def glass_tab(page):
     stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **RENDER)
     map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **RENDER)
     print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **RENDER)
-    calibrate_step(page)
+
+
+def world_step(page):
+    """Any optical object: a setup file (a world in millimetres), its meshes, a picture -> renders and the print."""
+    session = page.session
+    with gr.Accordion("Any object: a mirror, a glass rod, your own mesh (setup file)", open=False,
+                      elem_id="world-step"):
+        gr.Markdown("Describe the print, the objects (sphere, cylinder, cone or mesh; mirror or glass) and the "
+                    "camera in millimetres in a setup file (JSON; the README shows one, and "
+                    "`scenes/cylinder_mirror.json` is a cylinder mirror on an A3 print). The picture is "
+                    "pre-distorted for it, rendered before and after, and given as a print at its true size with "
+                    "each object's outline.")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                setup = gr.File(label="Setup file (JSON)", file_types=[".json"], elem_id="world-setup")
+                meshes = gr.File(label="Its mesh files (OBJ, PLY, STL), if any", file_count="multiple",
+                                 file_types=[".obj", ".ply", ".stl"], elem_id="world-meshes")
+                picture = gr.Image(label="Your picture", type="filepath", sources=["upload", "clipboard"],
+                                   height=200, elem_id="world-picture")
+                resolution = gr.Dropdown([256, 512, 1024], value=512, label="Print's long side (pixels)",
+                                         elem_id="world-resolution")
+                fit = gr.Radio(["crop", "resize"], value="crop", label="Fit the picture", elem_id="world-fit")
+                go = gr.Button("Pre-distort for this setup", variant="primary", elem_id="world-button")
+                pdf = gr.File(label="Print (PDF, at 100 %)", interactive=False, elem_id="world-pdf")
+            with gr.Column(scale=2):
+                summary = gr.Markdown(elem_id="world-summary")
+                with gr.Row():
+                    plain = gr.Image(label="Printed plain, seen by the camera", format="png", interactive=False)
+                    final = gr.Image(label="Pre-distorted, seen by the camera", format="png", interactive=False,
+                                     elem_id="world-render")
+                with gr.Row():
+                    target = gr.Image(label="What the camera should see", format="png", interactive=False)
+                    texture = gr.Image(label="The print (pre-distorted)", format="png", interactive=False)
+                metrics = gr.JSON(label="Metrics", visible=False)
+    go.click(predistort_world, [session, setup, meshes, picture, resolution, fit],
+             [plain, final, target, texture, pdf, metrics, summary], api_name="predistort_world",
+             preprocess=False, **RENDER)
 
 
 def calibrate_step(page):
@@ -334,12 +373,13 @@ def calibrate_step(page):
             with gr.Column(scale=1, min_width=280):
                 chart_btn = gr.Button("Download the chart (PDF + PNG)", elem_id="chart-button")
                 with gr.Row():
-                    chart_pdf = gr.File(label="Chart PDF (print at 100 %)", elem_id="chart-pdf")
-                    chart_png = gr.File(label="Chart PNG", elem_id="chart-png")
+                    chart_pdf = gr.File(label="Chart PDF (print at 100 %)", elem_id="chart-pdf", interactive=False)
+                    chart_png = gr.File(label="Chart PNG", elem_id="chart-png", interactive=False)
                 photo = gr.Image(label="Your photo of the chart through the ball", type="filepath",
                                  sources=["upload", "clipboard"], height=260, elem_id="calibration-photo")
                 calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="calibrate-button")
-                fitted_json = gr.File(label="Fitted scene (JSON, for apply --scene)", elem_id="fitted-scene")
+                fitted_json = gr.File(label="Fitted scene (JSON, for apply --scene)", elem_id="fitted-scene",
+                                      interactive=False)
             with gr.Column(scale=2):
                 overlay = gr.Image(label="The fitted setup's render over your photo", format="png",
                                    interactive=False, elem_id="calibration-overlay")
@@ -390,8 +430,8 @@ def download_tab(page):
                     "`predistort.load_model(folder)`) and the side-by-side figure of the last results.")
         export_btn = gr.Button("Prepare downloads", variant="primary")
         with gr.Row():
-            export_weights = gr.File(label="Weights (.zip)")
-            export_figure = gr.File(label="Comparison figure (.png)")
+            export_weights = gr.File(label="Weights (.zip)", interactive=False)
+            export_figure = gr.File(label="Comparison figure (.png)", interactive=False)
         export_image = gr.Image(label="Comparison figure", format="png", interactive=False)
         with gr.Group(visible=SETTINGS.signs_in):
             gr.Markdown("#### Push this model to your Hugging Face account (sign in first)")

@@ -30,9 +30,14 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /calibrate        (photo)                             -> fitted render over the photo, fitted quantities (Markdown),
                                                              fitted scene (JSON); the session pre-distorts for it
     /check            (photo)                             -> error map, verdict (Markdown), corrected texture or none
+    /predistort_world (setup, meshes, picture, resolution, fit) -> render printed plain, render pre-distorted,
+                                                             target, pre-distorted texture, print PDF, metrics,
+                                                             summary (Markdown): any object (a world JSON)
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
+import itertools
+
 import gradio as gr
 from PIL import Image
 
@@ -416,3 +421,49 @@ def status(session):
 
 def use_examples():
     return examples()[: SETTINGS.max_textures]
+
+
+@user_errors
+def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop", progress=gr.Progress()):
+    """Pre-distort a picture for any optical object described by a setup file (a world in millimetres: the print,
+    mirrors or glass objects, the camera), render it, and give the print at its true size.
+
+    Args:
+        setup: the setup file (JSON: units, print, objects, camera, optional target; see the README).
+        meshes: the mesh files (OBJ, PLY or STL) the setup's objects name, if any; each under the name its setup gives.
+        picture: the picture (PNG, JPEG, WebP, ...), fitted to the target's aspect.
+        resolution: pixels on the print's long side (64 to 2048).
+        fit: "crop" (the picture's centre, nothing squashed) or "resize" (the whole picture, squashed).
+    Returns:
+        the render of the picture printed plain, the render of the pre-distorted print, the target (what the camera should see), the pre-distorted texture (PNG files), the print as a PDF at true size, the metrics, a summary (Markdown).
+    """
+    from .printout import write_world_print
+    from .worldsolve import load_picture, predistort_world as solve_world, world_from_uploads
+    if not isinstance(resolution, (int, float)) or not 64 <= int(resolution) <= 2048:
+        raise ValueError(f"resolution must be from 64 to 2048 pixels on the print's long side, got {resolution!r}")
+    if fit not in ("crop", "resize"):
+        raise ValueError(f'fit must be "crop" or "resize", got {fit!r}')
+    source = upload_path(picture)
+    if source is None:
+        raise ValueError("Upload the picture to pre-distort.")
+    folder = session.folder / f"world-{next(_worlds)}"
+    world = world_from_uploads(upload_path(setup), upload_paths(meshes), folder)
+    world = world.replace(resolution=int(resolution))
+
+    def probing(fraction, message):
+        progress(fraction, desc=f"Measuring the light transport (once per setup): {message}")
+    r = solve_world(load_picture(source), world, fit=fit, spp=32, progress=probing)
+    r.save(folder)
+    pdf, _ = write_world_print(r.predistorted, world, folder)
+    m = r.metrics
+    mirror = (f" In the mirror: error **{m['mirror_error']:.4f}** (printed plain: {m['mirror_error_plain']:.4f})."
+              if "mirror_error" in m else "")
+    summary = (f"**{m['world']}**, a {m['texture'][0]}×{m['texture'][1]} print: L1 over the target "
+               f"{m['l1_initial']:.4f} → **{m['l1_final']:.4f}** (ratio {m['l1_ratio']:.3f}; over the objects "
+               f"{m['silhouette']['l1_ratio']:.3f}).{mirror} Print the PDF at 100 %, stand each object on its "
+               f"outline.")
+    return (pil(r.render_plain, "render-plain"), pil(r.render_final, "render-world"), pil(r.target, "target"),
+            pil(r.predistorted, "predistorted-world"), str(pdf), m, summary)
+
+
+_worlds = itertools.count(1)          # each world a visitor uploads gets a folder of its own in their session

@@ -270,7 +270,29 @@ def _setup(args):
     return setup.replace(**changes)
 
 
+def _advise_world(args, scene):
+    """``advise`` for a world: the camera's elevation (a mirror) or the print's distance (glass), predicted."""
+    import json
+    from pathlib import Path
+    from .worldadvise import advise_world
+    backend.init()
+    advice = advise_world(scene, progress=lambda i, n, value, score: print(
+        f"  {i}/{n}: {value:g} -> predicted {score:.4f}", file=sys.stderr))
+    data = {"_comment": f"Advised by predistort.worldadvise: {advice.sentence()}", **advice.scene.to_dict()}
+    Path(args.out).write_text(json.dumps(data, indent=2) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(advice.to_dict(), indent=2) + "\n")
+    print(f"{advice.sentence()} Wrote {args.out} ({advice.seconds:.0f} s). Pre-distort for it with: python -m "
+          f"predistort apply --method solve --scene {args.out} --texture PICTURE --fit crop --out-dir OUT")
+    return 0
+
+
 def cmd_advise(args):
+    if args.scene:
+        from .scene import SceneConfig
+        scene = SceneConfig.load(args.scene)
+        if not scene.is_ball_world:
+            return _advise_world(args, scene)
     import json
     from .advise import advise
     from .correctability import correctability
@@ -378,8 +400,9 @@ def cmd_print(args):
 
 def cmd_chart(args):
     from .chart import write_chart
+    from .physical import ball_frame
     from .scene import SceneConfig
-    png, pdf = write_chart(SceneConfig.load(args.scene), args.out)
+    png, pdf = write_chart(ball_frame(SceneConfig.load(args.scene)), args.out)
     print(f"Wrote {png} and {pdf}: print chart.pdf at 100 % in place of the picture, then photograph it through "
           f"the ball and run python -m predistort calibrate.")
     return 0
@@ -387,11 +410,12 @@ def cmd_chart(args):
 
 def cmd_calibrate(args):
     from .calibrate import calibrate, write_report
+    from .physical import ball_frame, from_ball_frame
     from .scene import SceneConfig
-    scene = SceneConfig.load(args.scene)
-    result = calibrate(scene, args.photo, focal_mm=args.focal_mm,
+    world = SceneConfig.load(args.scene)                 # a world is fitted in the ball's frame, written in its own
+    result = calibrate(ball_frame(world), args.photo, focal_mm=args.focal_mm,
                        progress=lambda fraction, message: print(f"  {fraction:4.0%} {message}", file=sys.stderr))
-    result.scene.save(args.out)
+    from_ball_frame(world, result.scene).save(args.out)
     written = [args.out]
     if args.report:
         written += [str(p) for p in write_report(result, args.report)]
@@ -406,8 +430,9 @@ def cmd_check(args):
     from pathlib import Path
     from .check import check
     from .images import prepare_texture, save_png
+    from .physical import ball_frame
     from .scene import SceneConfig
-    scene = SceneConfig.load(args.scene)
+    scene = ball_frame(SceneConfig.load(args.scene))
     backend.init()
     picture, _ = prepare_texture(args.texture, scene.resolution, fit="crop")
     printed = prepare_texture(args.printed, scene.resolution, fit="exact")[0] if args.printed else None

@@ -242,3 +242,60 @@ class PhysicalSetup:
                 f"{self.fov_deg:.3g}° across the {self.picture_words()}.\n"
                 f"- **Print:** {self.print_size_mm:.0f} × {self.print_size_mm:.0f} mm "
                 f"({self.resolution} px, {self.print_dpi:.1f} dpi).")
+
+
+# -------------------------------------------------------------------------------------------------------------
+# A glass ball written as a world in any frame <-> the tutorial's frame the ball-only steps work in
+# -------------------------------------------------------------------------------------------------------------
+def _ball_rotation(world):
+    """The rotation [3, 3] that takes the world's print frame to the tutorial's: right → x, up → −y,
+    right × up → −z (rows: the images of x, y, z's preimages)."""
+    import numpy as np
+    plane = world.plane
+    return np.array([plane.right, np.negative(plane.up), np.negative(plane.normal)], dtype=np.float64)
+
+
+def ball_frame(world):
+    """`world` (one glass sphere before a square print, in any position) in the tutorial's frame: the print in
+    z = 0 centred at the origin, row 0 at −y, facing −z; the same scene moved rigidly (units kept). Chart,
+    calibration and the ball's advisor work there; :func:`from_ball_frame` moves their answers back.
+    A world already in that frame is returned as it is."""
+    import numpy as np
+    if world.is_ball_world:
+        return world
+    ball = world.objects[0] if len(world.objects) == 1 else None
+    if ball is None or ball.shape != "sphere" or ball.mirror or world.target is not None:
+        raise ValueError(f"This step works on a single glass ball for now; this setup is "
+                         f"{world.describe_objects()}.")
+    if world.plane.size[0] != world.plane.size[1]:
+        raise ValueError(f"This step needs a square print for the glass ball for now; this one is "
+                         f"{world.plane.size[0]:g} × {world.plane.size[1]:g}: make print.size square.")
+    R, c = _ball_rotation(world), np.array(world.plane.center)
+
+    def move(p, point=True):
+        return tuple(float(round(v, 9)) + 0.0 for v in R @ (np.asarray(p) - (c if point else 0)))
+    return DEFAULT.replace(
+        resolution=world.resolution, fov=world.fov, film_width=world.film_width, film_height=world.film_height,
+        integrator=world.integrator, units_mm=world.units_mm, camera_origin=move(world.camera_origin),
+        camera_target=move(world.camera_target), camera_up=move(world.camera_up, point=False),
+        plane_scale=world.plane.size[0] / 2, sphere_center=move(ball.center), sphere_radius=ball.radius,
+        sphere_ior=ball.material)
+
+
+def from_ball_frame(world, flat):
+    """`flat` (a scene in the tutorial's frame: e.g. calibrate's fit of :func:`ball_frame` (`world`)) moved back
+    into `world`'s frame: its camera, film, ball and print size, `world`'s print placement."""
+    import dataclasses
+    import numpy as np
+    if world.is_ball_world:
+        return flat
+    R, c = _ball_rotation(world), np.array(world.plane.center)
+
+    def back(q, point=True):
+        return tuple(float(v) for v in R.T @ np.asarray(q) + (c if point else 0))
+    ball = dataclasses.replace(world.objects[0], center=back(flat.sphere_center), radius=flat.sphere_radius,
+                               material=flat.sphere_ior)
+    return world.replace(resolution=flat.resolution, fov=flat.fov, film_width=flat.film_size[0],
+                         film_height=flat.film_size[1], camera_origin=back(flat.camera_origin),
+                         camera_target=back(flat.camera_target), camera_up=back(flat.camera_up, point=False),
+                         objects=(ball,), plane=dataclasses.replace(world.plane, size=(2 * flat.plane_scale,) * 2))

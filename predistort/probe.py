@@ -382,10 +382,11 @@ _ROLE_CODE = {"print": PRINT, "black": BLACK, "mirror": MIRROR}
 
 def depth_for(config):
     """``(events, weight)``: how deep :func:`_trace_band` follows paths, and the weight below which it drops
-    one. The ball world keeps the five chains it was measured with (direct, R, TT, TRT, TRRT: four events,
+    one. A single glass sphere (the ball world, in any frame) keeps the five chains it was measured with (direct, R, TT, TRT, TRRT: four events,
     nothing dropped by weight), so its transports and every number measured on them stay as they were;
     any other world goes :data:`MAX_DEPTH` events deep and drops paths under :data:`MIN_WEIGHT`."""
-    return (BALL_DEPTH, 0.0) if config.is_ball_world else (MAX_DEPTH, MIN_WEIGHT)
+    ball = len(config.objects) == 1 and config.objects[0].shape == "sphere" and not config.objects[0].mirror
+    return (BALL_DEPTH, 0.0) if ball else (MAX_DEPTH, MIN_WEIGHT)
 
 
 def _gather(ray, keep):

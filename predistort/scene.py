@@ -98,7 +98,7 @@ class Rect:
         right = right / np.linalg.norm(right)
         up = up - (up @ right) * right                      # up made square to right (a user's 0.68, 0.73)
         up = up / np.linalg.norm(up)
-        return cls(tuple(center), tuple(right), tuple(up), size)
+        return cls(*(tuple(float(v) for v in x) for x in (center, right, up)), size)
 
     def to_dict(self):
         return {"center": list(self.center), "right": list(self.right), "up": list(self.up), "size": list(self.size)}
@@ -301,8 +301,9 @@ class SceneConfig:
     def _ball_problems(self):
         """The tutorial frame's checks (their sentences name the flat fields)."""
         problems = []
-        if not 0.01 <= self.plane_scale <= 100.0:
-            problems.append(f"plane_scale must be between 0.01 and 100, got {self.plane_scale}")
+        if not 1.0 <= self.plane_scale * self.units_mm <= 10_000.0:     # 0.01 to 100 at the default 100 mm a unit
+            problems.append(f"plane_scale must be between {1 / self.units_mm:g} and {10_000 / self.units_mm:g} "
+                            f"(1 mm to 10 m at {self.units_mm:g} mm a unit), got {self.plane_scale}")
         if not 1.0 <= self.sphere_ior <= 3.0:
             problems.append(f"sphere_ior must be between 1.0 (no refraction) and 3.0, got {self.sphere_ior}")
         centre, origin = np.array(self.sphere_center), np.array(self.camera_origin)

@@ -138,3 +138,28 @@ def load_picture(source, longest=2048):
         k = longest / max(image.size)
         image = image.resize((max(1, round(image.width * k)), max(1, round(image.height * k))), Image.LANCZOS)
     return torch.from_numpy(np.array(image, dtype=np.uint8)).float().div_(255)
+
+
+MAX_SETUP_BYTES = 1 << 20     # a setup file larger than this is refused before it is read
+
+
+def world_from_uploads(setup_file, mesh_files, folder):
+    """The world of an uploaded setup file and its mesh files, read from `folder` (a fresh folder of the
+    visitor's own): the setup is copied there as ``setup.json``, each mesh under its own file name, so that
+    the setup's ``file`` names can reach nothing but these uploads. Raises ValueError with what to change."""
+    import shutil
+    from .scene import SceneConfig
+    if setup_file is None:
+        raise ValueError("Upload a setup file (the world's JSON: print, objects, camera).")
+    size = Path(setup_file).stat().st_size
+    if size > MAX_SETUP_BYTES:
+        raise ValueError(f"The setup file is {size / 2**20:.1f} MB; a setup is a few kB of JSON: upload the right "
+                         f"file.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(setup_file, folder / "setup.json")
+    for mesh in mesh_files or []:
+        name = Path(mesh).name
+        if Path(name).suffix.lower() in (".obj", ".ply", ".stl"):
+            shutil.copyfile(mesh, folder / name)
+    return SceneConfig.load(folder / "setup.json")

@@ -37,6 +37,7 @@ ENDPOINTS = {
     "/chart": [],
     "/calibrate": ["photo"],
     "/check": ["photo"],
+    "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
@@ -328,3 +329,28 @@ def test_predistort_at_a_larger_resolution_gives_full_resolution_images(url, app
     assert c.predict(picture, 8, api_name="/predistort")[3]["resolution"] == app_server.default_resolution
     with pytest.raises(AppError, match="resolution must be a whole number"):
         c.predict(picture, 8, "crop", 0, 4096, api_name="/predistort")
+
+
+def test_a_cylinder_mirror_world_through_the_api_and_a_setup_that_names_another_file(url, tmp_path):
+    """/predistort_world: a mirror world's renders, print PDF and metrics; a setup whose mesh names a file
+    outside its uploads (the server's token, another visitor's folder) is refused with a sentence."""
+    world = {"units": "mm", "print": {"center": [0, -40, 0], "right": [1, 0, 0], "up": [0, 1, 0], "size": [297, 210]},
+             "objects": [{"shape": "cylinder", "base": [0, 0, 0], "axis": [0, 0, 1], "radius": 30, "height": 100,
+                          "material": "mirror"}],
+             "camera": {"origin": [0, -280, 300], "target": [0, 0, 50], "up": [0, 0, 1], "fov": 14, "film": [60, 80]}}
+    setup = tmp_path / "mirror.json"
+    setup.write_text(json.dumps(world))
+    c = client(url)
+    plain, final, target, texture, pdf, metrics, summary = c.predict(
+        handle_file(str(setup)), [], handle_file(str(picture_paths()[0])), 256, "crop", api_name="/predistort_world")
+    assert Image.open(texture).size == (256, 181) and Image.open(final).size == (60, 80)
+    assert open(pdf, "rb").read(5) == b"%PDF-" and "mirror cylinder" in summary
+    assert metrics["mirror_error"] < 0.3 * metrics["mirror_error_plain"]
+    for escape in ("/etc/hostname.obj", "../../token.obj", "../world-1/setup.obj"):
+        bad = {**world, "objects": [{"shape": "mesh", "file": escape, "material": "mirror"}]}
+        setup.write_text(json.dumps(bad))
+        with pytest.raises(AppError, match="must be a plain file name") as err:
+            c.predict(handle_file(str(setup)), [], handle_file(str(picture_paths()[0])), 256, "crop",
+                      api_name="/predistort_world")
+        assert "Traceback" not in str(err.value)
+    assert c.predict(api_name="/status")                      # the server keeps serving

@@ -256,3 +256,44 @@ def test_apply_and_print_a_world_from_the_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "predistort", "chart", "--scene", str(scene), "--out",
                           str(tmp_path / "chart")], capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "single glass ball" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_advise_searches_a_mirrors_elevation_and_writes_a_world(tmp_path):
+    """The advisor on a mirror world: the camera turned about what it looks at, same distance; the advice is
+    a world file apply reads. From 15° the mirror shows little of the print: the advice raises the camera."""
+    from predistort.worldadvise import advise_world, at_elevation, elevation_of
+    world = SceneConfig.from_dict(CYLINDER)
+    low = at_elevation(world, 15)
+    assert abs(elevation_of(low) - 15) < 1e-3
+    assert np.isclose(np.linalg.norm(np.subtract(low.camera_origin, low.camera_target)),
+                      np.linalg.norm(np.subtract(world.camera_origin, world.camera_target)))
+    advice = advise_world(low)
+    assert advice.quantity == "elevation_deg" and advice.best > 15 and advice.best_score < advice.current_score
+    assert "Raise the camera to" in advice.sentence()
+    path = tmp_path / "advised.json"
+    advice.scene.save(path)
+    assert SceneConfig.load(path) == advice.scene and elevation_of(advice.scene) == pytest.approx(advice.best)
+
+
+def test_a_glass_ball_written_as_a_world_in_any_frame_is_the_ball_in_the_tutorials_frame():
+    """A ball before an upright print facing +z (the world form) moved rigidly into the tutorial's frame
+    renders the same picture, and a fit made there moves back."""
+    from predistort.physical import ball_frame, from_ball_frame
+    from predistort.probe import probe
+    from predistort.render import Renderer
+    world = SceneConfig.from_dict({
+        "units": "mm", "print": {"center": [10, 20, 0], "right": [0, 1, 0], "up": [-1, 0, 0], "size": [240, 240]},
+        "objects": [{"shape": "sphere", "center": [10, 20, 100], "radius": 45, "material": {"ior": 1.5}}],
+        "camera": {"origin": [15, 20, 300], "target": [10, 20, 0], "up": [-1, 0, 0], "fov": 50, "film": [40, 30]},
+        "resolution": 64})
+    flat = ball_frame(world)
+    assert flat.is_ball_world and flat.sphere_center == (0.0, 0.0, -100.0) and flat.plane_scale == 120
+    texture = picture_textures(64)[2]
+    a, b = (probe(s, calibrate_spp=0).render(texture) for s in (world, flat))   # traced: no noise
+    assert float((a - b).abs().max()) < 1e-3
+    assert float((Renderer(world).render(texture, spp=64) - a).abs().mean()) < 0.03      # and Mitsuba agrees
+    assert from_ball_frame(world, flat) == world
+    moved = from_ball_frame(world, flat.replace(sphere_center=(1.0, 0.0, -100.0)))
+    assert np.allclose(moved.objects[0].center, (10, 21, 100))   # tutorial x is the world's print right (+y)
+    with pytest.raises(ValueError, match="single glass ball"):
+        ball_frame(SceneConfig.from_dict(CYLINDER))
