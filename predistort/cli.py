@@ -195,14 +195,15 @@ def _apply_world(args, scene, tolerance):
     from .worldsolve import load_picture, predistort_world
     if args.method != "solve" and args.weights != weights.BUNDLED:
         raise ValueError("Trained weights exist for the glass ball only: pre-distort this setup with --method solve.")
-    if not tolerance.exact or args.refine:
-        raise ValueError("--tolerance-mm and --refine work on the glass ball only for now: leave them out for "
-                         "this setup.")
+    if tolerance.ball_mm or tolerance.print_mm or tolerance.ior or args.refine:
+        raise ValueError("On this setup only the camera's tolerance (--tolerance-mm) works; --ball-tolerance-mm, "
+                         "--print-tolerance-mm, --ior-tolerance and --refine are the glass ball's: leave them out.")
     if args.fit == "exact":
         raise ValueError("--fit exact needs a square texture; for this setup use --fit crop (the centre) or resize.")
     progress, bar = _probe_bar()
     try:
-        result = predistort_world(load_picture(args.texture), scene, fit=args.fit, spp=args.spp, progress=progress)
+        result = predistort_world(load_picture(args.texture), scene, fit=args.fit, spp=args.spp, progress=progress,
+                                  tolerance_mm=tolerance.camera_mm)
     finally:
         for b in bar:
             b.close()
@@ -212,6 +213,9 @@ def _apply_world(args, scene, tolerance):
     w, h = m["texture"]
     mirror = (f"; the mirror's error {m['mirror_error']:.4f} (printed plain: {m['mirror_error_plain']:.4f})"
               if "mirror_error" in m else "")
+    if "tolerance" in m:
+        mirror += (f"; within ±{tolerance.camera_mm:g} mm of the camera's place the predicted score is at worst "
+                   f"{m['tolerance']['worst_predicted']:.4f}")
     print(f"Pre-distorted for {m['world']}: a {w}×{h} print texture. L1 over the target {m['l1_initial']:.4f} -> "
           f"{m['l1_final']:.4f} (ratio {m['l1_ratio']:.3f}; over the objects {m['silhouette']['l1_ratio']:.3f})"
           f"{mirror}. Probe {m['probe_seconds']:.1f} s, solve {m['solve_seconds']:.2f} s. Wrote predistorted.png, "
@@ -282,6 +286,13 @@ def _advise_world(args, scene):
     Path(args.out).write_text(json.dumps(data, indent=2) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(advice.to_dict(), indent=2) + "\n")
+    if args.map:                                         # where no print can help, in the advised world
+        from matplotlib import pyplot
+        from .procedural import dataset
+        from .worldtolerance import correctability
+        error, sentence = correctability(advice.scene, dataset(4, 256, seed=4242))
+        pyplot.imsave(args.map, error, cmap="magma", vmin=0, vmax=max(0.2, float(error.max())))
+        print(f"Correctability map: {args.map}. {sentence}")
     print(f"{advice.sentence()} Wrote {args.out} ({advice.seconds:.0f} s). Pre-distort for it with: python -m "
           f"predistort apply --method solve --scene {args.out} --texture PICTURE --fit crop --out-dir OUT")
     return 0

@@ -191,21 +191,44 @@ def solve_pixels(target, pixels, transport, start, iterations=None, l2_iteration
     sky) is not aimed at. `start` [rows, cols, 3]: the texture the solve starts from, which the texels no
     chosen pixel sees keep (white paper for a mirror, the plain print for glass). Same schedule and loss as
     :func:`solve`."""
-    from .probe import _transpose, majoriser_step, scale_rows
     if not pixels.any():
         raise ValueError("No pixel of the film shows the target through the objects: aim the camera at them.")
-    width, height = transport.film_size
+    A, b = rows_of(transport, pixels)
+    t = torch.as_tensor(target, dtype=torch.float32).reshape(-1, 3)[pixels.reshape(-1)]
+    return solve_rows(A, b, t, start, transport.texture_shape, max(transport.film_size), iterations,
+                      l2_iterations, delta)
+
+
+def stack_rows(parts):
+    """``(A, b, t)`` of several ``(A_i, b_i, t_i)`` (rows of transports of the same texture, and their targets)
+    one above the other: one least-squares problem for all of them (the tolerance's views)."""
+    crows, cols, vals, offset = [torch.zeros(1, dtype=torch.int64)], [], [], 0
+    for A, _, _ in parts:
+        crow = A.crow_indices().long()
+        crows.append(crow[1:] + offset)
+        cols.append(A.col_indices())
+        vals.append(A.values())
+        offset += int(crow[-1])
+    rows = sum(A.shape[0] for A, _, _ in parts)
+    A = torch.sparse_csr_tensor(torch.cat(crows).to(torch.int32), torch.cat(cols), torch.cat(vals),
+                                (rows, parts[0][0].shape[1]))
+    return A, torch.cat([b for _, b, _ in parts]), torch.cat([t for _, _, t in parts])
+
+
+@torch.no_grad()
+def solve_rows(A, b, t, start, texture_shape, film_side, iterations=None, l2_iterations=None, delta=HUBER_DELTA):
+    """:func:`solve`'s projected FISTA on the rows ``A`` [P, texels], ``b`` [P], targets ``t`` [P, 3], from
+    `start` [rows, cols, 3]; the schedule of :func:`iterations_for` `film_side` unless given."""
+    from .probe import _transpose, majoriser_step, scale_rows
     if iterations is None:
-        iterations, default_l2 = iterations_for(max(width, height))
+        iterations, default_l2 = iterations_for(film_side)
         l2_iterations = default_l2 if l2_iterations is None else l2_iterations
     elif l2_iterations is None:
         l2_iterations = L2_ITERATIONS
-    A, b = rows_of(transport, pixels)
     At = torch.sparse_csr_tensor(*_transpose(A.crow_indices(), A.col_indices(), A.values(), A.shape[1]),
                                  (A.shape[1], A.shape[0]))
     step = majoriser_step(A, At)
-    t = torch.as_tensor(target, dtype=torch.float32).reshape(-1, 3)[pixels.reshape(-1)]
-    x, unflatten = flatten(start, transport.texture_shape)
+    x, unflatten = flatten(start, texture_shape)
     deltas = [10.0] * l2_iterations + [delta] * (iterations - l2_iterations)
     with backend.solver_threads():
         x = iterate(A, scale_rows(At, step), b[:, None] - t, x.clamp(0, 1), [1.0] * iterations,

@@ -84,12 +84,15 @@ def _scores(render_plain, render_final, target, pixels):
             "l1_ratio": round(final / max(initial, 1e-12), 4), "pixels": int(pixels.sum())}
 
 
-def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, progress=None):
+def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, progress=None, tolerance_mm=0.0):
     """Pre-distort `picture` [h, w, 3] (float in [0, 1], any size) for world `config`: a :class:`WorldResult`.
 
     Parameters: ``fit`` how the picture meets the target's aspect (``crop``: its centre; ``resize``: whole,
     squashed); ``spp`` samples a pixel of the scoring renders; ``renderer`` a
-    :class:`predistort.render.Renderer` of `config` to reuse; ``progress(fraction, message)`` for the probe.
+    :class:`predistort.render.Renderer` of `config` to reuse; ``progress(fraction, message)`` for the probe;
+    ``tolerance_mm``: one print for the camera anywhere within ± this many mm of its place
+    (:func:`predistort.worldtolerance.robust_solve`: 7 views, each probed once), and the predicted score
+    over that box in ``metrics['tolerance']`` (:func:`predistort.worldtolerance.stand_map`).
     """
     from .render import Renderer
     renderer = renderer or Renderer(config)
@@ -109,6 +112,9 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
     else:
         pixels = covered
         texture = solve_pixels(target, pixels, transport, plain)
+    if tolerance_mm:
+        from .worldtolerance import robust_solve
+        texture = robust_solve(picture, config, tolerance_mm, fit)
     solve_seconds = time.perf_counter() - start
     render_plain = renderer.render(plain, spp=spp, seed=0).cpu()                          # 4. scores
     render_final = renderer.render(texture, spp=spp, seed=0).cpu()
@@ -125,6 +131,11 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
         metrics["mirror_error"] = round(_l1(seen, target, mirror), 5)
         metrics["mirror_error_plain"] = round(_l1(render_plain / white.clamp_min(1e-3), target, mirror), 5)
         metrics["mirror_pixels"] = int(mirror.sum())
+    if tolerance_mm:
+        from .worldtolerance import stand_map
+        offsets, scores = stand_map(texture, picture, config, box_mm=tolerance_mm, fit=fit)
+        metrics["tolerance"] = {"camera_mm": tolerance_mm, "offsets_mm": offsets, "map": np.round(scores, 4).tolist(),
+                                "worst_predicted": round(float(scores.max()), 4)}
     return WorldResult(texture, plain, target, covered, render_plain, render_final, metrics)
 
 
