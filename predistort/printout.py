@@ -117,44 +117,59 @@ def margin_lines(setup):
              f"the bar is {BAR_MM:g} mm long.")]
 
 
-def write_pdf(texture, setup, path, min_dpi=MIN_DPI, title="predistort: pre-distorted print"):
-    """Write a one-page PDF: the print at its true size, the setup in the margins. Returns the path."""
+def _page(image, w_mm, h_mm, lines, title):
+    """A one-page figure: `image` at ``w_mm × h_mm`` (true size) framed in :data:`MARGIN_MM`, `title` above,
+    the margin `lines` below it with a :data:`BAR_MM` scale bar. Returns ``(figure, picture axes, page axes in
+    millimetres from the page's lower left, margins with the page's width and height)``."""
     import textwrap
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    image, _ = print_image(texture, setup, min_dpi)
-    side, m = setup.print_size_mm, dict(MARGIN_MM)
-    width = side + m["left"] + m["right"]
-    chars = max(40, int((width - m["left"] - m["right"]) / TEXT_MM_PER_CHAR))
-    lines = [wrapped for line in margin_lines(setup) for wrapped in textwrap.wrap(line, chars)]
+    m = dict(MARGIN_MM)
+    width = w_mm + m["left"] + m["right"]
+    chars = max(40, int(w_mm / TEXT_MM_PER_CHAR))
+    lines = [wrapped for line in lines for wrapped in textwrap.wrap(line, chars)]
     m["bottom"] = max(m["bottom"], 14 + LINE_MM * len(lines) + 10)        # room for every line and the bar
-    height = side + m["top"] + m["bottom"]
+    height = h_mm + m["top"] + m["bottom"]
     fig = Figure(figsize=(width / MM_PER_INCH, height / MM_PER_INCH))
 
     def box(x, y, w, h):                                   # millimetres from the page's lower left -> fractions
         return [x / width, y / height, w / width, h / height]
 
-    ax = fig.add_axes(box(m["left"], m["bottom"], side, side))
+    ax = fig.add_axes(box(m["left"], m["bottom"], w_mm, h_mm))
     ax.imshow(np.asarray(image), interpolation="none", extent=(0, 1, 0, 1), aspect="auto")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
     ax.set_axis_off()
     page = fig.add_axes(box(0, 0, width, height), zorder=-1)   # a millimetre canvas for marks and text
     page.set_xlim(0, width)
     page.set_ylim(0, height)
     page.set_axis_off()
-    page.add_patch(Rectangle((m["left"], m["bottom"]), side, side, fill=False, lw=0.3, color="0.6"))
-    cx, cy = m["left"] + side / 2, m["bottom"] + side / 2
-    for (x0, y0, x1, y1) in ((cx, m["bottom"] - 8, cx, m["bottom"] - 2), (cx, height - m["top"] + 2, cx,
-                             height - m["top"] + 8), (m["left"] - 8, cy, m["left"] - 2, cy),
-                             (width - m["right"] + 2, cy, width - m["right"] + 8, cy)):
-        page.add_line(Line2D([x0, x1], [y0, y1], lw=0.8, color="black"))   # marks on the centre lines
-    page.text(m["left"], height - 8, f"{title} · TOP ↑", fontsize=9, va="center")
+    page.add_patch(Rectangle((m["left"], m["bottom"]), w_mm, h_mm, fill=False, lw=0.3, color="0.6"))
+    page.text(m["left"], height - 8, title, fontsize=9, va="center")
     for i, line in enumerate(lines):
         page.text(m["left"], m["bottom"] - 14 - LINE_MM * i, line, fontsize=6.5, va="center")
     bar_y = m["bottom"] - 14 - LINE_MM * len(lines) - 2
     page.add_line(Line2D([m["left"], m["left"] + BAR_MM], [bar_y, bar_y], lw=1.5, color="black"))
     page.text(m["left"] + BAR_MM + 3, bar_y, f"{BAR_MM:g} mm", fontsize=6.5, va="center")
+    m.update(width=width, height=height)
+    return fig, ax, page, m
+
+
+def write_pdf(texture, setup, path, min_dpi=MIN_DPI, title="predistort: pre-distorted print"):
+    """Write a one-page PDF: the print at its true size, the setup in the margins. Returns the path."""
+    from matplotlib.lines import Line2D
+
+    image, _ = print_image(texture, setup, min_dpi)
+    side = setup.print_size_mm
+    fig, _, page, m = _page(image, side, side, margin_lines(setup), f"{title} · TOP ↑")
+    width, height = m["width"], m["height"]
+    cx, cy = m["left"] + side / 2, m["bottom"] + side / 2
+    for (x0, y0, x1, y1) in ((cx, m["bottom"] - 8, cx, m["bottom"] - 2), (cx, height - m["top"] + 2, cx,
+                             height - m["top"] + 8), (m["left"] - 8, cy, m["left"] - 2, cy),
+                             (width - m["right"] + 2, cy, width - m["right"] + 8, cy)):
+        page.add_line(Line2D([x0, x1], [y0, y1], lw=0.8, color="black"))   # marks on the centre lines
     fig.savefig(path, format="pdf")
     return Path(path)
 
@@ -207,11 +222,6 @@ def write_world_print(texture, config, out_dir, min_dpi=MIN_DPI, title="predisto
     """Write ``print.pdf`` (one page: the print at its true size, each object's outline, the setup in words,
     a scale bar) and ``print.png`` (its DPI set to print at the true size) for a world; returns both paths.
     `texture`: [rows, cols, 3] in [0, 1], the print's aspect (``apply``'s predistorted.png)."""
-    import textwrap
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Rectangle
-
     array = texture.detach().cpu().numpy() if isinstance(texture, torch.Tensor) else np.asarray(texture)
     w_mm, h_mm = (s * config.units_mm for s in config.plane.size)
     if array.ndim != 3 or not math.isclose(array.shape[1] / array.shape[0], w_mm / h_mm, rel_tol=0.02):
@@ -226,33 +236,8 @@ def write_world_print(texture, config, out_dir, min_dpi=MIN_DPI, title="predisto
     out.mkdir(parents=True, exist_ok=True)
     image.save(out / "print.png", dpi=(dpi, dpi))
 
-    m = dict(MARGIN_MM)
-    width = w_mm + m["left"] + m["right"]
-    chars = max(40, int(w_mm / TEXT_MM_PER_CHAR))
-    lines = [wrapped for line in world_lines(config) for wrapped in textwrap.wrap(line, chars)]
-    m["bottom"] = max(m["bottom"], 14 + LINE_MM * len(lines) + 10)
-    height = h_mm + m["top"] + m["bottom"]
-    fig = Figure(figsize=(width / MM_PER_INCH, height / MM_PER_INCH))
-
-    def box(x, y, w, h):
-        return [x / width, y / height, w / width, h / height]
-    ax = fig.add_axes(box(m["left"], m["bottom"], w_mm, h_mm))
-    ax.imshow(np.asarray(image), interpolation="none", extent=(0, 1, 0, 1), aspect="auto")
+    fig, ax, _, _ = _page(image, w_mm, h_mm, world_lines(config), f"{title} · TOP ↑ (the print's up edge)")
     for outline in footprints(config):                   # u across, v down the picture: y = 1 − v
         ax.plot(outline[:, 0], 1 - outline[:, 1], color="black", lw=0.6, ls="--")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_axis_off()
-    page = fig.add_axes(box(0, 0, width, height), zorder=-1)
-    page.set_xlim(0, width)
-    page.set_ylim(0, height)
-    page.set_axis_off()
-    page.add_patch(Rectangle((m["left"], m["bottom"]), w_mm, h_mm, fill=False, lw=0.3, color="0.6"))
-    page.text(m["left"], height - 8, f"{title} · TOP ↑ (the print's up edge)", fontsize=9, va="center")
-    for i, line in enumerate(lines):
-        page.text(m["left"], m["bottom"] - 14 - LINE_MM * i, line, fontsize=6.5, va="center")
-    bar_y = m["bottom"] - 14 - LINE_MM * len(lines) - 2
-    page.add_line(Line2D([m["left"], m["left"] + BAR_MM], [bar_y, bar_y], lw=1.5, color="black"))
-    page.text(m["left"] + BAR_MM + 3, bar_y, f"{BAR_MM:g} mm", fontsize=6.5, va="center")
     fig.savefig(out / "print.pdf", format="pdf")
     return out / "print.pdf", out / "print.png"
