@@ -1,0 +1,799 @@
+"""How right a print looks through an optical object: the exact inverse trace, the maker's recipe, the project.
+
+An independent check of issue 32 ("Any optical object"). This script does not import ``predistort``: it reads a
+*world* (the issue's JSON in millimetres), builds its own Mitsuba 3 scene from it (``llvm_ad_rgb``,
+``mi.load_dict``), traces its own rays in numpy, and scores textures the way the issue's hidden check does.
+
+    python bench/objects.py                              # cylinder mirror on A3, camera 45° above; 2 pictures
+    python bench/objects.py --kind cone                  # a cone mirror instead
+    python bench/objects.py --write-world W.json         # the world it uses, for `predistort apply --scene W.json`
+    python bench/objects.py --project P1.png P2.png      # also score the project's textures (one per picture)
+    python bench/objects.py --quick                      # small film, few samples: a smoke run
+
+What it does, per picture (``--pictures``, the repo's ``examples/*.png`` by default):
+
+1. **Exact inverse trace** (:func:`exact_print`). For every camera pixel that sees the mirror, ``--rays``² jittered
+   rays per pixel go camera → mirror (reflected off the exact analytic surface: cylinder, cone or sphere) →
+   print plane. Each ray carries the colour of the picture where the *camera ray* meets the target card; that
+   colour is splatted (bilinear weights) at the ray's print point into a texture with ``--resolution`` texels
+   on the print's long side. Texels no ray reached are filled from coarser levels of the splat (push-pull, up to
+   2⁴ texels away); texels farther than that stay white.
+2. **The maker recipe** (:func:`recipe_print`, cylinder only). The polar grid that tutorials and the Victorian
+   toy prints use for a cylinder mirror (a semicircular image around the mirror: Dover's *The Magic Mirror*
+   reprints; anamorphicart.wordpress.com, "Cylindrical Mirror Anamorphoses", 2010, which calls it the simple
+   approximation; the GIMP "Distorts → Polar Coordinates" recipe): with the picture's column ``s`` ∈ [0, 1] and
+   row ``t`` ∈ [0, 1] (0 = top),
+
+       angle  φ = (s − ½) · 180°            measured on the print from the direction of the camera, towards
+                                             the camera's right (so the picture's left is on the viewer's left)
+       radius r = R_out − t · (R_out − R)    the picture's top outermost, its bottom against the mirror
+
+   with R the cylinder's radius and R_out the distance from the axis at which the top of the mirror, seen
+   straight from the camera, reflects the print (the tutorials' "height of the image": this is the most
+   favourable choice for the recipe, since it uses the real camera). Pixels outside the annulus are white.
+3. **Render and score** (:func:`render`, :func:`mirror_metric`). Mitsuba renders the world with each texture and
+   with an all-white print (``path``, ``max_depth`` 8, the same seed, so that the noise cancels in the ratio).
+   The metric is the issue's (item 4): over the mirror's pixels whose reflection reaches the print, the mean
+   over pixels and RGB channels of |render ÷ render_white − wanted|, where *wanted* is the picture mapped on the
+   target card as the camera sees it (pixel-centre ray → card → picture, bilinear).
+   The mask (:func:`mirror_mask`) is traced with Mitsuba's own ``ray_intersect``: a pixel counts when its
+   centre ray first hits a mirror, the reflected ray (about Mitsuba's shading normal) hits the print, and the
+   centre ray crosses the target card. The numpy tracer's mask is compared with it (agreement printed) as a
+   check of the two geometries.
+4. **The project** (``--project``): textures written by ``python -m predistort apply --scene WORLD.json --method
+   solve --resolution R --fit crop --texture PIC`` for the world of ``--write-world``, scored the same way.
+
+Conventions (the issue's, fixed). Millimetres. The print is a two-sided Lambertian rectangle of ``size`` =
+[width, height] facing right × up; texture row 0 on its +up edge, column 0 on its −right edge; reflectance =
+8-bit value / 255, no gamma. A uniform white ``constant`` environment of radiance 1. A ``cylinder`` / ``cone``
+(``base``, ``axis``, ``radius``, ``height``) is a solid: its side is the mirror, its caps are black diffuse.
+``"mirror"`` is Mitsuba's ``conductor`` with ``material: "none"``; ``{"ior": n}`` is ``dielectric``. The camera
+is ``perspective`` with ``look_at(origin, target, up)``, horizontal ``fov``, ``film`` = [width, height] pixels,
+Gaussian filter; the image's right is forward × up. The target card has the print's row/column convention; the
+picture is centre-cropped to its aspect (``--fit crop``). When the world has no target, the bench makes one as
+the issue says for a mirror: a card through the object's axis (its centre for a sphere), facing the camera, the
+size of the mirror as the camera sees it (the bounding box of the mirror pixels' rays on that plane).
+
+Limits. Mirrors only for the exact trace and the mask (one or more convex mirrors; glass is not traced). The
+recipe exists for the cylinder only; for a cone the table says so. The exact trace is exact in geometry but
+not in imaging: the render has Mitsuba's Gaussian pixel filter (σ = ½ px) while *wanted* is sampled at pixel
+centres, and print texels are 8-bit: these set the floor that the exact trace scores (it is not 0). Edge
+pixels of the mirror, where the filter mixes mirror and background, are in the mask (the hidden check counts
+them too); ``--erode`` also reports the score without them. Interreflection print → mirror → print is rendered
+(it makes render ÷ white depart slightly from the reflectance); the metric ignores it. Time: the renders
+dominate; everything runs on the CPU (Dr.Jit LLVM), the numbers in the results are this machine's.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+
+import mitsuba as mi  # noqa: E402
+import drjit as dr  # noqa: E402
+
+mi.set_variant("llvm_ad_rgb")
+
+
+# -- small vector helpers (numpy, rays as [N, 3] arrays) -------------------------------------------------------
+def unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def dot(a, b):
+    return np.sum(a * b, axis=-1)
+
+
+def reflect(d, n):
+    return d - 2 * dot(d, n)[:, None] * n
+
+
+# -- worlds ----------------------------------------------------------------------------------------------------
+A3 = [420, 297]
+
+
+def camera_at(look, elevation_deg, distance, azimuth_deg=-90.0, fov=18.0, film=(240, 320)):
+    """A camera `distance` mm from `look`, `elevation_deg` above the print, seen from `azimuth_deg` (−90: −y)."""
+    el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
+    direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    origin = np.asarray(look, float) + distance * direction
+    return {"origin": [round(x, 3) for x in origin], "target": list(map(float, look)), "up": [0, 0, 1],
+            "fov": fov, "film": list(film)}
+
+
+def make_world(kind, film=(240, 320)):
+    """The bench's world for `kind`: an A3 landscape print on z = 0, the object behind its centre, the camera
+    45° above (cone: 55°, so that the cone's steeper reflections still reach the print), 350 mm from the
+    object's mid-height, on the −y side. The target card is added by :func:`with_target`."""
+    prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 1, 0], "size": list(A3)}
+    if kind == "cylinder":
+        obj = {"shape": "cylinder", "base": [0, 60, 0], "axis": [0, 0, 1], "radius": 30, "height": 100,
+               "material": "mirror"}
+        cam = camera_at([0, 60, 50], 45, 350, film=film)
+    elif kind == "cone":
+        obj = {"shape": "cone", "base": [0, 40, 0], "axis": [0, 0, 1], "radius": 30, "height": 110,
+               "material": "mirror"}
+        cam = camera_at([0, 40, 50], 55, 350, film=film)
+    elif kind == "sphere":
+        obj = {"shape": "sphere", "center": [0, 60, 40], "radius": 40, "material": "mirror"}
+        cam = camera_at([0, 60, 40], 45, 350, film=film, fov=16)
+    else:
+        raise SystemExit(f"--kind {kind}: not implemented (cylinder, cone, sphere)")
+    return {"units": "mm", "print": prnt, "objects": [obj], "camera": cam}
+
+
+# -- the camera (numpy; checked against Mitsuba's sample_ray in main) -----------------------------------------
+def camera_frame(cam):
+    o = np.asarray(cam["origin"], float)
+    f = unit(np.asarray(cam["target"], float) - o)
+    r = unit(np.cross(f, np.asarray(cam["up"], float)))
+    u = np.cross(r, f)
+    return o, f, r, u
+
+
+def camera_rays(cam, px, py):
+    """Rays through continuous pixel positions (px right, py down, pixel (i, j) spans [j, j+1] × [i, i+1])."""
+    o, f, r, u = camera_frame(cam)
+    w, h = cam["film"]
+    t = math.tan(math.radians(cam["fov"]) / 2)
+    x = (2 * px / w - 1) * t
+    y = (1 - 2 * py / h) * t * h / w
+    d = unit(f[None] + x[:, None] * r[None] + y[:, None] * u[None])
+    return np.broadcast_to(o, d.shape).copy(), d
+
+
+# -- exact intersections (numpy) -------------------------------------------------------------------------------
+EPS = 1e-6
+
+
+def _first_positive_root(a, b, c):
+    """Smallest root t > EPS of a t² + b t + c = 0 for each row, else inf; both roots returned for filtering."""
+    disc = b * b - 4 * a * c
+    ok = disc >= 0
+    s = np.sqrt(np.where(ok, disc, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t0 = np.where(ok, (-b - s) / (2 * a), np.inf)
+        t1 = np.where(ok, (-b + s) / (2 * a), np.inf)
+    return t0, t1
+
+
+def hit_sphere(o, d, c, r):
+    oc = o - c
+    t0, t1 = _first_positive_root(dot(d, d), 2 * dot(oc, d), dot(oc, oc) - r * r)
+    t = np.where(t0 > EPS, t0, np.where(t1 > EPS, t1, np.inf))
+    n = unit(o + t[:, None] * d - c) if np.isfinite(t).any() else np.zeros_like(o)
+    return t, n
+
+
+def hit_side(o, d, base, axis, radius, height, apex):
+    """The side of a finite cylinder (apex False) or cone (apex True, radius at the base, 0 at `height`)."""
+    ob = o - base
+    ho, hd = dot(ob, axis), dot(d, axis)
+    op, dp = ob - ho[:, None] * axis, d - hd[:, None] * axis
+    if apex:
+        k2 = (radius / height) ** 2
+        a = dot(dp, dp) - k2 * hd * hd
+        b = 2 * (dot(op, dp) + k2 * (height - ho) * hd)
+        c = dot(op, op) - k2 * (height - ho) ** 2
+    else:
+        a, b, c = dot(dp, dp), 2 * dot(op, dp), dot(op, op) - radius * radius
+    best = np.full(len(o), np.inf)
+    for t in _first_positive_root(a, b, c):
+        h = ho + t * hd
+        ok = (t > EPS) & (h >= 0) & (h <= height) & (t < best)
+        best = np.where(ok, t, best)
+    p = ob + np.where(np.isfinite(best), best, 0)[:, None] * d
+    h = dot(p, axis)
+    radial = p - h[:, None] * axis
+    if apex:
+        n = radial + (radius / height) ** 2 * (height - h)[:, None] * axis
+    else:
+        n = radial
+    return best, unit(n + 1e-30)
+
+
+def hit_disk(o, d, center, normal, radius):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = dot(center - o, normal) / dot(d, normal)
+    p = o + np.where(np.isfinite(t), t, 0)[:, None] * d
+    ok = np.isfinite(t) & (t > EPS) & (dot(p - center, p - center) <= radius * radius)
+    return np.where(ok, t, np.inf), np.broadcast_to(normal, o.shape)
+
+
+def hit_rect(o, d, rect):
+    """Ray → rectangle {center, right, up, size}: t and the (s, t) texture coordinates (s from −right, t from +up)."""
+    c, r, u = (np.asarray(rect[k], float) for k in ("center", "right", "up"))
+    w, h = rect["size"]
+    n = np.cross(r, u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = dot(c - o, n) / dot(d, n)
+    p = o + np.where(np.isfinite(t), t, 0)[:, None] * d - c
+    s, v = dot(p, r) / w + 0.5, 0.5 - dot(p, u) / h
+    ok = np.isfinite(t) & (t > EPS) & (s >= 0) & (s <= 1) & (v >= 0) & (v <= 1)
+    return np.where(ok, t, np.inf), s, v
+
+
+def object_parts(obj):
+    """[(kind, intersect(o, d) -> (t, n))]: kind "mirror", "glass" or "black" (the caps)."""
+    mat = "mirror" if obj["material"] == "mirror" else "glass"
+    if obj["shape"] == "sphere":
+        c, r = np.asarray(obj["center"], float), obj["radius"]
+        return [(mat, lambda o, d: hit_sphere(o, d, c, r))]
+    if obj["shape"] in ("cylinder", "cone"):
+        base, axis = np.asarray(obj["base"], float), unit(obj["axis"])
+        radius, height, apex = obj["radius"], obj["height"], obj["shape"] == "cone"
+        parts = [(mat, lambda o, d: hit_side(o, d, base, axis, radius, height, apex)),
+                 ("black", lambda o, d: hit_disk(o, d, base, -axis, radius))]
+        if not apex:
+            parts.append(("black", lambda o, d: hit_disk(o, d, base + height * axis, axis, radius)))
+        return parts
+    raise SystemExit(f"the numpy tracer has no {obj['shape']!r} (mirror sphere, cylinder, cone only)")
+
+
+def trace_mirrors(world, o, d, max_bounces=4):
+    """Follow rays through the world's mirrors. Returns (bounces, print s, print t, first-hit-is-mirror):
+    bounces = mirror reflections before the ray met the print (−1 where it never did: sky, a black cap)."""
+    parts = [p for obj in world["objects"] for p in object_parts(obj)]
+    n_rays = len(o)
+    bounces = np.full(n_rays, -1)
+    s_out, t_out = np.zeros(n_rays), np.zeros(n_rays)
+    first_mirror = np.zeros(n_rays, bool)
+    alive = np.arange(n_rays)
+    for depth in range(max_bounces + 1):
+        if not len(alive):
+            break
+        t_best = np.full(len(alive), np.inf)
+        kind = np.full(len(alive), -1)
+        n_best = np.zeros((len(alive), 3))
+        for i, (_, fn) in enumerate(parts):
+            t, n = fn(o, d)
+            closer = t < t_best
+            t_best, kind = np.where(closer, t, t_best), np.where(closer, i, kind)
+            n_best[closer] = n[closer]
+        t_print, s, v = hit_rect(o, d, world["print"])
+        on_print = t_print < t_best
+        s_out[alive[on_print]], t_out[alive[on_print]] = s[on_print], v[on_print]
+        bounces[alive[on_print]] = depth
+        is_mirror = (~on_print) & (kind >= 0) & np.isin(kind, [i for i, p in enumerate(parts) if p[0] == "mirror"])
+        if depth == 0:
+            first_mirror[alive] = is_mirror
+        keep = is_mirror
+        p = o[keep] + t_best[keep, None] * d[keep]
+        n = n_best[keep]
+        n = np.where(dot(n, d[keep])[:, None] > 0, -n, n)
+        o, d, alive = p + 1e-4 * n, reflect(d[keep], n), alive[keep]
+    bounces[(bounces == 0)] = -1          # the print seen directly is not a reflection
+    return bounces, s_out, t_out, first_mirror
+
+
+# -- the target card and the picture on it ---------------------------------------------------------------------
+def with_target(world):
+    """The world with a target card: the world's own, or the issue's default for a mirror (see the docstring)."""
+    if "target" in world:
+        return world
+    obj = world["objects"][0]
+    cam = world["camera"]
+    o, f, _, _ = camera_frame(cam)
+    if obj["shape"] == "sphere":
+        center = np.asarray(obj["center"], float)
+    else:
+        base, axis = np.asarray(obj["base"], float), unit(obj["axis"])
+        center = base + axis * obj["height"] / 2
+    to_cam = unit(o - center)
+    axis_up = np.asarray(cam["up"], float) if obj["shape"] == "sphere" else unit(obj["axis"])
+    right = unit(np.cross(-to_cam, axis_up))
+    up = unit(np.cross(to_cam, right))            # in the plane of the axis and the view, facing the camera
+    w, h = cam["film"]
+    py, px = np.mgrid[0:h, 0:w] + 0.5
+    ro, rd = camera_rays(cam, px.ravel(), py.ravel())
+    _, _, _, first = trace_mirrors(world, ro, rd, max_bounces=0)
+    ro, rd = ro[first], rd[first]
+    n = np.cross(right, up)
+    t = dot(center - ro, n) / dot(rd, n)
+    p = ro + t[:, None] * rd - center
+    x, y = dot(p, right), dot(p, up)
+    cx, cy = (x.max() + x.min()) / 2, (y.max() + y.min()) / 2
+    card = {"center": [round(v, 3) for v in center + cx * right + cy * up],
+            "right": [round(v, 6) for v in right], "up": [round(v, 6) for v in up],
+            "size": [round(float(x.max() - x.min()), 2), round(float(y.max() - y.min()), 2)]}
+    return {**world, "target": card}
+
+
+def fit_crop(picture, aspect):
+    """The centre crop of `picture` ([H, W, 3] float) with width/height = `aspect` (the project's --fit crop)."""
+    h, w = picture.shape[:2]
+    if w / h > aspect:
+        cw = max(1, round(h * aspect))
+        x0 = (w - cw) // 2
+        return picture[:, x0:x0 + cw]
+    ch = max(1, round(w / aspect))
+    y0 = (h - ch) // 2
+    return picture[y0:y0 + ch]
+
+
+def bilinear(img, s, t):
+    """Sample `img` [H, W, C] at texture coordinates s, t ∈ [0, 1] (s across, t down), edges clamped."""
+    h, w = img.shape[:2]
+    x = np.clip(s * w - 0.5, 0, w - 1)
+    y = np.clip(t * h - 0.5, 0, h - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    return ((img[y0, x0] * (1 - fx) + img[y0, x1] * fx) * (1 - fy)
+            + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy)
+
+
+def picture_on_target(world, picture, o, d):
+    """The colour of `picture` (fitted to the card) where rays o + t d cross the target card; inside flags."""
+    card = world["target"]
+    t, s, v = hit_rect(o, d, card)
+    colour = bilinear(picture, np.clip(s, 0, 1), np.clip(v, 0, 1))
+    return colour, np.isfinite(t)
+
+
+def read_picture(path, aspect):
+    return fit_crop(np.asarray(Image.open(path).convert("RGB"), np.float64) / 255.0, aspect)
+
+
+def print_shape(world, resolution):
+    w, h = world["print"]["size"]
+    return (resolution, max(1, round(resolution * h / w))) if w >= h else (max(1, round(resolution * w / h)),
+                                                                           resolution)
+
+
+# -- 1. the exact inverse trace --------------------------------------------------------------------------------
+def exact_print(world, picture, resolution, rays, chunk=400_000, seed=0):
+    """The print texture ([H, W, 3] uint8) from camera rays reflected by the exact mirror (see the docstring)."""
+    tw, th = print_shape(world, resolution)
+    acc, wgt = np.zeros((th, tw, 3)), np.zeros((th, tw))
+    cam = world["camera"]
+    fw, fh = cam["film"]
+    # the pixels to sample: those whose centre, or a neighbour's, sees the mirror
+    py, px = np.mgrid[0:fh, 0:fw] + 0.5
+    o, d = camera_rays(cam, px.ravel(), py.ravel())
+    first = trace_mirrors(world, o, d, max_bounces=0)[3].reshape(fh, fw)
+    near = first.copy()
+    for dy in (-2, -1, 0, 1, 2):
+        for dx in (-2, -1, 0, 1, 2):
+            near |= np.roll(np.roll(first, dy, 0), dx, 1)
+    iy, ix = np.nonzero(near)
+    rng = np.random.default_rng(seed)
+    sub = (np.stack(np.meshgrid(np.arange(rays), np.arange(rays)), -1).reshape(-1, 2) + 0.5) / rays
+    per_chunk = max(1, chunk // len(sub))
+    for k in range(0, len(iy), per_chunk):
+        jx = (ix[k:k + per_chunk, None] + sub[None, :, 0]).ravel()
+        jy = (iy[k:k + per_chunk, None] + sub[None, :, 1]).ravel()
+        jx = jx + rng.uniform(-0.5, 0.5, jx.shape) / rays
+        jy = jy + rng.uniform(-0.5, 0.5, jy.shape) / rays
+        o, d = camera_rays(cam, jx, jy)
+        bounces, s, v, _ = trace_mirrors(world, o, d)
+        colour, on_card = picture_on_target(world, picture, o, d)
+        ok = (bounces > 0) & on_card
+        splat(acc, wgt, s[ok] * tw - 0.5, v[ok] * th - 0.5, colour[ok])
+    return to_uint8(push_pull(acc, wgt))
+
+
+def splat(acc, wgt, x, y, colour):
+    """Accumulate `colour` at continuous texel positions (x, y) with bilinear weights."""
+    h, w = wgt.shape
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    for dx, dy, wt in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        xi, yi = x0 + dx, y0 + dy
+        ok = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        idx = yi[ok] * w + xi[ok]
+        wgt.reshape(-1)[:] += np.bincount(idx, wt[ok], minlength=h * w)
+        flat = acc.reshape(-1, 3)                     # views: acc and wgt are contiguous
+        for c in range(3):
+            flat[:, c] += np.bincount(idx, wt[ok] * colour[ok, c], minlength=h * w)
+
+
+def push_pull(acc, wgt, levels=4, floor=1e-3):
+    """Texels with splats: their mean colour. Holes: the mean at the finest of `levels` coarser (2×2-summed)
+    levels that has weight there. Farther holes: white."""
+    h, w = wgt.shape
+    out = np.ones((h, w, 3))
+    filled = np.zeros((h, w), bool)
+    a, g = acc, wgt
+    for level in range(levels + 1):
+        f = 2 ** level
+        have = g > floor
+        mean = np.where(have[..., None], a / np.maximum(g, floor)[..., None], 1.0)
+        up_have = np.repeat(np.repeat(have, f, 0), f, 1)[:h, :w]
+        up_mean = np.repeat(np.repeat(mean, f, 0), f, 1)[:h, :w]
+        new = up_have & ~filled
+        out[new], filled = up_mean[new], filled | new
+        ph, pw = (-a.shape[0]) % 2, (-a.shape[1]) % 2
+        a = np.pad(a, ((0, ph), (0, pw), (0, 0)))
+        g = np.pad(g, ((0, ph), (0, pw)))
+        a = a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]
+        g = g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2]
+    return out
+
+
+def to_uint8(img):
+    return np.clip(np.round(img * 255), 0, 255).astype(np.uint8)
+
+
+# -- 2. the maker recipe ---------------------------------------------------------------------------------------
+def recipe_print(world, picture, resolution):
+    """The polar-grid recipe for a cylinder mirror (formula in the docstring) as a print texture [H, W, 3] uint8."""
+    obj = world["objects"][0]
+    if obj["shape"] != "cylinder":
+        return None
+    prnt, cam = world["print"], world["camera"]
+    base, axis, radius = np.asarray(obj["base"], float), unit(obj["axis"]), obj["radius"]
+    o, _, cam_right, _ = camera_frame(cam)
+    toward = unit((o - base) - dot(o - base, axis) * axis)          # on the print, from the axis to the camera
+    rightward = unit(cam_right - dot(cam_right, axis) * axis)
+    # R_out: where the top front of the mirror reflects the print, seen from the camera
+    top = base + toward * radius + axis * obj["height"] * 0.999
+    ro, rd = o[None], unit(top - o)[None]
+    bounces, s, v, _ = trace_mirrors(world, ro, rd)
+    if bounces[0] < 1:
+        raise SystemExit("recipe: the top of the mirror does not reflect the print")
+    c, r, u = (np.asarray(prnt[k], float) for k in ("center", "right", "up"))
+    pw, ph = prnt["size"]
+    hit = c + (s[0] - 0.5) * pw * r + (0.5 - v[0]) * ph * u
+    r_out = float(np.linalg.norm((hit - base) - dot(hit - base, axis) * axis))
+    # every texel: its polar coordinates about the axis
+    tw, th = print_shape(world, resolution)
+    yy, xx = np.mgrid[0:th, 0:tw] + 0.5
+    p = c + ((xx / tw - 0.5) * pw)[..., None] * r + ((0.5 - yy / th) * ph)[..., None] * u - base
+    p = p - dot(p, axis)[..., None] * axis
+    rad = np.linalg.norm(p, axis=-1)
+    phi = np.arctan2(dot(p, rightward), dot(p, toward))
+    ps = phi / math.pi + 0.5
+    pt = (r_out - rad) / (r_out - radius)
+    inside = (ps >= 0) & (ps <= 1) & (pt >= 0) & (pt <= 1)
+    out = np.ones((th, tw, 3))
+    out[inside] = bilinear(picture, ps[inside], pt[inside])
+    return to_uint8(out), r_out
+
+
+# -- Mitsuba: the world as a scene -----------------------------------------------------------------------------
+def frame_matrix(x, y, origin):
+    """The 4×4 matrix with columns x, y, x × y (the z column) and `origin`."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, np.cross(x, y), origin
+    return mi.ScalarTransform4f(m.tolist())
+
+
+def disk_matrix(center, normal, radius):
+    n = unit(normal)
+    a = unit(np.cross(n, [1, 0, 0] if abs(n[0]) < 0.9 else [0, 1, 0]))
+    return frame_matrix(a * radius, np.cross(n, a) * radius, center)
+
+
+def write_cone_ply(path, obj, segments=512):
+    """The cone's side as a smooth binary PLY (apex ring of coincident vertices so each has its own normal)."""
+    base, axis = np.asarray(obj["base"], float), unit(obj["axis"])
+    r, h = obj["radius"], obj["height"]
+    a = unit(np.cross(axis, [1, 0, 0] if abs(axis[0]) < 0.9 else [0, 1, 0]))
+    b = np.cross(axis, a)
+    ang = np.arange(segments) * 2 * math.pi / segments
+    radial = np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b
+    normals = unit(radial * h + axis * r)                           # ⟂ to the slant
+    v = np.concatenate([base + r * radial, np.broadcast_to(base + h * axis, radial.shape)])
+    nrm = np.concatenate([normals, normals])
+    i = np.arange(segments)
+    faces = np.stack([i, (i + 1) % segments, segments + i], 1)
+    mesh = mi.Mesh("cone", len(v), len(faces), has_vertex_normals=True)
+    params = mi.traverse(mesh)
+    params["vertex_positions"] = mi.Float(v.astype(np.float32).ravel())
+    params["vertex_normals"] = mi.Float(nrm.astype(np.float32).ravel())
+    params["faces"] = mi.UInt32(faces.astype(np.uint32).ravel())
+    params.update()
+    mesh.write_ply(str(path))
+    return str(path)
+
+
+def material(mat):
+    if mat == "mirror":
+        return {"type": "conductor", "material": "none"}
+    return {"type": "dielectric", "int_ior": float(mat["ior"]), "ext_ior": 1.0}
+
+
+BLACK = {"type": "twosided", "bsdf": {"type": "diffuse", "reflectance": {"type": "rgb", "value": 0.0}}}
+
+
+def scene_dict(world, texture, folder, world_dir=None):
+    """The Mitsuba scene of `world` with `texture` ([H, W, 3] uint8) on the print (None: no print texture,
+    white). Object i's surfaces are named obj{i}, obj{i}_cap0, obj{i}_cap1."""
+    prnt, cam = world["print"], world["camera"]
+    w, h = prnt["size"]
+    tex = np.ones((2, 2, 3), np.float32) if texture is None else texture.astype(np.float32) / 255.0
+    scene = {
+        "type": "scene",
+        "integrator": {"type": "path", "max_depth": 8},
+        "sensor": {"type": "perspective", "fov": float(cam["fov"]), "fov_axis": "x",
+                   "to_world": mi.ScalarTransform4f().look_at(origin=cam["origin"], target=cam["target"],
+                                                              up=cam["up"]),
+                   "film": {"type": "hdrfilm", "width": int(cam["film"][0]), "height": int(cam["film"][1]),
+                            "rfilter": {"type": "gaussian"}, "pixel_format": "rgb"}},
+        "env": {"type": "constant", "radiance": {"type": "rgb", "value": 1.0}},
+        "print": {"type": "rectangle",
+                  "to_world": frame_matrix(np.asarray(prnt["right"], float) * w / 2,
+                                           -np.asarray(prnt["up"], float) * h / 2, prnt["center"]),
+                  "bsdf": {"type": "twosided", "bsdf": {"type": "diffuse", "reflectance": {
+                      "type": "bitmap", "bitmap": mi.Bitmap(np.ascontiguousarray(tex)), "raw": True,
+                      "wrap_mode": "clamp"}}}},
+    }
+    for i, obj in enumerate(world["objects"]):
+        bsdf, key = material(obj["material"]), f"obj{i}"
+        if obj["shape"] == "sphere":
+            scene[key] = {"type": "sphere", "center": obj["center"], "radius": obj["radius"], "bsdf": bsdf}
+        elif obj["shape"] in ("cylinder", "cone"):
+            base, axis = np.asarray(obj["base"], float), unit(obj["axis"])
+            top = base + axis * obj["height"]
+            if obj["shape"] == "cylinder":
+                scene[key] = {"type": "cylinder", "p0": base.tolist(), "p1": top.tolist(),
+                              "radius": obj["radius"], "bsdf": bsdf}
+                caps = [(base, -axis), (top, axis)]
+            else:
+                scene[key] = {"type": "ply", "filename": write_cone_ply(Path(folder) / f"cone{i}.ply", obj),
+                              "bsdf": bsdf}
+                caps = [(base, -axis)]
+            for j, (c, n) in enumerate(caps):
+                scene[f"{key}_cap{j}"] = {"type": "disk", "to_world": disk_matrix(c, n, obj["radius"]),
+                                          "bsdf": BLACK}
+        elif obj["shape"] == "mesh":
+            f = Path(world_dir or ".") / obj["file"]
+            scene[key] = {"type": f.suffix.lower()[1:], "filename": str(f), "bsdf": bsdf}
+        else:
+            raise SystemExit(f"objects[{i}].shape: unknown {obj['shape']!r}")
+    return scene
+
+
+def render(world, texture, spp, seed=0, world_dir=None):
+    """Linear radiance [H, W, 3] of the world with `texture` on the print."""
+    with tempfile.TemporaryDirectory() as folder:
+        scene = mi.load_dict(scene_dict(world, texture, folder, world_dir))
+        return np.asarray(mi.render(scene, spp=spp, seed=seed), np.float64)
+
+
+# -- 3. the mask and the metric --------------------------------------------------------------------------------
+def mirror_mask(world, world_dir=None):
+    """Pixels whose centre ray first hits a mirror and whose reflection (about Mitsuba's shading normal, up to 4
+    mirror bounces) reaches the print, traced with Mitsuba's ray_intersect. [H, W] bool."""
+    w, h = world["camera"]["film"]
+    py, px = np.mgrid[0:h, 0:w] + 0.5
+    o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
+    with tempfile.TemporaryDirectory() as folder:
+        scene = mi.load_dict(scene_dict(world, None, folder, world_dir))
+        shapes = {s.id(): s for s in scene.shapes()}
+        mirrors = [shapes[f"obj{i}"] for i, obj in enumerate(world["objects"]) if obj["material"] == "mirror"]
+        ray = mi.Ray3f(mi.Point3f(o.T.astype(np.float32)), mi.Vector3f(d.T.astype(np.float32)))
+        si = scene.ray_intersect(ray)
+        on_mirror = dr.zeros(mi.Bool, len(o))
+        for m in mirrors:
+            on_mirror |= si.shape == mi.ShapePtr(m)
+        first = np.asarray(on_mirror).copy()
+        reached = dr.zeros(mi.Bool, len(o))
+        active = mi.Bool(on_mirror)
+        for _ in range(4):
+            n = si.sh_frame.n
+            r = ray.d - 2 * dr.dot(ray.d, n) * n
+            ray = si.spawn_ray(r)
+            si = scene.ray_intersect(ray, active)
+            reached |= active & (si.shape == mi.ShapePtr(shapes["print"]))
+            again = dr.zeros(mi.Bool, len(o))
+            for m in mirrors:
+                again |= si.shape == mi.ShapePtr(m)
+            active &= again
+    on_card = np.isfinite(hit_rect(o, d, world["target"])[0])
+    return (first & np.asarray(reached) & on_card).reshape(h, w), first.reshape(h, w)
+
+
+def wanted_view(world, picture):
+    """The picture on the target card as the camera sees it, at pixel centres (bilinear). [H, W, 3]."""
+    w, h = world["camera"]["film"]
+    py, px = np.mgrid[0:h, 0:w] + 0.5
+    o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
+    colour, _ = picture_on_target(world, picture, o, d)
+    return colour.reshape(h, w, 3)
+
+
+def mirror_metric(img, white, wanted, mask):
+    ratio = img / np.maximum(white, 1e-6)
+    return float(np.abs(ratio - wanted)[mask].mean())
+
+
+def erode(mask):
+    out = mask.copy()
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        out &= np.roll(np.roll(mask, dy, 0), dx, 1)
+    return out
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+def check_camera(world):
+    """Max angle (degrees) between this script's pinhole rays and Mitsuba's sensor.sample_ray."""
+    w, h = world["camera"]["film"]
+    with tempfile.TemporaryDirectory() as folder:
+        scene = mi.load_dict(scene_dict(world, None, folder))
+    sensor = scene.sensors()[0]
+    pts = np.array([[0.5, 0.5], [w - 0.5, 0.5], [0.5, h - 0.5], [w / 3, h * 0.7], [w / 2, h / 2]])
+    ray, _ = sensor.sample_ray(0.0, 0.0, mi.Point2f((pts / [w, h]).T.astype(np.float32)), mi.Point2f(0.5, 0.5))
+    dm = np.asarray(ray.d).T
+    if dm.shape[0] != len(pts):
+        dm = dm.T
+    _, d = camera_rays(world["camera"], pts[:, 0], pts[:, 1])
+    return float(np.degrees(np.arccos(np.clip(dot(unit(dm), d), -1, 1))).max())
+
+
+def save_png(path, img):
+    Image.fromarray(img if img.dtype == np.uint8 else to_uint8(img)).save(path)
+
+
+def small(img, long_side=512):
+    im = Image.fromarray(img)
+    f = long_side / max(im.size)
+    return np.asarray(im.resize((max(1, round(im.size[0] * f)), max(1, round(im.size[1] * f))), Image.LANCZOS))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kind", default="cylinder", choices=["cylinder", "cone", "sphere"],
+                    help="the object (mirror); sphere = a mirror ball")
+    ap.add_argument("--world", help="score this world JSON instead of the bench's own (mirror objects)")
+    ap.add_argument("--write-world", help="save the world (with its target card) as JSON here")
+    ap.add_argument("--pictures", nargs="+", default=[str(REPO / "examples/landscape.png"),
+                                                      str(REPO / "examples/shapes.png")])
+    ap.add_argument("--project", nargs="+", help="the project's textures, one per picture, same order")
+    ap.add_argument("--resolution", type=int, default=1024, help="print texels on its long side")
+    ap.add_argument("--rays", type=int, default=8, help="exact trace: rays per pixel = rays²")
+    ap.add_argument("--spp", type=int, default=128)
+    ap.add_argument("--film", type=int, nargs=2, default=[240, 320], help="film width height (bench worlds)")
+    ap.add_argument("--quick", action="store_true", help="120×160 film, 32 spp, 512 print, 4² rays")
+    ap.add_argument("--out", default=str(RESULTS / "objects"), help="folder for the pictures")
+    ap.add_argument("--md", default=str(RESULTS / "objects.md"), help="the results table ('' for none)")
+    args = ap.parse_args()
+    if args.quick:
+        args.film, args.spp, args.resolution, args.rays = [120, 160], 32, 512, 4
+    if args.project and len(args.project) != len(args.pictures):
+        raise SystemExit("--project: give one texture per picture (--pictures)")
+
+    world_dir = None
+    if args.world:
+        world, world_dir = json.loads(Path(args.world).read_text()), Path(args.world).resolve().parent
+        kind = Path(args.world).stem
+    else:
+        world, kind = make_world(args.kind, tuple(args.film)), args.kind
+    world = with_target(world)
+    if args.write_world:
+        Path(args.write_world).write_text(json.dumps(world, indent=1) + "\n")
+        print(f"world written to {args.write_world}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    cam_err = check_camera(world)
+    mask, first_mi = mirror_mask(world, world_dir)
+    fw, fh = world["camera"]["film"]
+    py, px = np.mgrid[0:fh, 0:fw] + 0.5
+    o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
+    b, _, _, first_np = trace_mirrors(world, o, d)
+    np_mask = (b > 0).reshape(fh, fw) & np.isfinite(hit_rect(o, d, world["target"])[0]).reshape(fh, fw)
+    agree = float((np_mask == mask).mean())
+    eroded = erode(mask)
+    print(f"camera model vs Mitsuba: {cam_err:.2e}°; mirror pixels {int(first_mi.sum())}, scored {int(mask.sum())} "
+          f"(eroded {int(eroded.sum())}); numpy and Mitsuba masks agree on {100 * agree:.2f}% of pixels")
+    if mask.sum() == 0:
+        raise SystemExit("no mirror pixel reflects the print: move the camera")
+    white = render(world, None, args.spp, world_dir=world_dir)
+    t_white = time.perf_counter() - t0
+
+    card = world["target"]
+    aspect = card["size"][0] / card["size"][1]
+    rows = []
+    for pi, pic_path in enumerate(args.pictures):
+        name = Path(pic_path).stem
+        picture = read_picture(pic_path, aspect)
+        wanted = wanted_view(world, picture)
+        save_png(out / f"{kind}_{name}_wanted.png", np.where(mask[..., None], wanted, 0.5))
+        candidates = []
+        t = time.perf_counter()
+        tex = exact_print(world, picture, args.resolution, args.rays)
+        candidates.append(("exact trace", tex, time.perf_counter() - t))
+        t = time.perf_counter()
+        rec = recipe_print(world, picture, args.resolution)
+        if rec is not None:
+            candidates.append(("maker recipe", rec[0], time.perf_counter() - t))
+        if args.project:
+            proj = np.asarray(Image.open(args.project[pi]).convert("RGB"))
+            pw, ph = world["print"]["size"]
+            if abs(proj.shape[1] / proj.shape[0] - pw / ph) > 0.01:
+                print(f"warning: {args.project[pi]} is {proj.shape[1]}×{proj.shape[0]}, the print is {pw}×{ph} mm")
+            candidates.append(("project", proj, None))
+        for label, tex, seconds in candidates:
+            t = time.perf_counter()
+            img = render(world, tex, args.spp, world_dir=world_dir)
+            t_render = time.perf_counter() - t
+            m, me = mirror_metric(img, white, wanted, mask), mirror_metric(img, white, wanted, eroded)
+            tag = label.split()[0] if label != "maker recipe" else "recipe"
+            save_png(out / f"{kind}_{name}_{tag}_print.png", small(tex))
+            save_png(out / f"{kind}_{name}_{tag}_view.png", img)
+            rows.append({"picture": name, "texture": label, "metric": m, "metric_eroded": me,
+                         "make_s": seconds, "render_s": t_render})
+            print(f"{name:10s} {label:13s} metric {m:.4f} (eroded {me:.4f})  make "
+                  f"{'-' if seconds is None else f'{seconds:.1f}'} s, render {t_render:.1f} s", flush=True)
+    total = time.perf_counter() - t0
+
+    table = ["| picture | texture | mirror metric | eroded mask | ÷ exact trace | make (s) | render (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ex = next(x for x in rows if x["picture"] == r["picture"] and x["texture"] == "exact trace")
+        table.append(f"| {r['picture']} | {r['texture']} | {r['metric']:.4f} | {r['metric_eroded']:.4f} | "
+                     f"{r['metric'] / ex['metric']:.2f} | "
+                     + ("–" if r["make_s"] is None else f"{r['make_s']:.1f}") + f" | {r['render_s']:.1f} |")
+    print("\n".join(table))
+    print(f"total {total:.0f} s (white render and mask {t_white:.0f} s)")
+    if args.md:
+        write_md(Path(args.md), world, kind, args, rows, table, total, mask, eroded, first_mi, agree, cam_err,
+                 rec[1] if rec is not None else None)
+
+
+def write_md(path, world, kind, args, rows, table, total, mask, eroded, first_mi, agree, cam_err, r_out):
+    cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(REPO)) if Path(sys.argv[0]).is_absolute()
+                                else sys.argv[0], *sys.argv[1:]])
+    rel = os.path.relpath(args.out, path.parent)
+    pics = []
+    for pic in dict.fromkeys(r["picture"] for r in rows):
+        tags = [("exact", "exact trace"), ("recipe", "maker recipe"), ("project", "project")]
+        have = [(t, lab) for t, lab in tags if any(r["picture"] == pic and r["texture"] == lab for r in rows)]
+        pics.append(f"**{pic}** — wanted (the picture on the target, mirror pixels only): "
+                    f"![]({rel}/{kind}_{pic}_wanted.png)\n")
+        pics.append("| " + " | ".join(lab for _, lab in have) + " |\n|" + "---|" * len(have))
+        pics.append("| " + " | ".join(f"![]({rel}/{kind}_{pic}_{t}_print.png)" for t, _ in have) + " |")
+        pics.append("| " + " | ".join(f"![]({rel}/{kind}_{pic}_{t}_view.png)" for t, _ in have) + " |\n")
+    text = f"""# Optical objects: the exact inverse trace, the maker recipe, the project (`bench/objects.py`)
+
+`{cmd}`
+
+{datetime.now():%Y-%m-%d %H:%M}, {platform.machine()} with {os.cpu_count()} cores (shared with other work),
+Mitsuba {mi.__version__} `llvm_ad_rgb`. Kind **{kind}**; film {world['camera']['film'][0]}×{world['camera']['film'][1]},
+{args.spp} spp (the same seed for every render), print textures {args.resolution} texels on the long side, exact trace
+{args.rays}² rays per pixel.
+
+The metric (issue 32, item 4): mean |render ÷ render of an all-white print − the picture on the target card| over
+the mirror's pixels whose reflection reaches the print ({int(mask.sum())} of the {int(first_mi.sum())} mirror pixels;
+"eroded mask": without the mask's edge pixels, {int(eroded.sum())}). The numpy tracer's mask and Mitsuba's agree on
+{100 * agree:.2f}% of the film; the bench's pinhole camera and Mitsuba's differ by ≤ {cam_err:.1e}°.
+{'' if r_out is None else f"The recipe's annulus: from the cylinder's radius to R_out = {r_out:.1f} mm (where the mirror's top front reflects the print)."}
+
+{chr(10).join(table)}
+
+Total {total:.0f} s. Times are seconds on this machine; "make" is the bench's own numpy code (the project's time is
+not measured here: give it with the project's texture).
+
+The world (`--write-world` writes it):
+
+```json
+{json.dumps(world, indent=1)}
+```
+
+Pictures: the print (what goes on paper, downscaled) and the view through the mirror (the render, linear, clipped).
+
+{chr(10).join(pics)}
+"""
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
