@@ -114,10 +114,15 @@ def camera_at(look, elevation_deg, distance, azimuth_deg=-90.0, fov=18.0, film=(
             "fov": fov, "film": list(film)}
 
 
-def make_world(kind, film=(240, 320)):
-    """The bench's world for `kind`: an A3 landscape print on z = 0, the object behind its centre, the camera
-    45° above (cone: 55°, so that the cone's steeper reflections still reach the print), 350 mm from the
-    object's mid-height, on the −y side. The target card is added by :func:`with_target`."""
+def make_world(kind, film=None, quick=False):
+    """The bench's world for `kind`. Mirrors: an A3 landscape print on z = 0, the object behind its centre, the
+    camera on the −y side 350 mm from the object's middle, 45° above the print (cone: 55°, so that more of the
+    cone's flatter reflections land on the print), a 3:4 film. Glass: an upright A4 print (the plane y = 0,
+    facing −y), a glass ball (IOR 1.5, r 40 mm) 60 mm before it (beyond its focus: the view is inverted), an off-axis camera, a 4:3 film. The target card
+    of a mirror is added by :func:`with_target`; glass has none (its target is the object-free view)."""
+    film = tuple(film or ((320, 240) if kind.startswith("glass") else (240, 320)))
+    if quick:
+        film = (film[0] // 2, film[1] // 2)
     prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 1, 0], "size": list(A3)}
     if kind == "cylinder":
         obj = {"shape": "cylinder", "base": [0, 60, 0], "axis": [0, 0, 1], "radius": 30, "height": 100,
@@ -130,8 +135,12 @@ def make_world(kind, film=(240, 320)):
     elif kind == "sphere":
         obj = {"shape": "sphere", "center": [0, 60, 40], "radius": 40, "material": "mirror"}
         cam = camera_at([0, 60, 40], 45, 350, film=film, fov=16)
+    elif kind == "glass-sphere":
+        prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 0, 1], "size": [297, 210]}
+        obj = {"shape": "sphere", "center": [0, -100, 0], "radius": 40, "material": {"ior": 1.5}}
+        cam = {"origin": [90, -420, 60], "target": [0, 0, 0], "up": [0, 0, 1], "fov": 40, "film": list(film)}
     else:
-        raise SystemExit(f"--kind {kind}: not implemented (cylinder, cone, sphere)")
+        raise SystemExit(f"--kind {kind}: not implemented")
     return {"units": "mm", "print": prnt, "objects": [obj], "camera": cam}
 
 
@@ -227,64 +236,85 @@ def hit_rect(o, d, rect):
 
 
 def object_parts(obj):
-    """[(kind, intersect(o, d) -> (t, n))]: kind "mirror", "glass" or "black" (the caps)."""
+    """[(kind, ior, intersect(o, d) -> (t, outward normal))]: kind "mirror", "glass" or "black" (the caps)."""
     mat = "mirror" if obj["material"] == "mirror" else "glass"
+    ior = None if mat == "mirror" else float(obj["material"]["ior"])
     if obj["shape"] == "sphere":
         c, r = np.asarray(obj["center"], float), obj["radius"]
-        return [(mat, lambda o, d: hit_sphere(o, d, c, r))]
+        return [(mat, ior, lambda o, d: hit_sphere(o, d, c, r))]
     if obj["shape"] in ("cylinder", "cone"):
         base, axis = np.asarray(obj["base"], float), unit(obj["axis"])
         radius, height, apex = obj["radius"], obj["height"], obj["shape"] == "cone"
-        parts = [(mat, lambda o, d: hit_side(o, d, base, axis, radius, height, apex)),
-                 ("black", lambda o, d: hit_disk(o, d, base, -axis, radius))]
+        cap = "black" if mat == "mirror" else mat                    # a glass rod's caps are glass
+        parts = [(mat, ior, lambda o, d: hit_side(o, d, base, axis, radius, height, apex)),
+                 (cap, ior, lambda o, d: hit_disk(o, d, base, -axis, radius))]
         if not apex:
-            parts.append(("black", lambda o, d: hit_disk(o, d, base + height * axis, axis, radius)))
+            parts.append((cap, ior, lambda o, d: hit_disk(o, d, base + height * axis, axis, radius)))
         return parts
-    raise SystemExit(f"the numpy tracer has no {obj['shape']!r} (mirror sphere, cylinder, cone only)")
+    raise SystemExit(f"the numpy tracer has no {obj['shape']!r} (sphere, cylinder, cone only)")
 
 
-def trace_mirrors(world, o, d, max_bounces=4):
-    """Follow rays through the world's mirrors. Returns (bounces, print s, print t, first-hit-is-mirror):
-    bounces = mirror reflections before the ray met the print (−1 where it never did: sky, a black cap)."""
+def refract(d, n_out, ior):
+    """Refract (or totally reflect) unit directions `d` at a surface of outward normal `n_out`, glass `ior` in
+    air. Returns the new directions and the side offset (+1: the ray stays on the side it came from)."""
+    entering = dot(d, n_out) < 0
+    n = np.where(entering[:, None], n_out, -n_out)                  # facing the incoming ray
+    eta = np.where(entering, 1.0 / ior, ior)
+    cos_i = -dot(d, n)
+    k = 1 - eta ** 2 * (1 - cos_i ** 2)
+    tir = k < 0
+    t = eta[:, None] * d + (eta * cos_i - np.sqrt(np.maximum(k, 0)))[:, None] * n
+    return np.where(tir[:, None], reflect(d, n), unit(t)), np.where(tir, 1.0, -1.0), n
+
+
+def trace(world, o, d, max_events=8):
+    """Follow rays through the world's mirrors (reflection) and glass (refraction, total internal reflection;
+    the Fresnel-reflected part is not followed: one chain per ray, the main one). Returns (events, print s,
+    print t, first hit): events = specular events before the ray met the print (0: the print seen directly,
+    −1: never: the sky, a black cap, too many events); first hit = "mirror", "glass" or "" per ray."""
     parts = [p for obj in world["objects"] for p in object_parts(obj)]
     n_rays = len(o)
-    bounces = np.full(n_rays, -1)
+    events = np.full(n_rays, -1)
     s_out, t_out = np.zeros(n_rays), np.zeros(n_rays)
-    first_mirror = np.zeros(n_rays, bool)
+    first = np.full(n_rays, "", dtype=object)
     alive = np.arange(n_rays)
-    for depth in range(max_bounces + 1):
+    for depth in range(max_events + 1):
         if not len(alive):
             break
         t_best = np.full(len(alive), np.inf)
-        kind = np.full(len(alive), -1)
+        which = np.full(len(alive), -1)
         n_best = np.zeros((len(alive), 3))
-        for i, (_, fn) in enumerate(parts):
+        for i, (_, _, fn) in enumerate(parts):
             t, n = fn(o, d)
             closer = t < t_best
-            t_best, kind = np.where(closer, t, t_best), np.where(closer, i, kind)
+            t_best, which = np.where(closer, t, t_best), np.where(closer, i, which)
             n_best[closer] = n[closer]
         t_print, s, v = hit_rect(o, d, world["print"])
         on_print = t_print < t_best
         s_out[alive[on_print]], t_out[alive[on_print]] = s[on_print], v[on_print]
-        bounces[alive[on_print]] = depth
-        is_mirror = (~on_print) & (kind >= 0) & np.isin(kind, [i for i, p in enumerate(parts) if p[0] == "mirror"])
+        events[alive[on_print]] = depth
+        kinds = np.array([p[0] for p in parts] + [""], dtype=object)[which]      # which = −1 → ""
         if depth == 0:
-            first_mirror[alive] = is_mirror
-        keep = is_mirror
+            first[alive] = np.where(on_print, "", kinds)
+        keep = (~on_print) & ((kinds == "mirror") | (kinds == "glass"))
         p = o[keep] + t_best[keep, None] * d[keep]
-        n = n_best[keep]
-        n = np.where(dot(n, d[keep])[:, None] > 0, -n, n)
-        o, d, alive = p + 1e-4 * n, reflect(d[keep], n), alive[keep]
-    bounces[(bounces == 0)] = -1          # the print seen directly is not a reflection
-    return bounces, s_out, t_out, first_mirror
+        n_out, dk = n_best[keep], d[keep]
+        iors = np.array([p_[1] or 1.0 for p_ in parts])[which[keep]]
+        d_new, side, n_face = refract(dk, n_out, iors)
+        mirror = kinds[keep] == "mirror"
+        n_m = np.where((dot(dk, n_out) > 0)[:, None], -n_out, n_out)
+        d_new[mirror], side[mirror], n_face[mirror] = reflect(dk[mirror], n_m[mirror]), 1.0, n_m[mirror]
+        o, d, alive = p + 1e-4 * side[:, None] * n_face, d_new, alive[keep]
+    return events, s_out, t_out, first
 
 
 # -- the target card and the picture on it ---------------------------------------------------------------------
 def with_target(world):
-    """The world with a target card: the world's own, or the issue's default for a mirror (see the docstring)."""
-    if "target" in world:
-        return world
+    """The world with a target card: the world's own, or the issue's default for a mirror (see the docstring).
+    A glass world without one is returned as it is: its target is the print, the objects removed."""
     obj = world["objects"][0]
+    if "target" in world or obj["material"] != "mirror":
+        return world
     cam = world["camera"]
     o, f, _, _ = camera_frame(cam)
     if obj["shape"] == "sphere":
@@ -299,7 +329,7 @@ def with_target(world):
     w, h = cam["film"]
     py, px = np.mgrid[0:h, 0:w] + 0.5
     ro, rd = camera_rays(cam, px.ravel(), py.ravel())
-    _, _, _, first = trace_mirrors(world, ro, rd, max_bounces=0)
+    first = trace(world, ro, rd, max_events=0)[3] == "mirror"
     ro, rd = ro[first], rd[first]
     n = np.cross(right, up)
     t = dot(center - ro, n) / dot(rd, n)
@@ -344,6 +374,27 @@ def picture_on_target(world, picture, o, d):
     return colour, np.isfinite(t)
 
 
+def wanted_colour(world, picture, o, d):
+    """What camera rays should show, and where that is defined: the picture on the target card (a world with a
+    target: mirrors), or on the print seen straight with the objects removed (no target: glass)."""
+    if "target" in world:
+        return picture_on_target(world, picture, o, d)
+    t, s, v = hit_rect(o, d, world["print"])
+    return bilinear(picture, np.clip(s, 0, 1), np.clip(v, 0, 1)), np.isfinite(t)
+
+
+def target_aspect(world):
+    w, h = world.get("target", world["print"])["size"]
+    return w / h
+
+
+def plain_print(world, picture, resolution):
+    """The picture itself as the print texture (the glass baseline): resampled to the print's texels."""
+    tw, th = print_shape(world, resolution)
+    yy, xx = np.mgrid[0:th, 0:tw] + 0.5
+    return to_uint8(bilinear(picture, (xx / tw).ravel(), (yy / th).ravel()).reshape(th, tw, 3))
+
+
 def read_picture(path, aspect):
     return fit_crop(np.asarray(Image.open(path).convert("RGB"), np.float64) / 255.0, aspect)
 
@@ -356,15 +407,17 @@ def print_shape(world, resolution):
 
 # -- 1. the exact inverse trace --------------------------------------------------------------------------------
 def exact_print(world, picture, resolution, rays, chunk=400_000, seed=0):
-    """The print texture ([H, W, 3] uint8) from camera rays reflected by the exact mirror (see the docstring)."""
+    """The print texture ([H, W, 3] uint8) from camera rays through the exact objects (see the docstring).
+    Mirror worlds: white where no ray lands. Glass worlds: the plain picture there (the print seen directly)."""
+    glass = "target" not in world
     tw, th = print_shape(world, resolution)
     acc, wgt = np.zeros((th, tw, 3)), np.zeros((th, tw))
     cam = world["camera"]
     fw, fh = cam["film"]
-    # the pixels to sample: those whose centre, or a neighbour's, sees the mirror
+    # the pixels to sample: those whose centre, or a neighbour's, sees an object
     py, px = np.mgrid[0:fh, 0:fw] + 0.5
     o, d = camera_rays(cam, px.ravel(), py.ravel())
-    first = trace_mirrors(world, o, d, max_bounces=0)[3].reshape(fh, fw)
+    first = (trace(world, o, d, max_events=0)[3] != "").reshape(fh, fw) | glass     # glass: every pixel
     near = first.copy()
     for dy in (-2, -1, 0, 1, 2):
         for dx in (-2, -1, 0, 1, 2):
@@ -379,11 +432,15 @@ def exact_print(world, picture, resolution, rays, chunk=400_000, seed=0):
         jx = jx + rng.uniform(-0.5, 0.5, jx.shape) / rays
         jy = jy + rng.uniform(-0.5, 0.5, jy.shape) / rays
         o, d = camera_rays(cam, jx, jy)
-        bounces, s, v, _ = trace_mirrors(world, o, d)
-        colour, on_card = picture_on_target(world, picture, o, d)
-        ok = (bounces > 0) & on_card
+        events, s, v, _ = trace(world, o, d)
+        colour, defined = wanted_colour(world, picture, o, d)
+        # mirrors: the reflected rays; glass: the main chain (in, out) and the print seen directly, so that a
+        # texel seen both ways gets the mean of what its pixels want
+        ok = defined & ((events == 0) | (events == 2) if glass else (events > 0))
         splat(acc, wgt, s[ok] * tw - 0.5, v[ok] * th - 0.5, colour[ok])
-    return to_uint8(push_pull(acc, wgt))
+    if glass:
+        return to_uint8(push_pull(acc, wgt, plain_print(world, picture, resolution) / 255.0, levels=2))
+    return to_uint8(push_pull(acc, wgt, np.ones((th, tw, 3))))
 
 
 def splat(acc, wgt, x, y, colour):
@@ -401,11 +458,11 @@ def splat(acc, wgt, x, y, colour):
             flat[:, c] += np.bincount(idx, wt[ok] * colour[ok, c], minlength=h * w)
 
 
-def push_pull(acc, wgt, levels=4, floor=1e-3):
+def push_pull(acc, wgt, base, levels=4, floor=1e-3):
     """Texels with splats: their mean colour. Holes: the mean at the finest of `levels` coarser (2×2-summed)
-    levels that has weight there. Farther holes: white."""
+    levels that has weight there. Farther holes: `base`."""
     h, w = wgt.shape
-    out = np.ones((h, w, 3))
+    out = base.astype(np.float64).copy()
     filled = np.zeros((h, w), bool)
     a, g = acc, wgt
     for level in range(levels + 1):
@@ -442,8 +499,8 @@ def recipe_print(world, picture, resolution):
     # R_out: where the top front of the mirror reflects the print, seen from the camera
     top = base + toward * radius + axis * obj["height"] * 0.999
     ro, rd = o[None], unit(top - o)[None]
-    bounces, s, v, _ = trace_mirrors(world, ro, rd)
-    if bounces[0] < 1:
+    events, s, v, _ = trace(world, ro, rd)
+    if events[0] < 1:
         raise SystemExit("recipe: the top of the mirror does not reflect the print")
     c, r, u = (np.asarray(prnt[k], float) for k in ("center", "right", "up"))
     pw, ph = prnt["size"]
@@ -568,8 +625,9 @@ def render(world, texture, spp, seed=0, world_dir=None):
 
 # -- 3. the mask and the metric --------------------------------------------------------------------------------
 def mirror_mask(world, world_dir=None):
-    """Pixels whose centre ray first hits a mirror and whose reflection (about Mitsuba's shading normal, up to 4
-    mirror bounces) reaches the print, traced with Mitsuba's ray_intersect. [H, W] bool."""
+    """Traced with Mitsuba's ray_intersect from pixel centres: (pixels whose ray first hits a mirror, whose
+    reflection (about Mitsuba's shading normal, up to 4 mirror bounces) reaches the print, and that see the
+    target card; pixels whose ray first hits any object: the silhouette). [H, W] bool each."""
     w, h = world["camera"]["film"]
     py, px = np.mgrid[0:h, 0:w] + 0.5
     o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
@@ -579,6 +637,12 @@ def mirror_mask(world, world_dir=None):
         mirrors = [shapes[f"obj{i}"] for i, obj in enumerate(world["objects"]) if obj["material"] == "mirror"]
         ray = mi.Ray3f(mi.Point3f(o.T.astype(np.float32)), mi.Vector3f(d.T.astype(np.float32)))
         si = scene.ray_intersect(ray)
+        silhouette = dr.zeros(mi.Bool, len(o))
+        for i in range(len(world["objects"])):
+            silhouette |= si.shape == mi.ShapePtr(shapes[f"obj{i}"])
+        silhouette = np.asarray(silhouette).reshape(h, w)
+        if not mirrors:
+            return silhouette, silhouette
         on_mirror = dr.zeros(mi.Bool, len(o))
         for m in mirrors:
             on_mirror |= si.shape == mi.ShapePtr(m)
@@ -596,7 +660,7 @@ def mirror_mask(world, world_dir=None):
                 again |= si.shape == mi.ShapePtr(m)
             active &= again
     on_card = np.isfinite(hit_rect(o, d, world["target"])[0])
-    return (first & np.asarray(reached) & on_card).reshape(h, w), first.reshape(h, w)
+    return (first & np.asarray(reached) & on_card).reshape(h, w), silhouette
 
 
 def wanted_view(world, picture):
@@ -604,7 +668,7 @@ def wanted_view(world, picture):
     w, h = world["camera"]["film"]
     py, px = np.mgrid[0:h, 0:w] + 0.5
     o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
-    colour, _ = picture_on_target(world, picture, o, d)
+    colour, _ = wanted_colour(world, picture, o, d)
     return colour.reshape(h, w, 3)
 
 
@@ -646,152 +710,242 @@ def small(img, long_side=512):
     return np.asarray(im.resize((max(1, round(im.size[0] * f)), max(1, round(im.size[1] * f))), Image.LANCZOS))
 
 
+def l1(a, b, mask=None):
+    """Mean |a − b| over RGB, both clipped to the displayable [0, 1], over `mask` (the whole frame: None)."""
+    e = np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1))
+    return float(e.mean() if mask is None else e[mask].mean())
+
+
+def geometry_checks(world, world_dir):
+    """The Mitsuba masks and how the bench's own camera and tracer agree with Mitsuba's."""
+    cam_err = check_camera(world)
+    mask, silhouette = mirror_mask(world, world_dir)
+    fw, fh = world["camera"]["film"]
+    py, px = np.mgrid[0:fh, 0:fw] + 0.5
+    o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
+    events, _, _, first = trace(world, o, d)
+    if "target" in world:
+        np_mask = (events > 0) & (first == "mirror") & np.isfinite(hit_rect(o, d, world["target"])[0])
+    else:
+        np_mask = first != ""
+    agree = float((np_mask.reshape(fh, fw) == mask).mean())
+    return {"mask": mask, "silhouette": silhouette, "agree": agree, "cam_err": cam_err}
+
+
+def run_kind(kind, world, world_dir, args, out):
+    """Score every candidate texture of one world for every picture. Returns (rows, facts for the report)."""
+    mirror = "target" in world
+    t0 = time.perf_counter()
+    g = geometry_checks(world, world_dir)
+    mask, silhouette = g["mask"], g["silhouette"]
+    eroded = erode(mask)
+    print(f"[{kind}] camera model vs Mitsuba {g['cam_err']:.1e}°; object pixels {int(silhouette.sum())}, scored "
+          f"{int(mask.sum())}; numpy and Mitsuba masks agree on {100 * g['agree']:.2f}% of the film", flush=True)
+    if mask.sum() == 0:
+        raise SystemExit(f"[{kind}] no pixel sees the object" + (" reflect the print: move the camera" if mirror
+                                                                  else ""))
+    white = render(world, None, args.spp, world_dir=world_dir) if mirror else None
+    facts = {"world": world, "scored": int(mask.sum()), "eroded": int(eroded.sum()),
+             "object_pixels": int(silhouette.sum()), "agree": g["agree"], "cam_err": g["cam_err"],
+             "setup_s": time.perf_counter() - t0, "r_out": None}
+    rows = []
+    for pi, pic_path in enumerate(args.pictures):
+        name = Path(pic_path).stem
+        picture = read_picture(pic_path, target_aspect(world))
+        if mirror:
+            wanted = wanted_view(world, picture)
+            save_png(out / f"{kind}_{name}_wanted.png", np.where(mask[..., None], wanted, 0.5))
+        else:
+            wanted = render({**world, "objects": []}, plain_print(world, picture, args.resolution), args.spp,
+                            world_dir=world_dir)
+            save_png(out / f"{kind}_{name}_wanted.png", wanted)
+        candidates = []
+        t = time.perf_counter()
+        tex = exact_print(world, picture, args.resolution, args.rays)
+        candidates.append(("exact", "exact trace", tex, time.perf_counter() - t))
+        if mirror:
+            t = time.perf_counter()
+            rec = recipe_print(world, picture, args.resolution)
+            if rec is not None:
+                facts["r_out"] = rec[1]
+                candidates.append(("recipe", "maker recipe", rec[0], time.perf_counter() - t))
+        else:
+            candidates.append(("plain", "plain print", plain_print(world, picture, args.resolution), None))
+        project = args.project[pi] if args.project else None
+        if args.apply:
+            project, facts.setdefault("apply", {})[name] = run_apply(world, pic_path, args.resolution, out, kind)
+        if project:
+            proj = np.asarray(Image.open(project).convert("RGB"))
+            pw, ph = world["print"]["size"]
+            if abs(proj.shape[1] / proj.shape[0] - pw / ph) > 0.01:
+                print(f"warning: {project} is {proj.shape[1]}×{proj.shape[0]}, the print {pw}×{ph} mm")
+            candidates.append(("project", "project", proj, None))
+        for tag, label, tex, seconds in candidates:
+            t = time.perf_counter()
+            img = render(world, tex, args.spp, world_dir=world_dir)
+            t_render = time.perf_counter() - t
+            if mirror:
+                m, m2 = mirror_metric(img, white, wanted, mask), mirror_metric(img, white, wanted, eroded)
+            else:
+                m, m2 = l1(img, wanted), l1(img, wanted, silhouette)
+            save_png(out / f"{kind}_{name}_{tag}_print.png", small(tex))
+            save_png(out / f"{kind}_{name}_{tag}_view.png", img)
+            rows.append({"kind": kind, "picture": name, "tag": tag, "texture": label, "metric": m, "metric2": m2,
+                         "make_s": seconds, "render_s": t_render})
+            print(f"[{kind}] {name:10s} {label:13s} {m:.4f} ({m2:.4f})  make "
+                  f"{'-' if seconds is None else f'{seconds:.1f}'} s, render {t_render:.1f} s", flush=True)
+    facts["total_s"] = time.perf_counter() - t0
+    return rows, facts
+
+
+def world_json(world):
+    """The world as JSON, one line per top-level field."""
+    return "{\n" + ",\n".join(f' "{k}": {json.dumps(v)}' for k, v in world.items()) + "\n}\n"
+
+
+def run_apply(world, picture, resolution, out, kind):
+    """Run the project's CLI on this world in a subprocess (the bench imports nothing from it) and time it.
+    Returns (the texture it wrote or None, seconds)."""
+    import subprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        wpath = Path(tmp) / "world.json"
+        wpath.write_text(world_json(world))
+        cmd = [sys.executable, "-m", "predistort", "apply", "--scene", str(wpath), "--method", "solve",
+               "--resolution", str(resolution), "--fit", "crop", "--texture", str(picture), "--out-dir", tmp]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+        seconds = time.perf_counter() - t
+        tex = Path(tmp) / "predistorted.png"
+        if proc.returncode != 0 or not tex.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            print(f"[{kind}] the project's apply failed after {seconds:.0f} s: {tail[0]}")
+            return None, f"failed after {seconds:.0f} s ({tail[0]})"
+        keep = out / f"{kind}_{Path(picture).stem}_project_full.png"
+        keep.write_bytes(tex.read_bytes())
+        print(f"[{kind}] the project's apply: {seconds:.0f} s")
+        return str(keep), f"took {seconds:.0f} s"
+
+
+def table(kind, rows, mirror):
+    head = ("| picture | texture | mirror metric | eroded mask | ÷ exact trace | ÷ recipe | make (s) | render (s) |"
+            if mirror else
+            "| picture | texture | L1 frame | L1 silhouette | ÷ exact trace (frame) | ÷ plain (frame, silhouette) "
+            "| make (s) | render (s) |")
+    lines = [head, "|---" * 8 + "|"]
+    base_tag = "recipe" if mirror else "plain"
+    for r in rows:
+        if r["kind"] != kind:
+            continue
+        same = {x["tag"]: x for x in rows if x["kind"] == kind and x["picture"] == r["picture"]}
+        ex, base = same["exact"], same.get(base_tag)
+        vs_base = "–" if base is None else (f"{r['metric'] / base['metric']:.2f}" if mirror else
+                                            f"{r['metric'] / base['metric']:.2f}, {r['metric2'] / base['metric2']:.2f}")
+        make = "–" if r["make_s"] is None else f"{r['make_s']:.1f}"
+        lines.append(f"| {r['picture']} | {r['texture']} | {r['metric']:.4f} | {r['metric2']:.4f} | "
+                     f"{r['metric'] / ex['metric']:.2f} | {vs_base} | {make} | {r['render_s']:.1f} |")
+    return "\n".join(lines)
+
+
+KINDS = {"cylinder": "a cylinder mirror", "cone": "a cone mirror", "sphere": "a mirror ball",
+         "glass-sphere": "a glass ball before an upright print"}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kind", default="cylinder", choices=["cylinder", "cone", "sphere"],
-                    help="the object (mirror); sphere = a mirror ball")
-    ap.add_argument("--world", help="score this world JSON instead of the bench's own (mirror objects)")
-    ap.add_argument("--write-world", help="save the world (with its target card) as JSON here")
-    ap.add_argument("--pictures", nargs="+", default=[str(REPO / "examples/landscape.png"),
-                                                      str(REPO / "examples/shapes.png")])
-    ap.add_argument("--project", nargs="+", help="the project's textures, one per picture, same order")
+    ap.add_argument("--kind", nargs="+", default=["cylinder"], choices=list(KINDS),
+                    help="the objects to run, in one run (default: cylinder)")
+    ap.add_argument("--world", help="score this world JSON instead of the bench's own (its name is the kind)")
+    ap.add_argument("--write-world", help="save the world (with its target card) as JSON here (one --kind)")
+    ap.add_argument("--pictures", nargs="+", default=[str(REPO / f"examples/{p}.png")
+                                                      for p in ("landscape", "shapes", "text")])
+    ap.add_argument("--project", nargs="+", help="the project's textures, one per picture, same order (one kind)")
+    ap.add_argument("--apply", action="store_true",
+                    help="run `python -m predistort apply --scene WORLD --method solve --resolution R --fit crop` "
+                         "per picture (a subprocess, timed) and score its predistorted.png as the project")
     ap.add_argument("--resolution", type=int, default=1024, help="print texels on its long side")
     ap.add_argument("--rays", type=int, default=8, help="exact trace: rays per pixel = rays²")
     ap.add_argument("--spp", type=int, default=128)
-    ap.add_argument("--film", type=int, nargs=2, default=[240, 320], help="film width height (bench worlds)")
-    ap.add_argument("--quick", action="store_true", help="120×160 film, 32 spp, 512 print, 4² rays")
+    ap.add_argument("--film", type=int, nargs=2, help="film width height of the bench's worlds (default per kind)")
+    ap.add_argument("--quick", action="store_true", help="quarter-size film, 32 spp, 512 print, 4² rays")
     ap.add_argument("--out", default=str(RESULTS / "objects"), help="folder for the pictures")
-    ap.add_argument("--md", default=str(RESULTS / "objects.md"), help="the results table ('' for none)")
+    ap.add_argument("--md", default=str(RESULTS / "objects.md"), help="the results page ('' for none)")
     args = ap.parse_args()
     if args.quick:
-        args.film, args.spp, args.resolution, args.rays = [120, 160], 32, 512, 4
+        args.spp, args.resolution, args.rays = 32, 512, 4
     if args.project and len(args.project) != len(args.pictures):
         raise SystemExit("--project: give one texture per picture (--pictures)")
-
-    world_dir = None
-    if args.world:
-        world, world_dir = json.loads(Path(args.world).read_text()), Path(args.world).resolve().parent
-        kind = Path(args.world).stem
-    else:
-        world, kind = make_world(args.kind, tuple(args.film)), args.kind
-    world = with_target(world)
-    if args.write_world:
-        Path(args.write_world).write_text(json.dumps(world, indent=1) + "\n")
-        print(f"world written to {args.write_world}")
+    if (args.project or args.write_world or args.world) and len(args.kind) > 1:
+        raise SystemExit("--project, --write-world and --world go with one --kind")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    cam_err = check_camera(world)
-    mask, first_mi = mirror_mask(world, world_dir)
-    fw, fh = world["camera"]["film"]
-    py, px = np.mgrid[0:fh, 0:fw] + 0.5
-    o, d = camera_rays(world["camera"], px.ravel(), py.ravel())
-    b, _, _, first_np = trace_mirrors(world, o, d)
-    np_mask = (b > 0).reshape(fh, fw) & np.isfinite(hit_rect(o, d, world["target"])[0]).reshape(fh, fw)
-    agree = float((np_mask == mask).mean())
-    eroded = erode(mask)
-    print(f"camera model vs Mitsuba: {cam_err:.2e}°; mirror pixels {int(first_mi.sum())}, scored {int(mask.sum())} "
-          f"(eroded {int(eroded.sum())}); numpy and Mitsuba masks agree on {100 * agree:.2f}% of pixels")
-    if mask.sum() == 0:
-        raise SystemExit("no mirror pixel reflects the print: move the camera")
-    white = render(world, None, args.spp, world_dir=world_dir)
-    t_white = time.perf_counter() - t0
-
-    card = world["target"]
-    aspect = card["size"][0] / card["size"][1]
-    rows = []
-    for pi, pic_path in enumerate(args.pictures):
-        name = Path(pic_path).stem
-        picture = read_picture(pic_path, aspect)
-        wanted = wanted_view(world, picture)
-        save_png(out / f"{kind}_{name}_wanted.png", np.where(mask[..., None], wanted, 0.5))
-        candidates = []
-        t = time.perf_counter()
-        tex = exact_print(world, picture, args.resolution, args.rays)
-        candidates.append(("exact trace", tex, time.perf_counter() - t))
-        t = time.perf_counter()
-        rec = recipe_print(world, picture, args.resolution)
-        if rec is not None:
-            candidates.append(("maker recipe", rec[0], time.perf_counter() - t))
-        if args.project:
-            proj = np.asarray(Image.open(args.project[pi]).convert("RGB"))
-            pw, ph = world["print"]["size"]
-            if abs(proj.shape[1] / proj.shape[0] - pw / ph) > 0.01:
-                print(f"warning: {args.project[pi]} is {proj.shape[1]}×{proj.shape[0]}, the print is {pw}×{ph} mm")
-            candidates.append(("project", proj, None))
-        for label, tex, seconds in candidates:
-            t = time.perf_counter()
-            img = render(world, tex, args.spp, world_dir=world_dir)
-            t_render = time.perf_counter() - t
-            m, me = mirror_metric(img, white, wanted, mask), mirror_metric(img, white, wanted, eroded)
-            tag = label.split()[0] if label != "maker recipe" else "recipe"
-            save_png(out / f"{kind}_{name}_{tag}_print.png", small(tex))
-            save_png(out / f"{kind}_{name}_{tag}_view.png", img)
-            rows.append({"picture": name, "texture": label, "metric": m, "metric_eroded": me,
-                         "make_s": seconds, "render_s": t_render})
-            print(f"{name:10s} {label:13s} metric {m:.4f} (eroded {me:.4f})  make "
-                  f"{'-' if seconds is None else f'{seconds:.1f}'} s, render {t_render:.1f} s", flush=True)
+    rows, facts = [], {}
+    for kind in args.kind:
+        world_dir = None
+        if args.world:
+            world, world_dir = json.loads(Path(args.world).read_text()), Path(args.world).resolve().parent
+            kind = Path(args.world).stem
+        else:
+            world = make_world(kind, args.film, args.quick)
+        world = with_target(world)
+        if args.write_world:
+            Path(args.write_world).write_text(world_json(world))
+            print(f"world written to {args.write_world}")
+        r, facts[kind] = run_kind(kind, world, world_dir, args, out)
+        rows += r
     total = time.perf_counter() - t0
-
-    table = ["| picture | texture | mirror metric | eroded mask | ÷ exact trace | make (s) | render (s) |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ex = next(x for x in rows if x["picture"] == r["picture"] and x["texture"] == "exact trace")
-        table.append(f"| {r['picture']} | {r['texture']} | {r['metric']:.4f} | {r['metric_eroded']:.4f} | "
-                     f"{r['metric'] / ex['metric']:.2f} | "
-                     + ("–" if r["make_s"] is None else f"{r['make_s']:.1f}") + f" | {r['render_s']:.1f} |")
-    print("\n".join(table))
-    print(f"total {total:.0f} s (white render and mask {t_white:.0f} s)")
+    for kind in facts:
+        print(f"\n{kind}\n" + table(kind, rows, "target" in facts[kind]["world"]))
+    print(f"total {total:.0f} s")
     if args.md:
-        write_md(Path(args.md), world, kind, args, rows, table, total, mask, eroded, first_mi, agree, cam_err,
-                 rec[1] if rec is not None else None)
+        write_md(Path(args.md), args, rows, facts, total)
 
 
-def write_md(path, world, kind, args, rows, table, total, mask, eroded, first_mi, agree, cam_err, r_out):
-    cmd = "python " + " ".join([str(Path(sys.argv[0]).relative_to(REPO)) if Path(sys.argv[0]).is_absolute()
-                                else sys.argv[0], *sys.argv[1:]])
+def write_md(path, args, rows, facts, total):
+    cmd = "python bench/objects.py " + " ".join(sys.argv[1:])
     rel = os.path.relpath(args.out, path.parent)
-    pics = []
-    for pic in dict.fromkeys(r["picture"] for r in rows):
-        tags = [("exact", "exact trace"), ("recipe", "maker recipe"), ("project", "project")]
-        have = [(t, lab) for t, lab in tags if any(r["picture"] == pic and r["texture"] == lab for r in rows)]
-        pics.append(f"**{pic}** — wanted (the picture on the target, mirror pixels only): "
-                    f"![]({rel}/{kind}_{pic}_wanted.png)\n")
-        pics.append("| " + " | ".join(lab for _, lab in have) + " |\n|" + "---|" * len(have))
-        pics.append("| " + " | ".join(f"![]({rel}/{kind}_{pic}_{t}_print.png)" for t, _ in have) + " |")
-        pics.append("| " + " | ".join(f"![]({rel}/{kind}_{pic}_{t}_view.png)" for t, _ in have) + " |\n")
-    text = f"""# Optical objects: the exact inverse trace, the maker recipe, the project (`bench/objects.py`)
+    parts = [f"""# Optical objects: the exact inverse trace, the maker recipe, the project (`bench/objects.py`)
 
 `{cmd}`
 
-{datetime.now():%Y-%m-%d %H:%M}, {platform.machine()} with {os.cpu_count()} cores (shared with other work),
-Mitsuba {mi.__version__} `llvm_ad_rgb`. Kind **{kind}**; film {world['camera']['film'][0]}×{world['camera']['film'][1]},
-{args.spp} spp (the same seed for every render), print textures {args.resolution} texels on the long side, exact trace
-{args.rays}² rays per pixel.
+{datetime.now():%Y-%m-%d %H:%M} UTC, {platform.machine()} with {os.cpu_count()} cores (shared with other work), Mitsuba
+{mi.__version__} `llvm_ad_rgb`, {args.spp} spp (the same seed for every render), print textures of {args.resolution}
+texels on the long side, exact trace with {args.rays}² rays per pixel. Total {total:.0f} s. The bench imports
+nothing from `predistort`: its scenes, its tracer and its metric are its own (see the script's docstring).
 
-The metric (issue 32, item 4): mean |render ÷ render of an all-white print − the picture on the target card| over
-the mirror's pixels whose reflection reaches the print ({int(mask.sum())} of the {int(first_mi.sum())} mirror pixels;
-"eroded mask": without the mask's edge pixels, {int(eroded.sum())}). The numpy tracer's mask and Mitsuba's agree on
-{100 * agree:.2f}% of the film; the bench's pinhole camera and Mitsuba's differ by ≤ {cam_err:.1e}°.
-{'' if r_out is None else f"The recipe's annulus: from the cylinder's radius to R_out = {r_out:.1f} mm (where the mirror's top front reflects the print)."}
-
-{chr(10).join(table)}
-
-Total {total:.0f} s. Times are seconds on this machine; "make" is the bench's own numpy code (the project's time is
-not measured here: give it with the project's texture).
-
-The world (`--write-world` writes it):
-
-```json
-{json.dumps(world, indent=1)}
-```
-
-Pictures: the print (what goes on paper, downscaled) and the view through the mirror (the render, linear, clipped).
-
-{chr(10).join(pics)}
-"""
-    path.write_text(text)
+Mirrors: the metric is issue 32's (item 4), mean |render ÷ render of an all-white print − the picture on the target
+card| over the mirror's pixels whose reflection reaches the print; "eroded mask" leaves out the mask's edge pixels.
+Glass: L1 against the object-free view (the plain picture on the print, the object removed, same spp and seed),
+over the frame and over the object's silhouette; the plain print is the baseline.
+"make" is the bench's own numpy time for that texture; the project's texture comes ready-made (`--project`), its
+time is not measured here."""]
+    for kind, f in facts.items():
+        mirror = "target" in f["world"]
+        cam = f["world"]["camera"]
+        parts.append(f"\n## {KINDS.get(kind, kind)} (`{kind}`)\n")
+        parts.append(f"Film {cam['film'][0]}×{cam['film'][1]}. {f['object_pixels']} object pixels, {f['scored']} scored"
+                     + (f" ({f['eroded']} in the eroded mask)" if mirror else " (the silhouette)")
+                     + f". The bench's numpy tracer and Mitsuba's `ray_intersect` agree on {100 * f['agree']:.2f}% of"
+                     f" the film's mask; the bench's pinhole camera and Mitsuba's differ by ≤ {f['cam_err']:.1e}°."
+                     + ("" if f["r_out"] is None else f" The recipe's annulus runs from the cylinder's radius to "
+                        f"R_out = {f['r_out']:.1f} mm, where the top front of the mirror reflects the print.")
+                     + f" {f['total_s']:.0f} s for this kind."
+                     + "".join(f" The project's apply {v} for {k}." for k, v in f.get("apply", {}).items())
+                     + "\n")
+        parts.append(table(kind, rows, mirror))
+        parts.append(f"\n<details><summary>The world (<code>--write-world</code>)</summary>\n\n```json\n"
+                     f"{world_json(f['world'])}```\n</details>\n")
+        parts.append("The print (downscaled) and the view (the render, linear, clipped); *wanted* is "
+                     + ("the picture on the target card, mirror pixels only (grey: not scored)." if mirror else
+                        "the object-free view.") + "\n")
+        for pic in dict.fromkeys(r["picture"] for r in rows if r["kind"] == kind):
+            have = [r for r in rows if r["kind"] == kind and r["picture"] == pic]
+            parts.append(f"**{pic}**, wanted: ![]({rel}/{kind}_{pic}_wanted.png)\n")
+            parts.append("| " + " | ".join(r["texture"] for r in have) + " |\n|" + "---|" * len(have))
+            parts.append("| " + " | ".join(f"![]({rel}/{kind}_{pic}_{r['tag']}_print.png)" for r in have) + " |")
+            parts.append("| " + " | ".join(f"![]({rel}/{kind}_{pic}_{r['tag']}_view.png)" for r in have) + " |\n")
+    path.write_text("\n".join(parts) + "\n")
     print(f"wrote {path}")
 
 
