@@ -4,20 +4,34 @@ An independent check of issue 32 ("Any optical object"). This script does not im
 *world* (the issue's JSON in millimetres), builds its own Mitsuba 3 scene from it (``llvm_ad_rgb``,
 ``mi.load_dict``), traces its own rays in numpy, and scores textures the way the issue's hidden check does.
 
-    python bench/objects.py                              # cylinder mirror on A3, camera 45° above; 2 pictures
-    python bench/objects.py --kind cone                  # a cone mirror instead
+    python bench/objects.py                              # cylinder mirror on A3, camera 45° above; 3 pictures
+    python bench/objects.py --kind cylinder cone sphere glass-sphere glass-ellipsoid     # every kind, one run
     python bench/objects.py --write-world W.json         # the world it uses, for `predistort apply --scene W.json`
-    python bench/objects.py --project P1.png P2.png      # also score the project's textures (one per picture)
-    python bench/objects.py --quick                      # small film, few samples: a smoke run
+    python bench/objects.py --project P1.png P2.png P3.png   # also score the project's textures (one a picture)
+    python bench/objects.py --apply                      # run the project's `apply` on the world, time and score it
+    python bench/objects.py --world W.json               # another world (mirrors, or glass sphere/cylinder/cone)
+    python bench/objects.py --quick                      # half-size film, 32 spp, 512 print: a smoke run (~5 s)
 
-What it does, per picture (``--pictures``, the repo's ``examples/*.png`` by default):
+Kinds (:func:`make_world`): ``cylinder`` (the issue's "Done when": a mirror r 30 × 100 mm standing on an A3
+print, the camera 45° above, 350 mm away), ``cone`` and ``sphere`` (mirrors on the same print), ``glass-sphere``
+and ``glass-ellipsoid`` (IOR 1.5 before an upright A4 print, an off-axis camera, a 4:3 film; the ellipsoid is an
+OBJ mesh of 65k triangles with vertex normals that the bench writes, Mitsuba renders the mesh and the numpy
+tracer the exact ellipsoid it was made from).
 
-1. **Exact inverse trace** (:func:`exact_print`). For every camera pixel that sees the mirror, ``--rays``² jittered
-   rays per pixel go camera → mirror (reflected off the exact analytic surface: cylinder, cone or sphere) →
-   print plane. Each ray carries the colour of the picture where the *camera ray* meets the target card; that
-   colour is splatted (bilinear weights) at the ray's print point into a texture with ``--resolution`` texels
-   on the print's long side. Texels no ray reached are filled from coarser levels of the splat (push-pull, up to
-   2⁴ texels away); texels farther than that stay white.
+What it does, per kind and picture (``--pictures``, the repo's ``examples/*.png`` by default):
+
+1. **Exact inverse trace** (:func:`exact_print`). For every camera pixel that sees an object (glass: every
+   pixel), ``--rays``² jittered rays go camera → the exact analytic surfaces (reflected by a mirror; refracted
+   by glass, total internal reflection included, one chain per ray) → the print. Each ray carries the colour
+   that its pixel should show: for a mirror, the picture where the *camera ray* meets the target card; for
+   glass, the picture where the camera ray meets the print with the objects removed. Glass also undoes the
+   chain's radiometry to first order: the print gets (wanted − F · sky) / T, with F the first surface's Fresnel
+   reflectance (of a white sky of radiance 1) and T the fraction transmitted along the chain (no measurable
+   gain on these setups, kept as the principled choice). The colour is splatted (bilinear weights) at the
+   ray's print point into a texture with ``--resolution`` texels on the print's long side, so a texel that
+   several pixels see (directly and through glass, or two branches of a fold) gets the mean of what they
+   want. Holes are filled from coarser levels of the splat (push-pull, 2⁴ texels for a mirror, 2² for glass);
+   beyond that a mirror's print is white and glass keeps the plain picture.
 2. **The maker recipe** (:func:`recipe_print`, cylinder only). The polar grid that tutorials and the Victorian
    toy prints use for a cylinder mirror (a semicircular image around the mirror: Dover's *The Magic Mirror*
    reprints; anamorphicart.wordpress.com, "Cylindrical Mirror Anamorphoses", 2010, which calls it the simple
@@ -30,38 +44,47 @@ What it does, per picture (``--pictures``, the repo's ``examples/*.png`` by defa
 
    with R the cylinder's radius and R_out the distance from the axis at which the top of the mirror, seen
    straight from the camera, reflects the print (the tutorials' "height of the image": this is the most
-   favourable choice for the recipe, since it uses the real camera). Pixels outside the annulus are white.
-3. **Render and score** (:func:`render`, :func:`mirror_metric`). Mitsuba renders the world with each texture and
-   with an all-white print (``path``, ``max_depth`` 8, the same seed, so that the noise cancels in the ratio).
-   The metric is the issue's (item 4): over the mirror's pixels whose reflection reaches the print, the mean
-   over pixels and RGB channels of |render ÷ render_white − wanted|, where *wanted* is the picture mapped on the
-   target card as the camera sees it (pixel-centre ray → card → picture, bilinear).
-   The mask (:func:`mirror_mask`) is traced with Mitsuba's own ``ray_intersect``: a pixel counts when its
-   centre ray first hits a mirror, the reflected ray (about Mitsuba's shading normal) hits the print, and the
-   centre ray crosses the target card. The numpy tracer's mask is compared with it (agreement printed) as a
-   check of the two geometries.
-4. **The project** (``--project``): textures written by ``python -m predistort apply --scene WORLD.json --method
-   solve --resolution R --fit crop --texture PIC`` for the world of ``--write-world``, scored the same way.
+   favourable choice for the recipe, since it uses the real camera). Texels outside the annulus are white.
+   Glass has no recipe: its baseline is the plain print (the picture itself, cropped to the print's aspect).
+3. **Render and score** (:func:`render`, :func:`mirror_metric`, :func:`l1`). Mitsuba renders the world with
+   each texture (``path``, ``max_depth`` 8, every render with the same seed).
+   - Mirrors: the issue's metric (item 4): over the mirror's pixels whose reflection reaches the print, the mean
+     over pixels and RGB channels of |render ÷ render of an all-white print − wanted|, where *wanted* is the
+     picture on the target card as the camera sees it (pixel-centre ray → card → picture, bilinear). The mask
+     (:func:`mirror_mask`) is traced with Mitsuba's own ``ray_intersect``: a pixel counts when its centre ray
+     first hits a mirror, the reflected ray (about Mitsuba's shading normal) hits the print, and the centre ray
+     crosses the target card. "eroded" repeats the score without the mask's edge pixels.
+   - Glass: L1 (both clipped to [0, 1]) against the object-free view (the plain print, the objects removed,
+     rendered), over the frame and over the object's silhouette; the ratios are against the plain print. A
+     second render of the object-free view with another seed gives the noise floor in every glass number.
+   The numpy tracer's mask is compared with Mitsuba's and the bench's pinhole camera with Mitsuba's
+   ``sample_ray`` (both printed): a check of the two geometries.
+4. **The project** (``--project`` PNGs, or ``--apply``): textures written by ``python -m predistort apply --scene
+   WORLD.json --method solve --resolution R --fit crop --texture PIC --out-dir OUT`` for the world of
+   ``--write-world``, scored the same way. ``--apply`` runs that command in a subprocess per picture and times it.
+   Each row is checked against the issue's "Done when" bars (:func:`table`).
 
 Conventions (the issue's, fixed). Millimetres. The print is a two-sided Lambertian rectangle of ``size`` =
 [width, height] facing right × up; texture row 0 on its +up edge, column 0 on its −right edge; reflectance =
 8-bit value / 255, no gamma. A uniform white ``constant`` environment of radiance 1. A ``cylinder`` / ``cone``
-(``base``, ``axis``, ``radius``, ``height``) is a solid: its side is the mirror, its caps are black diffuse.
-``"mirror"`` is Mitsuba's ``conductor`` with ``material: "none"``; ``{"ior": n}`` is ``dielectric``. The camera
-is ``perspective`` with ``look_at(origin, target, up)``, horizontal ``fov``, ``film`` = [width, height] pixels,
-Gaussian filter; the image's right is forward × up. The target card has the print's row/column convention; the
-picture is centre-cropped to its aspect (``--fit crop``). When the world has no target, the bench makes one as
-the issue says for a mirror: a card through the object's axis (its centre for a sphere), facing the camera, the
-size of the mirror as the camera sees it (the bounding box of the mirror pixels' rays on that plane).
+(``base``, ``axis``, ``radius``, ``height``) is a solid: its side is the mirror, its caps are black diffuse (a
+cone is a smooth 512-segment PLY the bench writes). ``"mirror"`` is Mitsuba's ``conductor`` with ``material:
+"none"``; ``{"ior": n}`` is ``dielectric`` (``ext_ior`` 1). The camera is ``perspective`` with ``look_at(origin,
+target, up)``, horizontal ``fov``, ``film`` = [width, height] pixels, Gaussian filter; the image's right is
+forward × up. The target card has the print's row/column convention; the picture is centre-cropped to its
+aspect (``--fit crop``). When a mirror world has no target, the bench makes one as the issue says: a card
+through the object's axis (its centre for a sphere), facing the camera, as wide and tall as the mirror looks
+(the bounding box of the mirror pixels' rays on that plane); the written world carries it.
 
-Limits. Mirrors only for the exact trace and the mask (one or more convex mirrors; glass is not traced). The
-recipe exists for the cylinder only; for a cone the table says so. The exact trace is exact in geometry but
-not in imaging: the render has Mitsuba's Gaussian pixel filter (σ = ½ px) while *wanted* is sampled at pixel
-centres, and print texels are 8-bit: these set the floor that the exact trace scores (it is not 0). Edge
-pixels of the mirror, where the filter mixes mirror and background, are in the mask (the hidden check counts
-them too); ``--erode`` also reports the score without them. Interreflection print → mirror → print is rendered
-(it makes render ÷ white depart slightly from the reflectance); the metric ignores it. Time: the renders
-dominate; everything runs on the CPU (Dr.Jit LLVM), the numbers in the results are this machine's.
+Limits. The numpy tracer knows spheres, cylinders, cones and the bench's own ellipsoid (``bench_ellipsoid`` in
+the mesh object, an extra field); another mesh can be rendered but not traced. The exact trace is exact in
+geometry, not in imaging: the render has Mitsuba's Gaussian pixel filter (σ = ½ px) while *wanted* is sampled
+at pixel centres, print texels are 8-bit, and where pixels disagree about a texel (glass: direct view against
+the view through the object, folds near the rim) it takes their mean: so the exact trace's score is a floor
+to compare with, not 0, and for glass it is not the best a texture can do (a least-squares solve through the
+renderer could do better). The Fresnel-reflected branch of glass and the interreflection print → mirror → print
+are rendered but not traced. The recipe exists for the cylinder only. Times are this machine's (2 CPU cores
+shared with other work; Dr.Jit LLVM); the renders and the numpy trace dominate.
 """
 import argparse
 import json
@@ -118,8 +141,9 @@ def make_world(kind, film=None, quick=False):
     """The bench's world for `kind`. Mirrors: an A3 landscape print on z = 0, the object behind its centre, the
     camera on the −y side 350 mm from the object's middle, 45° above the print (cone: 55°, so that more of the
     cone's flatter reflections land on the print), a 3:4 film. Glass: an upright A4 print (the plane y = 0,
-    facing −y), a glass ball (IOR 1.5, r 40 mm) 60 mm before it (beyond its focus: the view is inverted), an off-axis camera, a 4:3 film. The target card
-    of a mirror is added by :func:`with_target`; glass has none (its target is the object-free view)."""
+    facing −y), a glass ball (IOR 1.5, r 40 mm) 60 mm before it (beyond its focus: the view is inverted) or an
+    ellipsoid (semi-axes 50, 32, 38 mm) as far, an off-axis camera, a 4:3 film. The target card of a mirror is
+    added by :func:`with_target`; glass has none (its target is the object-free view)."""
     film = tuple(film or ((320, 240) if kind.startswith("glass") else (240, 320)))
     if quick:
         film = (film[0] // 2, film[1] // 2)
@@ -261,7 +285,7 @@ def hit_disk(o, d, center, normal, radius):
 
 
 def hit_rect(o, d, rect):
-    """Ray → rectangle {center, right, up, size}: t and the (s, t) texture coordinates (s from −right, t from +up)."""
+    """Ray → rectangle {center, right, up, size}: t and the texture coordinates (s from −right, t from +up)."""
     c, r, u = (np.asarray(rect[k], float) for k in ("center", "right", "up"))
     w, h = rect["size"]
     n = np.cross(r, u)
@@ -307,27 +331,36 @@ def object_parts(obj):
 
 def refract(d, n_out, ior):
     """Refract (or totally reflect) unit directions `d` at a surface of outward normal `n_out`, glass `ior` in
-    air. Returns the new directions and the side offset (+1: the ray stays on the side it came from)."""
+    air. Returns the new directions, the side offset (+1: the ray stays on the side it came from), the normal
+    facing the incoming ray, and the Fresnel reflectance (unpolarised; 1 under total internal reflection)."""
     entering = dot(d, n_out) < 0
     n = np.where(entering[:, None], n_out, -n_out)                  # facing the incoming ray
     eta = np.where(entering, 1.0 / ior, ior)
     cos_i = -dot(d, n)
     k = 1 - eta ** 2 * (1 - cos_i ** 2)
     tir = k < 0
-    t = eta[:, None] * d + (eta * cos_i - np.sqrt(np.maximum(k, 0)))[:, None] * n
-    return np.where(tir[:, None], reflect(d, n), unit(t)), np.where(tir, 1.0, -1.0), n
+    cos_t = np.sqrt(np.maximum(k, 0))
+    t = eta[:, None] * d + (eta * cos_i - cos_t)[:, None] * n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rs = (eta * cos_i - cos_t) / (eta * cos_i + cos_t)
+        rp = (cos_i - eta * cos_t) / (cos_i + eta * cos_t)
+    fresnel = np.where(tir, 1.0, np.nan_to_num((rs ** 2 + rp ** 2) / 2, nan=1.0))
+    return np.where(tir[:, None], reflect(d, n), unit(t)), np.where(tir, 1.0, -1.0), n, fresnel
 
 
-def trace(world, o, d, max_events=8):
+def trace(world, o, d, max_events=8, fresnel=False):
     """Follow rays through the world's mirrors (reflection) and glass (refraction, total internal reflection;
     the Fresnel-reflected part is not followed: one chain per ray, the main one). Returns (events, print s,
     print t, first hit): events = specular events before the ray met the print (0: the print seen directly,
-    −1: never: the sky, a black cap, too many events); first hit = "mirror", "glass" or "" per ray."""
+    −1: never: the sky, a black cap, too many events); first hit = "mirror", "glass" or "" per ray.
+    With `fresnel`, also (the fraction transmitted along the chain, the Fresnel reflectance of the first
+    glass surface)."""
     parts = [p for obj in world["objects"] for p in object_parts(obj)]
     n_rays = len(o)
     events = np.full(n_rays, -1)
     s_out, t_out = np.zeros(n_rays), np.zeros(n_rays)
     first = np.full(n_rays, "", dtype=object)
+    through, f_first = np.ones(n_rays), np.zeros(n_rays)
     alive = np.arange(n_rays)
     for depth in range(max_events + 1):
         if not len(alive):
@@ -351,11 +384,17 @@ def trace(world, o, d, max_events=8):
         p = o[keep] + t_best[keep, None] * d[keep]
         n_out, dk = n_best[keep], d[keep]
         iors = np.array([p_[1] or 1.0 for p_ in parts])[which[keep]]
-        d_new, side, n_face = refract(dk, n_out, iors)
+        d_new, side, n_face, f = refract(dk, n_out, iors)
         mirror = kinds[keep] == "mirror"
+        glass, idx = ~mirror, alive[keep]
+        through[idx[glass]] *= np.where(side[glass] < 0, 1 - f[glass], 1.0)
+        if depth == 0:
+            f_first[idx[glass]] = f[glass]
         n_m = np.where((dot(dk, n_out) > 0)[:, None], -n_out, n_out)
         d_new[mirror], side[mirror], n_face[mirror] = reflect(dk[mirror], n_m[mirror]), 1.0, n_m[mirror]
         o, d, alive = p + 1e-4 * side[:, None] * n_face, d_new, alive[keep]
+    if fresnel:
+        return events, s_out, t_out, first, through, f_first
     return events, s_out, t_out, first
 
 
@@ -483,8 +522,12 @@ def exact_print(world, picture, resolution, rays, chunk=400_000, seed=0):
         jx = jx + rng.uniform(-0.5, 0.5, jx.shape) / rays
         jy = jy + rng.uniform(-0.5, 0.5, jy.shape) / rays
         o, d = camera_rays(cam, jx, jy)
-        events, s, v, _ = trace(world, o, d)
+        events, s, v, _, through, f_first = trace(world, o, d, fresnel=True)
         colour, defined = wanted_colour(world, picture, o, d)
+        if glass:       # seen = through · print + F · sky (radiance 1), so print = (wanted − F) / through
+            chain = (events == 2)[:, None]
+            colour = np.where(chain, np.clip((colour - f_first[:, None]) / np.maximum(through, 1e-3)[:, None],
+                                             0, 1), colour)
         # mirrors: the reflected rays; glass: the main chain (in, out) and the print seen directly, so that a
         # texel seen both ways gets the mean of what its pixels want
         ok = defined & ((events == 0) | (events == 2) if glass else (events > 0))
@@ -1002,7 +1045,8 @@ time is not measured here."""]
         mirror = "target" in f["world"]
         cam = f["world"]["camera"]
         parts.append(f"\n## {KINDS.get(kind, kind)} (`{kind}`)\n")
-        parts.append(f"Film {cam['film'][0]}×{cam['film'][1]}. {f['object_pixels']} object pixels, {f['scored']} scored"
+        parts.append(f"Film {cam['film'][0]}×{cam['film'][1]}. {f['object_pixels']} object pixels, "
+                     f"{f['scored']} scored"
                      + (f" ({f['eroded']} in the eroded mask)" if mirror else " (the silhouette)")
                      + f". The bench's numpy tracer and Mitsuba's `ray_intersect` agree on {100 * f['agree']:.2f}% of"
                      f" the film's mask; the bench's pinhole camera and Mitsuba's differ by ≤ {f['cam_err']:.1e}°."
