@@ -24,13 +24,12 @@ What it does, per kind and picture (``--pictures``, the repo's ``examples/*.png`
    pixel), ``--rays``² jittered rays go camera → the exact analytic surfaces (reflected by a mirror; refracted
    by glass, total internal reflection included, one chain per ray) → the print. Each ray carries the colour
    that its pixel should show: for a mirror, the picture where the *camera ray* meets the target card; for
-   glass, the picture where the camera ray meets the print with the objects removed. Glass also undoes the
-   chain's radiometry to first order: the print gets (wanted − F · sky) / T, with F the first surface's Fresnel
-   reflectance (of a white sky of radiance 1) and T the fraction transmitted along the chain (no measurable
-   gain on these setups, kept as the principled choice). The colour is splatted (bilinear weights) at the
-   ray's print point into a texture with ``--resolution`` texels on the print's long side, so a texel that
-   several pixels see (directly and through glass, or two branches of a fold) gets the mean of what they
-   want. Holes are filled from coarser levels of the splat (push-pull, 2⁴ texels for a mirror, 2² for glass);
+   glass, the picture where the camera ray meets the print with the objects removed. Geometry only: the
+   colour is not corrected for Fresnel losses and the sky's reflection (a first-order correction, print =
+   (wanted − F) / T, scored 0.004–0.005 worse on the glass silhouettes here, so it is not used). The colour
+   is splatted (bilinear weights) at the ray's print point into a texture with ``--resolution`` texels on the
+   print's long side, so a texel that several pixels see (directly and through glass, or two branches of a
+   fold) gets the mean of what they want. Holes are filled from coarser levels of the splat (push-pull, 2⁴ texels for a mirror, 2² for glass);
    beyond that a mirror's print is white and glass keeps the plain picture.
 2. **The maker recipe** (:func:`recipe_print`, cylinder only). The polar grid that tutorials and the Victorian
    toy prints use for a cylinder mirror (a semicircular image around the mirror: Dover's *The Magic Mirror*
@@ -331,36 +330,27 @@ def object_parts(obj):
 
 def refract(d, n_out, ior):
     """Refract (or totally reflect) unit directions `d` at a surface of outward normal `n_out`, glass `ior` in
-    air. Returns the new directions, the side offset (+1: the ray stays on the side it came from), the normal
-    facing the incoming ray, and the Fresnel reflectance (unpolarised; 1 under total internal reflection)."""
+    air. Returns the new directions and the side offset (+1: the ray stays on the side it came from)."""
     entering = dot(d, n_out) < 0
     n = np.where(entering[:, None], n_out, -n_out)                  # facing the incoming ray
     eta = np.where(entering, 1.0 / ior, ior)
     cos_i = -dot(d, n)
     k = 1 - eta ** 2 * (1 - cos_i ** 2)
     tir = k < 0
-    cos_t = np.sqrt(np.maximum(k, 0))
-    t = eta[:, None] * d + (eta * cos_i - cos_t)[:, None] * n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rs = (eta * cos_i - cos_t) / (eta * cos_i + cos_t)
-        rp = (cos_i - eta * cos_t) / (cos_i + eta * cos_t)
-    fresnel = np.where(tir, 1.0, np.nan_to_num((rs ** 2 + rp ** 2) / 2, nan=1.0))
-    return np.where(tir[:, None], reflect(d, n), unit(t)), np.where(tir, 1.0, -1.0), n, fresnel
+    t = eta[:, None] * d + (eta * cos_i - np.sqrt(np.maximum(k, 0)))[:, None] * n
+    return np.where(tir[:, None], reflect(d, n), unit(t)), np.where(tir, 1.0, -1.0), n
 
 
-def trace(world, o, d, max_events=8, fresnel=False):
+def trace(world, o, d, max_events=8):
     """Follow rays through the world's mirrors (reflection) and glass (refraction, total internal reflection;
     the Fresnel-reflected part is not followed: one chain per ray, the main one). Returns (events, print s,
     print t, first hit): events = specular events before the ray met the print (0: the print seen directly,
-    −1: never: the sky, a black cap, too many events); first hit = "mirror", "glass" or "" per ray.
-    With `fresnel`, also (the fraction transmitted along the chain, the Fresnel reflectance of the first
-    glass surface)."""
+    −1: never: the sky, a black cap, too many events); first hit = "mirror", "glass" or "" per ray."""
     parts = [p for obj in world["objects"] for p in object_parts(obj)]
     n_rays = len(o)
     events = np.full(n_rays, -1)
     s_out, t_out = np.zeros(n_rays), np.zeros(n_rays)
     first = np.full(n_rays, "", dtype=object)
-    through, f_first = np.ones(n_rays), np.zeros(n_rays)
     alive = np.arange(n_rays)
     for depth in range(max_events + 1):
         if not len(alive):
@@ -384,17 +374,11 @@ def trace(world, o, d, max_events=8, fresnel=False):
         p = o[keep] + t_best[keep, None] * d[keep]
         n_out, dk = n_best[keep], d[keep]
         iors = np.array([p_[1] or 1.0 for p_ in parts])[which[keep]]
-        d_new, side, n_face, f = refract(dk, n_out, iors)
+        d_new, side, n_face = refract(dk, n_out, iors)
         mirror = kinds[keep] == "mirror"
-        glass, idx = ~mirror, alive[keep]
-        through[idx[glass]] *= np.where(side[glass] < 0, 1 - f[glass], 1.0)
-        if depth == 0:
-            f_first[idx[glass]] = f[glass]
         n_m = np.where((dot(dk, n_out) > 0)[:, None], -n_out, n_out)
         d_new[mirror], side[mirror], n_face[mirror] = reflect(dk[mirror], n_m[mirror]), 1.0, n_m[mirror]
         o, d, alive = p + 1e-4 * side[:, None] * n_face, d_new, alive[keep]
-    if fresnel:
-        return events, s_out, t_out, first, through, f_first
     return events, s_out, t_out, first
 
 
@@ -522,12 +506,8 @@ def exact_print(world, picture, resolution, rays, chunk=400_000, seed=0):
         jx = jx + rng.uniform(-0.5, 0.5, jx.shape) / rays
         jy = jy + rng.uniform(-0.5, 0.5, jy.shape) / rays
         o, d = camera_rays(cam, jx, jy)
-        events, s, v, _, through, f_first = trace(world, o, d, fresnel=True)
+        events, s, v, _ = trace(world, o, d)
         colour, defined = wanted_colour(world, picture, o, d)
-        if glass:       # seen = through · print + F · sky (radiance 1), so print = (wanted − F) / through
-            chain = (events == 2)[:, None]
-            colour = np.where(chain, np.clip((colour - f_first[:, None]) / np.maximum(through, 1e-3)[:, None],
-                                             0, 1), colour)
         # mirrors: the reflected rays; glass: the main chain (in, out) and the print seen directly, so that a
         # texel seen both ways gets the mean of what its pixels want
         ok = defined & ((events == 0) | (events == 2) if glass else (events > 0))
