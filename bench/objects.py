@@ -5,7 +5,7 @@ An independent check of issue 32 ("Any optical object"). This script does not im
 ``mi.load_dict``), traces its own rays in numpy, and scores textures the way the issue's hidden check does.
 
     python bench/objects.py                              # cylinder mirror on A3, camera 45° above; 3 pictures
-    python bench/objects.py --kind cylinder cone sphere glass-sphere glass-ellipsoid     # every kind, one run
+    python bench/objects.py --kind cylinder cone sphere glass-sphere glass-ellipsoid   # every kind, one run
     python bench/objects.py --write-world W.json         # the world it uses, for `predistort apply --scene W.json`
     python bench/objects.py --project P1.png P2.png P3.png   # also score the project's textures (one a picture)
     python bench/objects.py --apply                      # run the project's `apply` on the world, time and score it
@@ -29,8 +29,8 @@ What it does, per kind and picture (``--pictures``, the repo's ``examples/*.png`
    (wanted − F) / T, scored 0.004–0.005 worse on the glass silhouettes here, so it is not used). The colour
    is splatted (bilinear weights) at the ray's print point into a texture with ``--resolution`` texels on the
    print's long side, so a texel that several pixels see (directly and through glass, or two branches of a
-   fold) gets the mean of what they want. Holes are filled from coarser levels of the splat (push-pull, 2⁴ texels for a mirror, 2² for glass);
-   beyond that a mirror's print is white and glass keeps the plain picture.
+   fold) gets the mean of what they want. Holes are filled from coarser levels of the splat (push-pull, 2⁴
+   texels for a mirror, 2² for glass); beyond that a mirror's print is white and glass keeps the plain picture.
 2. **The maker recipe** (:func:`recipe_print`, cylinder only). The polar grid that tutorials and the Victorian
    toy prints use for a cylinder mirror (a semicircular image around the mirror: Dover's *The Magic Mirror*
    reprints; anamorphicart.wordpress.com, "Cylindrical Mirror Anamorphoses", 2010, which calls it the simple
@@ -969,6 +969,7 @@ def main():
         raise SystemExit("--project, --write-world and --world go with one --kind")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    mesh_dir = tempfile.TemporaryDirectory(prefix="objects-mesh-")          # removed when the run ends
 
     t0 = time.perf_counter()
     rows, facts = [], {}
@@ -980,9 +981,9 @@ def main():
         else:
             world = make_world(kind, args.film, args.quick)
         meshes = [o_ for o_ in world["objects"] if "bench_ellipsoid" in o_ and not args.world]
-        for m in meshes:                                             # the bench's own mesh: write it
-            world_dir = out
-            n_tri = write_ellipsoid_obj(out / m["file"], **m["bench_ellipsoid"])
+        for m in meshes:                            # the bench's own mesh: written beside no result, a temp folder
+            world_dir = Path(mesh_dir.name)
+            n_tri = write_ellipsoid_obj(world_dir / m["file"], **m["bench_ellipsoid"])
             print(f"[{kind}] {m['file']}: {n_tri} triangles")
         world = with_target(world)
         if args.write_world:
