@@ -4,6 +4,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     version     the package's version
     backend     choose the Mitsuba variant, refuse an LLVM that would crash, the render lock, torch threads
     objects     the optical objects of a world: sphere, cylinder, cone, mesh; mirror or glass; safe mesh files
+    scenecheck  the scene's checks: what keeps a world from rendering as intended, each sentence naming the field
     scene       the one scene type, a world in millimetres (print, objects, camera, target), and its Mitsuba dict
     render      the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')
     images      load any uploaded picture as a texture; save, compare, measure (L1, PSNR)
@@ -15,6 +16,9 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     probe       measure a scene's light transport render(T) = A·T + b once, by tracing the camera's rays
     probe_cache keep measured transports per scene, in memory and on disk, within byte budgets
     solve       solve a picture on a measured transport: the instant pre-distortion, no rendering
+    worldtolerance  any world's camera tolerance, where one may stand, where no print can help
+    worldsolve  pre-distort for any world: its target, the solve over the pixels that show it, renders and scores
+    worldadvise where to stand or put the print for any world: one quantity searched on predicted errors
     tolerance   one texture for a range of setups: views around the nominal, their stacked solve, the ratio map
     standmap    where you may stand: the predicted ratio of a pre-distortion over camera offsets around its place
     advise      where to put the print: the distance with the lowest error the transport predicts

@@ -325,7 +325,6 @@ def _trace_band(scene, config, side, row0, row1):
     role_of = roles(config)
     kinds = [(mi.ShapePtr(s), _ROLE_CODE.get(role_of.get(s.id(), "print"), GLASS), role_of.get(s.id()))
              for s in scene.shapes()]
-    plane_id = next(s.id() for s in scene.shapes() if s.id() == "textured_plane")     # noqa: F841 (must exist)
     env, first, through = torch.zeros(count), torch.zeros(count), torch.zeros(count)
     hits, pruned = [], 0.0
 
@@ -564,12 +563,13 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     side, side_y = width * n, height * n         # the fine grid of camera samples: side × side_y
 
     # 1. Trace, in bands of fine rows.
+    what = "sphere's" if config.is_ball_world else "objects'"
     band_rows = max(1, BAND_SAMPLES // side)
     parts, env, first, through, pruned = [], [], [], [], 0.0
     first_hit = [0]                              # the hits of trace band i are first_hit[i] .. first_hit[i+1]
     for row0 in range(0, side_y, band_rows):
         row1 = min(side_y, row0 + band_rows)
-        report(TRACE * row0 / side_y, f"tracing the objects' light paths ({row0 // n}/{height} rows)")
+        report(TRACE * row0 / side_y, f"tracing the {what} light paths ({row0 // n}/{height} rows)")
         with backend.RENDER_LOCK:
             band, band_env, band_first, band_through, band_pruned = _trace_band(
                 renderer.scene, config, (side, side_y), row0, row1)

@@ -1,5 +1,4 @@
-"""One print for where the camera really stands, in any world: views around it, their stacked solve, where you
-may stand, and where no print can help.
+"""One print for where the camera really stands, in any world; where you may stand; where no print can help.
 
 *Views* (:func:`views`). A camera placed by hand is off by a few millimetres. The views are the nominal camera
 and the camera moved by ±T mm along each of the world's axes, its aim moved with it (a translation).
