@@ -16,12 +16,13 @@ from predistort.api import (advise, advised_distance, before_after, calibrate, c
                             correctability, describe_setup, estimate, export, load_pretrained, material_ior,
                             method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
-                            train, use_examples, use_setup)
+                            train, use_examples, use_setup, world_setup)
 from predistort.physical import MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
 from predistort.tolerance import PRESETS as TOLERANCE_PRESETS
 from predistort.webio import TABLE_HEADERS, forget_session, install_sessions
+from predistort.worldview import OBJECTS as WORLD_OBJECTS, PAPERS_MM
 
 TITLE = "predistort · see your picture undistorted through a glass sphere"
 INTRO = """# predistort
@@ -323,18 +324,30 @@ def glass_tab(page):
 
 
 def world_step(page):
-    """Any optical object: a setup file (a world in millimetres), its meshes, a picture -> renders and the print."""
+    """Any optical object: pick one (or upload a setup file and its meshes), see it in 3D, pre-distort a picture
+    for it, get the renders and the print."""
     session = page.session
-    with gr.Accordion("Any object: a mirror, a glass rod, your own mesh (setup file)", open=False,
+    with gr.Accordion("Any object: a cylinder or cone mirror, a glass rod, your own mesh", open=False,
                       elem_id="world-step"):
-        gr.Markdown("Describe the print, the objects (sphere, cylinder, cone or mesh; mirror or glass) and the "
-                    "camera in millimetres in a setup file (JSON; the README shows one, and "
-                    "`scenes/cylinder_mirror.json` is a cylinder mirror on an A3 print). The picture is "
-                    "pre-distorted for it, rendered before and after, and given as a print at its true size with "
-                    "each object's outline.")
+        gr.Markdown("**1 · Describe the setup**: pick the object and give its size, the paper and where the camera "
+                    "stands (or upload a setup file: a world in millimetres, see the README, with its OBJ, PLY or "
+                    "STL meshes). **2 · Pre-distort** your picture for it: the renders show it printed plain and "
+                    "pre-distorted, as the camera sees it. **3 · Print** the PDF at 100 % and stand the object on "
+                    "its outline.")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                setup = gr.File(label="Setup file (JSON)", file_types=[".json"], elem_id="world-setup")
+                kind = gr.Dropdown(list(WORLD_OBJECTS), value="cylinder mirror", label="Object", elem_id="world-kind")
+                with gr.Row():
+                    diameter = gr.Number(60, label="Diameter (mm)", minimum=1, elem_id="world-diameter")
+                    height = gr.Number(100, label="Height (mm)", minimum=1, elem_id="world-height")
+                paper = gr.Dropdown(list(PAPERS_MM), value="A3", label="Paper (landscape)", elem_id="world-paper")
+                with gr.Row():
+                    cam_height = gr.Number(300, label="Camera above the print (mm)", elem_id="world-camera-height")
+                    cam_distance = gr.Number(300, label="Camera from the object (mm)",
+                                             elem_id="world-camera-distance")
+                cam_fov = gr.Number(20, label="Camera's field of view across its picture (°)", elem_id="world-fov")
+                setup = gr.File(label="Setup file (JSON): made from the numbers above, or upload your own",
+                                file_types=[".json"], elem_id="world-setup")
                 meshes = gr.File(label="Its mesh files (OBJ, PLY, STL), if any", file_count="multiple",
                                  file_types=[".obj", ".ply", ".stl"], elem_id="world-meshes")
                 picture = gr.Image(label="Your picture", type="filepath", sources=["upload", "clipboard"],
@@ -345,6 +358,9 @@ def world_step(page):
                 go = gr.Button("Pre-distort for this setup", variant="primary", elem_id="world-button")
                 pdf = gr.File(label="Print (PDF, at 100 %)", interactive=False, elem_id="world-pdf")
             with gr.Column(scale=2):
+                described = gr.Markdown(elem_id="world-described")
+                view = gr.Model3D(label="The setup in 3D (print, object, camera)", interactive=False,
+                                  elem_id="world-3d", height=360)
                 summary = gr.Markdown(elem_id="world-summary")
                 with gr.Row():
                     plain = gr.Image(label="Printed plain, seen by the camera", format="png", interactive=False)
@@ -354,9 +370,14 @@ def world_step(page):
                     target = gr.Image(label="What the camera should see", format="png", interactive=False)
                     texture = gr.Image(label="The print (pre-distorted)", format="png", interactive=False)
                 metrics = gr.JSON(label="Metrics", visible=False)
+    picker = [kind, diameter, height, paper, cam_height, cam_distance, cam_fov]
+    for control in picker:
+        control.change(world_setup, [session, *picker], [setup, view, described], **private(world_setup))
     go.click(predistort_world, [session, setup, meshes, picture, resolution, fit],
-             [plain, final, target, texture, pdf, metrics, summary], api_name="predistort_world",
+             [plain, final, target, texture, pdf, metrics, summary, view], api_name="predistort_world",
              preprocess=False, **RENDER)
+    page.demo.load(world_setup, [session, *picker], [setup, view, described], api_name="world_setup",
+                   **INSTANT)
 
 
 def calibrate_step(page):

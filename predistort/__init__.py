@@ -4,6 +4,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     version     the package's version
     backend     choose the Mitsuba variant, refuse an LLVM that would crash, the render lock, torch threads
     objects     the optical objects of a world: sphere, cylinder, cone, mesh; mirror or glass; safe mesh files
+    worldview   a world in 3D (GLB) for the page, and a world from a maker's few numbers (object, paper, camera)
     scenecheck  the scene's checks: what keeps a world from rendering as intended, each sentence naming the field
     scene       the one scene type, a world in millimetres (print, objects, camera, target), and its Mitsuba dict
     render      the differentiable renderer: texture -> image through dr.wrap(source='torch', target='drjit')

@@ -32,7 +32,9 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /check            (photo)                             -> error map, verdict (Markdown), corrected texture or none
     /predistort_world (setup, meshes, picture, resolution, fit) -> render printed plain, render pre-distorted,
                                                              target, pre-distorted texture, print PDF, metrics,
-                                                             summary (Markdown): any object (a world JSON)
+                                                             summary (Markdown), the setup in 3D (GLB): any object
+    /world_setup      (object, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg)
+                                                          -> setup file (JSON), the setup in 3D (GLB), description
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
@@ -45,6 +47,7 @@ from . import methods, report
 from .physical import MATERIALS, PhysicalSetup
 from .settings import SETTINGS, examples
 from .webio import cached_png, figures, metrics_table, pil, upload_path, upload_paths, user_errors
+from .worldview import world_glb
 
 
 @user_errors
@@ -435,8 +438,9 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
         resolution: pixels on the print's long side (64 to 2048).
         fit: "crop" (the picture's centre, nothing squashed) or "resize" (the whole picture, squashed).
     Returns:
-        the render of the picture printed plain, the render of the pre-distorted print, the target (what the camera should see), the pre-distorted texture (PNG files), the print as a PDF at true size, the metrics, a summary (Markdown).
+        the render of the picture printed plain, the render of the pre-distorted print, the target (what the camera should see), the pre-distorted texture (PNG files), the print as a PDF at true size, the metrics, a summary (Markdown), the setup in 3D with the print on it (GLB).
     """
+    from .images import to_pil
     from .printout import write_world_print
     from .worldsolve import load_picture, predistort_world as solve_world, world_from_uploads
     if not isinstance(resolution, (int, float)) or not 64 <= int(resolution) <= 2048:
@@ -455,6 +459,7 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
     r = solve_world(load_picture(source), world, fit=fit, spp=32, progress=probing)
     r.save(folder)
     pdf, _ = write_world_print(r.predistorted, world, folder)
+    glb = world_glb(world, folder / "setup.glb", texture=to_pil(r.predistorted))
     m = r.metrics
     mirror = (f" In the mirror: error **{m['mirror_error']:.4f}** (printed plain: {m['mirror_error_plain']:.4f})."
               if "mirror_error" in m else "")
@@ -463,7 +468,41 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
                f"{m['silhouette']['l1_ratio']:.3f}).{mirror} Print the PDF at 100 %, stand each object on its "
                f"outline.")
     return (pil(r.render_plain, "render-plain"), pil(r.render_final, "render-world"), pil(r.target, "target"),
-            pil(r.predistorted, "predistorted-world"), str(pdf), m, summary)
+            pil(r.predistorted, "predistorted-world"), str(pdf), m, summary, str(glb))
+
+
+@user_errors
+def world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg):
+    """Describe a setup with a few numbers: an object standing on a paper, a camera above it; get its setup file
+    and a 3D view of it.
+
+    Args:
+        kind: the object: "glass ball", "cylinder mirror", "cone mirror", "glass rod" or "glass of water".
+        diameter_mm: the object's diameter in millimetres.
+        height_mm: its height in millimetres (a ball: ignored).
+        paper: the print's paper, landscape: "A4", "A3", "Letter" or "Tabloid".
+        camera_height_mm: the camera's lens above the print, in millimetres.
+        camera_distance_mm: the lens's distance from the object's axis, along the print, in millimetres.
+        fov_deg: the camera's field of view across its picture's width, in degrees.
+    Returns:
+        the setup file (JSON, for /predistort_world and apply --scene), the setup in 3D (GLB), a description (Markdown).
+    """
+    import json
+    from .scene import SceneConfig
+    from .worldview import maker_world
+    numbers = [diameter_mm, height_mm, camera_height_mm, camera_distance_mm, fov_deg]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        raise ValueError("Give every size as a number of millimetres (and the field of view in degrees).")
+    data = maker_world(kind, float(diameter_mm), float(height_mm), paper, float(camera_height_mm),
+                       float(camera_distance_mm), float(fov_deg))
+    world = SceneConfig.from_dict(data)                       # the scene's checks: one sentence naming the field
+    folder = session.folder / f"world-{next(_worlds)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "setup.json").write_text(json.dumps(data, indent=2) + "\n")
+    glb = world_glb(world, folder / "setup.glb")
+    return (str(folder / "setup.json"), str(glb),
+            f"**{world.describe_objects()}** on {paper} paper; the camera {camera_height_mm:g} mm above the print, "
+            f"{camera_distance_mm:g} mm from the object, {fov_deg:g}° across its picture.")
 
 
 _worlds = itertools.count(1)          # each world a visitor uploads gets a folder of its own in their session

@@ -38,6 +38,7 @@ ENDPOINTS = {
     "/calibrate": ["photo"],
     "/check": ["photo"],
     "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit"],
+    "/world_setup": ["kind", "diameter_mm", "height_mm", "paper", "camera_height_mm", "camera_distance_mm", "fov_deg"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
@@ -341,9 +342,10 @@ def test_a_cylinder_mirror_world_through_the_api_and_a_setup_that_names_another_
     setup = tmp_path / "mirror.json"
     setup.write_text(json.dumps(world))
     c = client(url)
-    plain, final, target, texture, pdf, metrics, summary = c.predict(
+    plain, final, target, texture, pdf, metrics, summary, glb = c.predict(
         handle_file(str(setup)), [], handle_file(str(picture_paths()[0])), 256, "crop", api_name="/predistort_world")
     assert Image.open(texture).size == (256, 181) and Image.open(final).size == (60, 80)
+    assert open(glb, "rb").read(4) == b"glTF"
     assert open(pdf, "rb").read(5) == b"%PDF-" and "mirror cylinder" in summary
     assert metrics["mirror_error"] < 0.3 * metrics["mirror_error_plain"]
     for escape in ("/etc/hostname.obj", "../../token.obj", "../world-1/setup.obj"):
@@ -354,3 +356,13 @@ def test_a_cylinder_mirror_world_through_the_api_and_a_setup_that_names_another_
                       api_name="/predistort_world")
         assert "Traceback" not in str(err.value)
     assert c.predict(api_name="/status")                      # the server keeps serving
+
+
+def test_a_picked_object_gives_its_setup_file_and_3d_view_and_bad_numbers_a_sentence(url):
+    c = client(url)
+    setup, glb, described = c.predict("cone mirror", 50, 80, "A4", 250, 260, 45, api_name="/world_setup")
+    world = json.loads(open(setup).read())
+    assert world["objects"][0]["shape"] == "cone" and world["print"]["size"] == [297.0, 210.0]
+    assert open(glb, "rb").read(4) == b"glTF" and "mirror cone, 50 mm across" in described
+    with pytest.raises(AppError, match="camera.origin is inside objects"):
+        c.predict("cylinder mirror", 60, 400, "A3", 300, 10, 40, api_name="/world_setup")
