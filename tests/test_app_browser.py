@@ -161,3 +161,42 @@ def test_visitor_chooses_a_larger_resolution_sees_the_estimate_and_downloads_the
     link = page.wait_for_selector("#download-predistorted a[href]", timeout=30_000)
     assert link.get_attribute("href").endswith(".png")
     page.close()
+
+
+def test_visitor_walks_a_cylinder_mirror_from_the_picker_to_the_print_pdf(browser, app_server):
+    """In one tab: pick a cylinder mirror, see the setup described and in 3D, pre-distort a picture for it, get
+    the renders and the print PDF. The page keeps one row of tabs, the calibration and object steps inside."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_server.url, wait_until="load")
+    wait_for_the_page(page)
+    tabs = page.get_by_role("tab")
+    tops = {round(tabs.nth(i).bounding_box()["y"]) for i in range(tabs.count())}
+    assert tabs.count() == 5 and len(tops) == 1, tops                   # one row of tabs
+    page.get_by_role("tab", name="Real glass · print").click()
+    page.click("#world-step")
+    page.wait_for_selector("#world-kind", timeout=30_000)
+    page.wait_for_function("document.querySelector('#world-described').innerText.includes('mirror cylinder')",
+                           timeout=60_000)
+    page.locator("#world-height input").fill("90")                      # the maker's own tube
+    page.locator("#world-height input").press("Enter")
+    page.wait_for_function("document.querySelector('#world-described').innerText.includes('90 mm tall')",
+                           timeout=60_000)
+    page.locator("#world-resolution input").fill("256")
+    page.locator("#world-resolution input").press("Enter")
+    page.locator("#world-picture input[type=file]").set_input_files(str(REPO_ROOT / "examples" / "landscape.png"))
+    page.wait_for_selector("#world-picture img", timeout=30_000)
+    page.click("#world-button")
+    page.wait_for_selector("#world-render img", timeout=300_000)
+    page.wait_for_function("document.querySelector('#world-summary').innerText.includes('In the mirror')",
+                           timeout=60_000)
+    assert "mirror cylinder, 60 mm across, 90 mm tall" in page.inner_text("#world-summary")
+    with page.expect_download() as download:
+        page.locator("#world-pdf a").first.click()
+    path = download.value.path()
+    assert open(path, "rb").read(5) == b"%PDF-"
+    assert not errors, errors
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-world.png"), full_page=True)
+    page.close()
