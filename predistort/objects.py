@@ -38,7 +38,7 @@ SHAPES = ("sphere", "cylinder", "cone", "mesh")
 MESH_FORMATS = (".obj", ".ply", ".stl")
 MAX_MESH_BYTES = 64 << 20        # a mesh file larger than this is refused before it is parsed
 MAX_TRIANGLES = 500_000          # ... and one with more triangles than this after
-CONE_SEGMENTS = 256              # facets around a cone's side (smooth normals make it look round)
+CONE_SEGMENTS = 1024             # facets around a cone's side (exact normals at their corners)
 METRES_BELOW_MM = 5.0            # a mesh in a millimetre world whose largest side is under this looks like metres
 FIELDS = {"sphere": ("center", "radius"), "cylinder": ("base", "axis", "radius", "height"),
           "cone": ("base", "axis", "radius", "height"), "mesh": ("file",)}
@@ -303,20 +303,27 @@ def _triangles(name, vertices, faces, normals, role):
 
 
 def cone_mesh(solid, segments=CONE_SEGMENTS):
-    """``(vertices, faces, normals)`` of a cone's side: one triangle per segment from the base ring to the
-    apex, the apex repeated per segment so that every vertex has the cone's exact normal there."""
+    """``(vertices, faces, normals)`` of a cone's side: a quad (two triangles) per segment between the base ring
+    and a ring a hair below the apex, and a tiny fan to the apex. Every vertex has the cone's exact normal at
+    its angle, so the interpolated normal follows the exact one across each quad; a fan from one apex vertex
+    would tilt the normals near the apex by half a segment (a mirror cone's reflections there are its most
+    sensitive)."""
     u, v, a = frame(solid.axis)
-    t = np.linspace(0, 2 * np.pi, segments + 1)
-    mid = (t[:-1] + t[1:]) / 2
-    radial = lambda ang: np.cos(ang)[:, None] * u + np.sin(ang)[:, None] * v          # noqa: E731
-    ring = np.asarray(solid.base) + solid.radius * radial(t[:-1])
-    apex = np.repeat((np.asarray(solid.base) + solid.height * a)[None], segments, 0)
-    vertices = np.concatenate([ring, apex])
-    slope = lambda ang: solid.height * radial(ang) + solid.radius * a                    # noqa: E731
-    normals = np.concatenate([slope(t[:-1]), slope(mid)])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    t = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    radial = np.cos(t)[:, None] * u + np.sin(t)[:, None] * v
+    base = np.asarray(solid.base, np.float64)
+    near = 1e-3                                              # the top ring: 0.1 % of the way from the apex
+    ring = base + solid.radius * radial
+    top = base + (1 - near) * solid.height * a + near * solid.radius * radial
+    apex = np.repeat((base + solid.height * a)[None], segments, 0)
+    normal = solid.height * radial + solid.radius * a
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    vertices = np.concatenate([ring, top, apex])
+    normals = np.concatenate([normal, normal, normal])
     i = np.arange(segments)
-    faces = np.stack([i, (i + 1) % segments, segments + i], 1)
+    j = (i + 1) % segments
+    faces = np.concatenate([np.stack([i, j, segments + j], 1), np.stack([i, segments + j, segments + i], 1),
+                            np.stack([segments + i, segments + j, 2 * segments + i], 1)])
     return vertices, faces, normals
 
 
