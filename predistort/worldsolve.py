@@ -10,7 +10,8 @@ The phases (:func:`predistort_world`):
 3. *Solve.* :func:`predistort.solve.solve_pixels` over the pixels that should show the picture: for a
    mirror, the target's pixels that see the print in the mirror (the rest of the print is seen directly and
    stays white paper), aiming at the picture × the predicted render of a white print (the picture as a
-   reflectance: how the print near the mirror is lit is not the picture's to undo); for glass, every target pixel (the objects' silhouette and the print around it),
+   reflectance: how the print near the mirror is lit is not the picture's to undo), then the texels between
+   the ones its samples landed on filled from their neighbours (:func:`fill_between`); for glass, every target pixel (the objects' silhouette and the print around it),
    starting from the picture printed plain.
 4. *Scores* (Mitsuba renders, ``spp`` samples a pixel), written to ``metrics.json`` by :func:`save`:
 
@@ -108,7 +109,8 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
         # and the room take from the print near it is the lighting's, not the picture's).
         pixels = covered & through
         white = transport.render(torch.ones_like(plain))
-        texture = solve_pixels(target * white, pixels, transport, torch.ones_like(plain))
+        texture = fill_between(solve_pixels(target * white, pixels, transport, torch.ones_like(plain)),
+                               seen_texels(transport, pixels))
     else:
         pixels = covered
         texture = solve_pixels(target, pixels, transport, plain)
@@ -137,6 +139,36 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
         metrics["tolerance"] = {"camera_mm": tolerance_mm, "offsets_mm": offsets, "map": np.round(scores, 4).tolist(),
                                 "worst_predicted": round(float(scores.max()), 4)}
     return WorldResult(texture, plain, target, covered, render_plain, render_final, metrics)
+
+
+FILL_SIGMA = 1.5             # texels: the gaps between the samples' texels are filled from this close
+FILL_DENSITY = 0.05         # ... where the seen texels around make up at least this share (else: white paper)
+
+
+def seen_texels(transport, pixels):
+    """[rows, cols] bool: the texels that the film pixels `pixels` [H, W] see (A's columns with an entry)."""
+    from .solve import rows_of
+    A, _ = rows_of(transport, pixels)
+    seen = torch.zeros(A.shape[1], dtype=torch.bool)
+    seen[A.col_indices().long()] = True
+    return seen.reshape(transport.texture_shape)
+
+
+def fill_between(texture, seen, sigma=FILL_SIGMA):
+    """`texture` [rows, cols, 3] with the texels no pixel's samples landed on, but that lie among texels that
+    did, set to their neighbours' (normalised Gaussian) mean.
+
+    Why: where a mirror squeezes a long strip of the print into one pixel (a ball's horizon, a cone's tip), the
+    pixel's few traced samples land on scattered texels; the solve sets those, but the pixel really sees the
+    whole strip. Filled, the strip carries the colour the solve chose for it. Texels far from any seen one
+    keep the solve's start (white paper)."""
+    from .probe import _blur
+    weight = seen.float()
+    density = _blur(weight, sigma)
+    filled = torch.stack([_blur(texture[..., c] * weight, sigma) for c in range(3)], -1)
+    filled = filled / density.clamp_min(1e-6)[..., None]
+    use = (~seen) & (density >= FILL_DENSITY)
+    return torch.where(use[..., None], filled.clamp(0, 1), texture)
 
 
 def load_picture(source, longest=2048):
