@@ -75,7 +75,7 @@ aspect (``--fit crop``). When a mirror world has no target, the bench makes one 
 through the object's axis (its centre for a sphere), facing the camera, as wide and tall as the mirror looks
 (the bounding box of the mirror pixels' rays on that plane); the written world carries it.
 
-Limits. The numpy tracer knows spheres, cylinders, cones and the bench's own ellipsoid (``bench_ellipsoid`` in
+Limits. The numpy tracer knows spheres, cylinders, cones and the bench's own ellipsoid (``_bench_ellipsoid`` in
 the mesh object, an extra field); another mesh can be rendered but not traced. The exact trace is exact in
 geometry, not in imaging: the render has Mitsuba's Gaussian pixel filter (σ = ½ px) while *wanted* is sampled
 at pixel centres, print texels are 8-bit, and where pixels disagree about a texel (glass: direct view against
@@ -165,7 +165,7 @@ def make_world(kind, film=None, quick=False):
     elif kind == "glass-ellipsoid":
         prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 0, 1], "size": [297, 210]}
         obj = {"shape": "mesh", "file": "ellipsoid.obj", "material": {"ior": 1.5},
-               "bench_ellipsoid": {"center": [0, -100, 0], "radii": [50, 32, 38]}}
+               "_bench_ellipsoid": {"center": [0, -100, 0], "radii": [50, 32, 38]}}
         cam = {"origin": [110, -430, 80], "target": [0, 0, 0], "up": [0, 0, 1], "fov": 40, "film": list(film)}
     else:
         raise SystemExit(f"--kind {kind}: not implemented")
@@ -307,11 +307,11 @@ def hit_ellipsoid(o, d, c, radii):
 
 def object_parts(obj):
     """[(kind, ior, intersect(o, d) -> (t, outward normal))]: kind "mirror", "glass" or "black" (the caps).
-    A mesh is traced only when it carries ``bench_ellipsoid`` (the exact surface it was made from)."""
+    A mesh is traced only when it carries ``_bench_ellipsoid`` (the exact surface it was made from)."""
     mat = "mirror" if obj["material"] == "mirror" else "glass"
     ior = None if mat == "mirror" else float(obj["material"]["ior"])
-    if obj["shape"] == "mesh" and "bench_ellipsoid" in obj:
-        c, r = (np.asarray(obj["bench_ellipsoid"][k], float) for k in ("center", "radii"))
+    if obj["shape"] == "mesh" and "_bench_ellipsoid" in obj:
+        c, r = (np.asarray(obj["_bench_ellipsoid"][k], float) for k in ("center", "radii"))
         return [(mat, ior, lambda o, d: hit_ellipsoid(o, d, c, r))]
     if obj["shape"] == "sphere":
         c, r = np.asarray(obj["center"], float), obj["radius"]
@@ -852,7 +852,7 @@ def run_kind(kind, world, world_dir, args, out):
             candidates.append(("plain", "plain print", plain_print(world, picture, args.resolution), None))
         project = args.project[pi] if args.project else None
         if args.apply:
-            project, facts.setdefault("apply", {})[name] = run_apply(world, pic_path, args.resolution, out, kind)
+            project, facts.setdefault("apply", {})[name] = run_apply(world, pic_path, args.resolution, out, kind, world_dir)
         if project:
             proj = np.asarray(Image.open(project).convert("RGB"))
             pw, ph = world["print"]["size"]
@@ -882,13 +882,17 @@ def world_json(world):
     return "{\n" + ",\n".join(f' "{k}": {json.dumps(v)}' for k, v in world.items()) + "\n}\n"
 
 
-def run_apply(world, picture, resolution, out, kind):
-    """Run the project's CLI on this world in a subprocess (the bench imports nothing from it) and time it.
-    Returns (the texture it wrote or None, seconds)."""
+def run_apply(world, picture, resolution, out, kind, world_dir=None):
+    """Run the project's CLI on this world in a subprocess (the bench imports nothing from it) and time it; its
+    mesh files are copied beside the world file. Returns (the texture it wrote or None, seconds)."""
+    import shutil
     import subprocess
     with tempfile.TemporaryDirectory() as tmp:
         wpath = Path(tmp) / "world.json"
         wpath.write_text(world_json(world))
+        for obj in world["objects"]:
+            if obj["shape"] == "mesh":
+                shutil.copyfile(Path(world_dir or ".") / obj["file"], Path(tmp) / Path(obj["file"]).name)
         cmd = [sys.executable, "-m", "predistort", "apply", "--scene", str(wpath), "--method", "solve",
                "--resolution", str(resolution), "--fit", "crop", "--texture", str(picture), "--out-dir", tmp]
         t = time.perf_counter()
@@ -980,16 +984,16 @@ def main():
             kind = Path(args.world).stem
         else:
             world = make_world(kind, args.film, args.quick)
-        meshes = [o_ for o_ in world["objects"] if "bench_ellipsoid" in o_ and not args.world]
+        meshes = [o_ for o_ in world["objects"] if "_bench_ellipsoid" in o_ and not args.world]
         for m in meshes:                            # the bench's own mesh: written beside no result, a temp folder
             world_dir = Path(mesh_dir.name)
-            n_tri = write_ellipsoid_obj(world_dir / m["file"], **m["bench_ellipsoid"])
+            n_tri = write_ellipsoid_obj(world_dir / m["file"], **m["_bench_ellipsoid"])
             print(f"[{kind}] {m['file']}: {n_tri} triangles")
         world = with_target(world)
         if args.write_world:
             Path(args.write_world).write_text(world_json(world))
             for m in meshes:
-                write_ellipsoid_obj(Path(args.write_world).resolve().parent / m["file"], **m["bench_ellipsoid"])
+                write_ellipsoid_obj(Path(args.write_world).resolve().parent / m["file"], **m["_bench_ellipsoid"])
             print(f"world written to {args.write_world}")
         r, facts[kind] = run_kind(kind, world, world_dir, args, out)
         rows += r

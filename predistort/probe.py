@@ -60,6 +60,7 @@ import torch.nn.functional as F
 
 from . import backend
 from .scene import DEFAULT, SceneConfig, roles
+from .target import FILTER_STDDEV, filter_image as _filter_image, filter_taps as _filter_taps  # noqa: F401
 
 # torch's sparse CSR tensors work well for what is used here; their "beta" notices would only add noise.
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -75,7 +76,6 @@ PRUNE = 1e-3                   # entries of A below this are dropped (rows resca
 CALIBRATE_SPP = 256            # samples per pixel of the two calibration renders
 CALIBRATE_BLUR = 4.0           # σ (pixels of the calibration renders) of the blur that keeps the factor smooth
 CALIBRATE_RESOLUTION = 128     # calibration renders are at most this size; the factor is upsampled from there
-FILTER_STDDEV = 0.5            # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
 SUPERSAMPLING = 3              # camera samples per pixel and axis (2 is faster and a little less exact)
 SAMPLE_SPACING = 2 / 3         # a texture finer than the film: camera samples at most this many texels apart
 COVER_SPACING = 1.5            # ... or, where that would pass MAX_SAMPLES, at most this many (every texel read)
@@ -399,27 +399,6 @@ def _gather(ray, keep):
 # ---------------------------------------------------------------------------------------------------------
 # Assembly: the film filter K and the bilinear lookups S, multiplied one band of pixel rows at a time
 # ---------------------------------------------------------------------------------------------------------
-def _filter_taps(res, n, stddev=FILTER_STDDEV):
-    """One axis of the film's filter K: ``(fine, weight)`` [R, k], the fine samples pixel p sees and their
-    normalised weights. Mitsuba's Gaussian filter: exp(−d²/2σ²) − exp(−(4σ)²/2σ²), zero beyond 4σ = 2 px;
-    the film divides by the summed weight, and it has no samples beyond its edge (weight 0 there)."""
-    offsets = torch.arange(-3 * n, 4 * n)                        # fine-sample offsets from the pixel's first sample
-    d = (offsets + 0.5) / n - 0.5                                # distance from the pixel centre, in pixels
-    w = (torch.exp(-d * d / (2 * stddev ** 2)) - np.exp(-8.0)).clamp_min(0)
-    offsets, w = offsets[w > 0], w[w > 0]
-    fine = torch.arange(res)[:, None] * n + offsets[None, :]
-    w = w[None, :] * ((fine >= 0) & (fine < res * n))
-    return fine.clamp(0, res * n - 1), w / w.sum(1, keepdim=True)
-
-
-def _filter_image(image, width, height, n):
-    """K applied to a dense [H·n, W·n] map over the fine samples: the [H, W] film (K = K_y ⊗ K_x)."""
-    def k1(res):
-        fine, w = _filter_taps(res, n)
-        return torch.zeros(res, res * n).scatter_add_(1, fine, w)
-    return k1(height) @ image @ k1(width).T
-
-
 def _band_matrix(width, height, n, py0, py1):
     """K's rows for pixel rows ``py0 .. py1 − 1``: CSR over the fine rows ``fy0 .. fy1 − 1`` they see
     (``fy0 = fine_y[py0, 0]``); pixel (py, px) weighs fine sample (fy, fx) with ``K_y[py, fy]·K_x[px, fx]``."""

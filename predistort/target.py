@@ -37,6 +37,7 @@ import torch
 from .physical import PLANE_MARGIN
 
 SUPERSAMPLING = 4            # rays per film pixel and axis of the ball-free view (box filter)
+FILTER_STDDEV = 0.5          # Mitsuba's default film filter: Gaussian, σ = 0.5 px, radius 4σ
 BAND_RAYS = 1 << 20          # rays traced at once
 WHITE = 1.0                  # what a ray that misses the plane sees: the constant environment's radiance
 
@@ -142,6 +143,27 @@ def target_for(picture, config):
 # ---------------------------------------------------------------------------------------------------------
 # Any world: the target rectangle (given, the print, or a mirror's card), and the pixels it covers
 # ---------------------------------------------------------------------------------------------------------
+def filter_taps(res, n, stddev=FILTER_STDDEV):
+    """One axis of the film's filter K (:mod:`predistort.probe`'s, and the glass world's target's): ``(fine, weight)`` [R, k], the fine samples pixel p sees and their
+    normalised weights. Mitsuba's Gaussian filter: exp(−d²/2σ²) − exp(−(4σ)²/2σ²), zero beyond 4σ = 2 px;
+    the film divides by the summed weight, and it has no samples beyond its edge (weight 0 there)."""
+    offsets = torch.arange(-3 * n, 4 * n)                        # fine-sample offsets from the pixel's first sample
+    d = (offsets + 0.5) / n - 0.5                                # distance from the pixel centre, in pixels
+    w = (torch.exp(-d * d / (2 * stddev ** 2)) - np.exp(-8.0)).clamp_min(0)
+    offsets, w = offsets[w > 0], w[w > 0]
+    fine = torch.arange(res)[:, None] * n + offsets[None, :]
+    w = w[None, :] * ((fine >= 0) & (fine < res * n))
+    return fine.clamp(0, res * n - 1), w / w.sum(1, keepdim=True)
+
+
+def filter_image(image, width, height, n):
+    """K applied to a dense [H·n, W·n] map over the fine samples: the [H, W] film (K = K_y ⊗ K_x)."""
+    def k1(res):
+        fine, w = filter_taps(res, n)
+        return torch.zeros(res, res * n).scatter_add_(1, fine, w)
+    return k1(height) @ image @ k1(width).T
+
+
 def fit_picture(picture, aspect, fit="crop"):
     """The picture [h, w, 3] fitted to `aspect` (width ÷ height): ``crop`` keeps its centre (nothing
     squashed), ``resize`` keeps it whole (squashed). Returns a view or a copy, [h', w', 3]."""
@@ -227,11 +249,14 @@ def world_target(picture, config, fit="crop", supersampling=SUPERSAMPLING):
     inside = (lam > 0) & (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)
     colour = torch.full((d.shape[0], 3), WHITE, dtype=torch.float64)
     colour[inside] = _bilinear_any(picture, u[inside], v[inside])
-    image = colour.reshape(height, n, width, n, 3).mean((1, 3)).float()
     mask = inside.reshape(height, n, width, n).all(3).all(1)
     if rect is config.plane and not config.has_mirror:
-        mask = torch.ones_like(mask)
-    return image, mask
+        # The object-free view as the film records it: Mitsuba's Gaussian pixel filter, not a box, so that
+        # the print seen beside the object is aimed at as it will look (a box would ask for a sharper print).
+        colour = colour.reshape(height * n, width * n, 3).float()
+        image = torch.stack([filter_image(colour[..., c], width, height, n) for c in range(3)], -1)
+        return image, torch.ones_like(mask)
+    return colour.reshape(height, n, width, n, 3).mean((1, 3)).float(), mask
 
 
 def _bilinear_any(picture, u, v):

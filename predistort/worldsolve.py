@@ -11,8 +11,8 @@ The phases (:func:`predistort_world`):
    mirror, the target's pixels that see the print in the mirror (the rest of the print is seen directly and
    stays white paper), aiming at the picture × the predicted render of a white print (the picture as a
    reflectance: how the print near the mirror is lit is not the picture's to undo), then the texels between
-   the ones its samples landed on filled from their neighbours (:func:`fill_between`); for glass, every target pixel (the objects' silhouette and the print around it),
-   starting from the picture printed plain.
+   the ones its samples landed on filled from their neighbours (:func:`fill_between`); for glass, every
+   target pixel (the objects' silhouette and the print around it), starting from the picture printed plain.
 4. *Scores* (Mitsuba renders, ``spp`` samples a pixel), written to ``metrics.json`` by :func:`save`:
 
    - ``l1_initial``, ``l1_final``, ``l1_ratio``: mean |render − target| over the target's pixels, for the
