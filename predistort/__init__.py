@@ -24,6 +24,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     standmap    where you may stand: the predicted ratio of a pre-distortion over camera offsets around its place
     advise      where to put the print: the distance with the lowest error the transport predicts
     correctability  where no texture can help: per-pixel error map and one sentence on what to change
+    paper       a print on home paper: one sheet when it fits, else tiles with overlap, marks, labels, a ruler
     printout    the pre-distorted texture as a PDF and a PNG at the print's true size
     trace       where each camera ray lands on the print, through the ball or past it: analytic, differentiable
     chart       the calibration chart: ArUco markers beside the ball, a smooth colour field behind it

@@ -356,10 +356,22 @@ def _print_world(args, scene):
                 b.close()
     else:
         texture = np.asarray(load_image(args.texture), dtype=np.float32) / 255.0
-    pdf, png = write_world_print(texture, scene, args.out_dir)
+    if args.paper:
+        from .paper import paper_size
+        paper_size(args.paper)                           # a bad name: one line before anything is made
+    pdf, png = write_world_print(texture, scene, args.out_dir, paper=args.paper)
     w, h = (s * scene.units_mm for s in scene.plane.size)
-    print(f"Wrote {pdf} and {png}: a {w:.0f} × {h:.0f} mm print with each object's outline. Print at 100 %.")
+    print(f"Wrote {pdf} and {png}: a {w:.0f} × {h:.0f} mm print with each object's outline"
+          + (f", on {_paper_words(args.paper, (w, h))}" if args.paper else "") + ". Print at 100 %.")
     return 0
+
+
+def _paper_words(paper, print_mm):
+    from .paper import layout
+    plan = layout(print_mm, paper)
+    if plan.rows * plan.cols == 1:
+        return f"one {paper} sheet"
+    return f"{plan.rows} × {plan.cols} {paper} tiles and an assembly sheet ({plan.pages} pages)"
 
 
 def cmd_print(args):
@@ -397,7 +409,12 @@ def cmd_print(args):
             raise ValueError(f"{args.texture}: a pre-distorted texture is square, this one is "
                              f"{texture.shape[1]}×{texture.shape[0]}")
     texel_dpi = texture.shape[0] / (setup.print_size_mm / 25.4)
-    pdf, png = write_print(texture, setup, args.out_dir)
+    if args.paper:
+        from .paper import paper_size
+        paper_size(args.paper)
+    pdf, png = write_print(texture, setup, args.out_dir, paper=args.paper)
+    if args.paper:
+        print(f"On {_paper_words(args.paper, (setup.print_size_mm,) * 2)}.")
     dpi = print_image(texture, setup)[1]
     print(f"Wrote {pdf} and {png}: a {setup.print_size_mm:.1f} mm square print at {dpi:.0f} dpi "
           f"({texture.shape[0]} px texture: {texel_dpi:.0f} dpi of its own"
@@ -566,6 +583,9 @@ def parser():
     what.add_argument("--picture", help="a picture to pre-distort at the print's resolution (300 dpi, up to "
                                         "4096 px) for the camera's own picture size, then print")
     r.add_argument("--out-dir", required=True, help="folder for print.pdf and print.png")
+    r.add_argument("--paper", help="the PDF on this paper: a4, letter, a3, legal, tabloid or WxH (mm); a print "
+                                   "larger than the sheet becomes tiles with overlap, marks, labels and an assembly "
+                                   "sheet; every page carries a 100 mm ruler (default: one page of the print's size)")
     r.set_defaults(run=cmd_print)
 
     c = sub.add_parser("chart", help="the calibration chart for a scene: chart.png and chart.pdf at true size")

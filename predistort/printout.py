@@ -174,11 +174,20 @@ def write_pdf(texture, setup, path, min_dpi=MIN_DPI, title="predistort: pre-dist
     return Path(path)
 
 
-def write_print(texture, setup, out_dir, min_dpi=MIN_DPI):
-    """Write ``print.pdf`` and ``print.png`` into `out_dir`; returns both paths."""
+def write_print(texture, setup, out_dir, min_dpi=MIN_DPI, paper=None):
+    """Write ``print.pdf`` and ``print.png`` into `out_dir`; returns both paths. `paper` (``a4``, ``letter``,
+    ... or ``WxH`` mm): the PDF on that paper, one sheet or tiles (:mod:`predistort.paper`), instead of one page
+    of the print's own size."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return write_pdf(texture, setup, out / "print.pdf", min_dpi), write_png(texture, setup, out / "print.png", min_dpi)
+    png = write_png(texture, setup, out / "print.png", min_dpi)
+    if paper:
+        from .paper import write_paper_pdf
+        side = setup.print_size_mm
+        pdf, _ = write_paper_pdf(print_image(texture, setup, min_dpi)[0], (side, side), paper, out / "print.pdf",
+                                 "predistort: pre-distorted print")
+        return pdf, png
+    return write_pdf(texture, setup, out / "print.pdf", min_dpi), png
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -218,10 +227,12 @@ def world_lines(config):
     return lines
 
 
-def write_world_print(texture, config, out_dir, min_dpi=MIN_DPI, title="predistort: pre-distorted print"):
+def write_world_print(texture, config, out_dir, min_dpi=MIN_DPI, title="predistort: pre-distorted print",
+                      paper=None):
     """Write ``print.pdf`` (one page: the print at its true size, each object's outline, the setup in words,
     a scale bar) and ``print.png`` (its DPI set to print at the true size) for a world; returns both paths.
-    `texture`: [rows, cols, 3] in [0, 1], the print's aspect (``apply``'s predistorted.png)."""
+    `texture`: [rows, cols, 3] in [0, 1], the print's aspect (``apply``'s predistorted.png). `paper`: on that
+    paper instead, one sheet or tiles, each object's outline drawn (:mod:`predistort.paper`)."""
     array = texture.detach().cpu().numpy() if isinstance(texture, torch.Tensor) else np.asarray(texture)
     w_mm, h_mm = (s * config.units_mm for s in config.plane.size)
     if array.ndim != 3 or not math.isclose(array.shape[1] / array.shape[0], w_mm / h_mm, rel_tol=0.02):
@@ -236,6 +247,10 @@ def write_world_print(texture, config, out_dir, min_dpi=MIN_DPI, title="predisto
     out.mkdir(parents=True, exist_ok=True)
     image.save(out / "print.png", dpi=(dpi, dpi))
 
+    if paper:
+        from .paper import write_paper_pdf
+        pdf, _ = write_paper_pdf(image, (w_mm, h_mm), paper, out / "print.pdf", title, footprints(config))
+        return pdf, out / "print.png"
     fig, ax, _, _ = _page(image, w_mm, h_mm, world_lines(config), f"{title} · TOP ↑ (the print's up edge)")
     for outline in footprints(config):                   # u across, v down the picture: y = 1 − v
         ax.plot(outline[:, 0], 1 - outline[:, 1], color="black", lw=0.6, ls="--")

@@ -123,3 +123,28 @@ def test_the_print_command_pre_distorts_a_picture_at_the_prints_resolution(tmp_p
     assert "at 384×384 (the print's resolution) for a 32×32 camera picture" in result.stdout
     png = Image.open(tmp_path / "out" / "print.png")
     assert png.width == 384 and png.info["dpi"][0] >= 300
+
+
+def test_a_print_on_home_paper_is_one_sheet_or_tiles_each_with_a_ruler(tmp_path):
+    """An A3 print (420 × 297 mm) on A4 is 2 × 2 landscape tiles (portrait would need 3 × 2) and an assembly
+    sheet, every page A4; a print that fits is one A4 sheet; a bad paper name gets a sentence."""
+    import re
+    from PIL import Image
+    from predistort.paper import layout, paper_size, write_paper_pdf
+    image = Image.new("RGB", (840, 594), (200, 30, 30))
+    plan = layout((420, 297), "a4")
+    assert (plan.rows, plan.cols, plan.pages, plan.paper_mm) == (2, 2, 5, (297.0, 210.0))
+    path, _ = write_paper_pdf(image, (420, 297), "a4", tmp_path / "tiles.pdf", "test")
+    data = path.read_bytes()
+    boxes = [tuple(round(float(v) / 72 * 25.4) for v in m)
+             for m in re.findall(rb"/MediaBox \[ *0 0 ([\d.]+) ([\d.]+)", data)]
+    assert len(boxes) == 5 and set(boxes) <= {(210, 297), (297, 210)}
+    # Each tile's part is at most the usable area, and the tiles cover the print with the overlap.
+    assert plan.x0s[0] == 0 and plan.y0s[0] == 0
+    assert plan.x0s[-1] + plan.tile_mm[0] >= 420 - 1e-9 and plan.y0s[-1] + plan.tile_mm[1] >= 297 - 1e-9
+    assert all(b - a == plan.tile_mm[0] - 10 for a, b in zip(plan.x0s, plan.x0s[1:]))     # 10 mm shared
+    one, single = write_paper_pdf(image, (150, 100), "a4", tmp_path / "one.pdf", "test")
+    assert single.pages == 1 and len(re.findall(rb"/MediaBox", one.read_bytes())) == 1
+    assert paper_size("300x450") == (300.0, 450.0) and paper_size("Letter") == (215.9, 279.4)
+    with pytest.raises(ValueError, match="--paper must be one of a4, letter"):
+        paper_size("a5-ish")
