@@ -31,6 +31,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     printview   the print seen beside the ball aligned to the chart (ECC): the markers' corners to a few hundredths of a pixel
     photofit    the photo's model and its fit: predicted colours and corners, Levenberg–Marquardt along the valley
     calibrate   fit the camera, the ball's centre and IOR, the print's distance from one photo of the chart
+    mirrorfit   calibrate a mirror on its print from one photo: the camera from markers, the mirror from its outline
     check       from a photo of the printed pre-distortion: how close, whether to re-calibrate, a correction
     layers      the model types: the tutorial's layer, the generalising (unrolled) layer, the instant solve
     hub         what a web visitor may do on the Hub: load with their own token or none, bounded; push to their own

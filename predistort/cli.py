@@ -430,7 +430,14 @@ def cmd_chart(args):
     from .chart import write_chart
     from .physical import ball_frame
     from .scene import SceneConfig
-    png, pdf = write_chart(ball_frame(SceneConfig.load(args.scene)), args.out)
+    world = SceneConfig.load(args.scene)
+    if world.has_mirror:                                 # a mirror on its print: markers around it
+        from .mirrorfit import write_mirror_chart
+        png, pdf = write_mirror_chart(world, args.out)
+        print(f"Wrote {png} and {pdf}: print chart.pdf at 100 %, stand the mirror on its circle, photograph it "
+              f"from where the camera goes, and run python -m predistort calibrate.")
+        return 0
+    png, pdf = write_chart(ball_frame(world), args.out)
     print(f"Wrote {png} and {pdf}: print chart.pdf at 100 % in place of the picture, then photograph it through "
           f"the ball and run python -m predistort calibrate.")
     return 0
@@ -441,6 +448,14 @@ def cmd_calibrate(args):
     from .physical import ball_frame, from_ball_frame
     from .scene import SceneConfig
     world = SceneConfig.load(args.scene)                 # a world is fitted in the ball's frame, written in its own
+    if world.has_mirror:
+        from .mirrorfit import calibrate_mirror
+        fit = calibrate_mirror(world, args.photo, focal_mm=args.focal_mm)
+        fit.scene.save(args.out)
+        print(fit.to_markdown())
+        print(f"Wrote {args.out}. Pre-distort for it with: python -m predistort apply --method solve --scene "
+              f"{args.out} --texture PICTURE --fit crop --out-dir OUT")
+        return 0
     result = calibrate(ball_frame(world), args.photo, focal_mm=args.focal_mm,
                        progress=lambda fraction, message: print(f"  {fraction:4.0%} {message}", file=sys.stderr))
     from_ball_frame(world, result.scene).save(args.out)
