@@ -113,7 +113,7 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
                                seen_texels(transport, pixels))
     else:
         pixels = covered
-        texture = solve_pixels(target, pixels, transport, plain)
+        texture = fill_between(solve_pixels(target, pixels, transport, plain), seen_texels(transport, pixels))
     if tolerance_mm:
         from .worldtolerance import robust_solve
         texture = robust_solve(picture, config, tolerance_mm, fit)
