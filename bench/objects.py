@@ -903,7 +903,8 @@ def run_apply(world, picture, resolution, out, kind, world_dir=None):
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
             print(f"[{kind}] the project's apply failed after {seconds:.0f} s: {tail[0]}")
             return None, f"failed after {seconds:.0f} s ({tail[0]})"
-        keep = out / f"{kind}_{Path(picture).stem}_project_full.png"
+        keep = Path(tempfile.gettempdir()) / "predistort-bench-objects" / f"{kind}_{Path(picture).stem}_project.png"
+        keep.parent.mkdir(exist_ok=True)                 # the full-size print: scored, not kept with the results
         keep.write_bytes(tex.read_bytes())
         print(f"[{kind}] the project's apply: {seconds:.0f} s")
         return str(keep), f"took {seconds:.0f} s"
