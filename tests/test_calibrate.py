@@ -97,6 +97,24 @@ def test_exif_orientation_and_focal_length_are_honoured(photos, fits):
     assert fits["16:9"].focal_35mm == round(focal_35mm(TRUE["16:9"]))
 
 
+def test_a_heic_is_read_as_the_same_photo(photos):
+    """An iPhone's HEIC (here lossless, stored turned with orientation 6 and the focal length in EXIF, as the
+    16:9 JPEG is): the photo the fit reads is the JPEG's pixel for pixel, upright, with its focal length."""
+    from predistort.calibrate import read_photo
+    jpeg = read_photo(photos["16:9"])
+    stored = Image.open(io.BytesIO(photos["16:9"]))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0xA405] = round(focal_35mm(TRUE["16:9"]))
+    heic = io.BytesIO()
+    stored.convert("RGB").save(heic, "HEIF", quality=-1, chroma=444, matrix_coefficients=0, exif=exif.tobytes())
+    assert Image.open(io.BytesIO(heic.getvalue())).format == "HEIF"
+    photo = read_photo(heic.getvalue())
+    assert photo.size == jpeg.size == (640, 360) and np.array_equal(photo.rgb, jpeg.rgb)
+    assert np.array_equal(photo.linear, jpeg.linear) and photo.focal_35mm == jpeg.focal_35mm
+    assert photo.jpeg is None and jpeg.jpeg is not None
+
+
 def test_the_report_has_every_quantity_with_an_uncertainty(fits):
     fit = fits["4:3"]
     names = [q["name"] for q in fit.quantities]
