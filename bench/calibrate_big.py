@@ -170,14 +170,29 @@ def fit(package, scene, photo):
     return json.loads(line[7:])
 
 
+PHASES = (("reading the photo", "read"), ("finding the chart's markers", "markers"), ("finding the ball", "ball"),
+          ("aligning the print", "print aligned"), ("the start", "start (focal scan)"),
+          ("ball found: fitting", "fit, IOR held"), ("fit: iteration", "fit, IOR free"),
+          ("the focal length", "focal profile"), ("drawing the overlay", "overlay"))
+
+
+def profile(messages):
+    """``[(phase, seconds)]`` from the fit's progress `messages` ``[(seconds since the start, message)]``: each
+    phase (:data:`PHASES`, calibrate.py's) from its first message to the next phase's."""
+    starts = []
+    for t, message in messages:
+        name = next((n for key, n in PHASES if key in message), None)
+        if name and name not in [n for n, _ in starts]:
+            starts.append((name, t))
+    ends = [t for _, t in starts[1:]] + [messages[-1][0]]
+    return [(name, end - t) for (name, t), end in zip(starts, ends)]
+
+
 def row(name, out, true, load):
     """A table row of result `out` against the true scene, the machine's `load` when it started."""
     from calibrate import errors                      # bench/calibrate.py
     from predistort.scene import SceneConfig
-    first = {}
-    for t, message in out["phases"]:                  # the first of each phase's messages ("fit: iteration 3")
-        first.setdefault(message.split(":")[0], t)
-    phases = ", ".join(f"{t:.0f} s {m}" for m, t in first.items())
+    phases = "; ".join(f"{name} {seconds:.0f}" for name, seconds in profile(out["phases"]))
     head = f"| {name} | {load:.1f} | {out['seconds']:.1f} | {out['cpu_seconds']:.1f} | {out['peak_gb']:.2f} |"
     if "refused" in out:
         return head + f" refused: {out['refused']} | | | | {phases} |"
@@ -225,7 +240,7 @@ def main():
             f"{args.quality}, no EXIF (see the script's docstring). Each fit in its own process: the peak is its "
             "resident memory, reading the file included; CPU seconds are the process's user + system time (the machine is "
             "shared: *load* is its load average when the fit started; wall seconds grow with it).\n\n"
-            "| photo | load | seconds | CPU seconds | peak GB | camera (mm) | ball (mm) | IOR | fov (deg) | phases (seconds at each start) |\n"
+            "| photo | load | seconds | CPU seconds | peak GB | camera (mm) | ball (mm) | IOR | fov (deg) | phases (wall seconds) |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

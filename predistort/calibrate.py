@@ -37,8 +37,25 @@ The fit, in physical phases (:func:`calibrate`):
 
 Bad photos raise :class:`CalibrationError` with one sentence saying what to do (:data:`MESSAGES`).
 
-Limits: ≤ 60 s per photo on two CPU cores at the defaults; one ball, the scene's chart; the photo's lens
-distortion is not modelled (a phone's main camera corrects its own).
+Where the seconds go (``bench/calibrate_big.py``, 2 shared cores; a 24.5 MP JPEG, 5712 × 4284, of a trace-rendered
+chart upsampled, no EXIF; CPU seconds, as the machine's load made wall seconds 1-4 × larger):
+
+=====================================  ==================================  ==================================
+phase                                  before (fcae9ae)                    now
+=====================================  ==================================  ==================================
+1. read, decode, linear light          ~2-6 s                              ~2 s
+2-3. markers, ball, print aligned      ~80 s (ECC on 24.5 MP)              ~5 s (ECC on 2.7 MP)
+4. the JPEG modelled (clipped photo)   ~3 × 120 s (traced at 24.5 MP)      0 (not above JPEG_MODEL_PIXELS)
+4. start, fit, focal profile           ~35 s (work size: the same)         ~35 s
+total, unclipped / clipped             81 / 443 CPU s, 3.3 / 4.1 GB        49 / 54 CPU s, 1.1 / 1.0 GB
+=====================================  ==================================  ==================================
+
+The fit's own cost (phase 4) does not grow with the photo: a 960 × 720 photo takes ~32 CPU s.
+
+Limits: ~50 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
+~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the photo's lens distortion is not
+modelled (a phone's main camera corrects its own); a phone's tone curve is not modelled (a strong one is
+refused, e.g. "the ball was not found").
 """
 import io
 import math
@@ -195,6 +212,11 @@ def find_markers(photo, layout):
     if np.percentile(photo.linear.mean(-1), 99) < DARK:
         raise CalibrationError(MESSAGES["dark"])
     corners, ids, _ = _detector().detectMarkers(gray)
+    if ids is None:
+        # A phone's tone curve (HDR, shadows lifted) can leave the markers' black too grey for the detector's
+        # threshold in sRGB: the grey levels spread evenly (measured: none of the 4:3 test photo's markers
+        # under x / (x + 0.25), 20 after equalising).
+        corners, ids, _ = _detector().detectMarkers(cv2.equalizeHist(gray))
     ids = np.zeros(0, int) if ids is None else ids.ravel()
     known = np.isin(ids, layout.ids)
     if len(ids) and not known.any() or (len(ids) >= 4 and known.mean() < 0.5):
