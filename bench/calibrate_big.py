@@ -13,7 +13,8 @@ rays a pixel under Mitsuba's Gaussian pixel filter, as ``bench/calibrate_phone.r
   the size every earlier bound was measured at.
 - *24 MP JPEG*: the render upsampled (Lanczos, linear light) to ``--big`` (an iPhone 15's 5712 × 4284), the same
   phone (noise drawn at full size), JPEG at ``--quality``, no EXIF (a browser's upload strips it).
-- *24 MP HEIC*: the same 8-bit pixels saved as HEIC at ``--quality`` (pillow-heif, x265).
+- *24 MP HEIC*: the same 8-bit pixels saved as HEIC at ``--quality`` (pillow-heif, x265), in 512 × 512 tiles as an
+  iPhone stores it.
 
 Each photo is fitted in a fresh Python process (``calibrate(nominal, path)``), so that its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is the fit's alone, reading the file included; the phases' seconds
@@ -90,7 +91,8 @@ def save(codes, path, quality):
     if path.suffix == ".heic":
         import pillow_heif
         pillow_heif.register_heif_opener()
-        image.save(path, "HEIF", quality=quality)
+        pillow_heif.options.GRID_TILE_SIZE = 512      # in 512 × 512 tiles, as an iPhone stores it (one 24 MP
+        image.save(path, "HEIF", quality=quality)     # x265 frame of this noise did not decode in libde265)
     else:
         image.save(path, "JPEG", quality=quality)
     return path
