@@ -95,6 +95,21 @@ def test_a_fit_that_does_not_explain_the_photo_says_so_first(photos, fits):
     assert not any(f.warnings for f in fits.values())
 
 
+def test_the_ball_is_the_largest_disc_not_the_circle_around_what_touches_it():
+    """The region where a photo departs from the chart without the ball: the ball (cut by the photo's bottom
+    edge) with a column of misplaced markers touching it, as on the seed-12 photo02 of bench/calibrate_phone.py.
+    The circle around the region takes in the column; the largest disc is the ball."""
+    import cv2
+    from predistort.calibrate import _largest_disc
+    region = np.zeros((192, 256), np.uint8)
+    cv2.circle(region, (136, 126), 90, 1, -1)
+    region[20:192, 10:50] = 1                                   # the column, touching the ball
+    x, y, radius = _largest_disc(region)
+    assert abs(x - 136) < 1.5 and abs(y - 126) < 1.5 and abs(radius - 90) < 1.5, (x, y, radius)
+    (cx, cy), around = cv2.minEnclosingCircle(cv2.findNonZero(region))
+    assert around > 100 and abs(cx - 136) > 10                  # what the circle around it gave
+
+
 def test_the_fitted_scene_has_the_photos_aspect_and_the_rest_of_the_scene(fits):
     for name, fit in fits.items():
         width, height = fit.scene.film_size
