@@ -55,7 +55,7 @@ The fit's own cost (phase 4) does not grow with the photo: a 960 × 720 photo ta
 Limits: ~50 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
 ~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the photo's lens distortion is not
 modelled (a phone's main camera corrects its own); a phone's tone curve is not modelled (a strong one is
-refused, e.g. "the ball was not found").
+refused: MESSAGES["colours"]).
 """
 import io
 import math
@@ -87,7 +87,7 @@ WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) af
 MIN_MARKERS = 2                  # markers a photo must show (one is enough when the print beside it aligns)
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
-BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the ball was not found
+BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused (MESSAGES["colours"])
 EXPLAINED_POINTS = 3.0           # a fit whose print's points are off by more σ than this (RMS) ...
 EXPLAINED_COLOUR = 0.03          # ... or its colours by more than this (mean absolute, linear) did not explain the photo
 DIAGONAL_35MM = math.hypot(36, 24)   # the 35 mm frame's diagonal: what "35 mm-equivalent" refers to
@@ -107,6 +107,10 @@ MESSAGES = {
     "unexplained": "This setup does not explain the photo (the print's points {sigma:.1f} σ off, colours "
                    "{colour:.3f} off), so do not print for it: check that the scene's ball diameter and print "
                    "size are the ones you measured, turn off HDR and filters, and calibrate again.",
+    "impossible": "No possible setup explains this photo: check that the scene's ball diameter and print size "
+                  "are the ones you measured, turn off HDR and filters, and take the photo again.",
+    "colours": "The colours seen through the ball do not match the chart's: turn off HDR, filters and night "
+               "mode, light the chart evenly without glare on the ball, and take the photo again.",
     "ball": "The ball was not found where the chart says it should be: put the ball between the camera and the "
             "chart's colour field, as the chart's margin says, and take the photo again.",
 }
@@ -565,8 +569,8 @@ def _fitted_scene(config, model, theta, size):
                               fov=round(math.degrees(2 * math.atan(float(tan_x))), 6),
                               sphere_center=r(theta[7:10].numpy()), sphere_ior=round(float(theta[10]), 6),
                               film_width=int(width), film_height=int(height))
-    except ValueError:
-        raise CalibrationError(MESSAGES["ball"]) from None
+    except ValueError:                      # the fit ran to a setup that cannot be (the scene's checks)
+        raise CalibrationError(MESSAGES["impossible"]) from None
 
 
 def _overlay(model, theta):
@@ -662,8 +666,8 @@ def _calibrate(config, photo, focal_mm, progress):
     predicted = model.predict(theta, model.pixels)
     error = ((predicted - model.observed).abs() / theta[11:14] * model.channels).sum(-1) / model.channels.sum(-1)
     ball_error = float(error[model.inside].mean())
-    if not ball_error < BALL_RESIDUAL:
-        raise CalibrationError(MESSAGES["ball"])
+    if not ball_error < BALL_RESIDUAL:               # the fit ran through, yet the ball's colours are not the chart's
+        raise CalibrationError(MESSAGES["colours"])
     point_px = ((model.project(theta) - model.points_st) * torch.tensor([width, height])).norm(dim=-1)
     whitened = model.whiten @ (model.project(theta) - model.points_st).reshape(-1)
     points_sigma = float(whitened.pow(2).mean().sqrt())
