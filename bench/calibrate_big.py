@@ -1,4 +1,4 @@
-"""Calibrate a phone-sized photo: seconds, peak memory and errors at 24 megapixels, against the same photo at 960 × 720.
+"""Calibrate a phone-sized photo: seconds, peak memory and errors at 24 MP, against the same photo at 960 × 720.
 
     python bench/calibrate_big.py [--setup 1] [--render 2000x1500] [--big 5712x4284] [--quality 90] \
         [--baseline-rev fcae9ae] [--cache /tmp/calibrate_big] [--out bench/results/calibrate_big.md]
@@ -237,13 +237,14 @@ def main():
     command = " ".join(["python bench/calibrate_big.py"] + sys.argv[1:])
     text = ("# Calibrate a phone-sized photo: seconds, peak memory, errors\n\n"
             f"`{command}`, {time.strftime('%Y-%m-%d %H:%M')}, this machine ({os.cpu_count()} cores, shared). The "
-            f"true setup: bench/calibrate.py's setup{args.setup} at exposure {exposure:g}, rendered by predistort.trace at "
-            f"{args.render[0]} × {args.render[1]}, upsampled to {args.big[0]} × {args.big[1]}, noise, quality "
-            f"{args.quality}, no EXIF (see the script's docstring). Each fit in its own process: the peak is its "
-            "resident memory, reading the file included; CPU seconds are the process's user + system time (the machine is "
-            "shared: *load* is its load average when the fit started; wall seconds grow with it).\n\n"
-            "| photo | load | seconds | CPU seconds | peak GB | camera (mm) | ball (mm) | IOR | fov (deg) | phases (wall seconds) |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
+            f"true setup: bench/calibrate.py's setup{args.setup} at exposure {exposure:g}, rendered by "
+            f"predistort.trace at {args.render[0]} × {args.render[1]}, upsampled to {args.big[0]} × {args.big[1]}, "
+            f"noise, quality {args.quality}, no EXIF (see the script's docstring). Each fit in its own process: the "
+            "peak is its resident memory, reading the file included; CPU seconds are the process's user + system "
+            "time (the machine is shared: *load* is its load average when the fit started; wall seconds grow with "
+            "it).\n\n"
+            "| photo | load | seconds | CPU seconds | peak GB | camera (mm) | ball (mm) | IOR | fov (deg) | "
+            "phases (wall seconds) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

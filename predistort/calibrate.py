@@ -16,7 +16,8 @@ The fit, in physical phases (:func:`calibrate`):
    gives the camera's pose against the print for a focal length: EXIF's, else each of a scan
    (:data:`FOCAL_SCAN`). A print seen nearly face on hardly tells focal length from distance: phase 3 does.
 3. *The ball.* Where the photo departs from the chart seen without the ball, the largest disc is the ball's
-   silhouette (:func:`find_ball`; misplaced markers beside it differ too); its known radius sets its distance. The print seen beside it is then aligned to the chart
+   silhouette (:func:`find_ball`; misplaced markers beside it differ too); its known radius sets its distance.
+   The print seen beside it is then aligned to the chart
    (:mod:`predistort.printview`, OpenCV's ECC at full size, grown from the markers out: one marker is enough
    to start it): a lattice of points on the print, a few thousandths of a pixel from the truth, with the
    alignment's covariance. They pin the camera against the print (its sideways position, which the ball's
@@ -87,9 +88,9 @@ WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) af
 MIN_MARKERS = 2                  # markers a photo must show (one is enough when the print beside it aligns)
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
-BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused (MESSAGES["colours"])
+BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused ("colours")
 EXPLAINED_POINTS = 3.0           # a fit whose print's points are off by more σ than this (RMS) ...
-EXPLAINED_COLOUR = 0.03          # ... or its colours by more than this (mean absolute, linear) did not explain the photo
+EXPLAINED_COLOUR = 0.03          # ... or its colours by more than this (mean absolute, linear): not explained
 DIAGONAL_35MM = math.hypot(36, 24)   # the 35 mm frame's diagonal: what "35 mm-equivalent" refers to
 OTHER_DICTIONARIES = ("DICT_4X4_1000", "DICT_APRILTAG_16h5", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL",
                       "DICT_APRILTAG_36h11")
@@ -339,8 +340,9 @@ def pose_from_points(objects, pixels, tan_x, size):
 def find_ball(model, origin, rotation, tan_x):
     """The ball in the photo: ``(s, t, radius)`` of its silhouette on the film (film fractions; the radius in
     film widths), as the largest disc (:func:`_largest_disc`) of the region where the photo departs from the
-    chart seen without the ball (the circle around the region where the two agree) (the markers' camera `origin`, `rotation`, `tan_x`). Raises CalibrationError
-    when there is none, or when the region fills less than half of that disc."""
+    chart seen without the ball (the markers' camera `origin`, `rotation`, `tan_x`), or the circle around the
+    region where the two agree. Raises CalibrationError when there is none, or when the region fills less than
+    half of that disc."""
     w, h = model.work_size
     every = torch.arange(w * h)
     col, row = (every % w).double(), (every // w).double()
@@ -673,7 +675,8 @@ def _calibrate(config, photo, focal_mm, progress):
     points_sigma = float(whitened.pow(2).mean().sqrt())
     residual = {"colour": float(error.mean()), "ball_colour": ball_error,      # pixels: the file's
                 "markers_px": float(point_px.pow(2).mean().sqrt()) * image.reduction, "markers": int(len(ids)),
-                "marker_inset_px": round(inset * image.reduction, 3), "aligned": None if view is None else view.correlation,
+                "marker_inset_px": round(inset * image.reduction, 3),
+                "aligned": None if view is None else view.correlation,
                 "points": len(model.points), "pixels": int(len(model.pixels)), "points_sigma": points_sigma}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")
