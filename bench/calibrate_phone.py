@@ -1,7 +1,7 @@
 """Which stage of a phone biases the calibration: photos made by the fit's own optics, one stage at a time.
 
-    python bench/calibrate_phone.py --truth /tmp/cycles-chart200/photo03.json [--truth ...] \
-        [--out bench/results/calibrate_phone.md]
+    python bench/calibrate_phone.py --truth /tmp/cycles-chart200/photo03.json [--truth ...] [--drawn 12:2 ...] \
+        [--stage both ...] [--out bench/results/calibrate_phone.md]
 
 Each ``--truth`` is a photo's JSON as ``bench/cycles.py photos`` writes it (``{"scene": <the true
 SceneConfig>, "perturbation": {"exposure": ...}}``). For each, the chart (``chart.make_chart`` of
@@ -74,6 +74,17 @@ def render_by_trace(config, texture):
     return (image / total).reshape(height, width, 3)
 
 
+def drawn(spec):
+    """``{"scene", "perturbation"}`` of `spec` "SEED:K": the K-th true setup ``bench/cycles.py photos --seed SEED``
+    draws (``cycles.perturb`` of ``bench/calibrate.py``'s ``nominal(960, 720)``), as its JSON would hold it."""
+    from cycles import perturb
+    seed, k = (int(v) for v in spec.split(":"))
+    rng = np.random.default_rng(seed)
+    for _ in range(k + 1):
+        true, perturbation = perturb(nominal(960, 720), rng)
+    return {"scene": true.to_dict(), "perturbation": perturbation}
+
+
 def write(path, text):
     """Write a results table `text` to `path` (its folder made) and show it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -83,32 +94,39 @@ def write(path, text):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--truth", action="append", required=True, help="a photo's JSON (bench/cycles.py photos)")
+    p.add_argument("--truth", action="append", default=[], help="a photo's JSON (bench/cycles.py photos)")
+    p.add_argument("--drawn", action="append", default=[], metavar="SEED:K",
+                   help="the true setup of `bench/cycles.py photos --seed SEED`'s photo K, drawn again (its "
+                        "perturb() of bench/calibrate.py's nominal 960 × 720 scene) without Blender")
+    p.add_argument("--stage", action="append", help="only these stages (default: all)")
     p.add_argument("--seed", type=int, default=5, help="the sensor noise's seed")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "calibrate_phone.md"))
     args = p.parse_args()
     rows = []
-    for path in args.truth:
-        data = json.loads(Path(path).read_text())
+    for path in args.truth + args.drawn:
+        data = drawn(path) if path in args.drawn else json.loads(Path(path).read_text())
+        name = "seed {} photo{:02d}".format(*map(int, path.split(":"))) if path in args.drawn else Path(path).stem
         true = SceneConfig.from_dict(data["scene"])
         base = nominal(*true.film_size)
         linear = render_by_trace(true, chart.make_chart(base))
         for stage, options in STAGES.items():
+            if args.stage and stage not in args.stage:
+                continue
             options = {"exposure": data["perturbation"]["exposure"], **options}
             photo = phone(linear, seed=args.seed, **options)
             start = time.perf_counter()
             try:
                 fit = calibrate(base, photo)
             except CalibrationError as e:
-                rows.append(f"| {Path(path).stem} | {stage} | {options['exposure']:.2f} | refused: {e} | | | |")
+                rows.append(f"| {name} | {stage} | {options['exposure']:.2f} | refused: {e} | | | |")
                 print(rows[-1], flush=True)
                 continue
             camera, ball = errors(fit.scene, true)
-            rows.append(f"| {Path(path).stem} | {stage} | {options['exposure']:.2f} | {camera:.2f} | {ball:.2f} | "
+            rows.append(f"| {name} | {stage} | {options['exposure']:.2f} | {camera:.2f} | {ball:.2f} | "
                         f"{abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | {time.perf_counter() - start:.1f} |")
             print(rows[-1], flush=True)
     text = ("# Calibrate: which stage of a phone biases the fit\n\n"
-            f"`python bench/calibrate_phone.py {' '.join('--truth ' + t for t in args.truth)}`, "
+            f"`python bench/calibrate_phone.py {' '.join(sys.argv[1:])}`, "
             f"{time.strftime('%Y-%m-%d')}. Photos rendered by `predistort.trace` (the fit's own optics) in each "
             "true setup, then put through `bench/cycles.py`'s phone stage by stage (see the script's docstring).\n\n"
             "| photo | stage | exposure | camera (mm) | ball (mm) | IOR | seconds |\n|---|---|---:|---:|---:|---:|---:|\n"

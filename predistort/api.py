@@ -56,7 +56,7 @@ def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.P
     scene without and with the pre-distortion and measure both renders against the picture.
 
     Args:
-        texture: the picture (PNG, JPEG, WebP, BMP, GIF or TIFF, any size): it is centre-cropped or resized to the square resolution asked.
+        texture: the picture (PNG, JPEG, HEIC, WebP, BMP, GIF or TIFF, any size): it is centre-cropped or resized to the square resolution asked.
         spp: samples per pixel of the two renders (more: less noise, slower).
         fit: what to do with a picture that is not square at the model's resolution: "crop" (centre square, then resize) or "resize" (squash the whole picture).
         refine: seconds (0 = off) of per-picture refinement through the renderer after the model's answer; never returns worse than the model's.

@@ -2,19 +2,22 @@
 
 The fit, in physical phases (:func:`calibrate`):
 
-1. *The photo.* Read upright (EXIF orientation, :func:`predistort.images.load_image`), its 35 mm-equivalent
-   focal length from EXIF when it states one (``FocalLengthIn35mmFilm``; ``focal_mm`` overrides), its
-   sRGB encoding undone, shrunk to :data:`WORK_SIDE` pixels on its long side in linear light, and, for a
-   JPEG, its quantisation tables kept (phase 4 models what they did near clipped colours). Too dark a photo
-   is refused before anything else.
+1. *The photo.* Read upright (EXIF orientation, :func:`predistort.images.load_image`; JPEG, HEIC, PNG,
+   WebP), its 35 mm-equivalent focal length from EXIF when it states one (``FocalLengthIn35mmFilm``;
+   ``focal_mm`` overrides), its sRGB encoding undone, averaged down in linear light by a whole factor to at
+   most :data:`ALIGN_PIXELS` (a phone's 12–50 MP: phases 2 and 3 need no more, and their cost grows with the
+   pixels) and to :data:`WORK_SIDE` pixels on its long side (the colour fit), and, for a JPEG of at most
+   :data:`JPEG_MODEL_PIXELS`, its quantisation tables kept (phase 4 models what they did near clipped
+   colours). Too dark a photo is refused before anything else.
 2. *Markers → camera.* OpenCV's ArUco detector finds the chart's markers (:mod:`predistort.chart`, whose
    layout gives each corner's place on the print); a marker that disagrees with the others' pose, e.g. one
    decoded in the ball's rim, is dropped by ``cv2.solvePnPRansac``; the detector's inset (every corner a few
    pixels inside the blurred square) is undone (:func:`undo_inset`); ``cv2.solvePnP`` (IPPE, then iterative)
    gives the camera's pose against the print for a focal length: EXIF's, else each of a scan
    (:data:`FOCAL_SCAN`). A print seen nearly face on hardly tells focal length from distance: phase 3 does.
-3. *The ball.* Where the photo departs from the chart seen without the ball (:func:`find_ball`) is the ball's
-   silhouette; its known radius sets its distance. The print seen beside it is then aligned to the chart
+3. *The ball.* Where the photo departs from the chart seen without the ball, the largest disc is the ball's
+   silhouette (:func:`find_ball`; misplaced markers beside it differ too); its known radius sets its distance.
+   The print seen beside it is then aligned to the chart
    (:mod:`predistort.printview`, OpenCV's ECC at full size, grown from the markers out: one marker is enough
    to start it): a lattice of points on the print, a few thousandths of a pixel from the truth, with the
    alignment's covariance. They pin the camera against the print (its sideways position, which the ball's
@@ -35,8 +38,25 @@ The fit, in physical phases (:func:`calibrate`):
 
 Bad photos raise :class:`CalibrationError` with one sentence saying what to do (:data:`MESSAGES`).
 
-Limits: ≤ 60 s per photo on two CPU cores at the defaults; one ball, the scene's chart; the photo's lens
-distortion is not modelled (a phone's main camera corrects its own).
+Where the seconds go (``bench/calibrate_big.py``, 2 shared cores; a 24.5 MP JPEG, 5712 × 4284, of a trace-rendered
+chart upsampled, no EXIF; CPU seconds, as the machine's load made wall seconds 1-4 × larger):
+
+=====================================  ==================================  ==================================
+phase                                  before (fcae9ae)                    now
+=====================================  ==================================  ==================================
+1. read, decode, linear light          ~2-6 s                              ~2 s
+2-3. markers, ball, print aligned      ~80 s (ECC on 24.5 MP)              ~5 s (ECC on 2.7 MP)
+4. the JPEG modelled (clipped photo)   ~3 × 120 s (traced at 24.5 MP)      0 (not above JPEG_MODEL_PIXELS)
+4. start, fit, focal profile           ~35 s (work size: the same)         ~35 s
+total, unclipped / clipped             81 / 443 CPU s, 3.3 / 4.1 GB        49 / 54 CPU s, 1.1 / 1.0 GB
+=====================================  ==================================  ==================================
+
+The fit's own cost (phase 4) does not grow with the photo: a 960 × 720 photo takes ~32 CPU s.
+
+Limits: ~50 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
+~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the photo's lens distortion is not
+modelled (a phone's main camera corrects its own); a phone's tone curve is not modelled (a strong one is
+refused: MESSAGES["colours"]).
 """
 import io
 import math
@@ -57,6 +77,10 @@ from .images import ImageError, load_image
 from .target import camera_frame
 
 WORK_SIDE = 256                  # the photo's long side, pixels, for the colour fit
+JPEG_MODEL_PIXELS = 4_000_000    # a JPEG with more pixels is not modelled: its blocks are a small part of a work
+                                 # pixel, and tracing it costs ~150 s a time at 24 MP (bench/calibrate_big.py)
+ALIGN_PIXELS = 3_000_000         # a photo with more pixels is averaged down (a whole factor, linear light) to at
+                                 # most this many for the markers and the print's alignment (bench/calibrate_big.py)
 FOCAL_SCAN, FOCAL_STEPS = 0.35, 11   # without EXIF: focal lengths within exp(±0.35) of the scene's are tried
 SATURATED = 0.95                 # photo pixels this bright (linear, any channel) are taken as clipped by find_ball
 BALL_DIFFERS = 0.08              # where the photo differs this much from the chart without the ball: the ball
@@ -64,7 +88,9 @@ WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) af
 MIN_MARKERS = 2                  # markers a photo must show (one is enough when the print beside it aligns)
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
-BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the ball was not found
+BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused ("colours")
+EXPLAINED_POINTS = 3.0           # a fit whose print's points are off by more σ than this (RMS) ...
+EXPLAINED_COLOUR = 0.03          # ... or its colours by more than this (mean absolute, linear): not explained
 DIAGONAL_35MM = math.hypot(36, 24)   # the 35 mm frame's diagonal: what "35 mm-equivalent" refers to
 OTHER_DICTIONARIES = ("DICT_4X4_1000", "DICT_APRILTAG_16h5", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL",
                       "DICT_APRILTAG_36h11")
@@ -79,6 +105,13 @@ MESSAGES = {
              "predistort chart) and photograph that one.",
     "other": "This does not look like a photo of the calibration chart: print chart.pdf, put it behind the ball "
              "as the scene says and photograph it through the ball.",
+    "unexplained": "This setup does not explain the photo (the print's points {sigma:.1f} σ off, colours "
+                   "{colour:.3f} off), so do not print for it: check that the scene's ball diameter and print "
+                   "size are the ones you measured, turn off HDR and filters, and calibrate again.",
+    "impossible": "No possible setup explains this photo: check that the scene's ball diameter and print size "
+                  "are the ones you measured, turn off HDR and filters, and take the photo again.",
+    "colours": "The colours seen through the ball do not match the chart's: turn off HDR, filters and night "
+               "mode, light the chart evenly without glare on the ball, and take the photo again.",
     "ball": "The ball was not found where the chart says it should be: put the ball between the camera and the "
             "chart's colour field, as the chart's margin says, and take the photo again.",
 }
@@ -110,19 +143,27 @@ def tan_half_fov(focal_35mm, width, height):
 
 @dataclass
 class Photo:
-    """A photo ready to fit: ``rgb`` [H, W, 3] uint8 upright at full size, ``linear`` [h, w, 3] float64 linear
-    light at the work size, ``linear_full`` [H, W, 3] float32 linear light at full size (the print's
-    alignment), ``focal_35mm`` (None if unknown), ``jpeg`` how its file was compressed
-    (:func:`predistort.encoding.jpeg_encoding`; None if not a JPEG)."""
+    """A photo ready to fit: ``rgb`` [H, W, 3] uint8 upright, ``linear`` [h, w, 3] float64 linear light at the
+    work size, ``linear_full`` [H, W, 3] float32 linear light (the print's alignment), ``focal_35mm`` (None if
+    unknown), ``jpeg`` how its file was compressed (:func:`predistort.encoding.jpeg_encoding`; None if not a
+    JPEG), ``file_size`` the file's upright (width, height). ``rgb`` and ``linear_full`` are the file's pixels
+    averaged down by a whole factor in linear light when it has more than :data:`ALIGN_PIXELS`
+    (:attr:`reduction`): the markers, the print's alignment and the points fitted are in their pixels."""
     rgb: np.ndarray
     linear: np.ndarray
     linear_full: np.ndarray
     focal_35mm: float = None
     jpeg: dict = None
+    file_size: tuple = None
 
     @property
     def size(self):
         return self.rgb.shape[1], self.rgb.shape[0]
+
+    @property
+    def reduction(self):
+        """The file's pixels per pixel of ``rgb`` (1 when it was not reduced)."""
+        return (self.file_size or self.size)[0] / self.size[0]
 
 
 def read_photo(source, focal_mm=None):
@@ -133,16 +174,30 @@ def read_photo(source, focal_mm=None):
         raise CalibrationError(str(e)) from None
     rgb = np.asarray(image)
     width, height = image.size
-    # Light adds up in linear units: undo sRGB first (a table of the 256 codes), then average blocks down to
-    # the work size.
-    full = linear_8bit(rgb)
+    # Light adds up in linear units: undo sRGB first (a table of the 256 codes), then average blocks down, to
+    # at most ALIGN_PIXELS by a whole factor (the markers and the print's alignment), and to the work size.
+    factor = max(1, math.ceil(math.sqrt(width * height / ALIGN_PIXELS)))
+    if factor > 1:
+        reduced = (round(width / factor), round(height / factor))
+        full = np.empty((reduced[1], reduced[0], 3), np.float32)
+        band = 64 * factor                       # by bands of rows: no float copy of the whole file
+        for top in range(0, height, band):
+            rows = slice(top // factor, min(reduced[1], round(min(height, top + band) / factor)))
+            part = cv2.resize(linear_8bit(rgb[top:top + band]), (reduced[0], rows.stop - rows.start),
+                              interpolation=cv2.INTER_AREA)
+            full[rows] = part
+        del image
+        rgb = np.round(linear_to_srgb(full) * 255).astype(np.uint8)
+    else:
+        full = linear_8bit(rgb)
     linear = full
-    scale = WORK_SIDE / max(width, height)
+    scale = WORK_SIDE / max(full.shape[1], full.shape[0])
     if scale < 1:
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        size = (max(8, round(full.shape[1] * scale)), max(8, round(full.shape[0] * scale)))
         linear = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
-    return Photo(rgb, linear.astype(np.float64), full, focal_mm if focal_mm else _focal_35mm(source),
-                 jpeg_encoding(source))
+    jpeg = jpeg_encoding(source) if width * height <= JPEG_MODEL_PIXELS else None
+    return Photo(rgb, linear.astype(np.float64), full, focal_mm if focal_mm else _focal_35mm(source), jpeg,
+                 (width, height))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -162,6 +217,11 @@ def find_markers(photo, layout):
     if np.percentile(photo.linear.mean(-1), 99) < DARK:
         raise CalibrationError(MESSAGES["dark"])
     corners, ids, _ = _detector().detectMarkers(gray)
+    if ids is None:
+        # A phone's tone curve (HDR, shadows lifted) can leave the markers' black too grey for the detector's
+        # threshold in sRGB: the grey levels spread evenly (measured: none of the 4:3 test photo's markers
+        # under x / (x + 0.25), 20 after equalising).
+        corners, ids, _ = _detector().detectMarkers(cv2.equalizeHist(gray))
     ids = np.zeros(0, int) if ids is None else ids.ravel()
     known = np.isin(ids, layout.ids)
     if len(ids) and not known.any() or (len(ids) >= 4 and known.mean() < 0.5):
@@ -279,8 +339,10 @@ def pose_from_points(objects, pixels, tan_x, size):
 # ---------------------------------------------------------------------------------------------------------
 def find_ball(model, origin, rotation, tan_x):
     """The ball in the photo: ``(s, t, radius)`` of its silhouette on the film (film fractions; the radius in
-    film widths), as the biggest region where the photo departs from the chart seen without the ball (the
-    markers' camera `origin`, `rotation`, `tan_x`). Raises CalibrationError when there is none."""
+    film widths), as the largest disc (:func:`_largest_disc`) of the region where the photo departs from the
+    chart seen without the ball (the markers' camera `origin`, `rotation`, `tan_x`), or the circle around the
+    region where the two agree. Raises CalibrationError when there is none, or when the region fills less than
+    half of that disc."""
     w, h = model.work_size
     every = torch.arange(w * h)
     col, row = (every % w).double(), (every // w).double()
@@ -301,13 +363,69 @@ def find_ball(model, origin, rotation, tan_x):
     contours, _ = cv2.findContours(differs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
         raise CalibrationError(MESSAGES["ball"])
-    # The ball's middle may match the print's middle seen directly (a far ball shows it shrunk): its region can
-    # be a broken ring, so take the convex hull of the biggest piece.
+    # The ball's middle may match the print's middle seen directly (a far ball shows it shrunk): the region's
+    # holes are filled. Markers the pose misplaces (one marker found, the focal length off) differ too, and may
+    # touch the ball: the ball is the largest disc inside the region, not the circle around all of it.
+    filled = np.zeros_like(differs)
+    cv2.drawContours(filled, contours, -1, 1, -1)
+    circle = _largest_disc(filled)
+    if circle is None:
+        raise CalibrationError(MESSAGES["ball"])
+    x, y, radius = circle
+    # Where nothing touches the ball, the circle around its region's biggest piece (its convex hull: a broken
+    # ring) agrees with that disc and takes in the rim's outermost pixels: the better start (the 4:3 test photo's
+    # ball 0.26 mm from the truth from it, 0.71 mm from the disc's edge fit).
     hull = cv2.convexHull(max(contours, key=lambda c: cv2.contourArea(cv2.convexHull(c))))
-    (x, y), radius = cv2.minEnclosingCircle(hull)
-    if cv2.contourArea(hull) < 0.5 * math.pi * radius ** 2 or radius < 4:
+    (hx, hy), around = cv2.minEnclosingCircle(hull)
+    if abs(around - radius) < DISC_AGREE * radius and math.hypot(hx - x, hy - y) < DISC_AGREE * radius:
+        x, y, radius = hx, hy, around
+    disc = np.zeros_like(filled)
+    cv2.circle(disc, (round(x), round(y)), round(radius), 1, -1)
+    if not radius >= 4 or (filled & disc).sum() < 0.5 * disc.sum():     # (the disc's part inside the photo)
         raise CalibrationError(MESSAGES["ball"])
     return (x + 0.5) / w, (y + 0.5) / h, radius / w
+
+
+DISC_DIRECTIONS = 90             # _largest_disc: the region's edge is found along this many directions ...
+DISC_AGREE = 0.1                 # ... and those within this share of the median radius fit the circle
+
+
+def _largest_disc(region):
+    """``(x, y, radius)`` pixels of the disc that `region` (uint8 [h, w], holes filled) is made of, or None:
+    started at the largest disc inside it (the distance transform's peak), the region's edge is found along
+    :data:`DISC_DIRECTIONS` directions from there; those that leave the photo are dropped, those that run out
+    into something touching the disc (past :data:`DISC_AGREE` of the median radius) too, and a circle is
+    fitted to the rest (Kåsa's least squares), twice. A ball cut by the photo's edge is found whole."""
+    h, w = region.shape
+    distance = cv2.distanceTransform(region, cv2.DIST_L2, 5)
+    _, peak, _, (x, y) = cv2.minMaxLoc(distance)
+    if peak < 2:
+        return None
+    x, y, radius = float(x), float(y), float(peak)
+    angles = np.linspace(0, 2 * np.pi, DISC_DIRECTIONS, endpoint=False)
+    steps = np.arange(0, 2 * max(w, h), 0.5)
+    for _ in range(2):
+        px = x + np.cos(angles)[:, None] * steps
+        py = y + np.sin(angles)[:, None] * steps
+        outside = (px < 0) | (py < 0) | (px > w - 1) | (py > h - 1)
+        on = ~outside
+        on[on] = region[np.round(py[on]).astype(int), np.round(px[on]).astype(int)] > 0
+        ends = np.argmin(on, axis=1)                    # the first step off the region (or out of the photo)
+        kept = ~outside[np.arange(len(angles)), ends] & (ends > 0)
+        if kept.sum() < DISC_DIRECTIONS // 4:
+            break
+        radii = steps[ends[kept]]
+        agree = np.abs(radii - np.median(radii)) < DISC_AGREE * np.median(radii)
+        ex, ey = x + np.cos(angles[kept][agree]) * radii[agree], y + np.sin(angles[kept][agree]) * radii[agree]
+        if len(ex) < 8:
+            break
+        A = np.stack([ex, ey, np.ones_like(ex)], 1)
+        (a, b, c), *_ = np.linalg.lstsq(A, ex ** 2 + ey ** 2, rcond=None)
+        x, y = a / 2, b / 2
+        radius = float(np.sqrt(max(c + x * x + y * y, 0)))
+        if not 0 <= x < w and 0 <= y < h:
+            return None
+    return x, y, radius
 
 
 def start_for(model, config, circle, tan_x):
@@ -365,6 +483,7 @@ class Calibration:
     seconds: float = 0.0
     focal_35mm: float = None
     notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
 
     def quantity(self, name):
         """The row of quantity `name`."""
@@ -372,10 +491,12 @@ class Calibration:
 
     def to_dict(self):
         return {"scene": self.scene.to_dict(), "quantities": self.quantities, "residual": self.residual,
-                "seconds": round(self.seconds, 2), "focal_35mm": self.focal_35mm, "notes": self.notes}
+                "seconds": round(self.seconds, 2), "focal_35mm": self.focal_35mm, "notes": self.notes,
+                "warnings": self.warnings}
 
     def to_markdown(self):
-        lines = ["| quantity | nominal | fitted | ± | unit |", "|---|---:|---:|---:|---|"]
+        lines = [f"**Warning:** {w}" for w in self.warnings] + ([""] if self.warnings else [])
+        lines += ["| quantity | nominal | fitted | ± | unit |", "|---|---:|---:|---:|---|"]
         for q in self.quantities:
             digits = 4 if q["unit"] == "" else 2
             lines.append(f"| {q['name']} | {q['nominal']:.{digits}f} | {q['fitted']:.{digits}f} | "
@@ -390,6 +511,20 @@ class Calibration:
                       f"Fitted in {self.seconds:.1f} s."]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+def unexplained(residual):
+    """The warnings (sentences saying what to do) of a fit whose `residual` (:class:`Calibration`'s) says it did not
+    explain the photo: the print's points fitted farther than :data:`EXPLAINED_POINTS` of their own σ (RMS; the
+    markers' corners at :data:`predistort.photofit.CORNER_PX` where the print was not aligned), or its colours
+    farther than :data:`EXPLAINED_COLOUR` from the prediction (mean absolute, linear ÷ the exposure's gain).
+    Measured on tests/test_calibrate.py's 4:3 setup (640 × 480, exposure 1.0): the scene of the true ball,
+    points 0.88 σ, colours 0.006 (camera 1.0 mm, ball 0.14 mm off); a scene whose ball is 10 % too big, points
+    14.7 σ, colours 0.007 (camera 52.5 mm, ball 7.8 mm off); 10 % too small (another chart layout), the print
+    not aligned, corners 64 px off, colours 0.056 (camera 129 mm off)."""
+    if residual["points_sigma"] > EXPLAINED_POINTS or residual["colour"] > EXPLAINED_COLOUR:
+        return [MESSAGES["unexplained"].format(sigma=residual["points_sigma"], colour=residual["colour"])]
+    return []
 
 
 def _angles(rotation_nominal, rotation):
@@ -436,8 +571,8 @@ def _fitted_scene(config, model, theta, size):
                               fov=round(math.degrees(2 * math.atan(float(tan_x))), 6),
                               sphere_center=r(theta[7:10].numpy()), sphere_ior=round(float(theta[10]), 6),
                               film_width=int(width), film_height=int(height))
-    except ValueError:
-        raise CalibrationError(MESSAGES["ball"]) from None
+    except ValueError:                      # the fit ran to a setup that cannot be (the scene's checks)
+        raise CalibrationError(MESSAGES["impossible"]) from None
 
 
 def _overlay(model, theta):
@@ -506,6 +641,7 @@ def _calibrate(config, photo, focal_mm, progress):
         view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, view.warp) or view
         model.use_points(view.objects, view.pixels, view.covariance)
     # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
+    say(0.28, "the start: the focal length whose start explains the photo best")
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
     starts = []
     for candidate in scan:
@@ -532,17 +668,21 @@ def _calibrate(config, photo, focal_mm, progress):
     predicted = model.predict(theta, model.pixels)
     error = ((predicted - model.observed).abs() / theta[11:14] * model.channels).sum(-1) / model.channels.sum(-1)
     ball_error = float(error[model.inside].mean())
-    if not ball_error < BALL_RESIDUAL:
-        raise CalibrationError(MESSAGES["ball"])
+    if not ball_error < BALL_RESIDUAL:               # the fit ran through, yet the ball's colours are not the chart's
+        raise CalibrationError(MESSAGES["colours"])
     point_px = ((model.project(theta) - model.points_st) * torch.tensor([width, height])).norm(dim=-1)
-    residual = {"colour": float(error.mean()), "ball_colour": ball_error,
-                "markers_px": float(point_px.pow(2).mean().sqrt()), "markers": int(len(ids)),
-                "marker_inset_px": round(inset, 3), "aligned": None if view is None else view.correlation,
-                "points": len(model.points), "pixels": int(len(model.pixels))}
+    whitened = model.whiten @ (model.project(theta) - model.points_st).reshape(-1)
+    points_sigma = float(whitened.pow(2).mean().sqrt())
+    residual = {"colour": float(error.mean()), "ball_colour": ball_error,      # pixels: the file's
+                "markers_px": float(point_px.pow(2).mean().sqrt()) * image.reduction, "markers": int(len(ids)),
+                "marker_inset_px": round(inset * image.reduction, 3),
+                "aligned": None if view is None else view.correlation,
+                "points": len(model.points), "pixels": int(len(model.pixels)), "points_sigma": points_sigma}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")
     result = Calibration(scene, _quantities(config, model, theta, covariance), residual, _overlay(model, theta),
                          time.perf_counter() - start, image.focal_35mm)
+    result.warnings = unexplained(residual)
     if not image.focal_35mm:
         result.notes.append("No focal length in the photo's EXIF: the field of view was fitted from the ball.")
     say(1.0, "done")

@@ -16,7 +16,8 @@ every transformation it made.
 Texture values are the stored 8-bit values divided by 255, with no gamma conversion: the project treats
 them as reflectance, as Mitsuba's tutorial does (``mi.Bitmap(...).convert(..., srgb_gamma=False)``).
 
-Memory. Pillow opens files lazily: ``Image.open`` reads only the header. The size is checked there, before
+Memory. Pillow opens files lazily: ``Image.open`` reads only the header (a HEIC's too: pillow-heif's plugin
+reads the size from the container's boxes, libheif decodes nothing before ``load``). The size is checked there, before
 any pixel is decoded; above :data:`MAX_PIXELS` the picture is refused. JPEGs are then decoded at 1/2, 1/4
 or 1/8 scale when the texture needs no more (``Image.draft``: the decoder skips the fine DCT detail, so a
 40-megapixel photo costs about as much as a 0.6-megapixel one). Other formats are decoded in full (at most
@@ -33,14 +34,21 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+try:                          # HEIF/HEIC (iPhones' photos): Pillow opens them through pillow-heif's plugin
+    import pillow_heif
+    pillow_heif.register_heif_opener(thumbnails=False)
+except ImportError:           # without it "HEIF" is not in Image.OPEN and such a file is refused as unsupported
+    pillow_heif = None
+
 MIN_SIZE = 8                  # pixels on the shorter side: below this there is no picture to speak of
 MAX_PIXELS = 50_000_000       # width × height read from the header; above it the file is refused, not decoded
 FITS = ("crop", "resize", "exact")
 # What we decode. An allow-list, not "anything Pillow knows": some Pillow formats hand the file to outside
 # programs (EPS runs Ghostscript) and none of the exotic ones is worth that risk for uploads. MPO is how
-# Pillow names camera JPEGs that carry a second, preview image.
-FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF")
-SUPPORTED = "PNG, JPEG, WebP, BMP, GIF or TIFF"
+# Pillow names camera JPEGs that carry a second, preview image. HEIF is an iPhone's HEIC (pillow-heif's plugin:
+# libheif reads the header, the size included, without decoding, and applies the file's rotation itself).
+FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF", "HEIF")
+SUPPORTED = "PNG, JPEG, HEIC, WebP, BMP, GIF or TIFF"
 REDUCING_GAP = 2              # cheap integer downscaling stops at twice the final size; LANCZOS does the rest
 
 # EXIF orientation tag value -> the transpose that makes the picture upright (ImageOps.exif_transpose's table).
@@ -64,8 +72,9 @@ def load_image(source):
         numpy array H×W or H×W×C (C = 1, 2, 3, 4: gray, gray+alpha, RGB, RGBA) of uint8, uint16, bool,
         small integers (0–255) or floats (0–1; another range is rescaled from its minimum and maximum).
     Limits: at least MIN_SIZE pixels on each side, at most MAX_PIXELS pixels in all; formats PNG, JPEG,
-        WebP, BMP, GIF, TIFF. Transparent areas are put on white, an animation gives its first frame, an EXIF
-        orientation is applied, 16-bit and float images are reduced to 8 bits (scaled, never clipped).
+        HEIC/HEIF, WebP, BMP, GIF, TIFF. Transparent areas are put on white, an animation gives its first frame,
+        an EXIF orientation is applied (a HEIC's rotation by libheif while decoding: pillow-heif then reports
+        orientation 1), 16-bit and float images are reduced to 8 bits (scaled, never clipped).
     The image keeps its full size (up to MAX_PIXELS); :func:`prepare_texture` also downscales while reading
     and reports what it did. A PIL image that is passed in may be moved to its first frame, nothing else.
     Raises ImageError for anything that cannot be used.

@@ -90,7 +90,8 @@ class Model:
         h, w = self.work.shape[:2]
         self.work_size = (w, h)
         full_w, full_h = photo.size
-        self.photo_size = (full_w, full_h)
+        self.photo_size = (full_w, full_h)           # the points' pixels (calibrate.Photo: the file's, maybe reduced)
+        self.file_size = getattr(photo, "file_size", None) or self.photo_size   # the JPEG's own pixels
         self.use_points(objects, points)
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
@@ -223,7 +224,7 @@ class Model:
         Limits: no sensor noise in the prediction; the photo's encoder is taken to be Pillow's (libjpeg) with
         the file's tables."""
         w, h = self.work_size
-        width, height = self.photo_size
+        width, height = self.file_size
         block = math.ceil(JPEG_BLOCK_PX * w / width)                     # a JPEG block, in work pixels (≥ 1)
         near = cv2.dilate(bright.astype(np.uint8), np.ones((2 * block + 1,) * 2, np.uint8))
         # The photo pixels to trace: the near pixels' footprints, and two blocks (photo pixels, not work pixels:
@@ -232,21 +233,25 @@ class Model:
         wanted = cv2.dilate(wanted, np.ones((4 * JPEG_BLOCK_PX + 3,) * 2, np.uint8)).astype(bool)
         # 1. the prediction at full size, near the clip: 2 × 2 rays a photo pixel (a camera's pixel integrates
         # over its area; one ray would alias the texture and the rim, and the JPEG's ringing with them), the
-        # mean clipped as the sensor clips each of its pixels
+        # mean clipped as the sensor clips each of its pixels, sRGB-encoded to 8 bits (elsewhere 0: those blocks
+        # are not read)
         rows, cols = np.nonzero(wanted)
-        light = np.zeros((height, width, 3))
+        del wanted
+        codes = np.zeros((height, width, 3), np.uint8)
         for k in range(0, len(rows), 1 << 18):                         # a quarter of a million pixels at a time
             r, c = rows[k:k + (1 << 18)], cols[k:k + (1 << 18)]
+            light = 0
             for dx in (0.25, 0.75):
                 for dy in (0.25, 0.75):
                     traced = self.rays(theta, torch.from_numpy((c + dx) / width), torch.from_numpy((r + dy) / height))
-                    light[r, c] += (trace.look(self.texture, traced) * theta[11:14]).numpy() / 4
-        light = light.clip(0, 1)
+                    light = light + (trace.look(self.texture, traced) * theta[11:14]).numpy() / 4
+            codes[r, c] = np.round(linear_to_srgb(light.clip(0, 1)) * 255).astype(np.uint8)
+        del rows, cols
         # 2. through the photo's JPEG
-        codes = np.round(linear_to_srgb(light) * 255).astype(np.uint8)
         decoded = jpeg_round_trip(codes, self.jpeg)
         # 3. the bias at the work size, near the clip only
         through = cv2.resize(linear_8bit(decoded), (w, h), interpolation=cv2.INTER_AREA)
+        del decoded
         without = cv2.resize(linear_8bit(codes), (w, h), interpolation=cv2.INTER_AREA)
         delta = (through - without).astype(np.float64) * near[..., None]
         return torch.from_numpy(delta.reshape(-1, 3))

@@ -93,7 +93,7 @@ def big_jpeg(tmp_path_factory):
 @pytest.mark.parametrize("data", [b"hello, this is text", b"\x89PNG\r\n\x1a\n but not really",
                                   bytes(range(256)) * 4])
 def test_non_image_bytes(data):
-    refused(data, "not an image", "PNG, JPEG, WebP, BMP, GIF or TIFF")
+    refused(data, "not an image", "PNG, JPEG, HEIC, WebP, BMP, GIF or TIFF")
 
 
 def test_non_image_file_named_png(tmp_path):
@@ -424,6 +424,51 @@ def test_webp_and_bmp():
         Image.new("RGB", (32, 32), (30, 160, 90)).save(buf, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
         t, notes = prepare_texture(buf.getvalue(), 32, fit="exact")
         assert notes == [] and rgb255(t, 10, 10) == (30, 160, 90), fmt
+
+
+
+def heic_bytes(rgb, orientation=None, focal=None):
+    """HEIC bytes of upright `rgb`, lossless (RGB kept as RGB, 4:4:4: the pixels come back exact), stored turned
+    with EXIF `orientation` 6 when asked (pillow-heif writes it as the file's rotation, as an iPhone does)."""
+    picture, exif = Image.fromarray(rgb), Image.Exif()
+    if orientation:
+        picture = picture.transpose(Image.Transpose.ROTATE_90)
+        exif[0x0112] = orientation
+    if focal:
+        exif.get_ifd(0x8769)[0xA405] = focal
+    buf = io.BytesIO()
+    picture.save(buf, "HEIF", quality=-1, chroma=444, matrix_coefficients=0, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", [None, 6])
+def test_heic_reads_as_the_png_does(tmp_path, orientation):
+    """An iPhone's HEIC: read upright, pixel for pixel the PNG of the same picture, from bytes and from a path."""
+    rgb = np.random.default_rng(3).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    data = heic_bytes(rgb, orientation)
+    assert Image.open(io.BytesIO(data)).format == "HEIF"
+    path = tmp_path / "photo.HEIC"
+    path.write_bytes(data)
+    for source in (data, path):
+        image = load_image(source)
+        assert image.size == (40, 24) and np.array_equal(np.asarray(image), np.asarray(load_image(png_bytes(
+            Image.fromarray(rgb)))))
+    t, notes = prepare_texture(data, 24)
+    assert notes == ["cropped 40×24 to the centre 24×24"]
+
+
+def test_heic_over_the_pixel_cap_gets_the_sentence(monkeypatch):
+    """The size is read from the HEIC's header and refused before anything is decoded."""
+    data = heic_bytes(np.zeros((50, 100, 3), np.uint8))
+    monkeypatch.setattr(images, "MAX_PIXELS", 4999)
+    from pillow_heif.as_plugin import HeifImageFile
+    decode, decoded = HeifImageFile.load, []
+    monkeypatch.setattr(HeifImageFile, "load", lambda self: decoded.append(self) or decode(self))
+    refused(data, "100×50", "megapixel limit", "Shrink it")
+    assert not decoded
+    monkeypatch.setattr(images, "MAX_PIXELS", 5000)
+    load_image(data)
+    assert decoded                                     # the probe sees a decode: the assertion above can fail
 
 
 # ---------------------------------------------------------------------------------------------------------
