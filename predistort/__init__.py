@@ -17,6 +17,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     probe       measure a scene's light transport render(T) = A·T + b once, by tracing the camera's rays
     probe_cache keep measured transports per scene, in memory and on disk, within byte budgets
     solve       solve a picture on a measured transport: the instant pre-distortion, no rendering
+    worldaim    what a world's solve aims at (target, pixels, start), the instant solve, the predicted score
     worldtolerance  any world's camera tolerance, where one may stand, where no print can help
     worldsolve  pre-distort for any world: its target, the solve over the pixels that show it, renders and scores
     worldadvise where to stand or put the print for any world: one quantity searched on predicted errors

@@ -27,12 +27,10 @@ import math
 import time
 
 import numpy as np
-import torch
 
 from .procedural import dataset
 from .probe import probe
-from .solve import solve_pixels
-from .target import on_print, world_target
+from .worldaim import aim, instant, predicted_score
 
 SEARCH_PROBE = {"calibrate_spp": 0, "supersampling": 2}
 SEARCH_FILM, SEARCH_RESOLUTION = 96, 128
@@ -49,25 +47,15 @@ def _small(config):
 
 
 def predicted_error(config, pictures):
-    """The predicted score of `config` (mirror: the reflectance error; glass: the error ratio), lower is better."""
+    """The predicted score of `config` (:func:`predistort.worldaim.predicted_score` of the instant solve, the
+    mean over `pictures`; a mirror that shows the print in under 16 pixels: infinite), lower is better."""
     transport = probe(config, **SEARCH_PROBE)
-    _, through = transport.masks()
     scores = []
     for picture in pictures:
-        target, covered = world_target(picture, config)
-        plain = on_print(picture, config)
-        if config.has_mirror:
-            pixels = covered & through
-            if pixels.sum() < 16:
-                return math.inf
-            white = transport.render(torch.ones_like(plain)).clamp_min(1e-3)
-            texture = solve_pixels(target * white, pixels, transport, torch.ones_like(plain))
-            scores.append(float((transport.render(texture) / white - target).abs()[pixels].mean()))
-        else:
-            texture = solve_pixels(target, covered, transport, plain)
-            after = (transport.render(texture).clamp(0, 1) - target).abs()[covered].mean()
-            before = (transport.render(plain).clamp(0, 1) - target).abs()[covered].mean()
-            scores.append(float(after / before.clamp_min(1e-9)))
+        goal = aim(picture, config, transport)
+        if goal.pixels.sum() < 16:
+            return math.inf
+        scores.append(predicted_score(instant(goal, transport), goal, transport))
     return float(np.mean(scores))
 
 

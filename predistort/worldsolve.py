@@ -11,7 +11,8 @@ The phases (:func:`predistort_world`):
    mirror, the target's pixels that see the print in the mirror (the rest of the print is seen directly and
    stays white paper), aiming at the picture × the predicted render of a white print (the picture as a
    reflectance: how the print near the mirror is lit is not the picture's to undo), then the texels between
-   the ones its samples landed on filled from their neighbours (:func:`fill_between`); for glass, every
+   the ones its samples landed on filled from their neighbours (:func:`predistort.worldaim.fill_between`);
+   for glass, every
    target pixel (the objects' silhouette and the print around it), starting from the picture printed plain.
 4. *Scores* (Mitsuba renders, ``spp`` samples a pixel), written to ``metrics.json`` by :func:`save`:
 
@@ -40,8 +41,7 @@ import torch
 
 from .images import save_png, side_by_side
 from .probe_cache import transport_for
-from .solve import solve_pixels
-from .target import on_print, world_target
+from .worldaim import aim, instant
 
 EVAL_SPP = 64                 # samples a pixel of the scoring renders
 
@@ -100,23 +100,15 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
     start = time.perf_counter()
     transport = transport_for(config, renderer=renderer, progress=progress)              # 1. light transport
     probe_seconds = time.perf_counter() - start
-    silhouette, through = transport.masks()
-    target, covered = world_target(picture, config, fit)                                  # 2. target
-    plain = on_print(picture, config, fit)
+    silhouette, _ = transport.masks()
+    goal = aim(picture, config, transport, fit)                                          # 2. target
+    target, covered, plain = goal.target, goal.covered, goal.plain
     start = time.perf_counter()
-    if config.has_mirror:                                                                 # 3. solve
-        # The picture's reflectance in the mirror: the render ÷ that of a white print (the light the mirror
-        # and the room take from the print near it is the lighting's, not the picture's).
-        pixels = covered & through
-        white = transport.render(torch.ones_like(plain))
-        texture = fill_between(solve_pixels(target * white, pixels, transport, torch.ones_like(plain)),
-                               seen_texels(transport, pixels))
-    else:
-        pixels = covered
-        texture = fill_between(solve_pixels(target, pixels, transport, plain), seen_texels(transport, pixels))
-    if tolerance_mm:
+    if tolerance_mm:                                                                      # 3. solve
         from .worldtolerance import robust_solve
         texture = robust_solve(picture, config, tolerance_mm, fit)
+    else:
+        texture = instant(goal, transport)
     solve_seconds = time.perf_counter() - start
     render_plain = renderer.render(plain, spp=spp, seed=0).cpu()                          # 4. scores
     render_final = renderer.render(texture, spp=spp, seed=0).cpu()
@@ -128,7 +120,7 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
                "pruned": transport.info.get("pruned")}
     if config.has_mirror:
         white = renderer.render(torch.ones_like(plain), spp=spp, seed=1).cpu()
-        mirror = covered & through
+        mirror = goal.pixels
         seen = render_final / white.clamp_min(1e-3)
         metrics["mirror_error"] = round(_l1(seen, target, mirror), 5)
         metrics["mirror_error_plain"] = round(_l1(render_plain / white.clamp_min(1e-3), target, mirror), 5)
@@ -136,39 +128,9 @@ def predistort_world(picture, config, fit="crop", spp=EVAL_SPP, renderer=None, p
     if tolerance_mm:
         from .worldtolerance import stand_map
         offsets, scores = stand_map(texture, picture, config, box_mm=tolerance_mm, fit=fit)
-        metrics["tolerance"] = {"camera_mm": tolerance_mm, "offsets_mm": offsets, "map": np.round(scores, 4).tolist(),
-                                "worst_predicted": round(float(scores.max()), 4)}
+        metrics["tolerance"] = {"camera_mm": tolerance_mm, "offsets_mm": offsets,
+                                "map": np.round(scores, 4).tolist(), "worst_predicted": round(float(scores.max()), 4)}
     return WorldResult(texture, plain, target, covered, render_plain, render_final, metrics)
-
-
-FILL_SIGMA = 1.5             # texels: the gaps between the samples' texels are filled from this close
-FILL_DENSITY = 0.05         # ... where the seen texels around make up at least this share (else: white paper)
-
-
-def seen_texels(transport, pixels):
-    """[rows, cols] bool: the texels that the film pixels `pixels` [H, W] see (A's columns with an entry)."""
-    from .solve import rows_of
-    A, _ = rows_of(transport, pixels)
-    seen = torch.zeros(A.shape[1], dtype=torch.bool)
-    seen[A.col_indices().long()] = True
-    return seen.reshape(transport.texture_shape)
-
-
-def fill_between(texture, seen, sigma=FILL_SIGMA):
-    """`texture` [rows, cols, 3] with the texels no pixel's samples landed on, but that lie among texels that
-    did, set to their neighbours' (normalised Gaussian) mean.
-
-    Why: where a mirror squeezes a long strip of the print into one pixel (a ball's horizon, a cone's tip), the
-    pixel's few traced samples land on scattered texels; the solve sets those, but the pixel really sees the
-    whole strip. Filled, the strip carries the colour the solve chose for it. Texels far from any seen one
-    keep the solve's start (white paper)."""
-    from .probe import _blur
-    weight = seen.float()
-    density = _blur(weight, sigma)
-    filled = torch.stack([_blur(texture[..., c] * weight, sigma) for c in range(3)], -1)
-    filled = filled / density.clamp_min(1e-6)[..., None]
-    use = (~seen) & (density >= FILL_DENSITY)
-    return torch.where(use[..., None], filled.clamp(0, 1), texture)
 
 
 def load_picture(source, longest=2048):

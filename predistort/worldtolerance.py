@@ -24,7 +24,7 @@ import torch
 
 from .probe_cache import transport_for
 from .solve import rows_of, solve_rows, stack_rows
-from .target import on_print, world_target
+from .worldaim import aim, error_map, fill_between, instant, predicted_score, seen_texels
 
 NOMINAL_WEIGHT = 1.0
 
@@ -45,47 +45,36 @@ def views(tolerance_mm):
 
 
 def _view_rows(picture, config, fit):
-    """``(A, b, t)`` of one view: the rows that should show the picture, and what they should show."""
+    """``(A, b, t, aim, transport)`` of one view: the rows that should show the picture, what they should show
+    (:func:`predistort.worldaim.aim`)."""
     transport = transport_for(config)
-    target, covered = world_target(picture, config, fit)
-    _, through = transport.masks()
-    plain = on_print(picture, config, fit)
-    pixels = covered & through if config.has_mirror else covered
-    if not pixels.any():
+    goal = aim(picture, config, transport, fit)
+    if not goal.pixels.any():
         raise ValueError("From one of the camera's places in the tolerance box no pixel shows the picture: make "
                          "the tolerance smaller.")
-    if config.has_mirror:
-        target = target * transport.render(torch.ones_like(plain))
-    A, b = rows_of(transport, pixels)
-    return A, b, target.reshape(-1, 3)[pixels.reshape(-1)], plain, transport
+    A, b = rows_of(transport, goal.pixels)
+    return A, b, goal.goal.reshape(-1, 3)[goal.pixels.reshape(-1)], goal, transport
 
 
 @torch.no_grad()
 def robust_solve(picture, config, tolerance_mm, fit="crop"):
     """One print [rows, cols, 3] for the camera anywhere within ±`tolerance_mm` of its place (module doc)."""
-    parts, start, transport = [], None, None
+    parts, nominal, transport = [], None, None
     for offset in views(tolerance_mm):
-        A, b, t, plain, tr = _view_rows(picture, moved(config, offset), fit)
+        A, b, t, goal, tr = _view_rows(picture, moved(config, offset), fit)
         parts.append((A, b, t))
-        if start is None:
-            start, transport = (torch.ones_like(plain) if config.has_mirror else plain), tr
+        if nominal is None:
+            nominal, transport = goal, tr
     A, b, t = stack_rows(parts)
-    return solve_rows(A, b, t, start, transport.texture_shape, max(transport.film_size))
+    texture = solve_rows(A, b, t, nominal.start, transport.texture_shape, max(transport.film_size))
+    return fill_between(texture, seen_texels(transport, nominal.pixels))
 
 
 def score(texture, picture, config, fit="crop"):
-    """The predicted score of `texture` for `picture` from `config`'s camera (lower is better): a mirror's
-    reflectance error over its pixels that see the print, or glass's error ratio over the target."""
+    """The predicted score of `texture` for `picture` from `config`'s camera (lower is better):
+    :func:`predistort.worldaim.predicted_score`."""
     transport = transport_for(config)
-    target, covered = world_target(picture, config, fit)
-    plain = on_print(picture, config, fit)
-    if config.has_mirror:
-        pixels = covered & transport.masks()[1]
-        white = transport.render(torch.ones_like(plain)).clamp_min(1e-3)
-        return float((transport.render(texture) / white - target).abs()[pixels].mean())
-    after = (transport.render(texture).clamp(0, 1) - target).abs()[covered].mean()
-    before = (transport.render(plain).clamp(0, 1) - target).abs()[covered].mean()
-    return float(after / before.clamp_min(1e-9))
+    return predicted_score(texture, aim(picture, config, transport, fit), transport)
 
 
 def stand_map(texture, picture, config, box_mm=3.0, points=3, fit="crop"):
@@ -100,19 +89,11 @@ def stand_map(texture, picture, config, box_mm=3.0, points=3, fit="crop"):
 def correctability(config, pictures):
     """``(error [H, W], sentence)``: the per-pixel error the solve leaves, the mean over `pictures` and colours,
     0 where no pixel shows a picture; and one sentence on the share of pixels it cannot correct."""
-    from .solve import solve_pixels
     transport = transport_for(config)
-    _, through = transport.masks()
     errors = []
     for picture in pictures:
-        target, covered = world_target(picture, config)
-        plain = on_print(picture, config)
-        pixels = covered & through if config.has_mirror else covered
-        white = transport.render(torch.ones_like(plain)).clamp_min(1e-3) if config.has_mirror else 1.0
-        texture = solve_pixels(target * white, pixels, transport,
-                               torch.ones_like(plain) if config.has_mirror else plain)
-        seen = transport.render(texture) / white if config.has_mirror else transport.render(texture).clamp(0, 1)
-        errors.append(torch.where(pixels[..., None], (seen - target).abs(), 0.0).mean(-1))
+        goal = aim(picture, config, transport)
+        errors.append(error_map(instant(goal, transport), goal, transport))
     error = torch.stack(errors).mean(0).numpy()
     shown = error[error > 0]
     bad = float((shown > 0.1).mean()) if shown.size else 0.0
