@@ -328,7 +328,7 @@ def world_step(page):
     for it, get the renders and the print."""
     session = page.session
     with gr.Accordion("Any object: a cylinder or cone mirror, a glass rod, your own mesh", open=False,
-                      elem_id="world-step"):
+                      elem_id="world-step") as step:
         gr.Markdown("**1 · Describe the setup**: pick the object and give its size, the paper and where the camera "
                     "stands (or upload a setup file: a world in millimetres, see the README, with its OBJ, PLY or "
                     "STL meshes). **2 · Pre-distort** your picture for it: the renders show it printed plain and "
@@ -376,8 +376,8 @@ def world_step(page):
     go.click(predistort_world, [session, setup, meshes, picture, resolution, fit],
              [plain, final, target, texture, pdf, metrics, summary, view], api_name="predistort_world",
              preprocess=False, **RENDER)
-    page.demo.load(world_setup, [session, *picker], [setup, view, described], api_name="world_setup",
-                   **INSTANT)
+    # Made when the step is opened, not at every page load (a visitor who never opens it costs nothing).
+    step.expand(world_setup, [session, *picker], [setup, view, described], api_name="world_setup", **INSTANT)
 
 
 def calibrate_step(page):
