@@ -103,7 +103,6 @@ def cmd_apply(args):
     import time
     from .layers import PredistortModel, for_any_scene, for_scene, instant_model
     from .pipeline import predistort
-    from .probe import tqdm_progress
     from .render import Renderer
     from .solve import transport_for
 
@@ -126,13 +125,8 @@ def cmd_apply(args):
     renderer = Renderer(scene)
     # The scene's light transport at this resolution (the instant solve; the generalising layer at another
     # resolution than its own): measured once, with a progress bar, then cached.
-    start, bar = time.perf_counter(), []
-
-    def progress(fraction, message):                   # a bar only if a probe really runs
-        if not bar:
-            bar.append(tqdm_progress(desc="probe", file=sys.stderr))
-        bar[0](fraction, message)
-
+    start = time.perf_counter()
+    progress, bar = _probe_bar()                       # a bar only if a probe really runs
     try:
         if not tolerance.exact:                        # every method: the robust solve on the box's views
             model = for_scene(model or instant_model(transport_for(scene, renderer=renderer, progress=progress)),
@@ -386,14 +380,8 @@ def cmd_print(args):
             return _print_world(args, scene)
     setup = _setup(args)
     if args.picture:      # pre-distort at the print's own resolution, on the camera's film
-        from .probe import tqdm_progress
         backend.init()
-        bar = []
-
-        def progress(fraction, message):
-            if not bar:
-                bar.append(tqdm_progress(desc="probe", file=sys.stderr))
-            bar[0](fraction, message)
+        progress, bar = _probe_bar()
         try:
             texture, scene = predistort_for_print(args.picture, setup, progress=progress)
         finally:
