@@ -115,7 +115,19 @@ def mesh_path(file, folder, name="objects[].file"):
     return path
 
 
-_MESHES = {}
+_MESHES = {}                # content hash -> the parsed mesh
+_DIGESTS = {}               # (path, size, modification time) -> content hash
+
+
+def mesh_digest(path):
+    """The SHA-256 of a mesh file's bytes, read once while the file keeps its size and modification time (a
+    world's cache key names its meshes by it, so a changed mesh is a new scene)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _DIGESTS[key]
 
 
 def read_mesh(path, name="objects[].file"):
@@ -129,9 +141,9 @@ def read_mesh(path, name="objects[].file"):
     if size > MAX_MESH_BYTES:
         raise ObjectError(f"{name} {path.name} is {size / 2**20:.0f} MB; the limit is {MAX_MESH_BYTES >> 20} MB: "
                           f"simplify the mesh")
-    data = path.read_bytes()
-    key = hashlib.sha256(data).hexdigest()
+    key = mesh_digest(path)
     if key not in _MESHES:
+        data = path.read_bytes()
         try:   # from bytes, no resolver: an OBJ's mtllib and any other file it names are never opened
             mesh = trimesh.load(io.BytesIO(data), file_type=path.suffix.lower()[1:], force="mesh", process=False)
         except Exception as e:

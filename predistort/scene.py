@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .objects import ObjectError, Solid, mitsuba_parts, part_roles
+from .objects import ObjectError, Solid, mesh_digest, mitsuba_parts, part_roles
 from .scenecheck import ball_problems, in_view as _in_view, world_problems
 
 
@@ -325,8 +325,7 @@ class SceneConfig:
         for solid in self.objects:
             entry = solid.to_dict()
             if solid.shape == "mesh":
-                import hashlib
-                entry["_sha256"] = hashlib.sha256(Path(solid.folder, solid.file).read_bytes()).hexdigest()
+                entry["_sha256"] = mesh_digest(Path(solid.folder, solid.file))
             out["objects"].append(entry)
         out["camera"] = {"origin": list(self.camera_origin), "target": list(self.camera_target),
                          "up": list(self.camera_up), "fov": self.fov, "film": list(self.film_size)}
