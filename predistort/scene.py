@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from .objects import ObjectError, Solid, mesh_digest, mitsuba_parts, part_roles
-from .scenecheck import ball_problems, in_view as _in_view, world_problems
+from .scenecheck import ball_problems, world_problems
 
 
 def _data_dir(name):
