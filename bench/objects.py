@@ -136,12 +136,13 @@ def camera_at(look, elevation_deg, distance, azimuth_deg=-90.0, fov=18.0, film=(
             "fov": fov, "film": list(film)}
 
 
-def make_world(kind, film=None, quick=False):
+def make_world(kind, film=None, quick=False, glass_distance=100.0):
     """The bench's world for `kind`. Mirrors: an A3 landscape print on z = 0, the object behind its centre, the
     camera on the −y side 350 mm from the object's middle, 45° above the print (cone: 55°, so that more of the
     cone's flatter reflections land on the print), a 3:4 film. Glass: an upright A4 print (the plane y = 0,
     facing −y), a glass ball (IOR 1.5, r 40 mm) 60 mm before it (beyond its focus: the view is inverted) or an
-    ellipsoid (semi-axes 50, 32, 38 mm) as far, an off-axis camera, a 4:3 film. The target card of a mirror is
+    ellipsoid (semi-axes 50, 32, 38 mm) as far (``glass_distance``: the object's centre → the print), an
+    off-axis camera, a 4:3 film. The target card of a mirror is
     added by :func:`with_target`; glass has none (its target is the object-free view)."""
     film = tuple(film or ((320, 240) if kind.startswith("glass") else (240, 320)))
     if quick:
@@ -160,12 +161,12 @@ def make_world(kind, film=None, quick=False):
         cam = camera_at([0, 60, 40], 45, 350, film=film, fov=16)
     elif kind == "glass-sphere":
         prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 0, 1], "size": [297, 210]}
-        obj = {"shape": "sphere", "center": [0, -100, 0], "radius": 40, "material": {"ior": 1.5}}
+        obj = {"shape": "sphere", "center": [0, -glass_distance, 0], "radius": 40, "material": {"ior": 1.5}}
         cam = {"origin": [90, -420, 60], "target": [0, 0, 0], "up": [0, 0, 1], "fov": 40, "film": list(film)}
     elif kind == "glass-ellipsoid":
         prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 0, 1], "size": [297, 210]}
         obj = {"shape": "mesh", "file": "ellipsoid.obj", "material": {"ior": 1.5},
-               "_bench_ellipsoid": {"center": [0, -100, 0], "radii": [50, 32, 38]}}
+               "_bench_ellipsoid": {"center": [0, -glass_distance, 0], "radii": [50, 32, 38]}}
         cam = {"origin": [110, -430, 80], "target": [0, 0, 0], "up": [0, 0, 1], "fov": 40, "film": list(film)}
     else:
         raise SystemExit(f"--kind {kind}: not implemented")
@@ -818,7 +819,12 @@ def run_kind(kind, world, world_dir, args, out):
     if mask.sum() == 0:
         raise SystemExit(f"[{kind}] no pixel sees the object" + (" reflect the print: move the camera" if mirror
                                                                   else ""))
-    white = render(world, None, args.spp, world_dir=world_dir) if mirror else None
+    white = render(world, None, args.spp, world_dir=world_dir)
+    # Glass: what any print can reach. The render is linear in the print's reflectance t ∈ [0, 1], so every
+    # pixel of every possible render lies between the all-black print's render (the sky reflected and refracted
+    # by the glass, with no print light) and the all-white one's. The nearest point of that interval to the
+    # wanted colour is a bound no texture beats (pixels share texels, so the real optimum is higher still).
+    black = None if mirror else render(world, np.zeros((8, 8, 3), np.uint8), args.spp, world_dir=world_dir)
     facts = {"world": world, "scored": int(mask.sum()), "eroded": int(eroded.sum()),
              "object_pixels": int(silhouette.sum()), "agree": g["agree"], "cam_err": g["cam_err"],
              "setup_s": time.perf_counter() - t0, "r_out": None}
@@ -838,6 +844,11 @@ def run_kind(kind, world, world_dir, args, out):
             rows.append({"kind": kind, "picture": name, "tag": "floor", "texture": "noise floor",
                          "metric": l1(again, wanted), "metric2": l1(again, wanted, silhouette), "make_s": None,
                          "render_s": time.perf_counter() - t})
+        if not mirror:
+            reach = np.clip(wanted, np.minimum(black, white), np.maximum(black, white))
+            rows.append({"kind": kind, "picture": name, "tag": "bound", "texture": "bound (no print does better)",
+                         "metric": l1(reach, wanted), "metric2": l1(reach, wanted, silhouette), "make_s": None,
+                         "render_s": 0.0})
         candidates = []
         t = time.perf_counter()
         tex = exact_print(world, picture, args.resolution, args.rays)
@@ -961,6 +972,9 @@ def main():
     ap.add_argument("--resolution", type=int, default=1024, help="print texels on its long side")
     ap.add_argument("--rays", type=int, default=8, help="exact trace: rays per pixel = rays²")
     ap.add_argument("--spp", type=int, default=128)
+    ap.add_argument("--glass-distance", type=float, default=100.0,
+                    help="glass kinds: the object's centre → the print, mm (the ellipsoid's horizontal focus is "
+                         "near 100: see the results page)")
     ap.add_argument("--film", type=int, nargs=2, help="film width height of the bench's worlds (default per kind)")
     ap.add_argument("--quick", action="store_true", help="quarter-size film, 32 spp, 512 print, 4² rays")
     ap.add_argument("--out", default=str(RESULTS / "objects"), help="folder for the pictures")
@@ -984,7 +998,7 @@ def main():
             world, world_dir = json.loads(Path(args.world).read_text()), Path(args.world).resolve().parent
             kind = Path(args.world).stem
         else:
-            world = make_world(kind, args.film, args.quick)
+            world = make_world(kind, args.film, args.quick, args.glass_distance)
         meshes = [o_ for o_ in world["objects"] if "_bench_ellipsoid" in o_ and not args.world]
         for m in meshes:                            # the bench's own mesh: written beside no result, a temp folder
             world_dir = Path(mesh_dir.name)
