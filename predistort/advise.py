@@ -52,6 +52,7 @@ PICTURES, PICTURE_SEED = 8, 4242        # the fixed pictures: procedural.dataset
 SEARCH_PROBE = {"calibrate_spp": 0, "supersampling": 2}   # cheaper probes for the search (see module doc)
 SEARCH_RESOLUTION = 128                 # the search runs at min(this, the setup's resolution)
 GRID_POINTS = 8                         # coarse grid of print distances ...
+NEAREST_FOCUS_MM = 100.0                # advise_on_paper brings a camera no nearer the glass: a phone's nearest focus
 GRID_RADII = (1.15, 10.0)               # ... from 1.15 to 10 ball radii (geometric spacing)
 REFINE_STEPS = 3                        # probes that bracket the lowest ratio after the grid
 TOLERANCE = 0.01                        # predicted ratios this close to the best count as equally good
@@ -249,3 +250,46 @@ def advise(setup, pictures=None, max_print_mm=None, tolerance=TOLERANCE, grid_po
     best = setup.replace(print_distance_mm=advised)
     return Advice(setup, best, current, ratios[advised], sorted(ratios.items()),
                   round(time.perf_counter() - start, 2), len(ratios), compact, placement.to_dict())
+
+
+def advise_on_paper(setup, paper, grid_points=GRID_POINTS, progress=None, placement=None):
+    """The best setup whose print fits one sheet of `paper` (:func:`predistort.paper.one_sheet_mm`), and the best
+    with no size limit (for tiles): ``(sheet Advice, tiles Advice)``.
+
+    The print fills the camera's view, so its side is ``k · (camera distance + print distance)`` with ``k`` set
+    by the field of view: one sheet bounds the sum of the two distances. When the camera stands where it is, the
+    print's distance is searched under that bound (:func:`advise` with ``max_print_mm``); when even the nearest
+    print would not fit, the camera comes closer too, but no closer than :data:`NEAREST_FOCUS_MM` to the glass
+    (a phone's nearest focus): three camera distances from there to the farthest that leaves room for a print,
+    the print's distance searched at each, the best kept. Raises ValueError when no print behind this ball fits
+    the sheet with this lens, naming the widest lens that would."""
+    from .paper import one_sheet_mm
+    limit = one_sheet_mm(paper)[0]
+    radius = setup.ball_diameter_mm / 2
+    k = setup.print_size_mm / (setup.print_distance_mm + setup.camera_distance_mm)
+    room = limit / k                                    # the largest camera + print distance that fits
+    nearest_print = GRID_RADII[0] * radius * 1.05
+    near_camera = min(setup.camera_distance_mm, radius + NEAREST_FOCUS_MM)
+    far_camera = room - nearest_print
+    if far_camera < near_camera:
+        tan = math.tan(math.radians(setup.fov_deg) / 2) * limit / (k * (near_camera + nearest_print))
+        fov = math.degrees(2 * math.atan(tan))
+        raise ValueError(f"No print behind a {setup.ball_diameter_mm:g} mm ball fits one {paper} sheet with a "
+                         f"{setup.fov_deg:g}° lens and the camera {near_camera:g} mm from the ball's centre (the "
+                         f"print fills the camera's view): use a lens of at most {fov:.0f}° across the square "
+                         f"picture (a {12 / tan:.0f} mm full-frame-equivalent focal length or longer; a phone's "
+                         f"1× is about 26 mm, its 2× about 52 mm), or larger paper, or print on tiles (advise "
+                         f"without --paper).")
+    tiles = advise(setup, grid_points=grid_points, progress=progress, placement=placement)
+    if setup.camera_distance_mm <= far_camera:
+        cameras = [setup.camera_distance_mm]
+    else:
+        cameras = sorted({_round_mm(c) for c in np.geomspace(near_camera, far_camera, 3)})
+    options = []
+    for camera in cameras:
+        start = min(setup.print_distance_mm, room - camera)
+        here = setup.replace(camera_distance_mm=camera, print_distance_mm=_round_mm(max(start, nearest_print)))
+        options.append(advise(here, max_print_mm=limit, grid_points=max(3, grid_points // 2), progress=progress,
+                              placement=placement))
+    sheet = min(options, key=lambda a: a.best_ratio)
+    return sheet, tiles

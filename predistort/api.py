@@ -19,11 +19,13 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /check_scene      (sphere_ior, sphere_radius, resolution) -> which methods apply to that scene (Markdown)
     /status           ()                                  -> status (Markdown)
     /push_to_hub      (name, private)                     -> where the model went (needs "Sign in with Hugging Face")
-    /advise           (ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg) -> advice (Markdown),
-                                                             plot of the predicted error ratio against the distance
+    /advise           (ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, paper)
+                                                          -> advice (Markdown), plot of the predicted error ratio
+                                                             against the distance; paper "a4": one sheet's print
     /use_setup        (the same five numbers)             -> status, how to build the setup (Markdown)
     /correctability   ()                                  -> map of the error no texture can remove, one sentence
-    /print_files      ()                                  -> the last pre-distorted texture as PDF and PNG at true size
+    /print_files      (paper)                             -> the last pre-distorted texture as PDF (on that paper:
+                                                             one sheet or tiles; "": one page) and PNG at true size
     /placement        (preset)                            -> one sentence: how precisely the camera will be placed
     /stand_map        ()                                  -> map of the predicted ratio over camera offsets, one sentence
     /chart            ()                                  -> the calibration chart: PNG, PDF at the print's true size
@@ -242,7 +244,8 @@ def physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm,
 
 
 @user_errors
-def advise(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, progress=gr.Progress()):
+def advise(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, paper="",
+           progress=gr.Progress()):
     """Where to put the print behind a real ball: search the distance from the ball to the print for the lowest
     error the scene's measured light transport predicts (the camera stays where it is; no renders).
 
@@ -252,6 +255,7 @@ def advise(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm
         print_distance_mm: the current distance from the ball's centre to the print, millimetres.
         camera_distance_mm: the distance from the ball's centre to the camera's lens, millimetres.
         fov_deg: the camera's field of view across the square picture, degrees.
+        paper: "" (any size) or a paper ("a4", "letter", "a3", "legal", "tabloid", "WxH" in mm): only distances whose print fits one sheet of it.
     Returns:
         the advice (Markdown: the best distance, predicted error ratios at the current and the advised distance), a plot of the predicted ratio against the distance (PNG).
     """
@@ -260,7 +264,7 @@ def advise(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm
     def probed(done, planned, distance, ratio):
         progress((done, planned), desc=f"Probed {distance:g} mm: predicted ratio {ratio:.3f}", unit="probes")
 
-    advice = session.advise(setup, progress=probed)
+    advice = session.advise(setup, progress=probed, paper=paper)
     return advice.markdown(), cached_png(advice.plot(), "advice")
 
 
@@ -299,13 +303,15 @@ def correctability(session):
 
 
 @user_errors
-def print_files(session):
+def print_files(session, paper=""):
     """The last pre-distorted texture, ready to print at the true size of this session's setup.
 
+    Args:
+        paper: "" (one page of the print's own size) or the paper you have ("a4", "letter", "a3", "legal", "tabloid", "WxH" in mm): one sheet when the print fits, else tiles with overlap, marks, labels and an assembly sheet; every page has a 100 mm ruler.
     Returns:
         a PDF (the print at its real size, the setup written in the margin) and a PNG whose DPI prints it at that size.
     """
-    return session.print_files()
+    return session.print_files(paper)
 
 
 @user_errors

@@ -30,12 +30,17 @@ class RealGlass:
         except ValueError as e:
             raise ServiceError(str(e)) from None
 
-    def advise(self, setup, progress=None):
+    def advise(self, setup, progress=None, paper=None):
         """Where to put the print for this ball and camera (:func:`predistort.advise.advise`): returns the Advice
         (also kept, for :meth:`correctability`). The search probes a dozen scenes at up to 128²; ``progress``
-        hears ``(probes done, probes planned, distance mm, predicted ratio)`` after each."""
+        hears ``(probes done, probes planned, distance mm, predicted ratio)`` after each. `paper` (a name of
+        :data:`predistort.paper.PAPERS` or ``WxH`` mm): only distances whose print fits one sheet of it."""
         from .advise import advise
-        self.advice = advise(setup.replace(resolution=self.resolution), progress=progress)
+        limit = None
+        if _paper(paper):
+            from .paper import one_sheet_mm
+            limit = one_sheet_mm(paper)[0]
+        self.advice = advise(setup.replace(resolution=self.resolution), progress=progress, max_print_mm=limit)
         return self.advice
 
     def use_setup(self, setup):
@@ -106,9 +111,10 @@ class RealGlass:
             advice = None
         return correctability(transport, background=background, advice=advice)
 
-    def print_files(self):
+    def print_files(self, paper=None):
         """The last pre-distorted texture as a PDF and a PNG at the print's true size for this session's setup:
-        ``(pdf path, png path)``."""
+        ``(pdf path, png path)``. `paper` (``a4``, ``letter``, ... or ``WxH`` mm): the PDF on sheets of that
+        paper, one when it fits, else tiles and an assembly sheet (:mod:`predistort.paper`)."""
         from .printout import write_print
         results = self.results
         if not results:
@@ -116,7 +122,7 @@ class RealGlass:
                                                  "texture.")
         texture = results[-1].comparison.predistorted
         setup = self.setup().replace(resolution=int(texture.shape[0]))
-        pdf, png = write_print(texture, setup, self.folder / "print")
+        pdf, png = write_print(texture, setup, self.folder / "print", paper=_paper(paper))
         return str(pdf), str(png)
 
     # -- calibration from one photo of the chart (predistort.chart, predistort.calibrate) -------------------
@@ -189,3 +195,15 @@ class RealGlass:
         except ValueError as e:
             raise ServiceError(str(e)) from None
 
+
+def _paper(paper):
+    """A paper name (or ``WxH`` mm) as given, None for none ("" or "one page"); a ServiceError naming the choices
+    for anything else."""
+    if not paper or str(paper).strip().lower() in ("", "none", "one page"):
+        return None
+    from .paper import paper_size
+    try:
+        paper_size(paper)
+    except ValueError as e:
+        raise ServiceError(str(e).replace("--paper", "paper")) from None
+    return str(paper).strip().lower()

@@ -88,6 +88,18 @@ def layout(print_mm, paper):
     return best
 
 
+def one_sheet_mm(paper, aspect=1.0):
+    """The largest print of `aspect` (width ÷ height) that goes on one sheet of `paper` (see :func:`paper_size`)
+    in either orientation, with the sheet's margins, label and ruler: ``(width, height)`` in mm."""
+    best = (0.0, 0.0)
+    for paper_mm in (paper_size(paper), paper_size(paper)[::-1]):
+        usable = (paper_mm[0] - 2 * MARGIN_MM, paper_mm[1] - 2 * MARGIN_MM - FOOTER_MM)
+        width = min(usable[0], usable[1] * aspect)
+        if width > best[0]:
+            best = (width, width / aspect)
+    return best
+
+
 def _ruler(ax, x, y):
     """A 100 mm ruler with a tick every 10 mm, its left end at (x, y) mm on the page axes."""
     ax.plot([x, x + RULER_MM], [y, y], color="black", lw=0.8)
