@@ -45,6 +45,7 @@ DELETE_CACHE = (3600, 86400)
 GALLERY_HEIGHT = 420
 OUT_HEIGHT = 256                       # pixels: small textures are shown enlarged (pixelated, not blurred)
 SLIDER_HEIGHT = 420                    # pixels: the before/after slider
+PATH_SPP = 64                          # the maker's path renders its before/after with less noise than a preview
 FITS = [("crop: centre square, then resize", "crop"), ("resize: squash the whole picture", "resize")]
 REFINE_SUMMARY = ("Refinement optimises this picture's own pixels through the renderer for the seconds you "
                   "choose, starting from the model's answer, and never returns anything that scores worse than "
@@ -211,7 +212,7 @@ def train_tab(page):
                                        label=f"Radius (tutorial: {DEFAULT.sphere_radius:g})")
                     scene_info = gr.Markdown(elem_id="scene-info")
                     gr.Markdown("A real ball, print and camera in millimetres, and where to put the print: the "
-                                "*Real glass · print* tab.")
+                                "*Real object · print* tab.")
                 estimate_md = gr.Markdown(label="Estimate", elem_id="estimate")
                 with gr.Row():
                     train_btn = gr.Button("Train", variant="primary", elem_id="train-button")
@@ -254,73 +255,126 @@ def train_tab(page):
     return scene_inputs, scene_info
 
 
+PAPER_CHOICES = [("any size (one page as large as the print)", ""), ("A4", "a4"), ("Letter", "letter"),
+                 ("A3", "a3"), ("Legal", "legal"), ("Tabloid", "tabloid")]
+STEPS = ("1 · Object", "2 · Advise", "3 · Chart", "4 · Photo", "5 · Your picture", "6 · Print", "7 · Check")
+
+
+def go_to(step):
+    """A page-only event that opens step `step` of the maker's path."""
+    def open_step():
+        return gr.Walkthrough(selected=step)
+    open_step.__name__ = f"step_{step}"
+    return open_step
+
+
+def step_buttons(walk, step, skip=None):
+    """Back and Next (and a skip, ``(label, step)``) at the foot of a step."""
+    with gr.Row():
+        if step > 1:
+            gr.Button(f"◀ Back: {STEPS[step - 2]}", size="sm", elem_id=f"step{step}-back").click(
+                go_to(step - 1), None, walk, **private(go_to(step - 1)))
+        if skip:
+            gr.Button(skip[0], size="sm", elem_id=f"step{step}-skip").click(
+                go_to(skip[1]), None, walk, **private(go_to(skip[1])))
+        if step < len(STEPS):
+            gr.Button(f"Next: {STEPS[step]} ▶", size="sm", variant="secondary", elem_id=f"step{step}-next").click(
+                go_to(step + 1), None, walk, **private(go_to(step + 1)))
+
+
 def glass_tab(page):
-    """A real ball: the setup in mm, where to put the print, how precisely the camera will stand, where it may
-    stand, where it can work, the print at true size."""
+    """The maker's path for a real object, in seven steps: the setup, advice, the chart, the photo and the fit,
+    the picture pre-distorted for it, the print on home paper, the check of a photo of the print."""
     session = page.session
-    with gr.Tab("Real glass · print", id="glass"):
-        gr.Markdown("Your own ball, print and camera, in millimetres. **Advise** searches where the print should "
-                    "go for the lowest error (with real glass the distance matters more than any model); "
-                    "**Use this setup** pre-distorts for it from now on; after pre-distorting a picture, "
-                    "**Print** gives it at its true size.")
-        with gr.Row():
-            with gr.Column(scale=1, min_width=280):
+    with gr.Tab("Real object · print", id="glass"):
+        gr.Markdown("From your object to a checked print, in seven steps. Each step says what it needs and what it "
+                    "gives; go back at any time (the step names above, or ◀ Back). Know your setup exactly? Skip "
+                    "the chart and the photo (step 3). **Not a glass ball?** Open *Any object* in step 1.")
+        with gr.Walkthrough(selected=1, elem_id="maker-path") as walk:
+            with gr.Step(STEPS[0], id=1, elem_id="step-object"):
+                gr.Markdown("**Needs:** your ball's size and glass, and where the print and the camera (your "
+                            "phone) stand, in millimetres. **Gives:** the setup the next steps work on.")
                 here = PhysicalSetup()
-                material = gr.Dropdown(list(MATERIALS) + ["custom"], value=here.material(), label="Material",
-                                       elem_id="material")
-                ball_ior = gr.Number(here.ior, label="Index of refraction", minimum=1.0, maximum=3.0,
-                                     elem_id="ball-ior")
-                diameter = gr.Number(here.ball_diameter_mm, label="Ball diameter (mm)", elem_id="diameter")
-                print_distance = gr.Number(here.print_distance_mm, label="Ball centre → print (mm)",
-                                           elem_id="print-distance")
-                camera_distance = gr.Number(here.camera_distance_mm, label="Ball centre → camera lens (mm)",
-                                            elem_id="camera-distance")
-                fov = gr.Number(here.fov_deg, label="Camera's field of view across the square picture (°)",
-                                elem_id="fov")
-                setup_md = gr.Markdown(here.describe(), elem_id="setup")
                 with gr.Row():
-                    advise_btn = gr.Button("Advise where to put the print", variant="primary",
-                                           elem_id="advise-button")
-                    use_advice_btn = gr.Button("Take the advised distance", size="sm")
-                use_setup_btn = gr.Button("Use this setup", elem_id="use-setup-button")
+                    with gr.Column(min_width=280):
+                        material = gr.Dropdown(list(MATERIALS) + ["custom"], value=here.material(),
+                                               label="Material", elem_id="material")
+                        ball_ior = gr.Number(here.ior, label="Index of refraction (how strongly the glass bends "
+                                             "light)", minimum=1.0, maximum=3.0, elem_id="ball-ior")
+                        diameter = gr.Number(here.ball_diameter_mm, label="Ball diameter (mm)", elem_id="diameter")
+                    with gr.Column(min_width=280):
+                        print_distance = gr.Number(here.print_distance_mm, label="Ball centre → print (mm)",
+                                                   elem_id="print-distance")
+                        camera_distance = gr.Number(here.camera_distance_mm, label="Ball centre → camera lens (mm)",
+                                                    elem_id="camera-distance")
+                        fov = gr.Number(here.fov_deg, label="Camera's field of view across the square picture (°; "
+                                        "a phone's 1× lens: about 49°)", elem_id="fov")
+                setup_md = gr.Markdown(here.describe(), elem_id="setup")
+                use_setup_btn = gr.Button("Use this setup", variant="primary", elem_id="use-setup-button")
                 setup_status = gr.Markdown(elem_id="setup-status")
-                precision = gr.Dropdown(list(TOLERANCE_PRESETS), value="exact spot (0 mm)", elem_id="placement",
-                                        label="How precisely will you place the camera?")
-                precision_md = gr.Markdown(elem_id="placement-status")
-                stand_btn = gr.Button("Where may I stand? (map of the last pre-distortion)", elem_id="stand-button")
+                world_step(page)
+                step_buttons(walk, 1)
+            with gr.Step(STEPS[1], id=2, elem_id="step-advise"):
+                gr.Markdown("**Needs:** the setup of step 1. **Gives:** where the print should go for the lowest "
+                            "error (with real glass the distance matters more than anything else), on the paper "
+                            "you have; how precisely the camera must stand; where no print can help.")
+                with gr.Row():
+                    with gr.Column(min_width=280):
+                        advise_paper = gr.Dropdown(PAPER_CHOICES, value="", label="Your paper (the print on one "
+                                                   "sheet of it; or WxH in mm)", allow_custom_value=True,
+                                                   elem_id="advise-paper")
+                        advise_btn = gr.Button("Advise where to put the print", variant="primary",
+                                               elem_id="advise-button")
+                        use_advice_btn = gr.Button("Take the advised distance", size="sm")
+                        precision = gr.Dropdown(list(TOLERANCE_PRESETS), value="exact spot (0 mm)",
+                                                elem_id="placement", label="How precisely will you place the camera?")
+                        precision_md = gr.Markdown(elem_id="placement-status")
+                    with gr.Column(scale=2):
+                        advice_md = gr.Markdown(elem_id="advice")
+                        advice_plot = gr.Image(label="Predicted error ratio against the print's distance",
+                                               format="png", interactive=False, elem_id="advice-plot")
+                with gr.Row():
+                    stand_btn = gr.Button("Where may I stand? (map of the last pre-distortion)",
+                                          elem_id="stand-button")
+                    map_btn = gr.Button("Where can it work? (correctability map)", elem_id="map-button")
                 with gr.Row():
                     stand_image = gr.Image(label="Predicted ratio over camera offsets", format="png",
                                            interactive=False, elem_id="stand-map")
                     stand_md = gr.Markdown(elem_id="stand-line")
-            with gr.Column(scale=2):
-                advice_md = gr.Markdown(elem_id="advice")
-                advice_plot = gr.Image(label="Predicted error ratio against the print's distance", format="png",
-                                       interactive=False, elem_id="advice-plot")
-                map_btn = gr.Button("Where can it work? (correctability map)", elem_id="map-button")
-                with gr.Row():
-                    map_image = gr.Image(label="Error no texture can remove", format="png", interactive=False,
+                    map_image = gr.Image(label="Error no print can remove", format="png", interactive=False,
                                          elem_id="map")
                     map_md = gr.Markdown(elem_id="map-advice")
-                print_btn = gr.Button("Print: the last pre-distorted texture at true size (PDF + PNG)",
-                                      elem_id="print-button")
+                step_buttons(walk, 2)
+            calibrate_steps(page, walk)
+            with gr.Step(STEPS[5], id=6, elem_id="step-print"):
+                gr.Markdown("**Needs:** a picture pre-distorted in step 5 (or the first tab). **Gives:** the print "
+                            "at its true size: a PDF on your paper (one sheet, or tiles to glue with an assembly "
+                            "sheet; every page has a 100 mm ruler: measure it) and a PNG with its DPI. Print at "
+                            "100 %, never \"fit to page\".")
+                with gr.Row():
+                    print_paper = gr.Dropdown(PAPER_CHOICES, value="a4", label="Your paper (or WxH in mm)",
+                                              allow_custom_value=True, elem_id="print-paper")
+                    print_btn = gr.Button("Print: the last pre-distorted picture at true size (PDF + PNG)",
+                                          variant="primary", elem_id="print-button")
                 with gr.Row():
                     print_pdf = gr.File(label="PDF (print at 100 %)", elem_id="print-pdf", interactive=False)
                     print_png = gr.File(label="PNG (with its DPI)", elem_id="print-png", interactive=False)
-        calibrate_step(page)                              # inside the tab: the page keeps one row of tabs
-        world_step(page)
+                step_buttons(walk, 6)
+            check_step(page, walk)
 
     glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
     material.change(material_ior, [material], [ball_ior], **private(material_ior))
     for control in glass_inputs:
         control.change(describe_setup, glass_inputs, [setup_md], **private(describe_setup))
-    advise_btn.click(advise, [session, *glass_inputs], [advice_md, advice_plot], api_name="advise", **RENDER)
+    advise_btn.click(advise, [session, *glass_inputs, advise_paper], [advice_md, advice_plot], api_name="advise",
+                     **RENDER)
     use_advice_btn.click(advised_distance, [session], [print_distance], **private(advised_distance))
     use_setup_btn.click(use_setup, [session, *glass_inputs], [setup_status, setup_md], api_name="use_setup",
                         **RENDER).then(status, [session], [page.status_md], **private(status))
     precision.change(placement, [session, precision], [precision_md], api_name="placement", **INSTANT)
     stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **RENDER)
     map_btn.click(correctability, [session], [map_image, map_md], api_name="correctability", **RENDER)
-    print_btn.click(print_files, [session], [print_pdf, print_png], api_name="print_files", **RENDER)
+    print_btn.click(print_files, [session, print_paper], [print_pdf, print_png], api_name="print_files", **RENDER)
 
 
 def world_step(page):
@@ -380,48 +434,82 @@ def world_step(page):
     step.expand(world_setup, [session, *picker], [setup, view, described], api_name="world_setup", **INSTANT)
 
 
-def calibrate_step(page):
-    """Calibrate from one photo: download the chart, photograph it through the ball, see the fit; then
-    pre-distort for the fitted setup (first tab), print it, and check a photo of the print."""
+def calibrate_steps(page, walk):
+    """Steps 3-5 of the maker's path: the chart, the photo and the fit, the visitor's picture pre-distorted for
+    the fitted setup (and the placement of step 2)."""
     session = page.session
-    with gr.Accordion("Calibrate from one photo of the chart", open=False, elem_id="calibrate-step"):
-        gr.Markdown("1 · **Download the chart** and print it at 100 % in place of the picture. 2 · Put the ball "
-                    "and the camera where the setup says, and **take one photo** through the ball with all four "
-                    "corners of the print in it. 3 · **Calibrate**: the fit finds where the camera, the ball and "
-                    "the print really are. 4 · Pre-distort your picture in the first tab: it is made for the "
-                    "fitted setup (and the placement above), then print it.")
+    with gr.Step(STEPS[2], id=3, elem_id="step-chart"):
+        gr.Markdown("**Needs:** the setup of step 1. **Gives:** the calibration chart of that setup: print it at "
+                    "100 % in place of the picture, with the ball and the camera where the setup says.")
+        chart_btn = gr.Button("Download the chart (PDF + PNG)", variant="primary", elem_id="chart-button")
+        with gr.Row():
+            chart_pdf = gr.File(label="Chart PDF (print at 100 %)", elem_id="chart-pdf", interactive=False)
+            chart_png = gr.File(label="Chart PNG", elem_id="chart-png", interactive=False)
+        step_buttons(walk, 3, skip=("I know my setup exactly: skip to my picture ▶▶", 5))
+    with gr.Step(STEPS[3], id=4, elem_id="step-photo"):
+        gr.Markdown("**Needs:** one photo through the ball of the printed chart, all four corners of the print in "
+                    "it (a phone photo as it comes: JPEG, HEIC, PNG, any size). **Gives:** where the camera, the "
+                    "ball and the print really are; pre-distortions from now on are made for that.")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                chart_btn = gr.Button("Download the chart (PDF + PNG)", elem_id="chart-button")
-                with gr.Row():
-                    chart_pdf = gr.File(label="Chart PDF (print at 100 %)", elem_id="chart-pdf", interactive=False)
-                    chart_png = gr.File(label="Chart PNG", elem_id="chart-png", interactive=False)
                 photo = gr.Image(label="Your photo of the chart through the ball", type="filepath",
                                  sources=["upload", "clipboard"], height=260, elem_id="calibration-photo")
                 calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="calibrate-button")
-                fitted_json = gr.File(label="Fitted scene (JSON, for apply --scene)", elem_id="fitted-scene",
+                fitted_json = gr.File(label="Fitted setup (JSON, for apply --scene)", elem_id="fitted-scene",
                                       interactive=False)
             with gr.Column(scale=2):
                 overlay = gr.Image(label="The fitted setup's render over your photo", format="png",
                                    interactive=False, elem_id="calibration-overlay")
                 fitted_md = gr.Markdown(elem_id="calibration-report")
-        gr.Markdown("5 · **Check**: photograph the printed pre-distortion through the ball from the same spot; "
-                    "the check says how close it is, whether to calibrate again, and corrects the texture when the "
-                    "error left is systematic.")
+        step_buttons(walk, 4)
+    with gr.Step(STEPS[4], id=5, elem_id="step-picture"):
+        gr.Markdown("**Needs:** your picture; the setup (step 1, or fitted in step 4). **Gives:** the picture "
+                    "pre-distorted for that setup, and how it will look through the ball, printed plain and "
+                    "pre-distorted (renders by the same light simulation).")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                picture = gr.Image(label="Your picture", type="filepath", sources=["upload", "clipboard"],
+                                   height=240, elem_id="path-picture")
+                go = gr.Button("Pre-distort for this setup", variant="primary", elem_id="path-predistort")
+                summary = gr.Markdown(elem_id="path-summary")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    plain = gr.Image(label="Printed plain, through the ball", format="png", interactive=False,
+                                     elem_id="path-plain")
+                    seen = gr.Image(label="Pre-distorted, through the ball", format="png", interactive=False,
+                                    elem_id="path-final")
+                    texture = gr.Image(label="The pre-distorted picture (goes to print)", format="png",
+                                       interactive=False, elem_id="path-texture")
+                metrics, used = gr.State(), gr.State()                   # what the first tab shows besides
+                spp, refine, resolution = gr.State(PATH_SPP), gr.State(0), gr.State(0)
+        step_buttons(walk, 5)
+    chart_btn.click(chart, [session], [chart_png, chart_pdf], api_name="chart", **RENDER)
+    calibrate_btn.click(calibrate, [session, photo], [overlay, fitted_md, fitted_json], api_name="calibrate",
+                        preprocess=False, **RENDER).then(status, [session], [page.status_md], **private(status))
+    go.click(predistort, [session, picture, spp, page.fit, refine, resolution],
+             [plain, texture, seen, metrics, used, summary], preprocess=False, api_visibility="private",
+             api_name="page_path_predistort", **RENDER)
+
+
+def check_step(page, walk):
+    """Step 7: a photo of the printed pre-distortion through the ball: how close it is, what to do."""
+    session = page.session
+    with gr.Step(STEPS[6], id=7, elem_id="step-check"):
+        gr.Markdown("**Needs:** a photo of your print through the ball, taken where the calibration photo was. "
+                    "**Gives:** how close the view is to your picture, whether to calibrate again, and a corrected "
+                    "picture to print when the error left is systematic.")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 check_photo = gr.Image(label="Your photo of the print through the ball", type="filepath",
                                        sources=["upload", "clipboard"], height=200, elem_id="check-photo")
-                check_btn = gr.Button("Check", elem_id="check-button")
-                corrected = gr.Image(label="Corrected texture", format="png", interactive=False,
+                check_btn = gr.Button("Check", variant="primary", elem_id="check-button")
+                corrected = gr.Image(label="Corrected picture", format="png", interactive=False,
                                      elem_id="check-corrected")
             with gr.Column(scale=2):
                 check_map = gr.Image(label="Error left in your photo", format="png", interactive=False,
                                      elem_id="check-map")
                 check_md = gr.Markdown(elem_id="check-report")
-    chart_btn.click(chart, [session], [chart_png, chart_pdf], api_name="chart", **RENDER)
-    calibrate_btn.click(calibrate, [session, photo], [overlay, fitted_md, fitted_json], api_name="calibrate",
-                        preprocess=False, **RENDER).then(status, [session], [page.status_md], **private(status))
+        step_buttons(walk, 7)
     check_btn.click(check, [session, check_photo], [check_map, check_md, corrected], api_name="check",
                     preprocess=False, **RENDER)
 

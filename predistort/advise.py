@@ -104,6 +104,7 @@ class Advice:
     probes: int = 0
     compact_mm: float = None        # the nearest probed distance within TOLERANCE of the advised one's ratio
     placement: dict = None          # the Tolerance the ratios are robust to (None or all 0: the exact spot)
+    paper_note: str = None          # advise_on_paper: this one sheet's print against tiles (paper_tradeoff)
 
     @property
     def moved(self):
@@ -144,6 +145,8 @@ class Advice:
             smaller = b.replace(print_distance_mm=self.compact_mm)
             head += (f" Nearly as good with a smaller print: {self.compact_mm:g} mm from the ball's centre "
                      f"({smaller.print_size_mm:.0f} mm print, predicted {dict(self.curve)[self.compact_mm]:.3f}).")
+        if self.paper_note:
+            head = self.paper_note
         robust = ""
         if self.placement and any(self.placement.values()):
             robust = (f" Ranked by the robust ratio: the worst, over the camera within ±{self.placement['camera_mm']:g} "
@@ -292,4 +295,23 @@ def advise_on_paper(setup, paper, grid_points=GRID_POINTS, progress=None, placem
         options.append(advise(here, max_print_mm=limit, grid_points=max(3, grid_points // 2), progress=progress,
                               placement=placement))
     sheet = min(options, key=lambda a: a.best_ratio)
+    sheet.paper_note = paper_tradeoff(paper, sheet, tiles)
     return sheet, tiles
+
+
+def paper_tradeoff(paper, sheet, tiles):
+    """One paragraph (Markdown): the advice whose print fits one sheet of `paper` against the unlimited one, on
+    tiles (the two Advices of :func:`advise_on_paper`)."""
+    from .paper import layout
+    b, t = sheet.best, tiles.best
+    head = (f"**On one {paper} sheet:** the camera {b.camera_distance_mm:g} mm and the print {b.print_distance_mm:g} "
+            f"mm from the ball's centre, a {b.print_size_mm:.0f} mm square print, predicted error ratio "
+            f"{sheet.best_ratio:.3f}.")
+    if t.print_size_mm <= b.print_size_mm + 0.5 or tiles.best_ratio >= sheet.best_ratio - 0.005:
+        return head + " A larger print on tiles would gain nothing: keep the one sheet."
+    plan = layout((t.print_size_mm, t.print_size_mm), paper)
+    return (head + f" With no size limit (the camera {t.camera_distance_mm:g} mm away) the best print distance "
+            f"is {t.print_distance_mm:g} mm, a {t.print_size_mm:.0f} mm print "
+            f"on {plan.rows} × {plan.cols} {paper} tiles ({plan.pages} pages with the assembly sheet): predicted "
+            f"{tiles.best_ratio:.3f}, {sheet.best_ratio - tiles.best_ratio:.3f} lower. For it: advise without "
+            f"--paper, then print --paper {paper}.")

@@ -313,10 +313,9 @@ def cmd_advise(args):
           f"(camera {setup.camera_distance_mm:g} mm from its centre) ...", file=sys.stderr)
     progress = lambda i, n, d, r: print(f"  {i}/{n}: print at {d:g} mm -> predicted ratio {r:.3f}",  # noqa: E731
                                         file=sys.stderr)
-    tiles = None
     if args.paper:                                     # one sheet's print, and what tiles would gain
         from .advise import advise_on_paper
-        advice, tiles = advise_on_paper(setup, args.paper, grid_points=args.grid, progress=progress,
+        advice, _ = advise_on_paper(setup, args.paper, grid_points=args.grid, progress=progress,
                                         placement=_tolerance(args))
     else:
         advice = advise(setup, max_print_mm=args.max_print_mm, grid_points=args.grid,
@@ -334,32 +333,12 @@ def cmd_advise(args):
         with open(args.json, "w") as f:
             json.dump(advice.to_dict(), f, indent=1)
         written.append(args.json)
-    if tiles is None:
-        print(advice.markdown().replace("**", ""))
-    else:
-        print(_paper_tradeoff(args.paper, advice, tiles) + "\n\n" + advice.best.describe())
+    print(advice.markdown().replace("**", ""))
     if args.map:
         print(f"\nWhere the print is now: {sentence}")
     print(f"\nWrote {', '.join(map(str, written))}. Pre-distort for it with: python -m predistort apply "
           f"--method solve --scene {args.out} --texture PICTURE --fit crop --out-dir OUT")
     return 0
-
-
-def _paper_tradeoff(paper, sheet, tiles):
-    """One paragraph: the advice whose print fits one sheet of `paper` against the unlimited one (tiles)."""
-    from .paper import layout
-    b, t = sheet.best, tiles.best
-    head = (f"On one {paper} sheet: the camera {b.camera_distance_mm:g} mm and the print {b.print_distance_mm:g} "
-            f"mm from the ball's centre, a {b.print_size_mm:.0f} mm square print, predicted error ratio "
-            f"{sheet.best_ratio:.3f}.")
-    if t.print_size_mm <= b.print_size_mm + 0.5 or tiles.best_ratio >= sheet.best_ratio - 0.005:
-        return head + " A larger print on tiles would gain nothing: keep the one sheet."
-    plan = layout((t.print_size_mm, t.print_size_mm), paper)
-    return (head + f" With no size limit (the camera {t.camera_distance_mm:g} mm away) the best print distance "
-            f"is {t.print_distance_mm:g} mm, a {t.print_size_mm:.0f} mm print "
-            f"on {plan.rows} × {plan.cols} {paper} tiles ({plan.pages} pages with the assembly sheet): predicted "
-            f"{tiles.best_ratio:.3f}, {sheet.best_ratio - tiles.best_ratio:.3f} lower. For it: advise without "
-            f"--paper, then print --paper {paper}.")
 
 
 def _print_world(args, scene):

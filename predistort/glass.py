@@ -1,4 +1,4 @@
-"""The Real glass tab's side of a visitor's session: setup, advice, placement, stand map, print, calibration.
+"""The Real object tab's side of a visitor's session: setup, advice, placement, stand map, print, calibration.
 
 The scene as a physical setup, where to put the print, how precisely the camera will stand, where it may
 stand, the print itself, and (with the chart) calibration from one photo.
@@ -35,12 +35,12 @@ class RealGlass:
         (also kept, for :meth:`correctability`). The search probes a dozen scenes at up to 128²; ``progress``
         hears ``(probes done, probes planned, distance mm, predicted ratio)`` after each. `paper` (a name of
         :data:`predistort.paper.PAPERS` or ``WxH`` mm): only distances whose print fits one sheet of it."""
-        from .advise import advise
-        limit = None
+        from .advise import advise, advise_on_paper
+        setup = setup.replace(resolution=self.resolution)
         if _paper(paper):
-            from .paper import one_sheet_mm
-            limit = one_sheet_mm(paper)[0]
-        self.advice = advise(setup.replace(resolution=self.resolution), progress=progress, max_print_mm=limit)
+            self.advice, _ = advise_on_paper(setup, _paper(paper), progress=progress)
+        else:
+            self.advice = advise(setup, progress=progress)
         return self.advice
 
     def use_setup(self, setup):

@@ -32,7 +32,7 @@ from .settings import SETTINGS, ServiceError, check_whole, is_number
 
 class Session(RealGlass, Training):
     """One visitor's model, scene, results and training; created by ``gr.State`` (a deep copy per visitor).
-    The Real glass tab's actions (setup, advice, placement, print, calibration) are :class:`RealGlass`'s, the
+    The Real object tab's actions (setup, advice, placement, print, calibration) are :class:`RealGlass`'s, the
     training's (in a thread of its own) :class:`Training`'s.
 
     A deep copy is a *new, independent* session with the same settings: it starts from the default model

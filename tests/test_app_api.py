@@ -5,6 +5,7 @@ weights/default exists, else a small untrained 32×32 tutorial model. Each ``Cli
 Trainings here are short and small (16×16), so that the whole file takes well under a minute of training.
 """
 import json
+import re
 import time
 import zipfile
 
@@ -28,10 +29,10 @@ ENDPOINTS = {
     "/check_scene": ["sphere_ior", "sphere_radius", "resolution"],
     "/status": [],
     "/push_to_hub": ["name", "private"],
-    "/advise": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg"],
+    "/advise": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg", "paper"],
     "/use_setup": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg"],
     "/correctability": [],
-    "/print_files": [],
+    "/print_files": ["paper"],
     "/placement": ["preset"],
     "/stand_map": [],
     "/chart": [],
@@ -311,6 +312,13 @@ def test_real_glass_advise_use_the_setup_see_where_it_works_and_print(url, tmp_p
     with Image.open(png) as im:
         dpi = im.info["dpi"][0]
         assert im.width / dpi * 25.4 == pytest.approx(side_mm, rel=1e-3)   # prints at the setup's true size
+    # On home paper: A4 pages (595 × 842 pt, either way round), tiles and an assembly sheet for this large print.
+    pdf = open(c.predict("a4", api_name="/print_files")[0], "rb").read()
+    boxes = {tuple(round(float(v)) for v in m.split()[2:]) for m in re.findall(rb"/MediaBox \[([^\]]*)\]", pdf)}
+    assert boxes and boxes <= {(595, 842), (842, 595)}, boxes
+    assert len(re.findall(rb"/Type /Page\b", pdf)) > 2                # tiles + the assembly sheet
+    with pytest.raises(AppError, match="paper must be one of"):
+        c.predict("b7", api_name="/print_files")
     with pytest.raises(AppError, match="Invalid setup: the print must be farther"):
         c.predict(1.52, 90, 30, 100, 60, api_name="/use_setup")
 

@@ -110,7 +110,7 @@ def test_visitor_trains_sees_progress_and_loss_curve_and_stops(browser, app_serv
 
 
 def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_server):
-    """The Real glass tab: pick crown glass, press Advise, read where to put the print and see the plot; take the
+    """The Real object tab: pick crown glass, press Advise, read where to put the print and see the plot; take the
     advised distance, use the setup. A 16×16 model is loaded first so that the advisor searches at 16²."""
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(app_server.url, wait_until="load")
@@ -126,15 +126,17 @@ def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_serve
         raise AssertionError(f"after loading test/tiny16 the status says {page.inner_text('#status')!r}, the load "
                              f"tab {page.inner_text('#load-message')!r}") from None
 
-    page.get_by_role("tab", name="Real glass · print").click()
+    page.get_by_role("tab", name="Real object · print").click()
     page.locator("#material input").click()
     page.get_by_role("option", name="crown glass (1.52)").click()
     page.wait_for_function("document.querySelector('#ball-ior input').value == '1.52'", timeout=30_000)
+    page.click("#step1-next")                                           # the maker's path: step 2, advise
     page.click("#advise-button")
     page.wait_for_function("document.querySelector('#advice').innerText.includes('Move the print')", timeout=120_000)
     page.wait_for_function("(() => { const i = document.querySelector('#advice-plot img');"
                            " return i && i.complete && i.naturalWidth > 0; })()", timeout=30_000)
     page.get_by_role("button", name="Take the advised distance").click()
+    page.click("#step2-back")                                           # back to step 1: the setup
     page.wait_for_function("Number(document.querySelector('#print-distance input').value) > 100", timeout=30_000)
     page.click("#use-setup-button")
     page.wait_for_function("document.querySelector('#status').innerText.includes('instant solve for your setup')",
@@ -174,7 +176,7 @@ def test_visitor_walks_a_cylinder_mirror_from_the_picker_to_the_print_pdf(browse
     tabs = page.get_by_role("tab")
     tops = {round(tabs.nth(i).bounding_box()["y"]) for i in range(tabs.count())}
     assert tabs.count() == 5 and len(tops) == 1, tops                   # one row of tabs
-    page.get_by_role("tab", name="Real glass · print").click()
+    page.get_by_role("tab", name="Real object · print").click()
     page.click("#world-step")
     page.wait_for_selector("#world-kind", timeout=30_000)
     page.wait_for_function("document.querySelector('#world-described').innerText.includes('mirror cylinder')",

@@ -40,7 +40,7 @@ def test_visitor_calibrates_from_a_photo_of_the_chart_then_predistorts_for_the_f
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(app_server.url, wait_until="load")
     wait_for_the_page(page)
-    page.get_by_role("tab", name="Real glass · print").click()
+    page.get_by_role("tab", name="Real object · print").click()
     for field, value in (("#ball-ior input", "1.5"), ("#print-distance input", "225"),
                          ("#camera-distance input", "200"), ("#fov input", "45")):
         page.fill(field, value)
@@ -50,11 +50,13 @@ def test_visitor_calibrates_from_a_photo_of_the_chart_then_predistorts_for_the_f
     page.wait_for_function("document.querySelector('#status').innerText.includes('instant solve for your setup')",
                            timeout=120_000)
     # 1. The chart.
-    page.get_by_text("Calibrate from one photo of the chart").click()
+    page.click("#step1-next")                                           # the maker's path: 2 advise, 3 chart
+    page.click("#step2-next")
     page.click("#chart-button")
     pdf = page.wait_for_selector("#chart-pdf a[href]", timeout=60_000)
     assert pdf.get_attribute("href").endswith(".pdf")
     # 2-3. The photo, and the fit.
+    page.click("#step3-next")
     page.set_input_files("#calibration-photo input[type=file]", str(chart_photo))
     page.wait_for_selector("#calibration-photo img", timeout=30_000)
     page.click("#calibrate-button")
