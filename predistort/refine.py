@@ -76,6 +76,8 @@ def refine(renderer, target, start=None, seconds=20.0, stop=None, spp=SPP, lr=LR
         callback    called after every score as ``callback(step, loss, elapsed_seconds)``
     Returns a :class:`Refined`; its texture never scores worse than `start`.
     """
+    if seconds is None and steps is None and stop is None:
+        raise ValueError("refine() needs a budget: seconds, steps or stop")
     begin = time.perf_counter()
     should_stop = stop.is_set if hasattr(stop, "is_set") else (stop or (lambda: False))
     target = target.to(renderer.device, torch.float32)
@@ -91,8 +93,6 @@ def refine(renderer, target, start=None, seconds=20.0, stop=None, spp=SPP, lr=LR
 
     x.requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
-    if seconds is None and steps is None and stop is None:
-        raise ValueError("refine() needs a budget: seconds, steps or stop")
     while not should_stop() and (steps is None or step < steps):
         elapsed = time.perf_counter() - begin
         if seconds is not None and elapsed + step_seconds + score_seconds > seconds:   # time for the final score
