@@ -49,7 +49,8 @@ class Settings:
     pixel_lr: float = 0.005       # its learning rate (pixel values in [0,1]; best of 0.002-0.02 at 200 steps, 128²)
     unrolled_iterations: Optional[int] = None   # training iterations of the generalising layer (None: those of
     #                                             bench/train_default.py, which made the bundled weights)
-    refine_seconds: float = 20.0  # refinement's time budget per image
+    refine_seconds: Optional[float] = 20.0   # refinement's time budget per image (None: its steps alone)
+    refine_steps: Optional[int] = None       # ... or its steps per image (None: as many as the time allows)
     unseen: int = 8               # how many unseen photos (the first of datasets.PHOTOS)
     eval_spp: int = 512           # samples per pixel of the scoring renders
     eval_seed: int = 1_000_003    # one seed for every scoring render (far from the training seeds)
@@ -57,7 +58,7 @@ class Settings:
 
 FULL = Settings()
 QUICK = Settings(resolution=32, iterations=3, pixel_steps=10, pixel_lr=0.02,   # fewer, larger steps
-                 unrolled_iterations=3, refine_seconds=2.0, unseen=2)
+                 unrolled_iterations=3, refine_seconds=None, refine_steps=16, unseen=2)   # steps: any machine alike
 
 
 @dataclass
@@ -264,15 +265,19 @@ def prepare_refine_from_none(ctx):
 
 
 def _refining(ctx, start, train_seconds, note):
-    """A method that refines ``start(texture)`` through the renderer for ``refine_seconds`` per image."""
+    """A method that refines ``start(texture)`` through the renderer for ``refine_seconds`` (or ``refine_steps``)
+    per image."""
     from predistort import refine
-    budget = ctx.settings.refine_seconds
-    info = {"refine_seconds": budget, "refine_steps": [], "note": f"{note} for {budget:g} s per image"}
-    if budget != FULL.refine_seconds:
+    budget, steps = ctx.settings.refine_seconds, ctx.settings.refine_steps
+    per_image = " and ".join(f"{value:g} {unit}" for value, unit in ((budget, "s"), (steps, "steps"))
+                             if value is not None)
+    info = {"refine_seconds": budget, "refine_step_budget": steps, "refine_steps": [],
+            "note": f"{note} for {per_image} per image"}
+    if (budget, steps) != (FULL.refine_seconds, FULL.refine_steps):
         info["note"] += f" at this size (not {FULL.refine_seconds:g} s)"
 
     def apply(texture):
-        refined = refine.refine(ctx.renderer, texture, start(texture), seconds=budget)
+        refined = refine.refine(ctx.renderer, texture, start(texture), seconds=budget, steps=steps)
         info["refine_steps"].append(refined.steps)
         return refined.texture
     return Prepared(apply, train_seconds, info)

@@ -4,7 +4,8 @@
                                                                    learn a model, save it with its history
     apply  [--weights DIR|USER/NAME] --texture X.png --out-dir OUT  pre-distort a picture and compare renders
            [--method model|solve] [--refine SECONDS]               (bundled model, or instant solve; then refine)
-           [--scene S.json]                                        (the bundled model on a scene it was not
+           [--scene S.json]                                        (default: the scene the weights were made
+                                                                    for; the bundled model on a scene it was not
                                                                     made for: the instant solve, said so)
            [--tolerance-mm T ...]                                  (one texture for the camera within ± T mm)
     push   --weights DIR --repo-id USER/NAME                       upload saved weights to the Hugging Face Hub
@@ -30,9 +31,11 @@ from .images import ImageError
 from .weights import WeightsError
 
 
-def _scene(args):
+def _scene(args, made_for=None):
+    """The scene of ``--scene`` (else `made_for`: the scene of the weights in use, else the tutorial's), at
+    ``--resolution`` when given."""
     from .scene import DEFAULT, SceneConfig
-    scene = SceneConfig.load(args.scene) if args.scene else DEFAULT
+    scene = SceneConfig.load(args.scene) if args.scene else made_for or DEFAULT
     return scene.replace(resolution=args.resolution) if args.resolution else scene
 
 
@@ -59,17 +62,19 @@ def cmd_train(args):
     from .train import save_history
 
     backend.init()                       # fail fast (clear error) on a missing or too-old LLVM
-    scene = _scene(args)
-    textures = _textures(args.textures, scene.resolution, args.fit)
-    renderer = Renderer(scene)
     start = None
-    if args.init:                        # train further: the method of the loaded model's type
+    if args.init:                        # train further: the method of the loaded model's type, on its scene
         start = PredistortModel.from_pretrained(args.init)
-        weights.check_compatible(start, scene)
-        start.to(renderer.device)
         if args.model and args.model != start.model_type:
             raise ValueError(f"--init {args.init} is a {start.model_type} model; leave out --model or give "
                              f"--model {start.model_type}.")
+    scene = _scene(args, weights.scene_of(start) if start is not None else None)
+    if start is not None:
+        weights.check_compatible(start, scene)
+    textures = _textures(args.textures, scene.resolution, args.fit)
+    renderer = Renderer(scene)
+    if start is not None:
+        start.to(renderer.device)
     method = METHODS[start.model_type if start is not None else args.model or "tutorial"]
     iterations = (args.iterations or method.iterations) if method.iterative else 1
     lr = args.lr or method.lr
@@ -111,14 +116,18 @@ def cmd_apply(args):
     tolerance = _tolerance(args)                       # bad values: one line before anything is probed
     backend.init()
     scene = _scene(args)
-    if not scene.is_ball_world:
+    if args.scene and not scene.is_ball_world:
         return _apply_world(args, scene, tolerance)
     model = None
     bundled = args.weights == weights.BUNDLED            # the default model adapts to any scene (see below)
     if args.method != "solve":
         model = PredistortModel.from_pretrained(args.weights, revision=args.revision)
-        if not args.resolution and not args.scene:
-            scene = scene.replace(resolution=model.resolution)
+        if not args.scene:                               # no --scene: the scene the weights were made for
+            scene = _scene(args, weights.scene_of(model))
+            if not bundled:
+                print(f"Scene: the one {args.weights} was made for (its {weights.CONFIG_NAME}).", file=sys.stderr)
+            if not scene.is_ball_world:
+                return _apply_world(args, scene, tolerance)
         if not bundled:                                  # weights asked for by name: the same geometry only
             weights.check_compatible(model, scene.replace(resolution=model.resolution))
     (texture,) = _textures([args.texture], scene.resolution, args.fit)
@@ -498,7 +507,9 @@ def parser():
     sub = p.add_subparsers(dest="command", required=True)
 
     def scene_args(s, fit="exact"):
-        s.add_argument("--scene", help="scene JSON (default: scenes/tutorial.json, the tutorial's scene)")
+        s.add_argument("--scene", help="scene JSON (default: the scene the weights of --weights or --init were "
+                                       "made for, as their config.json records it; else scenes/tutorial.json, the "
+                                       "tutorial's scene)")
         s.add_argument("--resolution", type=int,
                        help="texture side in pixels, 8 to 4096 (the film: the scene's, which must state one above "
                             "1024; default: the model's, or the scene's: 128)")

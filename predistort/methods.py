@@ -120,20 +120,25 @@ def instant_solve(job):
     """Method.run of the instant solve: the scene's measured light transport as a model (no training).
 
     Its one history entry is what a training iteration reports: the L1 loss of each picture's solved
-    texture, rendered once at the training spp (seed 0), summed over the pictures.
+    texture, rendered once at the training spp (seed 0), against what the camera should see (the picture
+    itself, or its ball-free view on an off-axis camera or another film: :func:`predistort.target.target_for`),
+    summed over the pictures.
     """
     import torch.nn.functional as F
     from .layers import instant_model
     from .solve import transport_for
+    from .target import target_for
     start = time.perf_counter()
-    model = instant_model(transport_for(job.renderer.config, renderer=job.renderer)).to(job.renderer.device)
+    config = job.renderer.config
+    model = instant_model(transport_for(config, renderer=job.renderer)).to(job.renderer.device)
     model.eval()
     loss = 0.0
     with torch.no_grad():
-        for target in job.textures:
-            target = target.to(job.renderer.device)
-            rendered = job.renderer.render(model(target).clamp(0, 1), spp=job.spp, seed=0)
-            loss += F.l1_loss(rendered, target).item()
+        for picture in job.textures:
+            picture = picture.to(job.renderer.device)
+            goal = target_for(picture, config).to(job.renderer.device)
+            rendered = job.renderer.render(model(picture).clamp(0, 1), spp=job.spp, seed=0)
+            loss += F.l1_loss(rendered, goal).item()
     history = [{"iteration": 1, "loss": loss, "seconds": time.perf_counter() - start}]
     job.callback(1, loss, history[0]["seconds"])
     return model, history

@@ -511,6 +511,24 @@ def sampling_for(config):
     return n, PRUNE * min(1.0, (4 / ratio) ** 2)
 
 
+def settings_for(config, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=None,
+                 calibrate_resolution=CALIBRATE_RESOLUTION):
+    """Every setting that changes the transport :func:`probe` measures for `config` with these arguments (None:
+    :func:`sampling_for`'s), JSON-ready: the camera samples per pixel and axis and the threshold below which
+    entries of A are dropped (the sampling), how deep paths are followed and the lightest kept
+    (:func:`depth_for`), the film's filter, and the calibration's samples, size and blur. Mitsuba's version
+    (its tracing and renders) comes with them. :func:`probe` records them in ``info['settings']``, and
+    :func:`predistort.probe_cache.cache_key` holds them: a transport measured another way is another cache
+    entry, whether the way was asked for or a constant changed."""
+    import mitsuba as mi
+    n, pruned_below = sampling_for(config)
+    events, min_weight = depth_for(config)
+    return {"supersampling": supersampling or n, "prune": pruned_below if prune is None else prune,
+            "events": events, "min_weight": min_weight, "filter_stddev": FILTER_STDDEV,
+            "calibrate_spp": calibrate_spp, "calibrate_resolution": calibrate_resolution,
+            "calibrate_blur": CALIBRATE_BLUR, "mitsuba": mi.__version__}
+
+
 def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIBRATE_SPP, prune=None,
           calibrate_resolution=CALIBRATE_RESOLUTION, progress=None):
     """Measure the light transport of `config`: returns a prepared :class:`Transport` (``A``, ``b``).
@@ -538,7 +556,8 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
         raise ValueError("probe(): the renderer draws another scene than `config`")
     tex_rows, tex_cols = config.texture_shape    # the texture's grid
     width, height = config.film_size             # film
-    n, prune = supersampling or sampling_for(config)[0], sampling_for(config)[1] if prune is None else prune
+    settings = settings_for(config, supersampling, calibrate_spp, prune, calibrate_resolution)
+    n, prune = settings["supersampling"], settings["prune"]
     side, side_y = width * n, height * n         # the fine grid of camera samples: side × side_y
 
     # 1. Trace, in bands of fine rows.
@@ -626,7 +645,7 @@ def probe(config=DEFAULT, renderer=None, supersampling=None, calibrate_spp=CALIB
     depth, min_weight = depth_for(config)
     info = {"method": f"traced specular chains, up to {depth} events, paths under {min_weight:g} dropped",
             "pruned": round(pruned / (side * side_y), 6), "supersampling": n, "prune": prune, "calibration": calibration, "nnz": nnz,
-            "variant": backend.init(), "seconds": round(time.perf_counter() - start, 2)}
+            "variant": backend.init(), "settings": settings, "seconds": round(time.perf_counter() - start, 2)}
     transport = Transport(config, crow, col, val, b, info, cover=cover, through=through)
     transport._derive(transposed)
     transport.info["seconds"] = round(time.perf_counter() - start, 2)

@@ -1,7 +1,8 @@
 """Keep measured light transports per scene — in memory and on disk, within byte budgets — so each is probed once.
 
-A transport (:class:`predistort.probe.Transport`) depends on the scene config, the Mitsuba variant and
-:data:`predistort.probe.PROBE_VERSION`; :func:`transport_for` answers from memory, else from
+A transport (:class:`predistort.probe.Transport`) depends on the scene config, the Mitsuba variant, the probe's
+settings (:func:`predistort.probe.settings_for`) and :data:`predistort.probe.PROBE_VERSION`, all in its
+:func:`cache_key`; :func:`transport_for` answers from memory, else from
 ``$PREDISTORT_CACHE/probes/<key>.safetensors`` (default ``~/.cache/predistort``), else probes and stores.
 A transport's size grows with R² (:attr:`~predistort.probe.Transport.nbytes`: ~4 MB at 128², ~320 MB at
 1024²), so both caches are bounded in bytes: the most recently used transports within
@@ -20,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from . import backend
-from .probe import PROBE_VERSION, Transport, probe
+from .probe import PROBE_VERSION, Transport, probe, settings_for
 from .scene import DEFAULT
 
 _memory = {}                             # cache key -> Transport, least recently used first
@@ -38,9 +39,11 @@ def cache_dir():
 
 
 def cache_key(config, variant=None):
-    """A short hash of everything the transport depends on: the scene config, the variant, PROBE_VERSION."""
+    """A short hash of everything the transport depends on: the scene config, the variant, every setting of
+    the probe that changes what it measures (:func:`predistort.probe.settings_for`: the sampling, the paths
+    followed, the calibration, Mitsuba's version), and PROBE_VERSION for what no setting says (its code)."""
     payload = json.dumps({"scene": config.to_dict(), "variant": variant or backend.init(),
-                          "probe_version": PROBE_VERSION}, sort_keys=True)
+                          "settings": settings_for(config), "probe_version": PROBE_VERSION}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

@@ -19,8 +19,9 @@ measures it; the README has the figures). So a candidate replaces the best only 
 that build up over several scores are still taken.
 
 Budget. ``seconds`` bounds the wall time, scoring included: a step is only taken when the time measured
-for a step and a final score still fits. ``stop`` (a threading.Event or a callable) ends early, still
-returning the best texture so far.
+for a step and a final score still fits. ``steps`` bounds the optimisation steps instead (or as well): the
+same work on any machine, however busy, which is what the tests and the benchmarks' quick modes ask for.
+``stop`` (a threading.Event or a callable) ends early, still returning the best texture so far.
 """
 import time
 from dataclasses import dataclass, field
@@ -59,14 +60,15 @@ def score(renderer, texture, target, spp=EVAL_SPP, seed=EVAL_SEED):
 
 
 def refine(renderer, target, start=None, seconds=20.0, stop=None, spp=SPP, lr=LR, eval_spp=EVAL_SPP,
-           eval_seed=EVAL_SEED, eval_every=EVAL_EVERY, min_gain=MIN_GAIN, callback=None):
+           eval_seed=EVAL_SEED, eval_every=EVAL_EVERY, min_gain=MIN_GAIN, callback=None, steps=None):
     """Improve `start` (default: `target` itself) so that its render looks more like `target`.
 
     Parameters:
         renderer    a :class:`predistort.render.Renderer` of the scene
         target      [R,R,3] the picture the viewer should see
         start       [R,R,3] the initial texture, e.g. the generalising layer's or the instant solve's output
-        seconds     wall-time budget, scoring included (the first score is always taken)
+        seconds     wall-time budget, scoring included (the first score is always taken; None: no limit)
+        steps       at most this many optimisation steps (None: as many as `seconds` allows)
         stop        threading.Event or callable returning True to end early
         spp, lr     samples per pixel and Adam learning rate of the optimisation steps
         eval_spp, eval_seed, eval_every   how and how often candidates are scored
@@ -74,6 +76,8 @@ def refine(renderer, target, start=None, seconds=20.0, stop=None, spp=SPP, lr=LR
         callback    called after every score as ``callback(step, loss, elapsed_seconds)``
     Returns a :class:`Refined`; its texture never scores worse than `start`.
     """
+    if seconds is None and steps is None and stop is None:
+        raise ValueError("refine() needs a budget: seconds, steps or stop")
     begin = time.perf_counter()
     should_stop = stop.is_set if hasattr(stop, "is_set") else (stop or (lambda: False))
     target = target.to(renderer.device, torch.float32)
@@ -89,9 +93,9 @@ def refine(renderer, target, start=None, seconds=20.0, stop=None, spp=SPP, lr=LR
 
     x.requires_grad_(True)
     optimizer = torch.optim.Adam([x], lr=lr)
-    while not should_stop():
+    while not should_stop() and (steps is None or step < steps):
         elapsed = time.perf_counter() - begin
-        if elapsed + step_seconds + score_seconds > seconds:     # keep time for the final score
+        if seconds is not None and elapsed + step_seconds + score_seconds > seconds:   # time for the final score
             break
         t0 = time.perf_counter()
         _, grad = renderer.loss_and_grad(x.detach(), target, spp=spp, seed=step)

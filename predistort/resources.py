@@ -152,17 +152,15 @@ def describe_source(name, revision=None):
 
 
 def model_scene(model):
-    """The scene `model` was made for: the one its config records (at its resolution), else the tutorial's.
+    """The scene `model` was made for (:func:`predistort.weights.scene_of`): the one its config records (at
+    its resolution), else the tutorial's.
 
     Raises ServiceError if the recorded scene cannot be used, WeightsError if the model does not fit it.
     """
-    scene = DEFAULT.replace(resolution=model.resolution)
-    recorded = (model.info or {}).get("scene")
-    if recorded:
-        try:
-            scene = SceneConfig.from_dict(recorded).replace(resolution=model.resolution)
-        except (ValueError, TypeError) as e:
-            raise ServiceError(f"The model's config.json records a scene that cannot be used: {e}") from None
+    try:
+        scene = weights.scene_of(model)
+    except weights.WeightsError as e:
+        raise ServiceError(str(e)) from None
     weights.check_compatible(model, scene)
     return scene
 

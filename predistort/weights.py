@@ -405,6 +405,21 @@ def load_folder(cls, folder):
     return model.eval()
 
 
+def scene_of(model):
+    """The scene `model` was made for: the :class:`~predistort.scene.SceneConfig` its config.json records
+    (``info['scene']``), at the model's resolution; the tutorial's for weights that record none. What
+    ``apply --weights`` and the page's *Load a model* use when no other scene is asked for. Raises
+    :class:`WeightsError` when the recorded scene cannot be built (the message says why)."""
+    from .scene import DEFAULT, SceneConfig
+    recorded = (model.info or {}).get("scene")
+    if not recorded:
+        return DEFAULT.replace(resolution=model.resolution)
+    try:
+        return SceneConfig.from_dict(recorded).replace(resolution=model.resolution)
+    except (ValueError, TypeError) as e:
+        raise WeightsError(f"The model's {CONFIG_NAME} records a scene that cannot be used: {e}") from None
+
+
 def check_compatible(model, scene):
     """Raise WeightsError unless `model` was made for `scene` (a SceneConfig): same resolution and geometry."""
     if model.resolution != scene.resolution:

@@ -43,9 +43,9 @@ def hf_offline():
 # -- the real web app, launched as the Dockerfile launches it ------------------------------------------------
 # ``app_server`` (session scope): ``python app.py`` (predistort.appserver.launch_app) with a fake Hugging Face
 # Hub (``app_server.hub``, repo ``test/tiny16``: a 16×16 tutorial model) reachable through HF_ENDPOINT, and the
-# bundled default model when weights/default exists (else a 32×32 tutorial model made here, through
-# PREDISTORT_DEFAULT_WEIGHTS). Yields an object with ``url``, ``hub``, ``log`` (the app's stdout+stderr
-# file), ``default_resolution`` (the model's) and ``picture_resolution`` (the page's for a new picture, which
+# bundled default model when weights/default exists (else the instant solve at 32×32, made here, through
+# PREDISTORT_DEFAULT_WEIGHTS: the default pre-distortion helps either way). Yields an object with ``url``,
+# ``hub``, ``log`` (the app's stdout+stderr file), ``default_resolution`` (the model's) and ``picture_resolution`` (the page's for a new picture, which
 # /predistort uses when a caller leaves the resolution out). Another instance: ``with launch_app(tmp_dir, **env) as app`` (app.url,
 # app.log). ``browser`` (session scope): Debian's chromium driven by Playwright.
 import os  # noqa: E402
@@ -95,8 +95,12 @@ def app_server(tmp_path_factory):
         from predistort import load_model
         default_resolution = load_model("default").resolution
     else:
+        from predistort import probe
+        from predistort.layers import instant_model
+        from predistort.scene import DEFAULT
         default_resolution = 32
-        env["PREDISTORT_DEFAULT_WEIGHTS"] = str(make_tiny_model(tmp / "default32", 32))
+        instant_model(probe.probe(DEFAULT.replace(resolution=32))).save_pretrained(tmp / "default32")
+        env["PREDISTORT_DEFAULT_WEIGHTS"] = str(tmp / "default32")
     tiny = make_tiny_model(tmp / "tiny16", 16, seed=1)
     with FakeHub(tmp / "fake-hub") as hub:
         hub.add_repo("test/tiny16", {p.name: p.read_bytes() for p in tiny.iterdir() if p.is_file()})

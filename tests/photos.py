@@ -2,8 +2,9 @@
 
 :func:`perturbed` moves and turns a scene's camera, moves its ball, changes its IOR and field of view;
 :func:`photograph` renders a texture in a scene with the project's renderer and makes it a phone's photo:
-exposure off, sensor noise, sRGB encoding, JPEG (quality 80), optionally EXIF (focal length, orientation).
-Used by tests/test_calibrate.py and bench/calibrate.py.
+exposure off, sensor noise, sRGB encoding, JPEG (quality 80), optionally EXIF (focal length, orientation);
+:func:`errors` says how far a fitted scene is from the true one. Used by tests/test_calibrate.py,
+tests/test_app_calibrate.py and bench/calibrate.py.
 """
 import io
 import math
@@ -38,6 +39,15 @@ def perturbed(config, camera_mm=(0, 0, 0), turn_deg=(0, 0, 0), ball_mm=(0, 0, 0)
     if film:
         changes["film_width"], changes["film_height"] = film
     return config.replace(**changes)
+
+
+def errors(fitted, true):
+    """Camera position (mm), ball centre (mm), IOR and field of view (°) errors of a fitted scene against the
+    true one."""
+    unit = true.units_mm
+    camera = np.linalg.norm(np.subtract(fitted.camera_origin, true.camera_origin)) * unit
+    ball = np.linalg.norm(np.subtract(fitted.sphere_center, true.sphere_center)) * unit
+    return camera, ball, abs(fitted.sphere_ior - true.sphere_ior), abs(fitted.fov - true.fov)
 
 
 def focal_35mm(config):

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from common import REPO, run_python
-from predistort.advise import SEARCH_PROBE, TOLERANCE, advise, fixed_pictures, predict
+from predistort.advise import GRID_RADII, SEARCH_PROBE, TOLERANCE, advise, fixed_pictures, predict
 from predistort.correctability import SHARING_LIMIT, correctability, sharing_map, texel_sharing
 from predistort.physical import PhysicalSetup
 from predistort.scene import SceneConfig
@@ -61,11 +61,19 @@ def test_glass_moves_the_print_away_from_the_balls_focus(glass_advice):
 
 
 def test_a_largest_print_bounds_the_search():
+    """Unbounded, the search goes out to prints over 600 mm wide; bounded at 300 mm, the grid's two distances
+    give prints of at most 300 mm (the farther at the bound, to the whole millimetre it is rounded to), and the
+    advice is one of the distances probed."""
     setup = PhysicalSetup(ior=1.5, resolution=RES)
+    farthest = setup.replace(print_distance_mm=GRID_RADII[1] * setup.ball_diameter_mm / 2)
+    assert farthest.print_size_mm > 600.0                                  # the bound has something to bound
     advice = advise(setup, max_print_mm=300.0, grid_points=2, refine_steps=0)
-    for distance, _ in advice.curve:
-        if distance != setup.print_distance_mm:
-            assert setup.replace(print_distance_mm=distance).print_size_mm <= 300.0 + 1.0
+    probed = dict(advice.curve)
+    searched = sorted(d for d in probed if d != setup.print_distance_mm)
+    assert len(searched) == 2 and len(probed) == 3                          # the grid, and the current distance
+    sizes = [setup.replace(print_distance_mm=d).print_size_mm for d in searched]
+    assert sizes[-1] <= 300.0 + 1.0 and sizes[-1] > 298.0, sizes
+    assert advice.best.print_distance_mm in probed
 
 
 def test_the_prediction_is_a_ratio_per_picture(no_glass):

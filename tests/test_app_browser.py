@@ -1,11 +1,13 @@
 """A real headless browser (Debian's chromium driven by Playwright) uses the real app like a visitor.
 
 It opens the page, picks an example picture, presses Pre-distort and waits for the four images and the
-metrics. Screenshots go to artifacts/ (git-ignored); the README's docs/screenshot.png is refreshed from the
-same run. The browser is conftest's ``browser`` fixture.
+metrics. Screenshots are taken into the test's temporary folder and kept in artifacts/ (git-ignored): a run
+never changes a tracked file. The README's docs/screenshot.png is refreshed by hand from a run:
+``cp artifacts/app-predistort.png docs/screenshot.png``. The browser is conftest's ``browser`` fixture.
 """
 import shutil
 
+from PIL import Image
 from playwright import sync_api
 
 from conftest import ARTIFACTS, REPO_ROOT, wait_for_the_page
@@ -13,7 +15,7 @@ from conftest import ARTIFACTS, REPO_ROOT, wait_for_the_page
 OUTPUTS = ["#out-initial", "#out-input", "#out-predistorted", "#out-final"]
 
 
-def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_server):
+def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_server, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -42,11 +44,12 @@ def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_
     assert widths == [app_server.picture_resolution] * 2, widths
     assert not errors, errors
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    shot = ARTIFACTS / "app-predistort.png"
+    shot = tmp_path / "app-predistort.png"
     page.screenshot(path=str(shot), full_page=True)
-    (REPO_ROOT / "docs").mkdir(exist_ok=True)
-    shutil.copyfile(shot, REPO_ROOT / "docs" / "screenshot.png")
+    with Image.open(shot) as im:
+        assert im.width == 1400 and im.height >= 1000                   # the whole page, as the README shows it
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / shot.name)
     page.close()
 
 

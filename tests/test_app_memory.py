@@ -64,7 +64,7 @@ def lone_app(tmp_path_factory):
         (ARTIFACTS / "app-memory-server.log").write_text(app.log.read_text())
 
 
-def test_twenty_closed_tabs_at_1024_give_their_memory_back(browser, lone_app):
+def test_ten_closed_tabs_at_1024_give_their_memory_back(browser, lone_app):
     # The first tab pays for what every later one shares: the 1024² light transport (probed, then cached),
     # compiled kernels, Gradio's caches. Its session is freed when it closes: its folder goes.
     predistort_in_a_tab(browser, lone_app.url)

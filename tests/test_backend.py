@@ -67,7 +67,10 @@ def test_default_choice_works_here():
 
 # -- the GPU check: CUDA only after a real test render, else llvm with the reason --------------------------------
 # These tests make the CUDA candidate fail in a child process, so the test process's own variant is untouched.
-# Pretending that Dr.Jit found a CUDA driver sends the candidate through the real checks on this CPU machine.
+# Pretending that Dr.Jit found a CUDA driver sends the candidate through the real checks on a CPU machine; on a
+# machine with a GPU, NO_GPU_ENV hides it from the child (and from the render check it starts), so that the
+# candidate fails the same way there: every test here passes with and without a GPU.
+NO_GPU_ENV = {"CUDA_VISIBLE_DEVICES": ""}
 PRETEND_GPU = """
 import logging
 logging.basicConfig(format="LOG %(levelname)s %(name)s: %(message)s")
@@ -85,17 +88,21 @@ def _log_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("LOG ")]
 
 
-def test_the_render_check_renders_for_real():
+def test_the_render_check_renders_for_real(monkeypatch):
+    import mitsuba as mi
     from predistort import backend
     assert backend._render_check("llvm_ad_rgb") is None          # a working variant passes
-    reason = backend._render_check("cuda_ad_rgb")                # no GPU here: the child really fails
+    assert "cuda_ad_rgb" in mi.variants()                        # pip's Mitsuba has it, GPU or not
+    for name, value in NO_GPU_ENV.items():                       # no GPU for the child: it really fails
+        monkeypatch.setenv(name, value)
+    reason = backend._render_check("cuda_ad_rgb")
     assert reason.startswith("a 4×4 test render failed:") and "CUDA" in reason, reason
 
 
 def test_cuda_that_cannot_render_falls_back_to_llvm_with_one_warning():
     # Torch is told it can use CUDA, so the test render is what fails (as without libnvoptix.so.1).
     result = run_python(PRETEND_GPU + "backend._torch_cuda_reason = lambda: None\n" + AFTER,
-                        env={"PREDISTORT_VARIANT": ""})
+                        env={"PREDISTORT_VARIANT": "", **NO_GPU_ENV})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "variant llvm_ad_rgb" in result.stdout
     assert "reason a 4×4 test render failed:" in result.stdout
@@ -108,11 +115,13 @@ def test_cuda_that_cannot_render_falls_back_to_llvm_with_one_warning():
 
 
 def test_cuda_without_cuda_torch_falls_back_to_llvm_and_says_how_to_fix():
-    # The real torch check: this machine's torch is the CPU build.
-    result = run_python(PRETEND_GPU + AFTER, env={"PREDISTORT_VARIANT": ""})
+    # The real torch check: a CPU build of torch, or a CUDA build that sees no GPU (none here, or hidden).
+    import torch
+    result = run_python(PRETEND_GPU + AFTER, env={"PREDISTORT_VARIANT": "", **NO_GPU_ENV})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "variant llvm_ad_rgb" in result.stdout
-    assert "cannot use CUDA (a CPU build)" in result.stdout
+    build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda} but sees no GPU"
+    assert f"cannot use CUDA ({build})" in result.stdout
     logs = _log_lines(result.stderr)
     assert len(logs) == 1 and "WARNING" in logs[0] and "TORCH_INDEX=https://pypi.org/simple" in logs[0], logs
     assert "loss" in result.stdout
@@ -131,7 +140,7 @@ def test_no_gpu_is_no_warning():
 
 
 def test_forced_cuda_that_cannot_work_is_a_clear_error():
-    result = run_python(PRETEND_GPU + "backend.init()", env={"PREDISTORT_VARIANT": "cuda_ad_rgb"})
+    result = run_python(PRETEND_GPU + "backend.init()", env={"PREDISTORT_VARIANT": "cuda_ad_rgb", **NO_GPU_ENV})
     assert result.returncode == 1, result.stderr[-2000:]
     assert "BackendError: No usable Mitsuba variant." in result.stderr
     assert "cuda_ad_rgb: torch" in result.stderr and "TORCH_INDEX=https://pypi.org/simple" in result.stderr

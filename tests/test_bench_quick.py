@@ -70,10 +70,12 @@ def test_quality_quick_produces_its_table(tmp_path, stand_ins):
     for name in (SCRATCH, BUNDLED, INSTANT, REFINE):
         for group in ("tutorial", "unseen"):
             assert results[name]["summary"][group]["l1_ratio_to_none"] < 0.9, (name, group)
-    # Refinement from the picture itself has 2 s here: how far it gets depends on how busy the machine is, but
-    # it never returns worse than its start (beyond the 1% noise margin of its fixed-seed scores).
+    # Refinement has 16 steps per image here (--quick gives it steps, not seconds: the same work on any machine,
+    # however busy): from the picture itself they take a tenth or more off its L1 (0.88 and 0.82 measured).
+    assert results[REFINE]["refine_step_budget"] == results[REFINE_NONE]["refine_step_budget"] == 16
+    assert results[REFINE_NONE]["refine_steps"] == [16] * 6
     for group in ("tutorial", "unseen"):
-        assert results[REFINE_NONE]["summary"][group]["l1_ratio_to_none"] < 1.01, group
+        assert results[REFINE_NONE]["summary"][group]["l1_ratio_to_none"] < 0.95, group
 
 
 def test_tutorial_benchmark_quick_compares_the_two_implementations(tmp_path, stand_ins):
@@ -98,6 +100,7 @@ def test_refine_settings_scores_each_setting_twice(tmp_path):
         # refinement never keeps a candidate that scores worse than the solve on its own fixed seed
         assert r["fixed_seed_l1"][0] <= data["solve"]["fixed_seed_l1"][0] + 1e-7
         assert 0 < r["spp512_l1"][0] < 1
+        assert len(r["seconds"]) == 1 and r["seconds"][0] > 0 and isinstance(r["within_budget"], bool)
 
 
 def test_soak_service_samples_the_rss_of_the_service_alone(tmp_path):

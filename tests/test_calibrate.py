@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from common import REPO
-from photos import focal_35mm, perturbed, photograph, render
+from photos import errors, focal_35mm, perturbed, photograph, render
 from predistort import chart
 from predistort.calibrate import MESSAGES, CalibrationError, calibrate
 from predistort.check import check
@@ -52,14 +52,6 @@ def photos():
 @pytest.fixture(scope="module")
 def fits(photos):
     return {name: calibrate(NOMINAL[name], photo) for name, photo in photos.items()}
-
-
-def errors(fitted, true):
-    """Camera position, ball centre (mm) and IOR errors of a fitted scene against the true one."""
-    unit = true.units_mm
-    camera = np.linalg.norm(np.subtract(fitted.camera_origin, true.camera_origin)) * unit
-    ball = np.linalg.norm(np.subtract(fitted.sphere_center, true.sphere_center)) * unit
-    return camera, ball, abs(fitted.sphere_ior - true.sphere_ior), abs(fitted.fov - true.fov)
 
 
 # What each fit must reach: camera (mm), ball (mm), IOR, field of view (°). Measured on these photos

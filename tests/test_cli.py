@@ -132,3 +132,46 @@ def test_apply_with_the_bundled_model_on_a_scene_it_was_not_made_for_says_what_i
                          str(tmp_path / "off.json"), "--texture", str(REPO / "examples" / "landscape.png"),
                          "--out-dir", str(tmp_path / "refused")], env=env)
     assert result.returncode == 2 and "another scene" in result.stderr
+
+
+def test_a_model_trained_on_an_off_axis_4_3_scene_carries_its_scene(tmp_path):
+    """A model made for an off-axis camera with a 4:3 film (`train --scene`: the instant solve, then trained
+    further with `--init` alone) records its scene in config.json, loads back and saves again bit for bit, and
+    `apply --weights M` without --scene pre-distorts for that scene: scored against its ball-free view, renders
+    at its film's size, and better than printing plain."""
+    from PIL import Image
+    from predistort import load_model, weights
+    from predistort.physical import PhysicalSetup
+    env = {"PREDISTORT_CACHE": str(tmp_path / "cache")}
+    setup = PhysicalSetup(ior=1.5, print_distance_mm=225.0, camera_x_mm=30.0, camera_y_mm=20.0, aim_z_mm=225.0,
+                          film_width=32, film_height=24, resolution=32)
+    scene = setup.to_scene()
+    scene.save(tmp_path / "off.json")
+    picture, other = (str(REPO / "examples" / f"{name}.png") for name in ("landscape", "rings"))
+    made = run_python(["-m", "predistort", "train", "--model", "solve", "--scene", str(tmp_path / "off.json"),
+                       "--textures", picture, "--fit", "resize", "--out", str(tmp_path / "solve")], env=env)
+    assert made.returncode == 0, made.stderr[-3000:]
+    # Trained further with --init alone: on the scene the instant solve was made for.
+    trained = run_python(["-m", "predistort", "train", "--init", str(tmp_path / "solve"), "--iterations", "1",
+                          "--textures", picture, "--fit", "resize", "--out", str(tmp_path / "m")], env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["scene"] == scene.to_dict() and config["recipe"]["init"] == str(tmp_path / "solve")
+    model = load_model(tmp_path / "m")
+    assert weights.scene_of(model) == scene
+    model.save_pretrained(tmp_path / "again")
+    for name in ("model.safetensors", "config.json", "README.md"):
+        assert (tmp_path / "again" / name).read_bytes() == (tmp_path / "m" / name).read_bytes(), name
+
+    out = tmp_path / "applied"
+    result = run_python(["-m", "predistort", "apply", "--weights", str(tmp_path / "m"), "--texture", other, "--spp",
+                         "16", "--out-dir", str(out), "--no-stand-map"], env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Scene: the one {tmp_path / 'm'} was made for" in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["pre-distorted with"] == f"the unrolled model of {tmp_path / 'm'}"
+    assert metrics["target"] == "ball-free view" and metrics["film"] == [32, 24]
+    assert Image.open(out / "render_final.png").size == (32, 24)
+    assert metrics["l1_final"] < 0.8 * metrics["l1_initial"]
+    assert not list((tmp_path / "cache" / "probes").glob("*.tmp"))
+    assert len(list((tmp_path / "cache" / "probes").glob("*.safetensors"))) == 1     # one scene, probed once

@@ -58,18 +58,59 @@ def test_the_instant_solve_corrects_an_off_axis_4_3_camera_against_the_ball_free
     assert max(ratios) < 0.5, ratios
 
 
-def test_a_model_of_an_off_axis_4_3_scene_saves_and_loads_as_it_was(transports, tmp_path):
-    """A's rows are the film's pixels (48×36 here, not 48²): config.json records them, the scene rides in
-    info, and the loaded model gives the same texture, aimed at the same ball-free view."""
+def models_of(transport):
+    """One model of each type made for `transport`'s scene, its weights off their initial values: the instant
+    solve, a generalising layer whose scalars were trained (nudged here), a tutorial layer."""
+    from predistort.layers import TutorialLayer, UnrolledInverse
+    config = transport.config
+    trained = UnrolledInverse.from_transport(transport, depth=4)
+    tutorial = TutorialLayer(config.resolution)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in (trained.log_step, trained.log_delta, trained.momentum, *tutorial.parameters()):
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    trained.info["recipe"] = {"method": "unrolled", "iterations": 2}
+    tutorial.info = {"scene": config.to_dict(), "recipe": {"method": "tutorial", "iterations": 2}}
+    return {"solve": instant_model(transport), "unrolled": trained, "tutorial": tutorial}
+
+
+@pytest.mark.parametrize("kind", ["solve", "unrolled", "tutorial"])
+@pytest.mark.parametrize("name", ["off_axis", "fine"])
+def test_a_model_of_an_off_axis_or_rectangular_scene_saves_and_loads_back_bit_identical(transports, tmp_path, name,
+                                                                                          kind):
+    """Every model type made for an off-axis 4:3 scene, or for a texture finer than its film, saves and loads
+    back as it was: the same tensors bit for bit, the same scene (config.json carries it, and
+    weights.scene_of rebuilds it), the same texture out; saved again, the same bytes. A's rows are the film's
+    pixels (48×36 here, not 48²): config.json records them."""
     import json
+    from predistort import weights
     from predistort.layers import PredistortModel
-    model = instant_model(transports["off_axis"])
+    transport = transports[name]
+    config = transport.config
+    model = models_of(transport)[kind]
     model.save_pretrained(tmp_path / "m")
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["pixels"] == 48 * 36
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["scene"] == config.to_dict()
+    if kind != "tutorial":
+        assert saved["pixels"] == (48 * 36 if name == "off_axis" else 32 * 32)
     loaded = PredistortModel.from_pretrained(tmp_path / "m")
-    picture = picture_textures(48)[0]
-    assert torch.equal(loaded(picture[None]), model(picture[None]))
-    # The film on the texture's grid: no rows recorded (config.json files without the field load as before).
+    assert type(loaded) is type(model) and loaded.info == model.info
+    assert weights.scene_of(loaded) == config
+    ours, theirs = model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
+    picture = picture_textures(config.resolution)[0]
+    with torch.no_grad():
+        assert torch.equal(loaded(picture[None]), model(picture[None]))
+    loaded.save_pretrained(tmp_path / "again")
+    for file in ("model.safetensors", "config.json", "README.md"):
+        assert (tmp_path / "again" / file).read_bytes() == (tmp_path / "m" / file).read_bytes(), file
+
+
+def test_a_model_of_the_texture_grid_records_no_rows(tmp_path):
+    """The film on the texture's grid: no rows recorded (config.json files without the field load as before)."""
+    import json
     instant_model(probe.probe(DEFAULT.replace(resolution=16))).save_pretrained(tmp_path / "square")
     assert json.loads((tmp_path / "square" / "config.json").read_text()).get("pixels") is None
 

