@@ -660,6 +660,20 @@ def test_links_lead_somewhere():
     assert not bad, "\n".join(bad)
 
 
+def test_tables_have_the_same_cells_in_every_row():
+    """A `|` inside a cell (unescaped) splits it: the row then has a cell too many and the table breaks."""
+    bad = []
+    for path in PAGES:
+        rows = []
+        for number, line in enumerate(without_blocks(path.read_text()).split("\n") + [""], 1):
+            if line.strip().startswith("|"):
+                rows.append((number, len(re.findall(r"(?<!\\)\|", line.strip()))))
+                continue
+            bad += [f"{path.name}:{n}" for n, cells in rows if cells != rows[0][1]]
+            rows = []
+    assert not bad, bad
+
+
 def test_the_checkout_is_left_as_it_was(checked):
     if checked[0] is None:
         pytest.skip("not a git checkout")
