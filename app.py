@@ -13,11 +13,11 @@ import gradio as gr
 
 from predistort import backend, methods, resources, service
 from predistort.api import (advise, advised_distance, before_after, calibrate, chart, check, check_scene, compare,
-                            correctability, describe_setup, estimate, export, load_pretrained, material_ior,
-                            method_info, on_method, on_pictures, page_resolution, placement, predistort,
+                            correctability, describe_setup, estimate, export, first_view, lens_fov, load_pretrained,
+                            material_ior, method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
                             train, use_examples, use_setup, world_setup)
-from predistort.physical import MATERIALS, PhysicalSetup
+from predistort.physical import LENSES, MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
 from predistort.tolerance import PRESETS as TOLERANCE_PRESETS
@@ -163,6 +163,9 @@ def predistort_tab(page):
         control.change(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
                        **private(predistort_estimate))
     page.demo.load(page_resolution, None, [resolution_choice], **private(page_resolution))
+    # The first view: an example already pre-distorted (made at the server's warm-up; instant here).
+    page.demo.load(first_view, None, [texture, initial, pre, final, metrics, used, summary, slider, download],
+                   preprocess=False, **private(first_view))
     page.demo.load(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
                    **private(predistort_estimate))
 
@@ -307,8 +310,11 @@ def glass_tab(page):
                                                    elem_id="print-distance")
                         camera_distance = gr.Number(here.camera_distance_mm, label="Ball centre → camera lens (mm)",
                                                     elem_id="camera-distance")
-                        fov = gr.Number(here.fov_deg, label="Camera's field of view across the square picture (°; "
-                                        "a phone's 1× lens: about 49°)", elem_id="fov")
+                        lens = gr.Dropdown(list(LENSES) + ["another lens: its field of view below"],
+                                           value="another lens: its field of view below", elem_id="lens",
+                                           label="The camera's lens (a phone's, as its camera app names it)")
+                        fov = gr.Number(here.fov_deg, label="Field of view across the square picture (°)",
+                                        elem_id="fov")
                 setup_md = gr.Markdown(here.describe(), elem_id="setup")
                 use_setup_btn = gr.Button("Use this setup", variant="primary", elem_id="use-setup-button")
                 setup_status = gr.Markdown(elem_id="setup-status")
@@ -364,6 +370,7 @@ def glass_tab(page):
 
     glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
     material.change(material_ior, [material], [ball_ior], **private(material_ior))
+    lens.change(lens_fov, [lens], [fov], **private(lens_fov))
     for control in glass_inputs:
         control.change(describe_setup, glass_inputs, [setup_md], **private(describe_setup))
     advise_btn.click(advise, [session, *glass_inputs, advise_paper], [advice_md, advice_plot], api_name="advise",

@@ -45,8 +45,8 @@ import itertools
 import gradio as gr
 from PIL import Image
 
-from . import methods, report
-from .physical import MATERIALS, PhysicalSetup
+from . import methods, report, resources
+from .physical import LENSES, MATERIALS, PhysicalSetup, fov_from_lens
 from .settings import SETTINGS, examples
 from .webio import cached_png, figures, metrics_table, pil, upload_path, upload_paths, user_errors
 from .worldview import world_glb
@@ -84,6 +84,27 @@ def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.P
         summary += "\n\n" + report.notes_markdown([r])
     return (pil(c.initial, "render-initial"), pil(c.predistorted, "predistorted"), pil(c.final, "render-final"),
             r.metrics, pil(c.target, "input"), summary)
+
+
+FIRST_VIEW_WAIT_S = 60.0    # a page opened while the server warms up waits this long for its first view
+
+
+def first_view():
+    """The page's first view: the first example pre-distorted by the default model when the server started
+    (:func:`predistort.resources.first_view`), as /predistort shows a result, with the before/after slider and
+    the download; nothing changes until the warm-up has made it."""
+    from pathlib import Path
+    from .report import Result
+    made = resources.first_view(wait_s=FIRST_VIEW_WAIT_S)
+    if made is None:
+        return (gr.skip(),) * 9
+    picture, c = made
+    r = Result(Path(picture).name, c, [])
+    images = pil(c.initial, "render-initial"), pil(c.predistorted, "predistorted"), pil(c.final, "render-final")
+    summary = (f"*An example, pre-distorted by the model this page starts with when the server started "
+               f"(renders: {r.metrics['spp']} samples per pixel). Upload your own picture or pick another.*\n\n"
+               + report.metrics_markdown(r.metrics))
+    return (picture, *images, r.metrics, pil(c.target, "input"), summary, (images[0], images[2]), images[1])
 
 
 def before_after(initial, final, predistorted):
@@ -392,6 +413,12 @@ def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm,
 
 def material_ior(material):
     return MATERIALS.get(material, gr.skip())
+
+
+def lens_fov(lens):
+    """The field of view across the square picture (°, rounded to 0.1) of a lens preset of
+    :data:`predistort.physical.LENSES` (its 35 mm-equivalent focal length across the frame's 24 mm side)."""
+    return round(fov_from_lens(LENSES[lens]), 1) if lens in LENSES else gr.skip()
 
 
 def method_info(method):

@@ -49,6 +49,12 @@ MATERIALS = {                                          # index of refraction of 
     "acrylic (1.49)": 1.49,
     "crown glass (1.52)": 1.52,
 }
+LENSES = {                                             # a phone's lenses by their 35 mm-equivalent focal length
+    "phone main camera, 1× (26 mm)": 26.0,
+    "phone 2× (52 mm)": 52.0,
+    "phone 3× (77 mm)": 77.0,
+    "phone ultra-wide, 0.5× (13 mm)": 13.0,
+}
 _DIGITS = 9                                            # world coordinates are rounded to this many decimals
 
 

@@ -193,13 +193,30 @@ def _load_default(setting):
 # ---------------------------------------------------------------------------------------------------------
 # Warm-up
 # ---------------------------------------------------------------------------------------------------------
+FIRST_VIEW = {}          # the page's first view, made by the warm-up: {"picture": path, "comparison": Comparison}
+FIRST_VIEW_MADE = threading.Event()   # set when the warm-up has made it, or has ended without it
+WARMING_UP = threading.Event()        # a warm-up render has started: a first view is coming
+
+
+def first_view(wait_s=0.0):
+    """``(picture path, Comparison)`` of the first example pre-distorted by the default model, made by
+    :func:`warm_up` (at the model's resolution first, then at the page's); None until it is made (waiting
+    up to `wait_s` for it), or when there is no model or no example."""
+    if WARMING_UP.is_set():
+        FIRST_VIEW_MADE.wait(wait_s)
+    made = dict(FIRST_VIEW)
+    return (made["picture"], made["comparison"]) if made else None
+
+
 def warm_up(settings=None, render=True):
     """Load the default model now and, if `render`, compile the preview kernels in a background thread, at the
     model's resolution and then at the page's resolution for a new picture (``Settings.page_resolution``:
     that resolution's light transport is probed then, not in the first visitor's request).
 
     Returns the background thread (or None). The first visitor's request then waits for no compilation
-    (or only for what is left of it: renders hold the process-wide lock).
+    (or only for what is left of it: renders hold the process-wide lock). The last pre-distortion, rendered
+    with the full preview samples (not the fewer a large picture's renders get), is the page's first view
+    (:func:`first_view`).
     """
     settings = settings or SETTINGS
     backend.init()
@@ -217,20 +234,25 @@ def warm_up(settings=None, render=True):
                 from .layers import for_scene
                 scene = model_scene(model)
                 texture, _ = prepare_texture(pictures[0], model.resolution, fit="crop")
-                predistort(renderer_for(scene), texture, model, spp=settings.preview_spp)
+                made = predistort(renderer_for(scene), texture, model, spp=settings.preview_spp)
+                FIRST_VIEW.update(picture=str(pictures[0]), comparison=made)
+                FIRST_VIEW_MADE.set()
                 page = settings.page_resolution()
                 if page and page != model.resolution:       # a new picture's resolution: probe it now
                     scene = scene.replace(resolution=page)
                     texture, _ = prepare_texture(pictures[0], page, fit="crop")
-                    predistort(renderer_for(scene), texture, for_scene(model, scene, renderer=renderer_for(scene)),
-                               spp=settings.render_spp(settings.preview_spp, page))
+                    made = predistort(renderer_for(scene), texture,
+                                      for_scene(model, scene, renderer=renderer_for(scene)), spp=settings.preview_spp)
+                FIRST_VIEW.update(picture=str(pictures[0]), comparison=made)
             else:
                 scene = DEFAULT if model is None else model_scene(model)
                 texture = torch.full((scene.resolution, scene.resolution, 3), 0.5)
                 renderer_for(scene).render(texture, spp=settings.preview_spp)
         except Exception as e:       # a failed warm-up only costs the first visitor some seconds
             print(f"predistort: warm-up render failed: {e}")
+        FIRST_VIEW_MADE.set()        # made or not, no page load waits for it any longer
 
+    WARMING_UP.set()
     thread = threading.Thread(target=run, name="predistort-warmup", daemon=True)
     thread.start()
     return thread

@@ -205,3 +205,19 @@ def test_visitor_walks_a_cylinder_mirror_from_the_picker_to_the_print_pdf(browse
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app-world.png"), full_page=True)
     page.close()
+
+
+def test_the_first_view_shows_an_example_already_pre_distorted(browser, app_server):
+    """Before the visitor does anything, the first tab shows an example pre-distorted at the server's warm-up:
+    the picture, both renders and the summary, labelled as an example."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_server.url, wait_until="load")
+    wait_for_the_page(page)
+    for image in ("#out-initial img", "#out-predistorted img", "#out-final img", "#texture img"):
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('{image}');"
+                               f" return i && i.complete && i.naturalWidth > 0; }})()", timeout=120_000)
+    summary = page.inner_text("#summary")
+    assert "An example, pre-distorted" in summary and "PSNR" in summary, summary
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "app-first-view.png"), full_page=True)
+    page.close()
