@@ -121,6 +121,7 @@ class Advice:
                    f"{b.print_distance_mm:g} mm in front of a {b.print_size_mm:.0f} mm print and "
                    f"{b.camera_distance_mm:g} mm from the camera; predicted error ratio {self.best_ratio:.3f} "
                    f"(at {self.setup.print_distance_mm:g} mm: {self.current_ratio:.3f}).")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps({"_comment": comment, **self.scene().to_dict()}, indent=2) + "\n")
         return Path(path)
 

@@ -140,8 +140,8 @@ def cmd_apply(args):
         if not tolerance.exact:                        # every method: the robust solve on the box's views
             model = for_scene(model or instant_model(transport_for(scene, renderer=renderer, progress=progress)),
                               scene, renderer=renderer, progress=progress, tolerance=tolerance)
-            how = model.info["note"]
-            print(how, file=sys.stderr)
+            print(model.info["note"], file=sys.stderr)
+            how = "the robust solve over the setups within the tolerance"
         elif model is None:
             model = instant_model(transport_for(scene, renderer=renderer, progress=progress))
             how = "the instant solve on this scene's light transport"
