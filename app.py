@@ -16,7 +16,7 @@ from predistort.api import (advise, advised_distance, before_after, calibrate, c
                             correctability, describe_setup, estimate, export, first_view, lens_fov, load_pretrained,
                             material_ior, method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
-                            train, use_examples, use_setup, world_setup)
+                            train, use_examples, use_setup, world_calibrate, world_chart, world_setup)
 from predistort.physical import LENSES, MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
@@ -431,7 +431,24 @@ def world_step(page):
                     target = gr.Image(label="What the camera should see", format="png", interactive=False)
                     texture = gr.Image(label="The print (pre-distorted)", format="png", interactive=False)
                 metrics = gr.JSON(label="Metrics", visible=False)
+        gr.Markdown("**Calibrate a mirror from one photo** (a cylinder or cone standing on the print): print the "
+                    "**chart** at 100 %, stand the mirror on its circle, photograph it from where the camera goes, "
+                    "**Calibrate**: the setup file above becomes the fitted one, and *Pre-distort* uses it.")
+        with gr.Row():
+            with gr.Column(min_width=280):
+                chart_btn = gr.Button("Chart for this setup (PDF + PNG)", elem_id="world-chart-button")
+                chart_pdf = gr.File(label="Chart PDF (print at 100 %)", interactive=False, elem_id="world-chart-pdf")
+                chart_png = gr.File(label="Chart PNG", interactive=False, elem_id="world-chart-png")
+            with gr.Column(min_width=280):
+                photo = gr.Image(label="Your photo of the chart and the mirror", type="filepath",
+                                 sources=["upload", "clipboard"], height=220, elem_id="world-photo")
+                calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="world-calibrate-button")
+                fitted_md = gr.Markdown(elem_id="world-fit-report")
     picker = [kind, diameter, height, paper, cam_height, cam_distance, cam_fov]
+    chart_btn.click(world_chart, [session, setup, meshes], [chart_png, chart_pdf], api_name="world_chart",
+                    preprocess=False, **RENDER)
+    calibrate_btn.click(world_calibrate, [session, setup, meshes, photo], [setup, fitted_md],
+                        api_name="world_calibrate", preprocess=False, **RENDER)
     for control in picker:
         control.change(world_setup, [session, *picker], [setup, view, described], **private(world_setup))
     go.click(predistort_world, [session, setup, meshes, picture, resolution, fit],

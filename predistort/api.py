@@ -37,6 +37,8 @@ API (gradio_client; every endpoint has a stable name, see the README):
                                                              summary (Markdown), the setup in 3D (GLB): any object
     /world_setup      (object, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg)
                                                           -> setup file (JSON), the setup in 3D (GLB), description
+    /world_chart      (setup, meshes)                     -> a mirror setup's calibration chart: PNG, PDF at true size
+    /world_calibrate  (setup, meshes, photo)              -> the setup fitted to a photo of that chart (JSON), report
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
 handlers' docstrings below.
 """
@@ -539,3 +541,57 @@ def world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, 
 
 
 _worlds = itertools.count(1)          # each world a visitor uploads gets a folder of its own in their session
+
+
+def _uploaded_world(session, setup, meshes):
+    """The world of an uploaded setup file and its meshes, in a fresh folder of the visitor's session."""
+    from .worldsolve import world_from_uploads
+    folder = session.folder / f"world-{next(_worlds)}"
+    return world_from_uploads(upload_path(setup), upload_paths(meshes), folder), folder
+
+
+@user_errors
+def world_chart(session, setup, meshes=None):
+    """The calibration chart of a setup whose mirror (a cylinder or a cone) stands on the print: markers where
+    the camera sees the print directly, a colour wheel where the mirror reflects it. Print it at 100 % in place
+    of the picture, stand the mirror on its circle, photograph it from where the camera goes.
+
+    Args:
+        setup: the setup file (JSON: units, print, objects, camera; see the README).
+        meshes: the mesh files its objects name, if any.
+    Returns:
+        the chart as a PNG and as a PDF at the print's true size (the mirror's circle marked).
+    """
+    from .mirrorfit import write_mirror_chart
+    world, folder = _uploaded_world(session, setup, meshes)
+    if not world.has_mirror:
+        raise ValueError("A chart from a setup file is for a cylinder or cone mirror standing on its print; for a "
+                         "glass ball use the path's steps 3 and 4 (Use this setup, then the chart).")
+    png, pdf = write_mirror_chart(world, folder / "chart")
+    return str(png), str(pdf)
+
+
+@user_errors
+def world_calibrate(session, setup, meshes, photo):
+    """Fit where the camera and the mirror really are from one photo of the printed chart of /world_chart: the
+    camera from the markers seen directly, the mirror's base and radius from its black cap's rim.
+
+    Args:
+        setup: the setup file the chart was made for (JSON).
+        meshes: the mesh files its objects name, if any.
+        photo: the photo (JPEG, HEIC, PNG or WebP, as the phone stores it; all of the chart's markers it can see).
+    Returns:
+        the fitted setup file (JSON, the same schema: pre-distort for it with /predistort_world) and the fit's report (Markdown).
+    """
+    from .mirrorfit import calibrate_mirror
+    world, folder = _uploaded_world(session, setup, meshes)
+    if not world.has_mirror:
+        raise ValueError("Calibration from a setup file is for a cylinder or cone mirror standing on its print; for "
+                         "a glass ball use the path's steps 3 and 4.")
+    source = upload_path(photo)
+    if source is None:
+        raise ValueError("Upload the photo of the chart.")
+    fit = calibrate_mirror(world, source)
+    path = folder / "fitted-setup.json"
+    fit.scene.save(path)
+    return str(path), fit.to_markdown()

@@ -40,6 +40,8 @@ ENDPOINTS = {
     "/check": ["photo"],
     "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit"],
     "/world_setup": ["kind", "diameter_mm", "height_mm", "paper", "camera_height_mm", "camera_distance_mm", "fov_deg"],
+    "/world_chart": ["setup", "meshes"],
+    "/world_calibrate": ["setup", "meshes", "photo"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}

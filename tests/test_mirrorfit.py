@@ -84,3 +84,23 @@ def test_a_photo_without_the_mirror_or_markers_gets_what_to_do(tmp_path):
     with pytest.raises(CalibrationError) as err:
         calibrate_mirror(NOMINAL, blank)
     assert "\n" not in str(err.value) and len(str(err.value)) < 300
+
+
+def test_the_api_makes_the_chart_and_calibrates_a_photo_of_a_mirror_setup(shot, app_server, tmp_path):
+    """/world_chart and /world_calibrate on the real app: the setup file uploaded, the chart back as PDF, the
+    photo calibrated; the fitted setup file (the same schema) within the fit's bounds of the true setup."""
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+    true, path = shot
+    setup = tmp_path / "my mirror.json"
+    NOMINAL.save(setup)
+    c = Client(app_server.url, verbose=False, download_files=str(tmp_path / "downloads"))
+    png, pdf = c.predict(handle_file(str(setup)), [], api_name="/world_chart")
+    assert open(pdf, "rb").read(5) == b"%PDF-" and open(png, "rb").read(4) == b"\x89PNG"
+    fitted_file, report = c.predict(handle_file(str(setup)), [], handle_file(str(path)), api_name="/world_calibrate")
+    fitted = SceneConfig.load(fitted_file)
+    camera = np.linalg.norm(np.subtract(fitted.camera_origin, true.camera_origin))
+    base = np.linalg.norm(np.subtract(fitted.objects[0].base, true.objects[0].base))
+    assert camera < 2.5 and base < 0.6 and "markers" in report, (camera, base, report)
+    with pytest.raises(AppError, match="Upload the photo"):
+        c.predict(handle_file(str(setup)), [], None, api_name="/world_calibrate")
