@@ -437,8 +437,10 @@ def world_step(page):
         with gr.Row():
             with gr.Column(min_width=280):
                 chart_btn = gr.Button("Chart for this setup (PDF + PNG)", elem_id="world-chart-button")
-                chart_pdf = gr.File(label="Chart PDF (print at 100 %)", interactive=False, elem_id="world-chart-pdf")
-                chart_png = gr.File(label="Chart PNG", interactive=False, elem_id="world-chart-png")
+                with gr.Row():
+                    chart_pdf = gr.File(label="Chart PDF (print at 100 %)", interactive=False,
+                                        elem_id="world-chart-pdf", height=120)
+                    chart_png = gr.File(label="Chart PNG", interactive=False, elem_id="world-chart-png", height=120)
             with gr.Column(min_width=280):
                 photo = gr.Image(label="Your photo of the chart and the mirror", type="filepath",
                                  sources=["upload", "clipboard"], height=220, elem_id="world-photo")
