@@ -16,7 +16,8 @@ from predistort.api import (advise, advised_distance, before_after, calibrate, c
                             correctability, describe_setup, estimate, export, first_view, lens_fov, load_pretrained,
                             material_ior, method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
-                            train, use_examples, use_setup, world_calibrate, world_chart, world_setup)
+                            train, use_examples, use_setup, world_advise, world_calibrate, world_chart,
+                            world_setup)
 from predistort.physical import LENSES, MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
@@ -431,6 +432,13 @@ def world_step(page):
                     target = gr.Image(label="What the camera should see", format="png", interactive=False)
                     texture = gr.Image(label="The print (pre-distorted)", format="png", interactive=False)
                 metrics = gr.JSON(label="Metrics", visible=False)
+        with gr.Row():
+            with gr.Column(min_width=280):
+                advise_btn = gr.Button("Advise: where the camera (a mirror) or the print (glass) should go",
+                                       elem_id="world-advise-button")
+                advice_md = gr.Markdown(elem_id="world-advice")
+            map_image = gr.Image(label="Error no print can remove (the advised setup)", format="png",
+                                 interactive=False, elem_id="world-map", height=240)
         gr.Markdown("**Calibrate a mirror from one photo** (a cylinder or cone standing on the print): print the "
                     "**chart** at 100 %, stand the mirror on its circle, photograph it from where the camera goes, "
                     "**Calibrate**: the setup file above becomes the fitted one, and *Pre-distort* uses it.")
@@ -447,6 +455,8 @@ def world_step(page):
                 calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="world-calibrate-button")
                 fitted_md = gr.Markdown(elem_id="world-fit-report")
     picker = [kind, diameter, height, paper, cam_height, cam_distance, cam_fov]
+    advise_btn.click(world_advise, [session, setup, meshes], [setup, advice_md, map_image], api_name="world_advise",
+                     preprocess=False, **RENDER)
     chart_btn.click(world_chart, [session, setup, meshes], [chart_png, chart_pdf], api_name="world_chart",
                     preprocess=False, **RENDER)
     calibrate_btn.click(world_calibrate, [session, setup, meshes, photo], [setup, fitted_md],

@@ -37,6 +37,8 @@ API (gradio_client; every endpoint has a stable name, see the README):
                                                              summary (Markdown), the setup in 3D (GLB): any object
     /world_setup      (object, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg)
                                                           -> setup file (JSON), the setup in 3D (GLB), description
+    /world_advise     (setup, meshes)                     -> the advised setup (JSON), advice (Markdown), the map
+                                                             of the error no print removes (PNG)
     /world_chart      (setup, meshes)                     -> a mirror setup's calibration chart: PNG, PDF at true size
     /world_calibrate  (setup, meshes, photo)              -> the setup fitted to a photo of that chart (JSON), report
 The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDISTORT_MCP), described by the
@@ -595,3 +597,34 @@ def world_calibrate(session, setup, meshes, photo):
     path = folder / "fitted-setup.json"
     fit.scene.save(path)
     return str(path), fit.to_markdown()
+
+
+@user_errors
+def world_advise(session, setup, meshes=None, progress=gr.Progress()):
+    """Advice for any object's setup: for a mirror, how high the camera should stand (its angle above the print);
+    for glass, how far the print should be; predicted by the setup's measured light transport, no renders. Then
+    where, in the advised setup, no print can help (the correctability map).
+
+    Args:
+        setup: the setup file (JSON: units, print, objects, camera).
+        meshes: the mesh files its objects name, if any.
+    Returns:
+        the advised setup file (JSON, the same schema), the advice (Markdown), the correctability map (PNG: the error no print removes, over the camera's view).
+    """
+    import json
+    from matplotlib import pyplot
+    from .procedural import dataset
+    from .worldadvise import advise_world
+    from .worldtolerance import correctability
+    world, folder = _uploaded_world(session, setup, meshes)
+
+    def searched(done, planned, value, score):
+        progress((done, planned), desc=f"Tried {value:g}: predicted {score:.4f}", unit="setups")
+    advice = advise_world(world, progress=searched)
+    path = folder / "advised-setup.json"
+    path.write_text(json.dumps({"_comment": f"Advised by predistort.worldadvise: {advice.sentence()}",
+                                **advice.scene.to_dict()}, indent=2) + "\n")
+    error, sentence = correctability(advice.scene, dataset(4, 256, seed=4242))
+    image = Image.fromarray((pyplot.get_cmap("magma")(error / max(0.2, float(error.max())))[..., :3] * 255)
+                            .astype("uint8"))
+    return str(path), f"{advice.sentence()}\n\nWhere it can work: {sentence}", cached_png(image, "world-map")

@@ -40,6 +40,7 @@ ENDPOINTS = {
     "/check": ["photo"],
     "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit"],
     "/world_setup": ["kind", "diameter_mm", "height_mm", "paper", "camera_height_mm", "camera_distance_mm", "fov_deg"],
+    "/world_advise": ["setup", "meshes"],
     "/world_chart": ["setup", "meshes"],
     "/world_calibrate": ["setup", "meshes", "photo"],
 }
@@ -369,6 +370,11 @@ def test_a_cylinder_mirror_world_through_the_api_and_a_setup_that_names_another_
     assert open(glb, "rb").read(4) == b"glTF"
     assert open(pdf, "rb").read(5) == b"%PDF-" and "mirror cylinder" in summary
     assert metrics["mirror_error"] < 0.3 * metrics["mirror_error_plain"]
+    # /world_advise: the camera's angle for this mirror, the advised setup in the same schema, the map.
+    advised, advice, error_map = c.predict(handle_file(str(setup)), [], api_name="/world_advise")
+    advised = json.loads(open(advised).read())
+    assert advised["objects"] == world["objects"] and "predicted error in the mirror" in advice, advice
+    assert "Where it can work:" in advice and rgb(error_map).shape == (80, 60, 3)
     for escape in ("/etc/hostname.obj", "../../token.obj", "../world-1/setup.obj"):
         bad = {**world, "objects": [{"shape": "mesh", "file": escape, "material": "mirror"}]}
         setup.write_text(json.dumps(bad))
