@@ -15,10 +15,11 @@ A cylinder or cone mirror stands on the print, so most of the print is seen dire
    the one whose pose explains the corners best (a scan, then a golden-section search).
 3. *The mirror* (:func:`fit_mirror`): its base position on the print and its radius (held near the tape
    measure's by a prior), coarse to fine, by pulling a projected outline onto an edge in the photo (the mean
-   distance of its points to the edge, a distance transform). A cylinder's outline is its black top cap's rim,
-   sharp against anything behind it; the side's outline is not usable, since a mirror seen at a grazing angle
-   shows what lies right behind it. A cone's is its convex outline, onto the edge of the region where the
-   photo departs from the chart seen without the mirror (the print's homography, at the photo's exposure).
+   distance of its points to the edge, a distance transform; the points the photo's frame cuts off aside). A
+   cylinder's outline is its black top cap's rim, sharp against anything behind it; the side's outline is not
+   usable, since a mirror seen at a grazing angle shows what lies right behind it. A cone's is its convex
+   outline, onto the edge of the region where the photo departs from the chart seen without the mirror (the
+   print's homography, at the photo's exposure).
 4. *The answer*: the world with the fitted camera (origin, target, up, fov, a film of the photo's aspect) and
    the fitted base and radius; everything else from the input world.
 
@@ -283,6 +284,10 @@ def fit_mirror(world, solid, mask, camera, size, black=None):
     def search(distance, best, steps):
         def cost(p):
             points = outline(moved(p))
+            inside = ((points >= 1) & (points <= np.array(size) - 2)).all(1)      # the frame cuts the rest off
+            if inside.mean() < 0.25:
+                return 50.0 + 100 * p[2] ** 2
+            points = points[inside]
             d = cv2.remap(distance, points[:, 0].astype(np.float32), points[:, 1].astype(np.float32),
                           cv2.INTER_LINEAR, borderValue=50.0)
             return float(d.mean()) + 100 * p[2] ** 2
