@@ -28,9 +28,10 @@ A cylinder or cone mirror stands on the print, so most of the print is seen dire
    :data:`REFUSE_CAMERA_MM` (the camera) or :data:`REFUSE_BASE_MM` (a cylinder's base or radius) the photo is
    refused, beyond the WARN ones a warning is added, each with a sentence saying what to change.
 
-Measured (``bench/calibrate_mirror.py``, photos rendered from setups the fit is not told, 640 × 480, noise,
+Measured (``bench/calibrate_mirror.py``, 10 photos rendered from setups the fit is not told, 640 × 480, noise,
 JPEG): the camera 0.04–1.3 mm off, the base 0.01–0.06 mm, the radius within 0.03 mm, a pre-distortion for the
-fit within 1.0–1.1 × the score of one for the true setup; 3–4 s a photo.
+fit within 1.00–1.03 × the score of one for the true setup, 2–3 s a photo; one photo, its top cut off by the
+photo's edge, refused.
 
 Limits: one cylinder or cone mirror standing on a flat print, its axis the print's normal; a cylinder's top
 must show (the camera above it), a clean edge along at least a sixth of its rim; the chart must show at least

@@ -13,7 +13,7 @@ fixed level, or ArUco's thresholded contours in sRGB, move it by a fraction of t
    the field of view; kept when EXIF states it) by least squares (``scipy.optimize.least_squares``, soft-L1)
    of the points' distances to the projected edges, again without those beyond :data:`TRIM` × their robust
    RMS. Measured on 10 rendered photos: 0.05–0.15 px RMS, the camera 0.04–1.3 mm off (from the corners:
-   0.3–2.4 mm, the field of view always too narrow).
+   0.3–2.4 mm, the field of view too narrow 9 times in 10).
 2. *The mirror* (:func:`fit_rim`), the camera fixed. Along a cylinder's projected top rim, at every degree,
    the rim's point where the cap's black steps cleanly up to something brighter (:func:`rim_edges`; against a
    marker or a marker's reflection the step is not clean and the point is left out); then the base's
