@@ -10,10 +10,12 @@ fixed level, or ArUco's thresholded contours in sRGB, move it by a fraction of t
 1. *The camera* (:func:`fit_camera`). Across each outer edge of every marker found (its black square against
    its white margin; the chart puts those edges on texel edges, :func:`predistort.mirrorfit.mirror_layout`),
    about a pixel apart, the edge's point (:func:`marker_edges`); then the camera's pose and lens (tan of half
-   the field of view; kept when EXIF states it) by least squares (``scipy.optimize.least_squares``, soft-L1)
-   of the points' distances to the projected edges, again without those beyond :data:`TRIM` × their robust
-   RMS. Measured on 10 rendered photos: 0.05–0.15 px RMS, the camera 0.04–1.3 mm off (from the corners:
-   0.3–2.4 mm, the field of view too narrow 9 times in 10).
+   the field of view; held near EXIF's by a prior when it states one) by least squares
+   (``scipy.optimize.least_squares``, soft-L1) of the points' distances to the projected edges, again without
+   those beyond :data:`TRIM` × their robust RMS. Measured on 10 rendered photos: 0.05–0.15 px RMS, the camera
+   0.04–1.3 mm off (from the corners: 0.3–2.4 mm, the field of view too narrow 9 times in 10); with EXIF's
+   focal length (whole millimetres, 0.15° off) held fixed instead of by the prior, 2.4 mm off on one of them
+   (0.07 mm with the prior).
 2. *The mirror* (:func:`fit_rim`), the camera fixed. Along a cylinder's projected top rim, at every degree,
    the rim's point where the cap's black steps cleanly up to something brighter (:func:`rim_edges`; against a
    marker or a marker's reflection the step is not clean and the point is left out); then the base's
@@ -44,7 +46,8 @@ TAPE_MM = 0.25             # mm: the σ of the radius the tape measure gives (ha
 TRIM = 3.0                 # points beyond this × the robust RMS of a first fit are left out of the second
 EDGE_SAMPLES = 4           # a marker edge's points count as this many independent ones in the σ reported
 RIM_CORRELATION = 4        # neighbouring rim points (a degree apart) share their errors over about this many
-MIN_EDGE_POINTS = 200     # marker edge points the camera's fine fit needs (else: the corners)
+EXIF_SHARE = 0.01          # the σ of EXIF's lens (÷ its tan): whole millimetres of a 50–100 mm equivalent
+MIN_EDGE_POINTS = 200      # marker edge points the camera's fine fit needs (else: the corners)
 MIN_RIM = 60               # rim points (of RIM_SAMPLES) the mirror's fit needs
 
 
@@ -222,33 +225,37 @@ def _covariance(residuals, state, scale):
     return np.linalg.pinv(J.T @ J)
 
 
-def fit_camera(objects, corners, camera, luminance, size, known_tan=None):
-    """The camera from the markers' edges (module doc, phase 1): `objects` [N·4, 3] the markers' corners on the print,
-    detected at `corners` [N, 4, 2] (inset undone), `camera` the start ``(origin, rotation, tan_x)``;
-    `known_tan` the lens's tan(fov/2) when EXIF states it (then kept), else the lens is fitted too.
+def fit_camera(objects, corners, camera, luminance, size, exif_tan=None):
+    """The camera from the markers' edges (module doc, phase 1): `objects` [N·4, 3] the markers' corners on the
+    print, detected at `corners` [N, 4, 2] (inset undone), `camera` the start ``(origin, rotation, tan_x)``;
+    `exif_tan` the lens's tan(fov/2) EXIF states, which holds the lens by a prior (σ :data:`EXIF_SHARE` of it:
+    a 35 mm-equivalent focal length is stored in whole millimetres), else the lens is free.
     Returns ``dict(camera, marker_px (robust RMS), marker_points, sigma_camera [3] (world units), sigma_fov
     (°))``; the σ count each edge's points as :data:`EDGE_SAMPLES` independent ones (the points along an
-    edge share its print's and its blur's errors). Fewer than :data:`MIN_EDGE_POINTS` edge points: the start
-    camera, σ from its corners."""
+    edge share its print's and its blur's errors). Fewer than :data:`MIN_EDGE_POINTS` edge points: fitted
+    to the corners instead."""
     centre = np.array([size[0] / 2 - 0.5, size[1] / 2 - 0.5])
     seen, first, second = marker_edges(luminance, corners)
     if len(seen) < MIN_EDGE_POINTS:
         seen, first, second = None, None, None
     rvec, tvec, tan_x = to_cv(camera)
-    free = 6 if known_tan else 7
     state = np.concatenate([rvec, tvec, [math.log(tan_x)]])
 
-    def residuals(q):
-        p = np.concatenate([q, state[free:]])
+    def points(p):
         projected = _project(objects, _rotation(p[:3]), p[3:6], size[0] / (2 * math.exp(p[6])), centre)
         if seen is None:
             return (projected - corners.reshape(-1, 2)).ravel()
         return line_residuals(seen, projected[first], projected[second])
-    q, keep = _trimmed(residuals, state[:free])
-    state = np.concatenate([q, state[free:]])
-    scale = max(_robust_rms(residuals(q)[keep]), 0.02)
-    cov = np.zeros((7, 7))
-    cov[:free, :free] = _covariance(lambda x: residuals(x)[keep], q, scale)
+    prior = []
+    if exif_tan:                  # EXIF's lens in pixels: its σ counts as much as the points' robust RMS
+        pixels = max(_robust_rms(points(state)), 0.02)
+        prior = [lambda p: (p[6] - math.log(exif_tan)) / EXIF_SHARE * pixels]
+
+    def residuals(p):
+        return np.append(points(p), [f(p) for f in prior])
+    state, keep = _trimmed(residuals, state, always=len(prior))
+    scale = max(_robust_rms(points(state)[keep[:len(keep) - len(prior)]]), 0.02)
+    cov = _covariance(lambda p: residuals(p)[keep], state, scale)
     per_edge = keep.sum() / max(1, len(corners) * (4 if seen is not None else 8))
     G = np.zeros((3, 7))                          # the origin −Rᵀt's Jacobian in (rvec, tvec)
     for i in range(6):
