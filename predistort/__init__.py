@@ -21,11 +21,11 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     worldtolerance  any world's camera tolerance, where one may stand, where no print can help
     worldsolve  pre-distort for any world: its target, the solve over the pixels that show it, renders and scores
     worldadvise where to stand or put the print for any world: one quantity searched on predicted errors
+    paper       a print on home paper: one sheet when it fits, else tiles with overlap, marks, labels, a ruler
     tolerance   one texture for a range of setups: views around the nominal, their stacked solve, the ratio map
     standmap    where you may stand: the predicted ratio of a pre-distortion over camera offsets around its place
     advise      where to put the print: the distance with the lowest error the transport predicts
     correctability  where no texture can help: per-pixel error map and one sentence on what to change
-    paper       a print on home paper: one sheet when it fits, else tiles with overlap, marks, labels, a ruler
     printout    the pre-distorted texture as a PDF and a PNG at the print's true size
     trace       where each camera ray lands on the print, through the ball or past it: analytic, differentiable
     chart       the calibration chart: ArUco markers beside the ball, a smooth colour field behind it
@@ -44,7 +44,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     settings    the app's limits, from PREDISTORT_* environment variables
     methods     the ways to get a model, in one table: defaults, how each is made, cost estimates
     resources   what the app's sessions share: renderers, pretrained models, training slots, warm-up
-    glass       the Real glass tab's side of a session: setup, advice, placement, stand map, print, calibration
+    glass       the Real object tab's side of a session: setup, advice, placement, stand map, print, calibration
     trainer     a session's training in a thread of its own: options, a server slot, progress, the model adopted
     keep        what a session keeps between requests: results on disk, the server's budget over idle sessions
     service     one visitor's session of the web app (model, scene, results, training), without Gradio
