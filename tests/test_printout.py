@@ -148,3 +148,42 @@ def test_a_print_on_home_paper_is_one_sheet_or_tiles_each_with_a_ruler(tmp_path)
     assert paper_size("300x450") == (300.0, 450.0) and paper_size("Letter") == (215.9, 279.4)
     with pytest.raises(ValueError, match="--paper must be one of a4, letter"):
         paper_size("a5-ish")
+
+
+def test_the_tiles_put_together_reproduce_the_print_at_true_size(tmp_path):
+    """A 420 × 297 mm print on A4: each tile page rasterised (pdfium), its picture part cut where the layout says
+    and put at its place in the print; together they are the print, at true size (the page is A4 at the
+    raster's scale, the tiles' parts match the picture, and a 3 mm misplacement would be seen)."""
+    import pypdfium2 as pdfium
+    from PIL import Image
+    from predistort.paper import MARGIN_MM, write_paper_pdf
+    rng = np.random.default_rng(7)                      # a picture with detail everywhere: smooth random colours
+    small = rng.uniform(0, 255, (12, 17, 3)).astype(np.uint8)
+    image = Image.fromarray(small).resize((840, 594), Image.BICUBIC)
+    W, H = 420.0, 297.0
+    path, plan = write_paper_pdf(image, (W, H), "a4", tmp_path / "tiles.pdf", "test")
+    pw, ph = plan.paper_mm
+    s = 60 / 25.4                                       # pixels per mm of the raster (60 dpi)
+    canvas = np.zeros((round(H * s), round(W * s), 3))
+    pdf = pdfium.PdfDocument(str(path))
+    assert len(pdf) == plan.pages == plan.rows * plan.cols + 1
+    k = 0
+    for y0 in plan.y0s:
+        for x0 in plan.x0s:
+            page = np.asarray(pdf[k].render(scale=60 / 72).to_pil().convert("RGB"), float) / 255
+            k += 1
+            assert abs(page.shape[1] / s - pw) < 1 and abs(page.shape[0] / s - ph) < 1      # A4, not scaled
+            w, h = min(plan.tile_mm[0], W - x0), min(plan.tile_mm[1], H - y0)
+            left, top = MARGIN_MM, ph - MARGIN_MM                               # the layout's tile corner (mm)
+            part = page[round((ph - top) * s) + 2:round((ph - top + h) * s) - 2, round(left * s) + 2:
+                        round((left + w) * s) - 2]
+            rows, cols = part.shape[:2]
+            canvas[round(y0 * s) + 2:round(y0 * s) + 2 + rows, round(x0 * s) + 2:round(x0 * s) + 2 + cols] = part
+    want = np.asarray(image.resize((canvas.shape[1], canvas.shape[0]), Image.BILINEAR), float) / 255
+    inside = canvas.sum(2) > 0                          # every place a tile covered (all but 2 px seams)
+    assert inside.mean() > 0.95
+    error = np.abs(canvas - want)[inside].mean()
+    shift = round(3 * s)                                # the same, 3 mm off
+    shifted = np.abs(canvas[:, shift:] - want[:, :-shift])[inside[:, shift:]].mean()
+    assert error < 0.03 and shifted > 3 * error, (error, shifted)
+    print(f'tiles against the print: {error:.4f}, 3 mm off: {shifted:.4f}')
