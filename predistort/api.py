@@ -66,7 +66,7 @@ def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.P
         spp: samples per pixel of the two renders (more: less noise, slower).
         fit: what to do with a picture that is not square at the model's resolution: "crop" (centre square, then resize) or "resize" (squash the whole picture).
         refine: seconds (0 = off) of per-picture refinement through the renderer after the model's answer; never returns worse than the model's.
-        resolution: side in pixels of the pre-distorted texture (128, 256, 512 or 1024; 0 = the model's own). The page starts a new picture at 512, the largest that answers in about 2 s on a 2-core CPU (PREDISTORT_PICTURE_RESOLUTION). A resolution not used before is measured first (seconds, once); above 256 the renders use fewer samples per pixel (the metrics say how many).
+        resolution: side in pixels of the pre-distorted texture (128, 256, 512 or 1024; 0 = the model's own). The page starts a new picture at 512, the largest that answers in about 2 s on a 2-core CPU (PREDISTORT_PICTURE_RESOLUTION). A resolution not used before is measured first (seconds, once); above 512 the renders use fewer samples per pixel (the metrics say how many).
     Returns:
         render without pre-distortion, pre-distorted texture, render of the pre-distorted texture (PNG files), metrics (L1 and PSNR of both renders), the picture as used (PNG), a summary (Markdown).
     """

@@ -33,7 +33,7 @@ class Settings:
     max_apply_resolution: int = 1024    # largest resolution a picture is pre-distorted at (/predistort's choice)
     picture_resolution: int = 512       # the page's resolution for a new picture: the largest that answers in about
                                         #   2 s on a 2-core CPU (bench/app_latency.py); 0: the model's own
-    full_spp_resolution: int = 256      # /predistort renders above this side keep its samples: spp·(this/R)²
+    full_spp_resolution: int = 512      # /predistort renders above this side keep its samples: spp·(this/R)²
     max_spp: int = 256                  # samples per pixel, training and preview renders
     max_upload_mb: float = 20.0         # largest uploaded picture, megabytes (also Gradio's max_file_size)
     preview_spp: int = 32               # default spp of /predistort and /compare renders
