@@ -6,16 +6,19 @@ exposure, JPEG), calibrates, and pre-distorts a picture for the fitted setup. Th
 (its JSON) lands within the calibration's bounds of the setup the photo was taken from. A photo of something
 else gets the sentence of what to do, and the server keeps serving.
 """
+import io
 import json
 import re
 import urllib.parse
 import urllib.request
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
-from playwright import sync_api
 from gradio_client.exceptions import AppError
+from playwright import sync_api
+from PIL import Image
 
 from common import picture_paths
 from conftest import ARTIFACTS, wait_for_the_page
@@ -116,6 +119,23 @@ def test_visitor_calibrates_from_a_photo_of_the_chart_then_predistorts_for_the_f
         pdf = response.read()
     boxes = {tuple(round(float(v)) for v in m.split()[2:]) for m in re.findall(rb"/MediaBox \[([^\]]*)\]", pdf)}
     assert pdf[:5] == b"%PDF-" and boxes and boxes <= {(595, 842), (842, 595)}, boxes
+    # 6. The check: a photo of that print through the ball, taken where the true camera is (the print rendered
+    # in the true setup), read in step 7: the pre-distortion must have helped.
+    src = page.locator("#path-texture img").get_attribute("src")
+    with urllib.request.urlopen(urllib.parse.urljoin(app_server.url, src), timeout=30) as response:
+        texture = np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"), np.float32) / 255
+    true = chart_photo.true.replace(resolution=texture.shape[0])
+    shot = chart_photo.path.parent / "print photo.jpg"
+    shot.write_bytes(photograph(render(true, texture, spp=32), exposure=0.8, seed=4))
+    page.click("#step6-next")
+    page.set_input_files("#check-photo input[type=file]", str(shot))
+    page.wait_for_selector("#check-photo img", timeout=30_000)
+    page.click("#check-button")
+    page.wait_for_function("document.querySelector('#check-report').innerText.includes('ratio')", timeout=300_000)
+    verdict = page.inner_text("#check-report")
+    ratio = float(re.search(r"printed as it is\)\s*([\d.]+)", verdict).group(1))
+    assert ratio < 0.9, verdict                                         # the print, photographed, helped
+    page.wait_for_selector("#check-map img", timeout=30_000)
     tops = {round(page.get_by_role("tab", name=name).bounding_box()["y"]) for name in (
         "Pre-distort a picture", "Several pictures · train", "Real object · print", "Load a model", "Download")}
     assert len(tops) == 1, tops                                         # one row of tabs (not the path's steps)
