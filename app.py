@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from predistort import backend, methods, resources, service
-from predistort.api import (advise, advised_distance, before_after, calibrate, chart, check, check_scene, compare,
-                            correctability, describe_setup, estimate, export, first_view, lens_fov, load_pretrained,
+from predistort.api import (FILMS, advise, advised_distance, before_after, calibrate, chart, check, check_scene,
+                            compare, correctability, describe_setup, estimate, export, first_view, lens_fov, load_pretrained,
                             material_ior, method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
                             train, use_examples, use_setup, world_advise, world_calibrate, world_chart,
@@ -316,6 +316,14 @@ def glass_tab(page):
                                            label="The camera's lens (a phone's, as its camera app names it)")
                         fov = gr.Number(here.fov_deg, label="Field of view across the square picture (°)",
                                         elem_id="fov")
+                with gr.Accordion("The camera off the axis, aimed elsewhere, or taking a 4:3 picture (optional)",
+                                  open=False, elem_id="camera-offset"):
+                    with gr.Row():
+                        camera_x = gr.Number(0, label="Camera to the right of the axis (mm)", elem_id="camera-x")
+                        camera_y = gr.Number(0, label="Camera above the axis (mm)", elem_id="camera-y")
+                        aim_x = gr.Number(0, label="Aimed right of the print's centre (mm)", elem_id="aim-x")
+                        aim_y = gr.Number(0, label="Aimed above the print's centre (mm)", elem_id="aim-y")
+                    film = gr.Radio(list(FILMS), value="square", label="The camera's picture", elem_id="film")
                 setup_md = gr.Markdown(here.describe(), elem_id="setup")
                 use_setup_btn = gr.Button("Use this setup", variant="primary", elem_id="use-setup-button")
                 setup_status = gr.Markdown(elem_id="setup-status")
@@ -370,14 +378,16 @@ def glass_tab(page):
             check_step(page, walk)
 
     glass_inputs = [ball_ior, diameter, print_distance, camera_distance, fov]
+    camera_inputs = [camera_x, camera_y, aim_x, aim_y, film]
     material.change(material_ior, [material], [ball_ior], **private(material_ior))
     lens.change(lens_fov, [lens], [fov], **private(lens_fov))
-    for control in glass_inputs:
-        control.change(describe_setup, glass_inputs, [setup_md], **private(describe_setup))
+    for control in glass_inputs + camera_inputs:
+        control.change(describe_setup, glass_inputs + camera_inputs, [setup_md], **private(describe_setup))
     advise_btn.click(advise, [session, *glass_inputs, advise_paper], [advice_md, advice_plot], api_name="advise",
                      **RENDER)
     use_advice_btn.click(advised_distance, [session], [print_distance], **private(advised_distance))
-    use_setup_btn.click(use_setup, [session, *glass_inputs], [setup_status, setup_md], api_name="use_setup",
+    use_setup_btn.click(use_setup, [session, *glass_inputs, *camera_inputs], [setup_status, setup_md],
+                        api_name="use_setup",
                         **RENDER).then(status, [session], [page.status_md], **private(status))
     precision.change(placement, [session, precision], [precision_md], api_name="placement", **INSTANT)
     stand_btn.click(stand_map, [session], [stand_image, stand_md], api_name="stand_map", **RENDER)

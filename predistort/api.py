@@ -22,7 +22,8 @@ API (gradio_client; every endpoint has a stable name, see the README):
     /advise           (ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, paper)
                                                           -> advice (Markdown), plot of the predicted error ratio
                                                              against the distance; paper "a4": one sheet's print
-    /use_setup        (the same five numbers)             -> status, how to build the setup (Markdown)
+    /use_setup        (the same five numbers, camera_x_mm, camera_y_mm, aim_x_mm, aim_y_mm, film)
+                                                          -> status, how to build the setup (Markdown)
     /correctability   ()                                  -> map of the error no texture can remove, one sentence
     /print_files      (paper)                             -> the last pre-distorted texture as PDF (on that paper:
                                                              one sheet or tiles; "": one page) and PNG at true size
@@ -261,11 +262,28 @@ def estimate(textures, method, iterations, spp, resolution):
 
 
 # -- real glass -------------------------------------------------------------------------------------------------
-def physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+FILMS = {"square": None, "4:3 (a phone held level)": (4, 3), "3:4 (a phone held upright)": (3, 4)}
+
+
+def physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, camera_x_mm=0.0,
+                   camera_y_mm=0.0, aim_x_mm=0.0, aim_y_mm=0.0, film="square", resolution=None):
     """The page's (or a client's) numbers as a PhysicalSetup (which refuses non-numbers and impossible setups
-    with a ValueError naming the field)."""
-    return PhysicalSetup(ior=ior, ball_diameter_mm=ball_diameter_mm, print_distance_mm=print_distance_mm,
-                         camera_distance_mm=camera_distance_mm, fov_deg=fov_deg)
+    with a ValueError naming the field). `film` (a name of :data:`FILMS`) gives the camera's picture its long
+    side at `resolution` texels (the session's; the square picture's when None)."""
+    if film not in FILMS:
+        raise ValueError(f"film must be one of {', '.join(map(repr, FILMS))}, got {film!r}")
+    offsets = dict(camera_x_mm=camera_x_mm, camera_y_mm=camera_y_mm, aim_x_mm=aim_x_mm, aim_y_mm=aim_y_mm)
+    if FILMS[film] and resolution:
+        w, h = FILMS[film]
+        long = int(resolution)
+        offsets.update(film_width=long if w >= h else max(8, round(long * w / h)),
+                       film_height=long if h > w else max(8, round(long * h / w)))
+    return PhysicalSetup(**offsets, **_five(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg))
+
+
+def _five(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+    return dict(ior=ior, ball_diameter_mm=ball_diameter_mm, print_distance_mm=print_distance_mm,
+                camera_distance_mm=camera_distance_mm, fov_deg=fov_deg)
 
 
 @user_errors
@@ -299,7 +317,8 @@ def advised_distance(session):
 
 
 @user_errors
-def use_setup(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+def use_setup(session, ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, camera_x_mm=0.0,
+              camera_y_mm=0.0, aim_x_mm=0.0, aim_y_mm=0.0, film="square"):
     """Pre-distort for this physical setup from now on: the scene is measured (once) and the instant solve runs
     on it; the bundled model is used when the setup is the tutorial's.
 
@@ -309,10 +328,16 @@ def use_setup(session, ior, ball_diameter_mm, print_distance_mm, camera_distance
         print_distance_mm: the distance from the ball's centre to the print, millimetres.
         camera_distance_mm: the distance from the ball's centre to the camera's lens, millimetres.
         fov_deg: the camera's field of view across the square picture, degrees.
+        camera_x_mm: the camera off the axis through the ball's centre, to the right as it sees the print (mm, 0: on it).
+        camera_y_mm: the same, upwards (mm).
+        aim_x_mm: where the camera looks: that far right of the print's centre, on the print (mm, 0: its centre).
+        aim_y_mm: the same, upwards (mm).
+        film: the camera's picture: "square", "4:3 (a phone held level)" or "3:4 (a phone held upright)".
     Returns:
         the session's status line (Markdown) and how to build the setup (Markdown).
     """
-    setup = physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg)
+    setup = physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, camera_x_mm,
+                           camera_y_mm, aim_x_mm, aim_y_mm, film, resolution=session.resolution)
     return session.use_setup(setup), setup.replace(resolution=session.resolution).describe()
 
 
@@ -407,10 +432,12 @@ def check(session, photo):
     return cached_png(Image.fromarray(result.map_image()), "check"), result.to_markdown(), corrected
 
 
-def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg):
+def describe_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, camera_x_mm=0.0,
+                   camera_y_mm=0.0, aim_x_mm=0.0, aim_y_mm=0.0, film="square"):
     """How to build the setup in the panel (or what is wrong with its numbers)."""
     try:
-        return physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg).describe()
+        return physical_setup(ior, ball_diameter_mm, print_distance_mm, camera_distance_mm, fov_deg, camera_x_mm,
+                              camera_y_mm, aim_x_mm, aim_y_mm, film, resolution=128).describe()
     except ValueError as e:
         return f"⚠️ {e}"
 

@@ -30,7 +30,8 @@ ENDPOINTS = {
     "/status": [],
     "/push_to_hub": ["name", "private"],
     "/advise": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg", "paper"],
-    "/use_setup": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg"],
+    "/use_setup": ["ior", "ball_diameter_mm", "print_distance_mm", "camera_distance_mm", "fov_deg", "camera_x_mm",
+                   "camera_y_mm", "aim_x_mm", "aim_y_mm", "film"],
     "/correctability": [],
     "/print_files": ["paper"],
     "/placement": ["preset"],
@@ -335,6 +336,12 @@ def test_real_glass_advise_use_the_setup_see_where_it_works_and_print(url, tmp_p
         c.predict("b7", api_name="/print_files")
     with pytest.raises(AppError, match="Invalid setup: the print must be farther"):
         c.predict(1.52, 90, 30, 100, 60, api_name="/use_setup")
+    # The camera 15 mm right of the axis, aimed 10 mm up, a phone held level: renders come 4:3 (16 × 12 here).
+    status, setup = c.predict(1.52, 90, moved, 100, 60, 15, 0, 0, 10, "4:3 (a phone held level)",
+                              api_name="/use_setup")
+    assert "instant solve for your setup" in status, status
+    initial, _, final, metrics = c.predict(handle_file(str(picture_paths()[0])), 8, api_name="/predistort")[:4]
+    assert Image.open(final).size == (16, 12) and metrics["l1_final"] < metrics["l1_initial"]
 
 
 def test_predistort_at_a_larger_resolution_gives_full_resolution_images(url, app_server):
