@@ -18,7 +18,7 @@ from predistort.api import (FILMS, advise, advised_distance, before_after, calib
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
                             train, use_examples, use_setup, world_advise, world_calibrate, world_chart,
                             world_setup)
-from predistort.physical import LENSES, MATERIALS, PhysicalSetup
+from predistort.physical import LENSES, MAKER_DEFAULT, MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
 from predistort.tolerance import PRESETS as TOLERANCE_PRESETS
@@ -298,7 +298,7 @@ def glass_tab(page):
             with gr.Step(STEPS[0], id=1, elem_id="step-object"):
                 gr.Markdown("**Needs:** your ball's size and glass, and where the print and the camera (your "
                             "phone) stand, in millimetres. **Gives:** the setup the next steps work on.")
-                here = PhysicalSetup()
+                here = PhysicalSetup(**MAKER_DEFAULT)             # a setup the chart can calibrate
                 with gr.Row():
                     with gr.Column(min_width=280):
                         material = gr.Dropdown(list(MATERIALS) + ["custom"], value=here.material(),

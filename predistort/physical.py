@@ -55,6 +55,10 @@ LENSES = {                                             # a phone's lenses by the
     "phone 3× (77 mm)": 77.0,
     "phone ultra-wide, 0.5× (13 mm)": 13.0,
 }
+# The maker's path starts here (the Real object tab): a 90 mm crown-glass ball, the print 225 mm behind it, the
+# phone 200 mm before it with a 45° view: a setup the chart can calibrate (the markers beside the ball in the
+# photo; tests/test_calibrate.py fits photos of it) and the advisor's kind of print distance, beyond the focus.
+MAKER_DEFAULT = dict(ior=1.52, print_distance_mm=225.0, camera_distance_mm=200.0, fov_deg=45.0)
 _DIGITS = 9                                            # world coordinates are rounded to this many decimals
 
 

@@ -133,6 +133,11 @@ def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_serve
     page.locator("#material input").click()
     page.get_by_role("option", name="crown glass (1.52)").click()
     page.wait_for_function("document.querySelector('#ball-ior input').value == '1.52'", timeout=30_000)
+    for field, value in (("#print-distance input", "100"), ("#camera-distance input", "100"), ("#fov input", "60")):
+        page.fill(field, value)                                         # near the ball's focus: it must move
+        page.press(field, "Enter")
+    page.wait_for_function("document.querySelector('#setup').innerText.includes('its centre 100 mm')",
+                           timeout=30_000)
     page.click("#step1-next")                                           # the maker's path: step 2, advise
     page.click("#advise-button")
     page.wait_for_function("document.querySelector('#advice').innerText.includes('Move the print')", timeout=120_000)
