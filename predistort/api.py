@@ -94,14 +94,15 @@ def predistort(session, texture, spp, fit, refine=0, resolution=0, progress=gr.P
 FIRST_VIEW_WAIT_S = 60.0    # a page opened while the server warms up waits this long for its first view
 
 
-def first_view():
+def first_view(session):
     """The page's first view: the first example pre-distorted by the default model when the server started
     (:func:`predistort.resources.first_view`), as /predistort shows a result, with the before/after slider and
-    the download; nothing changes until the warm-up has made it."""
+    the download; nothing changes until the warm-up has made it, nor once the visitor has a result of their own
+    (a page opened during the warm-up may have pre-distorted before the first view came)."""
     from pathlib import Path
     from .report import Result
     made = resources.first_view(wait_s=FIRST_VIEW_WAIT_S)
-    if made is None:
+    if made is None or session.results:
         return (gr.skip(),) * 9
     picture, c = made
     r = Result(Path(picture).name, c, [])

@@ -47,6 +47,8 @@ def predistort_in_a_tab(browser, url, resolution=RESOLUTION):
         page.click("#predistort-button")
         page.wait_for_function(f"(() => {{ const i = document.querySelector('#out-predistorted img');"
                                f" return i && i.complete && i.naturalWidth == {resolution}; }})()", timeout=180_000)
+        page.wait_for_function("!document.querySelector('#summary').innerText.includes('An example, pre-distorted')",
+                               timeout=180_000)                    # its own result, not the page's first view
         page.wait_for_selector("#download-predistorted a[href]", timeout=60_000)
     finally:
         page.close()
