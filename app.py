@@ -165,7 +165,7 @@ def predistort_tab(page):
                        **private(predistort_estimate))
     page.demo.load(page_resolution, None, [resolution_choice], **private(page_resolution))
     # The first view: an example already pre-distorted (made at the server's warm-up; instant here).
-    page.demo.load(first_view, [session], [texture, initial, pre, final, metrics, used, summary, slider, download],
+    page.demo.load(first_view, [session], [initial, pre, final, metrics, used, summary, slider, download],
                    preprocess=False, **private(first_view))
     page.demo.load(predistort_estimate, [session, resolution_choice, spp], [predistort_eta],
                    **private(predistort_estimate))

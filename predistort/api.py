@@ -98,19 +98,20 @@ def first_view(session):
     """The page's first view: the first example pre-distorted by the default model when the server started
     (:func:`predistort.resources.first_view`), as /predistort shows a result, with the before/after slider and
     the download; nothing changes until the warm-up has made it, nor once the visitor has a result of their own
-    (a page opened during the warm-up may have pre-distorted before the first view came)."""
+    (a page opened during the warm-up may have pre-distorted before the first view came). The picture input is
+    left as it is: a visitor's upload is never replaced."""
     from pathlib import Path
     from .report import Result
     made = resources.first_view(wait_s=FIRST_VIEW_WAIT_S)
     if made is None or session.results:
-        return (gr.skip(),) * 9
+        return (gr.skip(),) * 8
     picture, c = made
     r = Result(Path(picture).name, c, [])
     images = pil(c.initial, "render-initial"), pil(c.predistorted, "predistorted"), pil(c.final, "render-final")
     summary = (f"*An example, pre-distorted by the model this page starts with when the server started "
                f"(renders: {r.metrics['spp']} samples per pixel). Upload your own picture or pick another.*\n\n"
                + report.metrics_markdown(r.metrics))
-    return (picture, *images, r.metrics, pil(c.target, "input"), summary, (images[0], images[2]), images[1])
+    return (*images, r.metrics, pil(c.target, "input"), summary, (images[0], images[2]), images[1])
 
 
 def before_after(initial, final, predistorted):

@@ -37,8 +37,13 @@ def test_visitor_picks_an_example_and_sees_four_images_and_metrics(browser, app_
     summary = page.inner_text("#summary")
     assert "L1" in summary and "dB" in summary and "without pre-distortion" in summary
     for output in OUTPUTS:                                      # each image really loaded (not a broken link)
-        width = page.eval_on_selector(f"{output} img", "img => img.complete ? img.naturalWidth : 0")
-        assert width == app_server.picture_resolution, (output, width)
+        try:
+            page.wait_for_function(f"(() => {{ const i = document.querySelector('{output} img');"
+                                   f" return i && i.complete && i.naturalWidth == {app_server.picture_resolution};"
+                                   f" }})()", timeout=30_000)
+        except sync_api.TimeoutError:
+            width = page.eval_on_selector(f"{output} img", "img => img.complete ? img.naturalWidth : 0")
+            raise AssertionError((output, width)) from None
     # The before/after slider holds the two renders: without and with pre-distortion.
     page.wait_for_function("document.querySelectorAll('#before-after img').length == 2 && "
                            "[...document.querySelectorAll('#before-after img')].every(i => i.complete && "
@@ -221,7 +226,7 @@ def test_the_first_view_shows_an_example_already_pre_distorted(browser, app_serv
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(app_server.url, wait_until="load")
     wait_for_the_page(page)
-    for image in ("#out-initial img", "#out-predistorted img", "#out-final img", "#texture img"):
+    for image in ("#out-initial img", "#out-input img", "#out-predistorted img", "#out-final img"):
         page.wait_for_function(f"(() => {{ const i = document.querySelector('{image}');"
                                f" return i && i.complete && i.naturalWidth > 0; }})()", timeout=120_000)
     summary = page.inner_text("#summary")
