@@ -508,7 +508,7 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
     """
     from .images import to_pil
     from .printout import write_world_print
-    from .worldsolve import load_picture, predistort_world as solve_world, world_from_uploads
+    from .worldsolve import load_picture, predistort_world as solve_world
     if not isinstance(resolution, (int, float)) or not 64 <= int(resolution) <= 2048:
         raise ValueError(f"resolution must be from 64 to 2048 pixels on the print's long side, got {resolution!r}")
     if fit not in ("crop", "resize"):
@@ -516,8 +516,7 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
     source = upload_path(picture)
     if source is None:
         raise ValueError("Upload the picture to pre-distort.")
-    folder = session.folder / f"world-{next(_worlds)}"
-    world = world_from_uploads(upload_path(setup), upload_paths(meshes), folder)
+    world, folder = _uploaded_world(session, setup, meshes)
     world = world.replace(resolution=int(resolution))
 
     def probing(fraction, message):
