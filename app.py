@@ -17,7 +17,7 @@ from predistort.api import (FILMS, advise, advised_distance, before_after, calib
                             material_ior, method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
                             train, use_examples, use_setup, world_advise, world_calibrate, world_chart,
-                            world_setup)
+                            world_check, world_setup)
 from predistort.physical import LENSES, MAKER_DEFAULT, MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
@@ -427,6 +427,8 @@ def world_step(page):
                 resolution = gr.Dropdown([256, 512, 1024], value=512, label="Print's long side (pixels)",
                                          elem_id="world-resolution")
                 fit = gr.Radio(["crop", "resize"], value="crop", label="Fit the picture", elem_id="world-fit")
+                tolerance = gr.Number(0, label="Camera placed by hand within ± (mm; 0: exactly, slower above 0)",
+                                      minimum=0, maximum=20, elem_id="world-tolerance")
                 go = gr.Button("Pre-distort for this setup", variant="primary", elem_id="world-button")
                 pdf = gr.File(label="Print (PDF, at 100 %)", interactive=False, elem_id="world-pdf")
             with gr.Column(scale=2):
@@ -440,7 +442,8 @@ def world_step(page):
                                      elem_id="world-render")
                 with gr.Row():
                     target = gr.Image(label="What the camera should see", format="png", interactive=False)
-                    texture = gr.Image(label="The print (pre-distorted)", format="png", interactive=False)
+                    texture = gr.Image(label="The print (pre-distorted)", format="png", interactive=False,
+                                       elem_id="world-texture")
                 metrics = gr.JSON(label="Metrics", visible=False)
         with gr.Row():
             with gr.Column(min_width=280):
@@ -464,6 +467,18 @@ def world_step(page):
                                  sources=["upload", "clipboard"], height=220, elem_id="world-photo")
                 calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="world-calibrate-button")
                 fitted_md = gr.Markdown(elem_id="world-fit-report")
+        gr.Markdown("**Check the print**: photograph the printed pre-distortion with the object on it, from where "
+                    "the camera stands: how close the view is to your picture, and whether to calibrate again.")
+        with gr.Row():
+            with gr.Column(min_width=280):
+                check_photo = gr.Image(label="Your photo of the print and the object", type="filepath",
+                                       sources=["upload", "clipboard"], height=220, elem_id="world-check-photo")
+                check_btn = gr.Button("Check", elem_id="world-check-button")
+                verdict = gr.Markdown(elem_id="world-check-verdict")
+                corrected = gr.Image(label="Corrected print (when the error is systematic)", format="png",
+                                     interactive=False, height=160)
+            check_map = gr.Image(label="Error left, over the view", format="png", interactive=False,
+                                 elem_id="world-check-map", height=240)
     picker = [kind, diameter, height, paper, cam_height, cam_distance, cam_fov]
     advise_btn.click(world_advise, [session, setup, meshes], [setup, advice_md, map_image], api_name="world_advise",
                      preprocess=False, **RENDER)
@@ -471,9 +486,11 @@ def world_step(page):
                     preprocess=False, **RENDER)
     calibrate_btn.click(world_calibrate, [session, setup, meshes, photo], [setup, fitted_md],
                         api_name="world_calibrate", preprocess=False, **RENDER)
+    check_btn.click(world_check, [session, setup, meshes, picture, texture, check_photo], [check_map, verdict, corrected],
+                    api_name="world_check", preprocess=False, **RENDER)
     for control in picker:
         control.change(world_setup, [session, *picker], [setup, view, described], **private(world_setup))
-    go.click(predistort_world, [session, setup, meshes, picture, resolution, fit],
+    go.click(predistort_world, [session, setup, meshes, picture, resolution, fit, tolerance],
              [plain, final, target, texture, pdf, metrics, summary, view], api_name="predistort_world",
              preprocess=False, **RENDER)
     # Made when the step is opened, not at every page load (a visitor who never opens it costs nothing).

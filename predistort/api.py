@@ -493,7 +493,8 @@ def use_examples():
 
 
 @user_errors
-def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop", progress=gr.Progress()):
+def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop", tolerance_mm=0.0,
+                     progress=gr.Progress()):
     """Pre-distort a picture for any optical object described by a setup file (a world in millimetres: the print,
     mirrors or glass objects, the camera), render it, and give the print at its true size.
 
@@ -503,8 +504,10 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
         picture: the picture (PNG, JPEG, WebP, ...), fitted to the target's aspect.
         resolution: pixels on the print's long side (64 to 2048).
         fit: "crop" (the picture's centre, nothing squashed) or "resize" (the whole picture, squashed).
+        tolerance_mm: 0, or one print for the camera anywhere within ± this many millimetres of its place (up to
+            20; seven views, each measured once), with where you may stand in the summary.
     Returns:
-        the render of the picture printed plain, the render of the pre-distorted print, the target (what the camera should see), the pre-distorted texture (PNG files), the print as a PDF at true size, the metrics, a summary (Markdown), the setup in 3D with the print on it (GLB).
+        the render of the picture printed plain, the render of the pre-distorted print, the target (what the camera should see), the pre-distorted texture (PNG files), the print as a PDF at true size, the metrics, a summary (Markdown; with a tolerance, the predicted score where the camera may stand), the setup in 3D with the print on it (GLB).
     """
     from .images import to_pil
     from .printout import write_world_print
@@ -513,6 +516,10 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
         raise ValueError(f"resolution must be from 64 to 2048 pixels on the print's long side, got {resolution!r}")
     if fit not in ("crop", "resize"):
         raise ValueError(f'fit must be "crop" or "resize", got {fit!r}')
+    tolerance_mm = 0.0 if tolerance_mm in (None, "") else tolerance_mm
+    if not isinstance(tolerance_mm, (int, float)) or not 0 <= tolerance_mm <= 20:
+        raise ValueError(f"tolerance_mm must be from 0 to 20 millimetres (0: the camera exactly at its place), "
+                         f"got {tolerance_mm!r}")
     source = upload_path(picture)
     if source is None:
         raise ValueError("Upload the picture to pre-distort.")
@@ -521,7 +528,7 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
 
     def probing(fraction, message):
         progress(fraction, desc=f"Measuring the light transport (once per setup): {message}")
-    r = solve_world(load_picture(source), world, fit=fit, spp=32, progress=probing)
+    r = solve_world(load_picture(source), world, fit=fit, spp=32, progress=probing, tolerance_mm=float(tolerance_mm))
     r.save(folder)
     pdf, _ = write_world_print(r.predistorted, world, folder)
     glb = world_glb(world, folder / "setup.glb", texture=to_pil(r.predistorted))
@@ -532,6 +539,12 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
                f"{m['l1_initial']:.4f} → **{m['l1_final']:.4f}** (ratio {m['l1_ratio']:.3f}; over the objects "
                f"{m['silhouette']['l1_ratio']:.3f}).{mirror} Print the PDF at 100 %, stand each object on its "
                f"outline.")
+    if tolerance_mm:
+        from .worldtolerance import stand_table
+        t = m["tolerance"]
+        summary += (f"\n\nOne print for the camera anywhere within ±{tolerance_mm:g} mm. **Where you may stand** "
+                    f"(the predicted {'error in the mirror' if 'mirror_error' in m else 'error ratio'}, lower is "
+                    f"better; worst {t['worst_predicted']:.3f}):\n\n" + stand_table(t["offsets_mm"], t["map"]))
     return (pil(r.render_plain, "render-plain"), pil(r.render_final, "render-world"), pil(r.target, "target"),
             pil(r.predistorted, "predistorted-world"), str(pdf), m, summary, str(glb))
 
@@ -625,6 +638,34 @@ def world_calibrate(session, setup, meshes, photo):
     path = folder / "fitted-setup.json"
     fit.scene.save(path)
     return str(path), fit.to_markdown()
+
+
+@user_errors
+def world_check(session, setup, meshes, picture, printed, photo):
+    """Close the loop for any object: from a photo of the printed pre-distortion, taken where the camera of the
+    (fitted) setup stands, how close the view is to the picture, whether to calibrate again, and a corrected
+    texture when the error left is systematic.
+
+    Args:
+        setup: the setup file the print was made for (JSON; after /world_calibrate, the fitted one).
+        meshes: the mesh files its objects name, if any.
+        picture: the picture that was pre-distorted.
+        printed: the pre-distorted texture that was printed (the PNG /predistort_world gave).
+        photo: the photo of the print with the object on it (JPEG, HEIC, PNG or WebP).
+    Returns:
+        the error map (PNG), the verdict (Markdown: ratio against printing the picture itself, calibrate again or not), the corrected texture (PNG) or nothing.
+    """
+    from .check import check as check_photo
+    from .worldsolve import load_picture, load_printed
+    world, _ = _uploaded_world(session, setup, meshes)
+    sources = [upload_path(picture), upload_path(printed), upload_path(photo)]
+    for source, what in zip(sources, ("the picture that was pre-distorted", "the pre-distorted texture that was "
+                                      "printed", "the photo of the print")):
+        if source is None:
+            raise ValueError(f"Upload {what}.")
+    result = check_photo(world, sources[2], load_picture(sources[0]), load_printed(sources[1], world))
+    corrected = pil(result.corrected, "corrected-world") if result.corrected is not None else None
+    return cached_png(Image.fromarray(result.map_image()), "world-check"), result.to_markdown(), corrected
 
 
 @user_errors

@@ -479,12 +479,17 @@ def cmd_check(args):
     from pathlib import Path
     from .check import check
     from .images import prepare_texture, save_png
-    from .physical import ball_frame
     from .scene import SceneConfig
-    scene = ball_frame(SceneConfig.load(args.scene))
+    world = SceneConfig.load(args.scene)
     backend.init()
-    picture, _ = prepare_texture(args.texture, scene.resolution, fit="crop")
-    printed = prepare_texture(args.printed, scene.resolution, fit="exact")[0] if args.printed else None
+    if world.is_ball_world:
+        scene = world
+        picture, _ = prepare_texture(args.texture, scene.resolution, fit="crop")
+        printed = prepare_texture(args.printed, scene.resolution, fit="exact")[0] if args.printed else None
+    else:                                   # any other world: the picture fitted to its target, a rectangular print
+        from .worldsolve import load_picture, load_printed
+        scene, picture = world, load_picture(args.texture)
+        printed = load_printed(args.printed, world) if args.printed else None
     result = check(scene, args.photo, picture, printed)
     print(result.to_markdown())
     if args.out:
@@ -628,8 +633,8 @@ def parser():
     k.set_defaults(run=cmd_calibrate)
 
     h = sub.add_parser("check", help="a photo of the printed pre-distortion: how close, re-calibrate?, corrected")
-    h.add_argument("--scene", required=True, help="the fitted scene JSON (calibrate --out)")
-    h.add_argument("--photo", required=True, help="photo of the printed pre-distortion through the ball")
+    h.add_argument("--scene", required=True, help="the fitted setup JSON (calibrate --out): a glass ball or any world")
+    h.add_argument("--photo", required=True, help="photo of the printed pre-distortion through the object")
     h.add_argument("--texture", required=True, help="the picture that was pre-distorted")
     h.add_argument("--printed", help="the pre-distorted texture that was printed (default: the instant solve)")
     h.add_argument("--out", help="folder for error_map.png, check.json and corrected.png")

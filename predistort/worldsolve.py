@@ -145,6 +145,18 @@ def load_picture(source, longest=2048):
     return torch.from_numpy(np.array(image, dtype=np.uint8)).float().div_(255)
 
 
+def load_printed(source, config):
+    """The texture that was printed for world `config` (a file ``apply`` or the page wrote): [rows, cols, 3] in
+    [0, 1]. Refuses, naming the size it needs, a picture that is not the world's texture size."""
+    texture = load_picture(source, longest=1 << 16)
+    rows, cols = config.texture_shape
+    if tuple(texture.shape[:2]) != (rows, cols):
+        raise ValueError(f"The printed texture is {texture.shape[1]}×{texture.shape[0]} pixels but this setup's "
+                         f"print is {cols}×{rows} at resolution {config.resolution}: give the pre-distorted texture "
+                         f"made for this setup (predistorted.png), or set the setup's resolution to match it.")
+    return texture
+
+
 MAX_SETUP_BYTES = 1 << 20     # a setup file larger than this is refused before it is read
 
 

@@ -86,6 +86,14 @@ def stand_map(texture, picture, config, box_mm=3.0, points=3, fit="crop"):
     return offsets.tolist(), scores
 
 
+def stand_table(offsets, scores):
+    """The stand map as a Markdown table: the predicted score with the camera moved by x (columns) and y (rows)."""
+    head = "| camera moved (mm) | " + " | ".join(f"x {x:+g}" for x in offsets) + " |\n"
+    rule = "|---|" + "---:|" * len(offsets) + "\n"
+    rows = "".join(f"| y {y:+g} | " + " | ".join(f"{v:.3f}" for v in line) + " |\n" for y, line in zip(offsets, scores))
+    return head + rule + rows
+
+
 def correctability(config, pictures):
     """``(error [H, W], sentence)``: the per-pixel error the solve leaves, the mean over `pictures` and colours,
     0 where no pixel shows a picture; and one sentence on the share of pixels it cannot correct."""

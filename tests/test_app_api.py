@@ -392,6 +392,37 @@ def test_a_cylinder_mirror_world_through_the_api_and_a_setup_that_names_another_
     assert c.predict(api_name="/status")                      # the server keeps serving
 
 
+def test_a_mirror_print_with_a_tolerance_and_its_photo_checked_through_the_api(url, tmp_path):
+    """/predistort_world with a camera tolerance says where one may stand; /world_check judges a photo of that
+    print (rendered by the project where the setup is) and says nothing is to be done."""
+    from photos import photograph, render
+    from predistort.scene import SceneConfig
+    from predistort.worldsolve import load_printed
+    world = {"units": "mm", "print": {"center": [0, -40, 0], "right": [1, 0, 0], "up": [0, 1, 0], "size": [297, 210]},
+             "objects": [{"shape": "cylinder", "base": [0, 0, 0], "axis": [0, 0, 1], "radius": 30, "height": 100,
+                          "material": "mirror"}],
+             "camera": {"origin": [0, -280, 300], "target": [0, 0, 50], "up": [0, 0, 1], "fov": 14, "film": [48, 64]},
+             "resolution": 128}
+    setup = tmp_path / "mirror.json"
+    setup.write_text(json.dumps(world))
+    c = client(url)
+    out = c.predict(handle_file(str(setup)), [], handle_file(str(picture_paths()[0])), 128, "crop", 2,
+                    api_name="/predistort_world")
+    texture, metrics, summary = out[3], out[5], out[6]
+    assert "Where you may stand" in summary and "| y +2 |" in summary and metrics["tolerance"]["camera_mm"] == 2
+    scene = SceneConfig.from_dict(world)
+    photo = tmp_path / "print.jpg"
+    photo.write_bytes(photograph(render(scene, load_printed(texture, scene), spp=64), exposure=0.9))
+    error_map, verdict, corrected = c.predict(handle_file(str(setup)), [], handle_file(str(picture_paths()[0])),
+                                              handle_file(texture), handle_file(str(photo)), api_name="/world_check")
+    ratio = float(re.search(r"printed as it is\) \| ([0-9.]+)", verdict).group(1))
+    assert ratio < 0.4 and "calibrate again" not in verdict, verdict
+    assert rgb(error_map).shape == (64, 48, 3)
+    with pytest.raises(AppError, match="Upload the photo of the print"):
+        c.predict(handle_file(str(setup)), [], handle_file(str(picture_paths()[0])), handle_file(texture), None,
+                  api_name="/world_check")
+
+
 def test_a_picked_object_gives_its_setup_file_and_3d_view_and_bad_numbers_a_sentence(url):
     c = client(url)
     setup, glb, described = c.predict("cone mirror", 50, 80, "A4", 250, 260, 45, api_name="/world_setup")
