@@ -34,6 +34,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     calibrate   fit the camera, the ball's centre and IOR, the print's distance from one photo of the chart
     mirrorrefine  a mirror's fine fit: the camera from the markers' edges, a cylinder from its cap's rim (0.1 px)
     mirrorfit   calibrate a mirror on its print from one photo: the camera from markers, the mirror from its outline
+    glassfit    calibrate any other glass object from one photo: the camera from markers, its place and IOR by render and compare
     check       from a photo of the printed pre-distortion: how close, whether to re-calibrate, a correction
     layers      the model types: the tutorial's layer, the generalising (unrolled) layer, the instant solve
     hub         what a web visitor may do on the Hub: load with their own token or none, bounded; push to their own

@@ -595,46 +595,55 @@ def _uploaded_world(session, setup, meshes):
 
 @user_errors
 def world_chart(session, setup, meshes=None):
-    """The calibration chart of a setup whose mirror (a cylinder or a cone) stands on the print: markers where
-    the camera sees the print directly, a colour wheel where the mirror reflects it. Print it at 100 % in place
-    of the picture, stand the mirror on its circle, photograph it from where the camera goes.
+    """The calibration chart of a setup with one mirror (a cylinder or a cone standing on the print) or one glass
+    object (a rod, a glass of water, your own mesh): markers where the camera sees the print directly, a colour
+    wheel where the object reflects or refracts it. Print it at 100 % in place of the picture, put the object on
+    its outline, photograph it from where the camera goes.
 
     Args:
         setup: the setup file (JSON: units, print, objects, camera; see the README).
         meshes: the mesh files its objects name, if any.
     Returns:
-        the chart as a PNG and as a PDF at the print's true size (the mirror's circle marked).
+        the chart as a PNG and as a PDF at the print's true size (the object's outline marked).
     """
+    from .glassfit import write_glass_chart
     from .mirrorfit import write_mirror_chart
+    from .physical import is_lone_ball
     world, folder = _uploaded_world(session, setup, meshes)
-    if not world.has_mirror:
-        raise ValueError("A chart from a setup file is for a cylinder or cone mirror standing on its print; for a "
-                         "glass ball use the path's steps 3 and 4 (Use this setup, then the chart).")
-    png, pdf = write_mirror_chart(world, folder / "chart")
+    if is_lone_ball(world):
+        raise ValueError("For a glass ball before its print use the path's steps 3 and 4 (Use this setup, then the "
+                         "chart): its chart and fit are the ball's own.")
+    png, pdf = (write_mirror_chart if world.has_mirror else write_glass_chart)(world, folder / "chart")
     return str(png), str(pdf)
 
 
 @user_errors
-def world_calibrate(session, setup, meshes, photo):
-    """Fit where the camera and the mirror really are from one photo of the printed chart of /world_chart: the
-    camera from the markers seen directly, the mirror's base and radius from its black cap's rim.
+def world_calibrate(session, setup, meshes, photo, progress=gr.Progress()):
+    """Fit where the camera and the object really are from one photo of the printed chart of /world_chart: the
+    camera from the markers seen directly; a mirror's base and radius from its black cap's rim; a glass object's
+    place and IOR by rendering the chart through it and comparing with the photo (about a minute or two).
 
     Args:
         setup: the setup file the chart was made for (JSON).
         meshes: the mesh files its objects name, if any.
         photo: the photo (JPEG, HEIC, PNG or WebP, as the phone stores it; all of the chart's markers it can see).
     Returns:
-        the fitted setup file (JSON, the same schema: pre-distort for it with /predistort_world) and the fit's report (Markdown).
+        the fitted setup file (JSON, the same schema: pre-distort for it with /predistort_world; a mesh's place is its `offset`) and the fit's report (Markdown).
     """
+    from .glassfit import calibrate_glass
     from .mirrorfit import calibrate_mirror
+    from .physical import is_lone_ball
     world, folder = _uploaded_world(session, setup, meshes)
-    if not world.has_mirror:
-        raise ValueError("Calibration from a setup file is for a cylinder or cone mirror standing on its print; for "
-                         "a glass ball use the path's steps 3 and 4.")
+    if is_lone_ball(world):
+        raise ValueError("For a glass ball before its print use the path's steps 3 and 4: its fit is the ball's own.")
     source = upload_path(photo)
     if source is None:
         raise ValueError("Upload the photo of the chart.")
-    fit = calibrate_mirror(world, source)
+    if world.has_mirror:
+        fit = calibrate_mirror(world, source)
+    else:
+        fit = calibrate_glass(world, source, progress=lambda fraction, message: progress(
+            fraction, desc=f"Calibrating: {message}"))
     path = folder / "fitted-setup.json"
     fit.scene.save(path)
     return str(path), fit.to_markdown()

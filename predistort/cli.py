@@ -434,13 +434,19 @@ def cmd_print(args):
 
 def cmd_chart(args):
     from .chart import write_chart
-    from .physical import ball_frame
+    from .physical import ball_frame, is_lone_ball
     from .scene import SceneConfig
     world = SceneConfig.load(args.scene)
     if world.has_mirror:                                 # a mirror on its print: markers around it
         from .mirrorfit import write_mirror_chart
         png, pdf = write_mirror_chart(world, args.out)
         print(f"Wrote {png} and {pdf}: print chart.pdf at 100 %, stand the mirror on its circle, photograph it "
+              f"from where the camera goes, and run python -m predistort calibrate.")
+        return 0
+    if not is_lone_ball(world):                          # any other glass object: markers around it
+        from .glassfit import write_glass_chart
+        png, pdf = write_glass_chart(world, args.out)
+        print(f"Wrote {png} and {pdf}: print chart.pdf at 100 %, put the object on its outline, photograph it "
               f"from where the camera goes, and run python -m predistort calibrate.")
         return 0
     png, pdf = write_chart(ball_frame(world), args.out)
@@ -451,13 +457,19 @@ def cmd_chart(args):
 
 def cmd_calibrate(args):
     from .calibrate import calibrate, write_report
-    from .physical import ball_frame, from_ball_frame
+    from .physical import ball_frame, from_ball_frame, is_lone_ball
     from .scene import SceneConfig
     world = SceneConfig.load(args.scene)                 # a world is fitted in the ball's frame, written in its own
-    if world.has_mirror:
-        from .mirrorfit import calibrate_mirror
-        fit = calibrate_mirror(world, args.photo, focal_mm=args.focal_mm)
-        fit.scene.save(args.out)
+    if world.has_mirror or not is_lone_ball(world):
+        if world.has_mirror:
+            from .mirrorfit import calibrate_mirror
+            fit = calibrate_mirror(world, args.photo, focal_mm=args.focal_mm)
+        else:
+            from .glassfit import calibrate_glass
+            fit = calibrate_glass(world, args.photo, focal_mm=args.focal_mm, progress=lambda fraction, message:
+                                  print(f"  {fraction:4.0%} {message}", file=sys.stderr))
+        from .glassfit import save_with_meshes
+        save_with_meshes(fit.scene, args.out)
         print(fit.to_markdown())
         print(f"Wrote {args.out}. Pre-distort for it with: python -m predistort apply --method solve --scene "
               f"{args.out} --texture PICTURE --fit crop --out-dir OUT")

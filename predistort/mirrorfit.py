@@ -102,19 +102,28 @@ def _foot_uv(world, solid):
 
 def mirror_layout(world):
     """The :class:`MirrorLayout` of `world`'s chart: a grid of slots over the print, those clear of the mirror."""
-    from .chart import dictionary
     solid = _mirror(world)
+    w, h = world.plane.size
+    fu, fv, _ = _foot_uv(world, solid)
+    return grid_layout(world, lambda cx, cy, slot: math.hypot(cx - fu * w, cy - fv * h)
+                       < KEEP_OUT * solid.radius + slot * 0.75)
+
+
+def grid_layout(world, keep_out):
+    """A :class:`MirrorLayout` on a grid of slots over `world`'s print: a marker in every slot whose centre
+    (``cx``, ``cy``: mm from the print's top left corner, ``slot`` the slot's side) ``keep_out`` does not keep
+    out. Refuses a print that leaves fewer than :data:`MIN_MARKERS`."""
+    from .chart import dictionary
     w, h = world.plane.size
     slot = max(w, h) / MARKERS_ACROSS
     cols, rows = int(w // slot), int(h // slot)
     x0, y0 = (w - cols * slot) / 2, (h - rows * slot) / 2          # the grid centred on the print (mm)
-    fu, fv, _ = _foot_uv(world, solid)
     side = MARKER_SHARE * slot
     quads = []
     for r in range(rows):
         for c in range(cols):
             cx, cy = x0 + (c + 0.5) * slot, y0 + (r + 0.5) * slot          # slot centre, mm from the top left
-            if math.hypot(cx - fu * w, cy - fv * h) < KEEP_OUT * solid.radius + slot * 0.75:
+            if keep_out(cx, cy, slot):
                 continue
             a, b = cx - side / 2, cy - side / 2
             quads.append([[a, b], [a + side, b], [a + side, b + side], [a, b + side]])
@@ -126,19 +135,27 @@ def mirror_layout(world):
     quads = np.round(np.array(quads, np.float64).reshape(-1, 4, 2) / np.array([w, h]) * [cols_, rows_])
     quads /= np.array([cols_, rows_])
     if len(quads) < MIN_MARKERS or len(quads) > len(dictionary().bytesList):
-        raise ValueError("The mirror leaves no room for the chart's markers on this print: use a larger print.")
+        raise ValueError("The object leaves no room for the chart's markers on this print: use a larger print, or "
+                         "move the camera so that it sees more of the print beside the object.")
     return MirrorLayout(np.arange(len(quads)), quads, world)
 
 
 def mirror_chart(world, resolution=None):
     """The chart of `world`'s mirror as a texture [rows, cols, 3] float32 in [0, 1] (module doc, phase 1), and
     its :class:`MirrorLayout`."""
-    from .chart import dictionary
     world = world if resolution is None else world.replace(resolution=resolution)
     layout = mirror_layout(world)
+    fu, fv, _ = _foot_uv(world, _mirror(world))
+    return draw_chart(world, layout, (fu, fv)), layout
+
+
+def draw_chart(world, layout, centre_uv):
+    """The chart texture [rows, cols, 3] float32 of `layout` on `world`'s print: a hue wheel around `centre_uv`
+    (u, v on the print), brighter farther out, and the markers in their white quiet zones."""
+    from .chart import dictionary
     rows, cols = world.texture_shape
     v, u = np.meshgrid((np.arange(rows) + 0.5) / rows, (np.arange(cols) + 0.5) / cols, indexing="ij")
-    fu, fv, fr = _foot_uv(world, _mirror(world))
+    fu, fv = centre_uv
     w, h = world.plane.size
     dx, dy = (u - fu) * w, (v - fv) * h
     angle, reach = np.arctan2(dy, dx), np.hypot(dx, dy) / max(w, h)
@@ -154,7 +171,7 @@ def mirror_chart(world, resolution=None):
         i = ((v[inside] - b) / (d - b) * 6).astype(int).clip(0, 5)
         j = ((u[inside] - a) / (c - a) * 6).astype(int).clip(0, 5)
         image[inside] = bits[i, j][:, None]
-    return image.astype(np.float32), layout
+    return image.astype(np.float32)
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -434,20 +451,26 @@ def calibrate_mirror(world, source, focal_mm=None, fine=True):
         warnings.append("a cone's base and radius come from its outline against the chart, which is not accurate "
                         "yet (base and radius up to 5 mm off on rendered photos): stand the cone exactly on its "
                         "printed circle and check the written base and radius against it.")
-    origin, rotation, tan_x = camera
     fitted = dataclasses.replace(solid, base=base, radius=radius)
-    forward = rotation[:, 2]
-    depth = float((np.asarray(world.camera_target) - origin) @ forward)
-    film = ball.film_for(world, photo.size)
-    fov = math.degrees(2 * math.atan(tan_x))
-    scene = world.replace(camera_origin=tuple(float(v) for v in origin),
-                          camera_target=tuple(float(v) for v in origin + forward * max(depth, 1.0)),
-                          camera_up=tuple(float(v) for v in rotation[:, 1]), fov=fov, film_width=film[0],
-                          film_height=film[1], objects=(fitted,))
+    scene = with_camera(world, camera, photo.size).replace(objects=(fitted,))
+    fov = scene.fov
     moved = float(np.linalg.norm(np.subtract(base, solid.base))) * mm
     return MirrorCalibration(scene, rms, len(ids), edge, moved, radius * mm, fov,
                              round(time.perf_counter() - start, 2), found.get("sigma_camera_mm"),
                              found["sigma_base_mm"], found["sigma_radius_mm"], found.get("rim_degrees"), warnings)
+
+
+def with_camera(world, camera, size):
+    """`world` seen by the fitted `camera` ``(origin, rotation, tan_x)``: its origin, aim (along the fitted
+    forward, as far as the world's target was), up, field of view, and a film of the photo's aspect (`size`)."""
+    origin, rotation, tan_x = camera
+    forward = rotation[:, 2]
+    depth = float((np.asarray(world.camera_target) - origin) @ forward)
+    film = ball.film_for(world, size)
+    return world.replace(camera_origin=tuple(float(v) for v in origin),
+                         camera_target=tuple(float(v) for v in origin + forward * max(depth, 1.0)),
+                         camera_up=tuple(float(v) for v in rotation[:, 1]), fov=math.degrees(2 * math.atan(tan_x)),
+                         film_width=film[0], film_height=film[1])
 
 
 def write_mirror_chart(world, out_dir):

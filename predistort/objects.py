@@ -42,6 +42,7 @@ CONE_SEGMENTS = 1024             # facets around a cone's side (exact normals at
 METRES_BELOW_MM = 5.0            # a mesh in a millimetre world whose largest side is under this looks like metres
 FIELDS = {"sphere": ("center", "radius"), "cylinder": ("base", "axis", "radius", "height"),
           "cone": ("base", "axis", "radius", "height"), "mesh": ("file",)}
+OPTIONAL = {"mesh": ("offset",)}   # a mesh's offset [x, y, z]: where it stands moved from its file's coordinates
 
 
 class ObjectError(ValueError):
@@ -174,6 +175,7 @@ class Solid:
     height: float = None
     file: str = None
     folder: str = None
+    offset: tuple = None
 
     @property
     def mirror(self):
@@ -187,7 +189,8 @@ class Solid:
         shape = data.get("shape")
         if shape not in SHAPES:
             raise ObjectError(f"{name}.shape must be one of {', '.join(SHAPES)}, got {shape!r}")
-        unknown = set(data) - {"shape", "material", *FIELDS[shape]} - {k for k in data if k.startswith("_")}
+        optional = OPTIONAL.get(shape, ())
+        unknown = set(data) - {"shape", "material", *FIELDS[shape], *optional} - {k for k in data if k.startswith("_")}
         if unknown:
             raise ObjectError(f"{name}: unknown field(s) {', '.join(sorted(unknown))} for a {shape} (it takes "
                               f"{', '.join(FIELDS[shape])}, material)")
@@ -197,9 +200,9 @@ class Solid:
         if "material" not in data:
             raise ObjectError(f'{name}.material is missing: "mirror" or {{"ior": n}}')
         fields = {"shape": shape, "material": _material(data["material"], f"{name}.material")}
-        for key in FIELDS[shape]:
+        for key in FIELDS[shape] + tuple(k for k in optional if k in data):
             value = data[key]
-            if key in ("center", "base", "axis"):
+            if key in ("center", "base", "axis", "offset"):
                 fields[key] = _vector(value, f"{name}.{key}")
             elif key == "file":
                 mesh_path(value, folder, f"{name}.file")
@@ -217,13 +220,20 @@ class Solid:
         for key in FIELDS[self.shape]:
             value = getattr(self, key)
             out[key] = list(value) if isinstance(value, tuple) else value
+        if self.offset is not None:
+            out["offset"] = list(self.offset)
         out["material"] = "mirror" if self.mirror else {"ior": self.material}
         return out
 
     # -- geometry ------------------------------------------------------------------------------------------
     def mesh(self):
-        """``(vertices, faces, normals, watertight)`` of a mesh solid (see :func:`read_mesh`)."""
-        return read_mesh(mesh_path(self.file, self.folder), f"objects[].file {self.file!r}")
+        """``(vertices, faces, normals, watertight)`` of a mesh solid (see :func:`read_mesh`), moved by its
+        ``offset`` when it has one."""
+        vertices, faces, normals, watertight = read_mesh(mesh_path(self.file, self.folder),
+                                                         f"objects[].file {self.file!r}")
+        if self.offset is not None:
+            vertices = vertices + np.asarray(self.offset, np.float64)
+        return vertices, faces, normals, watertight
 
     def check(self, name="objects[0]", units_mm=1.0):
         """Raise :class:`ObjectError` for a mesh that cannot be used as this material (glass must be closed),

@@ -265,6 +265,16 @@ def _ball_rotation(world):
     return np.array([plane.right, np.negative(plane.up), np.negative(plane.normal)], dtype=np.float64)
 
 
+def is_lone_ball(world):
+    """Whether `world` is one glass sphere before a square print (any frame): the glass ball's chart and fit
+    (:mod:`predistort.calibrate`) work on it; any other glass object has :mod:`predistort.glassfit`."""
+    try:
+        ball_frame(world)
+    except ValueError:
+        return False
+    return True
+
+
 def ball_frame(world):
     """`world` (one glass sphere before a square print, in any position) in the tutorial's frame: the print in
     z = 0 centred at the origin, row 0 at −y, facing −z; the same scene moved rigidly (units kept). Chart,

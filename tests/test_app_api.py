@@ -39,11 +39,12 @@ ENDPOINTS = {
     "/chart": [],
     "/calibrate": ["photo"],
     "/check": ["photo"],
-    "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit"],
+    "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit", "tolerance_mm"],
     "/world_setup": ["kind", "diameter_mm", "height_mm", "paper", "camera_height_mm", "camera_distance_mm", "fov_deg"],
     "/world_advise": ["setup", "meshes"],
     "/world_chart": ["setup", "meshes"],
     "/world_calibrate": ["setup", "meshes", "photo"],
+    "/world_check": ["setup", "meshes", "picture", "printed", "photo"],
 }
 METRIC_KEYS = {"texture", "resolution", "spp", "l1_initial", "l1_final", "psnr_initial", "psnr_final", "l1_ratio",
                "psnr_gain_db", "notes"}
