@@ -452,9 +452,10 @@ def world_step(page):
                 advice_md = gr.Markdown(elem_id="world-advice")
             map_image = gr.Image(label="Error no print can remove (the advised setup)", format="png",
                                  interactive=False, elem_id="world-map", height=240)
-        gr.Markdown("**Calibrate a mirror from one photo** (a cylinder or cone standing on the print): print the "
-                    "**chart** at 100 %, stand the mirror on its circle, photograph it from where the camera goes, "
-                    "**Calibrate**: the setup file above becomes the fitted one, and *Pre-distort* uses it.")
+        gr.Markdown("**Calibrate from one photo** (a mirror standing on the print, or a glass object other than "
+                    "the ball): print the **chart** at 100 %, put the object on its outline, photograph it from where "
+                    "the camera goes, **Calibrate**: the setup file above becomes the fitted one, and *Pre-distort* "
+                    "uses it. A glass object is fitted by rendering the chart through it: a minute or two.")
         with gr.Row():
             with gr.Column(min_width=280):
                 chart_btn = gr.Button("Chart for this setup (PDF + PNG)", elem_id="world-chart-button")
@@ -463,7 +464,7 @@ def world_step(page):
                                         elem_id="world-chart-pdf", height=120)
                     chart_png = gr.File(label="Chart PNG", interactive=False, elem_id="world-chart-png", height=120)
             with gr.Column(min_width=280):
-                photo = gr.Image(label="Your photo of the chart and the mirror", type="filepath",
+                photo = gr.Image(label="Your photo of the chart and the object", type="filepath",
                                  sources=["upload", "clipboard"], height=220, elem_id="world-photo")
                 calibrate_btn = gr.Button("Calibrate", variant="primary", elem_id="world-calibrate-button")
                 fitted_md = gr.Markdown(elem_id="world-fit-report")
