@@ -32,6 +32,7 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     printview   the print seen beside the ball aligned to the chart (ECC): the markers' corners to a few hundredths of a pixel
     photofit    the photo's model and its fit: predicted colours and corners, Levenberg–Marquardt along the valley
     calibrate   fit the camera, the ball's centre and IOR, the print's distance from one photo of the chart
+    renderfit   fit an object's place (and glass's IOR) by rendering the chart through it and comparing with the photo
     mirrorrefine  a mirror's fine fit: the camera from the markers' edges, a cylinder from its cap's rim (0.1 px)
     mirrorfit   calibrate a mirror on its print from one photo: the camera from markers, the mirror from its outline
     glassfit    calibrate any other glass object from one photo: the camera from markers, its place and IOR by render and compare

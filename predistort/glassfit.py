@@ -14,12 +14,9 @@ other glass object — a rod, a glass of water, a cone, your own mesh — is fit
    camera's pose and lens against the print.
 3. *The object* (:func:`fit_object`), with the camera held: its place (a solid standing on the print moves
    along it; one in the air in all three directions) and its IOR, fitted by rendering the chart in the
-   fitted setup (Mitsuba, :data:`WORK_WIDTH` pixels across, :data:`SPP` samples a pixel, the same seed every
-   time, so that the renders differ by the object's move, not by their noise) and comparing it with the
-   photo averaged down to that film, in linear light, at the photo's exposure (a gain per colour, least
-   squares), over the pixels where the photo departs from the chart seen without the object
-   (:func:`predistort.mirrorfit.differs`), grown by :data:`GROW_PX`. Nelder–Mead (``scipy.optimize``) in two
-   stages: the place at the nominal IOR, then the place and the IOR together.
+   fitted setup and comparing it with the photo over the pixels where the photo departs from the chart seen
+   without the object (:func:`predistort.mirrorfit.differs`): :func:`predistort.renderfit.fit_object`, in two
+   stages, the place at the nominal IOR, then the place and the IOR together.
 4. *The answer*: the world with the fitted camera (a film of the photo's aspect) and the fitted object: a
    sphere's ``center``, a cylinder's or cone's ``base``, a mesh's ``offset`` (the file is not rewritten), and
    ``{"ior": n}``; everything else from the input world. A fit whose mean colour error stays above
@@ -30,27 +27,19 @@ object's size is taken as measured; the photo must show at least :data:`predisto
 markers beside the object; the render's noise and the work film's pixels bound the precision (measured in
 ``tests/test_glassfit.py``); a render per step: 30–90 s a photo on two cores.
 """
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
-import torch
 
 from . import calibrate as ball
 from .calibrate import CalibrationError
 from .mirrorfit import differs, draw_chart, fit_camera, grid_layout, with_camera
+from .renderfit import NothingToCompare, fit_object, moved
 
 KEEP_OUT = 1.15             # no marker whose line of sight passes within this × the object's bounding radius
-WORK_WIDTH = 128            # pixels across the film of the fit's renders
-SPP = 16                    # samples a pixel of each render (one seed: the renders' noise does not move)
-CHART_TEXELS = 512          # texels on the long side of the chart as rendered (the print's colour field is smooth)
-GROW_PX = 2                 # the pixels compared: where the photo departs from the chart, grown by this many
-STEP_MM, STEP_IOR = 3.0, 0.03   # Nelder–Mead's first steps
 UNEXPLAINED = 0.06          # mean colour error (÷ white) above which the fit did not explain the photo
-ON_PRINT_MM = 1.0           # an object whose lowest point is this close to the print stands on it
 
 
 @dataclass
@@ -117,55 +106,6 @@ def glass_chart(world, resolution=None):
     return draw_chart(world, layout, (fu, fv)), layout
 
 
-def _moved(solid, delta, ior):
-    """`solid` moved by `delta` [3] (world units) and made of glass of `ior`."""
-    shift = lambda p: tuple(float(v) for v in np.add(p, delta))               # noqa: E731
-    if solid.shape == "sphere":
-        return dataclasses.replace(solid, center=shift(solid.center), material=float(ior))
-    if solid.shape == "mesh":
-        return dataclasses.replace(solid, offset=shift(solid.offset or (0.0, 0.0, 0.0)), material=float(ior))
-    return dataclasses.replace(solid, base=shift(solid.base), material=float(ior))
-
-
-def fit_object(scene, solid, chart, observed, mask, progress=None):
-    """``(delta [3], ior, error)``: the move and IOR of `solid` that make `scene` (the fitted camera, the work
-    film) render `chart` as `observed` [H, W, 3] (linear) looks over `mask` [H, W] (module doc, phase 3)."""
-    from scipy.optimize import minimize
-    from .render import Renderer
-    plane = scene.plane
-    normal = np.cross(plane.right, plane.up)
-    lowest = float(np.min((solid.points(96) - np.asarray(plane.center)) @ normal))
-    axes = [np.asarray(plane.right), np.asarray(plane.up)] + ([] if abs(lowest) < ON_PRINT_MM / scene.units_mm
-                                                              else [normal])
-    axes = np.array(axes, np.float64)
-    texture = torch.from_numpy(np.ascontiguousarray(chart))
-    target = torch.from_numpy(observed.astype(np.float32))[torch.from_numpy(mask)]
-    step = STEP_MM / scene.units_mm
-    seen = {}
-
-    def error(x, ior):
-        key = (tuple(np.round(x, 6)), round(ior, 6))
-        if key not in seen:
-            moved = scene.replace(objects=(_moved(solid, x @ axes, ior),))
-            image = Renderer(moved).render(texture, spp=SPP, seed=0).cpu()[torch.from_numpy(mask)]
-            gain = (image * target).sum(0) / (image * image).sum(0).clamp_min(1e-9)
-            seen[key] = float((image * gain - target).abs().mean())
-            if progress:
-                progress(len(seen), seen[key])
-        return seen[key]
-
-    x0, ior0 = np.zeros(len(axes)), float(solid.material)
-    first = minimize(lambda x: error(x, ior0), x0, method="Nelder-Mead",
-                     options=dict(initial_simplex=np.vstack([x0] + [x0 + step * e for e in np.eye(len(x0))]),
-                                  xatol=0.02 * step, fatol=1e-5, maxfev=60))
-    y0 = np.append(first.x, ior0)
-    simplex = np.vstack([y0] + [y0 + np.append(step / 3 * e, 0) for e in np.eye(len(x0))]
-                        + [y0 + np.append(np.zeros(len(x0)), STEP_IOR)])
-    second = minimize(lambda y: error(y[:-1], y[-1]), y0, method="Nelder-Mead",
-                      options=dict(initial_simplex=simplex, xatol=0.005 * step, fatol=1e-6, maxfev=90))
-    return second.x[:-1] @ axes, float(second.x[-1]), float(second.fun)
-
-
 def calibrate_glass(world, source, focal_mm=None, progress=None):
     """Fit the camera and the glass object of `world` to a photo of its chart (:func:`glass_chart`): a
     :class:`GlassCalibration` (module doc). Raises CalibrationError with what to do."""
@@ -184,24 +124,16 @@ def calibrate_glass(world, source, focal_mm=None, progress=None):
                                 None if photo.focal_35mm is None else tan_x)
     camera, rms = edges["camera"], edges["marker_px"]
     mask, white = differs(world, photo, chart, camera)
-    # The work film: the photo's aspect, WORK_WIDTH across; the photo and the mask averaged down to it.
-    width, height = photo.size
-    film = (WORK_WIDTH, max(8, round(WORK_WIDTH * height / width)))
-    scene = with_camera(world, camera, photo.size)
-    work = scene.replace(film_width=film[0], film_height=film[1],
-                         resolution=min(CHART_TEXELS, max(scene.texture_shape)))
-    observed = cv2.resize(photo.linear_full, film, interpolation=cv2.INTER_AREA)
-    region = cv2.resize(mask.astype(np.float32), film, interpolation=cv2.INTER_AREA) > 0.25
-    region = cv2.dilate(region.astype(np.uint8), np.ones((2 * GROW_PX + 1,) * 2, np.uint8)).astype(bool)
-    if region.sum() < 20:
-        raise CalibrationError("The glass object hardly shows against the chart in this photo: photograph it "
-                               "with the object in front of the chart's colour field, from where the camera goes.")
-    rows, cols = work.texture_shape
-    small = cv2.resize(chart, (cols, rows), interpolation=cv2.INTER_AREA)
     say(0.2, "fitting the object's place and IOR (a render a step)")
-    delta, ior, err = fit_object(work, solid, small, observed, region,
-                                 lambda n, e: say(min(0.95, 0.2 + n / 150 * 0.75), f"render {n}: error {e:.4f}"))
-    fitted = _moved(solid, delta, ior)
+    scene = with_camera(world, camera, photo.size)
+    try:
+        delta, ior, err = fit_object(scene, solid, chart, photo, mask, lambda n, e: say(
+            min(0.95, 0.2 + n / 150 * 0.75), f"render {n}: error {e:.4f}"))
+    except NothingToCompare:
+        raise CalibrationError("The glass object hardly shows against the chart in this photo: photograph it "
+                               "with the object in front of the chart's colour field, from where the camera "
+                               "goes.") from None
+    fitted = moved(solid, delta, ior)
     scene = scene.replace(objects=(fitted,))
     colour = err / max(white, 1e-6)
     warnings = []
@@ -209,12 +141,12 @@ def calibrate_glass(world, source, focal_mm=None, progress=None):
         raise CalibrationError(f"The fit leaves the object's colours {colour:.2f} of white off: check that the "
                                f"setup file's object (its size, its shape, which way it stands) is the one in the "
                                f"photo, and that the chart was printed at 100 %.")
-    moved = float(np.linalg.norm(delta)) * world.units_mm
-    if moved > 15:
-        warnings.append(f"the object is {moved:.0f} mm from where the setup said: stand it on its printed "
+    distance = float(np.linalg.norm(delta)) * world.units_mm
+    if distance > 15:
+        warnings.append(f"the object is {distance:.0f} mm from where the setup said: stand it on its printed "
                         f"outline, or check the setup's numbers.")
     say(1.0, "done")
-    return GlassCalibration(scene, moved, ior, len(ids), float(rms), colour, round(time.perf_counter() - start, 1),
+    return GlassCalibration(scene, distance, ior, len(ids), float(rms), colour, round(time.perf_counter() - start, 1),
                             warnings)
 
 
