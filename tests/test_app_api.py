@@ -424,6 +424,25 @@ def test_a_mirror_print_with_a_tolerance_and_its_photo_checked_through_the_api(u
                   api_name="/world_check")
 
 
+def test_a_glass_mesh_gets_its_chart_and_a_photo_without_it_a_sentence(url, tmp_path):
+    """/world_chart for a glass mesh (markers clear of the object, predistort.glassfit); /world_calibrate refuses
+    a photo that shows no chart with a sentence about the markers."""
+    from photos import photograph
+    from test_world import glass_world
+    setup = tmp_path / "glass.json"
+    setup.write_text(json.dumps(glass_world(tmp_path)))
+    c = client(url)
+    png, pdf = c.predict(handle_file(str(setup)), [handle_file(str(tmp_path / "ellipsoid.obj"))],
+                         api_name="/world_chart")
+    assert open(pdf, "rb").read(5) == b"%PDF-" and rgb(png).shape[1] >= 1024
+    blank = tmp_path / "blank.jpg"
+    blank.write_bytes(photograph(np.full((48, 64, 3), 0.5, np.float32)))
+    with pytest.raises(AppError, match="marker") as err:
+        c.predict(handle_file(str(setup)), [handle_file(str(tmp_path / "ellipsoid.obj"))], handle_file(str(blank)),
+                  api_name="/world_calibrate")
+    assert "Traceback" not in str(err.value)
+
+
 def test_a_picked_object_gives_its_setup_file_and_3d_view_and_bad_numbers_a_sentence(url):
     c = client(url)
     setup, glb, described = c.predict("cone mirror", 50, 80, "A4", 250, 260, 45, api_name="/world_setup")
