@@ -12,18 +12,20 @@ other glass object — a rod, a glass of water, a cone, your own mesh — is fit
 2. *The camera*, as for a mirror (:func:`predistort.mirrorfit.fit_camera`, then the fine fit of
    :mod:`predistort.mirrorrefine` to points across the markers' edges): the markers seen directly give the
    camera's pose and lens against the print.
-3. *The object* (:func:`fit_object`), with the camera held: its place (a solid standing on the print moves
-   along it; one in the air in all three directions) and its IOR, fitted by rendering the chart in the
+3. *The object*, with the camera held: its place (a solid standing on the print moves along it; one in the
+   air in all three directions; a mesh with a way round about the print's normal is also turned about it) and
+   its IOR, fitted by rendering the chart in the
    fitted setup and comparing it with the photo over the pixels where the photo departs from the chart seen
    without the object (:func:`predistort.mirrorfit.differs`): :func:`predistort.renderfit.fit_object`, in two
    stages, the place at the nominal IOR, then the place and the IOR together.
 4. *The answer*: the world with the fitted camera (a film of the photo's aspect) and the fitted object: a
-   sphere's ``center``, a cylinder's or cone's ``base``, a mesh's ``offset`` (the file is not rewritten), and
+   sphere's ``center``, a cylinder's or cone's ``base``, a mesh's ``offset`` and ``turn`` (the file is not
+   rewritten), and
    ``{"ior": n}``; everything else from the input world. A fit whose mean colour error stays above
    :data:`UNEXPLAINED` of white is refused with what to check.
 
-Limits: one glass object; the object's orientation is held (a rod's tilt, a mesh's turn are not fitted); the
-object's size is taken as measured; the photo must show at least :data:`predistort.mirrorfit.MIN_MARKERS`
+Limits: one glass object; its orientation is held but for a mesh's turn about the print's normal (a rod's
+tilt is not fitted); the object's size is taken as measured; the photo must show at least :data:`predistort.mirrorfit.MIN_MARKERS`
 markers beside the object; the render's noise and the work film's pixels bound the precision (measured in
 ``tests/test_glassfit.py``); a render per step: 30–90 s a photo on two cores.
 """
@@ -36,7 +38,7 @@ import numpy as np
 from . import calibrate as ball
 from .calibrate import CalibrationError
 from .mirrorfit import differs, draw_chart, fit_camera, grid_layout, with_camera
-from .renderfit import NothingToCompare, fit_object, moved
+from .renderfit import NothingToCompare, fit_object
 
 KEEP_OUT = 1.15             # no marker whose line of sight passes within this × the object's bounding radius
 UNEXPLAINED = 0.06          # mean colour error (÷ white) above which the fit did not explain the photo
@@ -57,7 +59,9 @@ class GlassCalibration:
 
     def to_markdown(self):
         s = self.scene
-        lines = [f"**{s.describe_objects()}**: moved {self.moved_mm:.2f} mm from where the setup said; IOR "
+        turn = s.objects[0].turn
+        turned = f", turned {turn[3]:.1f}° about the print's normal" if turn else ""
+        lines = [f"**{s.describe_objects()}**: moved {self.moved_mm:.2f} mm from where the setup said{turned}; IOR "
                  f"{self.ior:.3f}.",
                  f"Camera at ({', '.join(f'{v:.1f}' for v in s.camera_origin)}) mm, {s.fov:.2f}° across the "
                  f"picture; {self.markers} markers, {self.marker_px:.2f} px RMS.",
@@ -127,14 +131,15 @@ def calibrate_glass(world, source, focal_mm=None, progress=None):
     say(0.2, "fitting the object's place and IOR (a render a step)")
     scene = with_camera(world, camera, photo.size)
     try:
-        delta, ior, err = fit_object(scene, solid, chart, photo, mask, lambda n, e: say(
+        fitted, err = fit_object(scene, solid, chart, photo, mask, lambda n, e: say(
             min(0.95, 0.2 + n / 150 * 0.75), f"render {n}: error {e:.4f}"))
     except NothingToCompare:
         raise CalibrationError("The glass object hardly shows against the chart in this photo: photograph it "
                                "with the object in front of the chart's colour field, from where the camera "
                                "goes.") from None
-    fitted = moved(solid, delta, ior)
     scene = scene.replace(objects=(fitted,))
+    ior = fitted.material
+    delta = np.subtract(*(np.mean(o.points(96), 0) for o in (fitted, solid)))
     colour = err / max(white, 1e-6)
     warnings = []
     if colour > UNEXPLAINED:

@@ -456,11 +456,11 @@ def calibrate_mirror(world, source, focal_mm=None, fine=True):
         from .renderfit import NothingToCompare, fit_object
         start_cone = dataclasses.replace(solid, base=base)
         try:
-            delta, _, _ = fit_object(with_camera(world, camera, photo.size), start_cone, chart, photo, mask)
+            cone, _ = fit_object(with_camera(world, camera, photo.size), start_cone, chart, photo, mask)
         except NothingToCompare:
             raise CalibrationError("The cone hardly shows against the chart in this photo: photograph it from "
                                    "where the camera goes, the whole cone in the picture.") from None
-        base, radius = tuple(float(v) for v in np.add(base, delta)), solid.radius
+        base, radius = cone.base, solid.radius
     elif solid.shape == "cone":
         warnings.append("a cone's base and radius come from its outline against the chart, which is not accurate "
                         "(base and radius up to 5 mm off on rendered photos): stand the cone exactly on its "

@@ -42,7 +42,8 @@ CONE_SEGMENTS = 1024             # facets around a cone's side (exact normals at
 METRES_BELOW_MM = 5.0            # a mesh in a millimetre world whose largest side is under this looks like metres
 FIELDS = {"sphere": ("center", "radius"), "cylinder": ("base", "axis", "radius", "height"),
           "cone": ("base", "axis", "radius", "height"), "mesh": ("file",)}
-OPTIONAL = {"mesh": ("offset",)}   # a mesh's offset [x, y, z]: where it stands moved from its file's coordinates
+OPTIONAL = {"mesh": ("turn", "offset")}   # a mesh turned about an axis through its centre, then moved from its
+                                          # file's coordinates: {"axis": [x, y, z], "degrees": d} and [x, y, z]
 
 
 class ObjectError(ValueError):
@@ -57,6 +58,30 @@ def _vector(value, name):
     if len(out) != 3 or not all(math.isfinite(v) for v in out):
         raise ObjectError(f"{name} must be three finite numbers [x, y, z], got {value!r}")
     return out
+
+
+def _turn(value, name):
+    """``(ax, ay, az, degrees)`` of a ``{"axis": [x, y, z], "degrees": d}`` entry."""
+    if not isinstance(value, dict) or set(value) != {"axis", "degrees"}:
+        raise ObjectError(f'{name} must be {{"axis": [x, y, z], "degrees": d}}, got {value!r}')
+    axis = _vector(value["axis"], f"{name}.axis")
+    degrees = value["degrees"]
+    if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not math.isfinite(degrees):
+        raise ObjectError(f"{name}.degrees must be a number, got {degrees!r}")
+    if not np.linalg.norm(axis) > 0:
+        raise ObjectError(f"{name}.axis must not be [0, 0, 0]")
+    return (*axis, float(degrees))
+
+
+def turned(vertices, normals, turn):
+    """`vertices` and `normals` [V, 3] turned by ``turn`` = (ax, ay, az, degrees) about the axis through the
+    vertices' bounding box's centre (Rodrigues' rotation)."""
+    k = np.asarray(turn[:3], np.float64) / np.linalg.norm(turn[:3])
+    a = math.radians(turn[3])
+    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    R = np.eye(3) + math.sin(a) * K + (1 - math.cos(a)) * K @ K
+    centre = (vertices.min(0) + vertices.max(0)) / 2
+    return (vertices - centre) @ R.T + centre, normals @ R.T
 
 
 def _positive(value, name):
@@ -176,6 +201,7 @@ class Solid:
     file: str = None
     folder: str = None
     offset: tuple = None
+    turn: tuple = None
 
     @property
     def mirror(self):
@@ -204,6 +230,8 @@ class Solid:
             value = data[key]
             if key in ("center", "base", "axis", "offset"):
                 fields[key] = _vector(value, f"{name}.{key}")
+            elif key == "turn":
+                fields[key] = _turn(value, f"{name}.turn")
             elif key == "file":
                 mesh_path(value, folder, f"{name}.file")
                 fields["file"], fields["folder"] = value, str(Path(folder).resolve())
@@ -220,6 +248,8 @@ class Solid:
         for key in FIELDS[self.shape]:
             value = getattr(self, key)
             out[key] = list(value) if isinstance(value, tuple) else value
+        if self.turn is not None:
+            out["turn"] = {"axis": list(self.turn[:3]), "degrees": self.turn[3]}
         if self.offset is not None:
             out["offset"] = list(self.offset)
         out["material"] = "mirror" if self.mirror else {"ior": self.material}
@@ -228,9 +258,12 @@ class Solid:
     # -- geometry ------------------------------------------------------------------------------------------
     def mesh(self):
         """``(vertices, faces, normals, watertight)`` of a mesh solid (see :func:`read_mesh`), moved by its
-        ``offset`` when it has one."""
+        ``turn`` (about its axis through the file's bounding box's centre) and moved by its ``offset`` when it
+        has them."""
         vertices, faces, normals, watertight = read_mesh(mesh_path(self.file, self.folder),
                                                          f"objects[].file {self.file!r}")
+        if self.turn is not None:
+            vertices, normals = turned(vertices, normals, self.turn)
         if self.offset is not None:
             vertices = vertices + np.asarray(self.offset, np.float64)
         return vertices, faces, normals, watertight
