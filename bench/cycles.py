@@ -98,7 +98,8 @@ def render_linear(config, texture, spp=64, seed=0, threads=2, sphere_segments=38
                   filter_width=2.0):
     """Render `config` (SceneConfig) with `texture` ([h, w, 3] floats, any size; the print) in Cycles.
 
-    Returns the linear image [film_height, film_width, 3] float32. ``spp`` samples per pixel, ``seed``
+    `config` may be a ball scene (the flat fields) or a world (a print and ``objects``: built from
+    bench/cycles_world.py's meshes). Returns the linear image [film_height, film_width, 3] float32. ``spp`` samples per pixel, ``seed``
     Cycles' sampling seed, ``threads`` CPU threads, ``sphere_segments`` the UV sphere's segments around (half
     as many rings). Blender's output goes to `log` (a path) or is shown only on failure.
     """
@@ -107,11 +108,14 @@ def render_linear(config, texture, spp=64, seed=0, threads=2, sphere_segments=38
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         texture.tofile(tmp / "texture.f32")
-        scene = {**config.to_dict(), "film_width": width, "film_height": height}
+        scene = {**config.to_dict(), "film_width": width, "film_height": height, "fov": config.fov,
+                 **{k: list(getattr(config, k)) for k in ("camera_origin", "camera_target", "camera_up")}}
         job = {"scene": scene, "texture": str(tmp / "texture.f32"), "texture_size": [texture.shape[1], texture.shape[0]],
                "spp": int(spp), "seed": int(seed), "threads": int(threads), "sphere_segments": int(sphere_segments),
                "filter_width": float(filter_width),
                "exr": str(tmp / "render.exr"), "out": str(tmp / "render.f32")}
+        if not config.is_ball_world:
+            job["world"] = world_job(config, tmp)
         (tmp / "job.json").write_text(json.dumps(job))
         cmd = [blender_path(), "-b", "--factory-startup", "-noaudio", "-P", str(BLENDER_SCRIPT), "--",
                str(tmp / "job.json")]
@@ -122,6 +126,25 @@ def render_linear(config, texture, spp=64, seed=0, threads=2, sphere_segments=38
             raise RuntimeError(f"Blender failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
         image = np.fromfile(tmp / "render.f32", dtype=np.float32)
     return image.reshape(height, width, 3)
+
+
+def world_job(config, folder):
+    """The world part of a Blender job: the print's quad and every object's parts (bench/cycles_world.py),
+    their arrays written as raw files in `folder`."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_cycles_world", BENCH / "cycles_world.py")
+    geometry = importlib.util.module_from_spec(spec)          # by path: bench/ need not be on sys.path
+    spec.loader.exec_module(geometry)
+    corners, uv = geometry.print_quad(config)
+    parts = []
+    for k, part in enumerate(geometry.world_parts(config)):
+        entry = {"role": part["role"]}
+        for name, dtype in (("vertices", np.float32), ("faces", np.int32), ("normals", np.float32)):
+            if part[name] is not None:
+                entry[name] = str(folder / f"part{k}_{name}.raw")
+                np.ascontiguousarray(part[name], dtype=dtype).tofile(entry[name])
+        parts.append(entry)
+    return {"print": {"corners": corners.tolist(), "uv": uv.tolist()}, "parts": parts}
 
 
 # -- the phone stage (pure numpy + Pillow; tested in tests/test_bench_cycles.py) -----------------------------
