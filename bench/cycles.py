@@ -66,6 +66,9 @@ LIMITS = {                                             # the issue's "done when"
     "fov_deg": 10.0,                                   # the lens: horizontal field of view, deg
     "exposure": 0.3,                                   # exposure factor 1 ± this
 }
+TONE_STRENGTH = 0.3                                    # local tone curve: gain = (blurred luminance)^−this
+TONE_BLUR = 0.05                                       # ... its Gaussian's σ, a fraction of the image's width
+TONE_WORK = 512                                        # ... computed on a copy this many pixels wide
 BIN = 4                                                # check: block side of the binned L1, px
 DIOR, DBALL_MM, DCAMERA_MM = 0.005, 0.5, 2.0           # check: the wrong scenes (the issue's fit tolerances)
 
@@ -95,16 +98,18 @@ def load_texture(path, config):
 
 # -- the Cycles render -------------------------------------------------------------------------------------
 def render_linear(config, texture, spp=64, seed=0, threads=2, sphere_segments=384, timeout=3600, log=None,
-                  filter_width=2.0):
+                  filter_width=2.0, film=None):
     """Render `config` (SceneConfig) with `texture` ([h, w, 3] floats, any size; the print) in Cycles.
 
     `config` may be a ball scene (the flat fields) or a world (a print and ``objects``: built from
-    bench/cycles_world.py's meshes). Returns the linear image [film_height, film_width, 3] float32. ``spp`` samples per pixel, ``seed``
-    Cycles' sampling seed, ``threads`` CPU threads, ``sphere_segments`` the UV sphere's segments around (half
-    as many rings). Blender's output goes to `log` (a path) or is shown only on failure.
+    bench/cycles_world.py's meshes). Returns the linear image [film_height, film_width, 3] float32. ``film``
+    (W, H) renders at that size instead of the config's (a SceneConfig's film stops at 1024 px; keep its
+    aspect: the fov is across the width). ``spp`` samples per pixel, ``seed`` Cycles' sampling seed,
+    ``threads`` CPU threads, ``sphere_segments`` the UV sphere's segments around (half as many rings).
+    Blender's output goes to `log` (a path) or is shown only on failure.
     """
     texture = np.ascontiguousarray(texture, dtype=np.float32)
-    width, height = config.film_size
+    width, height = film or config.film_size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         texture.tofile(tmp / "texture.f32")
@@ -152,6 +157,28 @@ def srgb_encode(x):
     """Linear [0, 1] → sRGB-encoded [0, 1] (IEC 61966-2-1: linear below 0.0031308, else 1.055 x^(1/2.4) − 0.055)."""
     x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def local_tone_gain(linear, strength=TONE_STRENGTH, blur=TONE_BLUR, work=TONE_WORK):
+    """A phone's local tone curve (HDR+-like local tone mapping, kept simple) as a gain map [H, W] float32 for the
+    linear image `linear` [H, W, 3]: ``(B / B_white) ** −strength``, where B is the luminance (Rec. 709) blurred
+    by a Gaussian of σ = `blur` × the image's width and B_white its 95th percentile. Regions darker on average
+    than the print's white are brightened (by 1.23× where the surroundings are half as bright, at 0.3), bright
+    ones kept; detail smaller than the blur keeps its contrast (the blur, not the pixel, sets the gain), so
+    brightness is no longer one global curve of the radiance. Multiply the linear image by it before sRGB.
+    Computed on a copy `work` px wide (the blur is far wider than a pixel) and resized back, so a 24 MP image
+    costs only its gain map."""
+    import cv2
+    linear = np.asarray(linear, dtype=np.float32)
+    height, width = linear.shape[:2]
+    scale = min(1.0, work / width)
+    small = cv2.resize(linear, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    luminance = small @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    blurred = cv2.GaussianBlur(luminance, (0, 0), blur * small.shape[1], borderType=cv2.BORDER_REFLECT)
+    white = max(float(np.percentile(blurred, 95)), 1e-6)
+    gain = np.power(np.maximum(blurred, 1e-3 * white) / white, -strength).astype(np.float32)
+    return cv2.resize(gain, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def focal_35mm(fov_deg, width, height):

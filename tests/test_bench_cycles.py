@@ -163,3 +163,20 @@ def test_glass_is_glass_all_round_and_spheres_and_cones_face_out():
     assert np.allclose(np.linalg.norm(sphere["vertices"] - (1.0, 2.0, 40.0), axis=1), 30.0)
     cone = cycles_world.solid_parts(Solid("cone", "mirror", base=(0, 0, 0), axis=(0, 0, 1), radius=30, height=80))
     assert [p["role"] for p in cone] == ["mirror", "black"] and _outward(cone[0]) == 1.0
+
+
+def test_the_local_tone_curve_brightens_dark_surroundings_and_keeps_white():
+    flat = np.full((60, 80, 3), 0.7, np.float32)
+    assert np.allclose(cycles.local_tone_gain(flat), 1.0, atol=1e-5)      # one brightness: no change
+    half = np.full((300, 1200, 3), 0.8, np.float32)
+    half[:, :600] *= 0.25                                               # the left half 4× darker
+    gain = cycles.local_tone_gain(half, strength=0.3, blur=0.02)
+    assert gain.shape == (300, 1200)
+    assert gain[:, 900:].mean() == pytest.approx(1.0, abs=0.01)         # the bright side kept
+    assert gain[:, 100:300].mean() == pytest.approx(4 ** 0.3, rel=0.01)  # far from the edge: (1/4)^−0.3 = 1.52
+    row = gain[150]
+    assert np.all(np.diff(row[300:900]) <= 1e-6) and row[500] > row[700]   # a smooth ramp across the edge
+    # Local, not global: the same radiance (0.2) gets another gain in dark and in bright surroundings.
+    spot = half.copy()
+    spot[140:160, 1000:1020] = 0.2
+    assert cycles.local_tone_gain(spot)[150, 1010] < cycles.local_tone_gain(spot)[150, 200]
