@@ -2,11 +2,14 @@
 
     python bench/calibrate_big.py [--setup 1] [--render 2000x1500] [--big 5712x4284] [--quality 90] \
         [--baseline-rev fcae9ae] [--cache /tmp/calibrate_big] [--out bench/results/calibrate_big.md]
+    python bench/calibrate_big.py --renderer cycles [--spp 32] [--tone local] --out bench/results/calibrate_big_cycles.md
 
 The photo. The chart of ``bench/calibrate.py``'s nominal scene (what the fit is given) is rendered in a true setup
 the fit is not told (``bench/calibrate.py``'s ``SETUPS[k]``: the camera 15-20 mm and 2-5° off, another lens, the
 ball 4-5 mm off, its IOR 0.02-0.03 off) by :mod:`predistort.trace`, the fit's own optics (``--render`` pixels, 3 × 3
-rays a pixel under Mitsuba's Gaussian pixel filter, as ``bench/calibrate_phone.render_by_trace``), then:
+rays a pixel under Mitsuba's Gaussian pixel filter, as ``bench/calibrate_phone.render_by_trace``) or, with
+``--renderer cycles``, by Blender Cycles (an independent renderer: ``bench/cycles.py``'s ``render_linear`` at
+``--render`` pixels and ``--spp`` samples a pixel; needs Blender), then:
 
 - *960 × 720*: that render shrunk (area average, linear light) to 960 × 720, then the phone: exposure, shot and
   read noise, sRGB, 8 bits (``bench/cycles.py``'s ``phone`` model), JPEG at ``--quality``, no EXIF. The baseline:
@@ -16,13 +19,19 @@ rays a pixel under Mitsuba's Gaussian pixel filter, as ``bench/calibrate_phone.r
 - *24 MP HEIC*: the same 8-bit pixels saved as HEIC at ``--quality`` (pillow-heif, x265), in 512 × 512 tiles as an
   iPhone stores it.
 
+``--tone local`` puts a phone's local tone curve between the noise and sRGB in every photo
+(``bench/cycles.py``'s ``local_tone_gain``: the linear image × (its luminance blurred by a Gaussian of σ 5 % of
+the width ÷ that blur's 95th percentile)^−0.3, HDR+-like: dark surroundings brightened, white kept).
+
 Each photo is fitted in a fresh Python process (``calibrate(nominal, path)``), so that its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is the fit's alone, reading the file included; the phases' seconds
 come from the fit's progress messages. ``--baseline-rev REV`` fits the 24 MP JPEG again with the package as it was
 at git revision REV (a worktree under the cache), in the same run: the old path against the new.
 
 Reported per photo: seconds, peak memory (GB), the camera's and the ball's distance from the true ones (mm), the
-IOR's error, the field of view's error (deg), the phases' seconds, or the refusal's sentence. Limits: the trace's
+IOR's error, the field of view's error (deg), the final ratio (``bench/calibrate.py``'s ``final_ratio``: the
+instant solve for the fitted setup ÷ the one for the true setup, both rendered by Mitsuba in the true setup; the
+bound is 1.3), the phases' seconds, or the refusal's sentence. Limits: the trace's
 optics (no light bounced between the print and the ball); an upsampled render is smoother than a real 24 MP
 sensor's photo (its detail stops at the render's pixels); one noise seed.
 """
@@ -71,16 +80,19 @@ def size(text):
     return width, height
 
 
-def phone_codes(linear, exposure, seed, full_well=1000.0, read_noise=0.002):
+def phone_codes(linear, exposure, seed, full_well=1000.0, read_noise=0.002, gain=None):
     """8-bit sRGB codes [H, W, 3] of linear radiance `linear`: ``bench/cycles.py``'s ``phone`` model (exposure,
     shot noise of `full_well` electrons at white, read noise, sRGB), in float32 and by bands of rows (a 24 MP
-    photo's float64 copies would take gigabytes)."""
+    photo's float64 copies would take gigabytes). `gain` [H, W]: a local tone curve's gain, applied to the
+    noisy linear image before sRGB (as a phone tone-maps its raw frame)."""
     from cycles import srgb_encode
     rng = np.random.default_rng(seed)
     out = np.empty(linear.shape, np.uint8)
     for top in range(0, len(linear), 512):
         x = np.clip(linear[top:top + 512].astype(np.float32) * exposure, 0, None)
         x = x + np.sqrt(x / full_well + read_noise ** 2) * rng.standard_normal(x.shape, dtype=np.float32)
+        if gain is not None:
+            x *= gain[top:top + 512, :, None]
         out[top:top + 512] = np.round(srgb_encode(x) * 255).astype(np.uint8)
     return out
 
@@ -133,6 +145,7 @@ def make_photos(args, cache):
     """The nominal scene's path, the true scene, and the photos' paths (module doc), rendered once per setup and
     render size into `cache`."""
     from calibrate import SETUPS, nominal            # bench/calibrate.py
+    from cycles import local_tone_gain               # bench/cycles.py
     from photos import perturbed                     # tests/photos.py
     from predistort import chart
     base = nominal(960, 720)
@@ -140,21 +153,32 @@ def make_photos(args, cache):
     film = (1024, round(1024 * args.render[1] / args.render[0]))      # the true scene's film: the render's aspect
     true = perturbed(base, camera_mm=camera, turn_deg=turn, ball_mm=ball, ior=ior, fov=fov, film=film)
     exposure = args.exposure or 0.75 + 0.1 * (args.setup - 1)          # as bench/calibrate.py's photos
-    rendered = cache / f"setup{args.setup}_{args.render[0]}x{args.render[1]}.npy"
+    by = "" if args.renderer == "trace" else f"_cycles{args.spp}"
+    rendered = cache / f"setup{args.setup}_{args.render[0]}x{args.render[1]}{by}.npy"
     if not rendered.exists():
         start = time.perf_counter()
-        np.save(rendered, render(true, chart.make_chart(base), *args.render))
+        if args.renderer == "cycles":
+            from cycles import render_linear
+            image = render_linear(true, chart.make_chart(base), spp=args.spp, seed=args.setup, threads=args.threads,
+                                  film=args.render)
+        else:
+            image = render(true, chart.make_chart(base), *args.render)
+        np.save(rendered, image)
         print(f"rendered {rendered} in {time.perf_counter() - start:.0f} s", flush=True)
     linear = np.load(rendered)
     scene = cache / "nominal.json"
     scene.write_text(json.dumps(base.to_dict()))
     photos = {}
     small = cv2.resize(linear, (960, 720), interpolation=cv2.INTER_AREA)
-    cache = cache / f"setup{args.setup}_exposure{exposure:g}_q{args.quality}"
+    cache = cache / f"setup{args.setup}{by}_exposure{exposure:g}_q{args.quality}_tone-{args.tone}"
     cache.mkdir(exist_ok=True)
-    photos["960 × 720 JPEG"] = save(phone_codes(small, exposure, 1), cache / "small.jpg", args.quality)
+    local = args.tone == "local"                     # the gain of the exposed radiance, before the noise
+    photos["960 × 720 JPEG"] = save(phone_codes(small, exposure, 1, gain=local_tone_gain(small * exposure)
+                                                if local else None), cache / "small.jpg", args.quality)
+    gain = cv2.resize(local_tone_gain(linear * exposure), args.big, interpolation=cv2.INTER_LINEAR) if local else None
     big = cv2.resize(linear, args.big, interpolation=cv2.INTER_LANCZOS4)
-    codes = phone_codes(big, exposure, 1)
+    codes = phone_codes(big, exposure, 1, gain=gain)
+    del gain
     del big
     megapixels = args.big[0] * args.big[1] / 1e6
     photos[f"{megapixels:.1f} MP JPEG"] = save(codes, cache / "big.jpg", args.quality)
@@ -192,22 +216,29 @@ def profile(messages):
 
 def row(name, out, true, load):
     """A table row of result `out` against the true scene, the machine's `load` when it started."""
-    from calibrate import errors                      # bench/calibrate.py
+    from calibrate import errors, final_ratio         # bench/calibrate.py
     from predistort.scene import SceneConfig
     phases = "; ".join(f"{name} {seconds:.0f}" for name, seconds in profile(out["phases"]))
     head = f"| {name} | {load:.1f} | {out['seconds']:.1f} | {out['cpu_seconds']:.1f} | {out['peak_gb']:.2f} |"
     if "refused" in out:
-        return head + f" refused: {out['refused']} | | | | {phases} |"
+        return head + f" refused: {out['refused']} | | | | | {phases} |"
     fitted = SceneConfig.from_dict(out["scene"])
     camera, ball = errors(fitted, true)
+    rendered, _ = final_ratio(fitted, true)
     return head + (f" {camera:.2f} | {ball:.2f} | {abs(fitted.sphere_ior - true.sphere_ior):.4f} | "
-                   f"{abs(fitted.fov - true.fov):.2f} | {phases} |")
+                   f"{abs(fitted.fov - true.fov):.2f} | {rendered:.2f} | {phases} |")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--setup", type=int, default=1, help="bench/calibrate.py's SETUPS[k - 1] (1..5)")
-    p.add_argument("--render", type=size, default=(2000, 1500), help="the trace's render, W x H")
+    p.add_argument("--render", type=size, default=(2000, 1500), help="the render, W x H")
+    p.add_argument("--renderer", choices=("trace", "cycles"), default="trace",
+                   help="trace: predistort.trace (the fit's own optics); cycles: Blender Cycles (independent)")
+    p.add_argument("--spp", type=int, default=32, help="Cycles' samples a pixel")
+    p.add_argument("--threads", type=int, default=2, help="Cycles' CPU threads")
+    p.add_argument("--tone", choices=("none", "local"), default="none",
+                   help="local: a phone's local tone curve (bench/cycles.py's local_tone_gain) before sRGB")
     p.add_argument("--big", type=size, default=(5712, 4284), help="the phone-sized photo, W x H")
     p.add_argument("--quality", type=int, default=90, help="JPEG and HEIC quality")
     p.add_argument("--exposure", type=float, help="the exposure (default: bench/calibrate.py's for the setup; "
@@ -235,16 +266,21 @@ def main():
         rows.append(row(name, fit(package, scene, path), true, load))
         print(rows[-1], flush=True)
     command = " ".join(["python bench/calibrate_big.py"] + sys.argv[1:])
+    renderer = (f"Blender Cycles (an independent renderer; bench/cycles.py, {args.spp} spp)"
+                if args.renderer == "cycles" else "predistort.trace")
+    tone = "a local tone curve (bench/cycles.py's local_tone_gain), " if args.tone == "local" else ""
     text = ("# Calibrate a phone-sized photo: seconds, peak memory, errors\n\n"
             f"`{command}`, {time.strftime('%Y-%m-%d %H:%M')}, this machine ({os.cpu_count()} cores, shared). The "
             f"true setup: bench/calibrate.py's setup{args.setup} at exposure {exposure:g}, rendered by "
-            f"predistort.trace at {args.render[0]} × {args.render[1]}, upsampled to {args.big[0]} × {args.big[1]}, "
-            f"noise, quality {args.quality}, no EXIF (see the script's docstring). Each fit in its own process: the "
+            f"{renderer} at {args.render[0]} × {args.render[1]}, upsampled to {args.big[0]} × {args.big[1]}, "
+            f"noise, {tone}quality {args.quality}, no EXIF (see the script's docstring). Final ratio: "
+            "bench/calibrate.py's (the instant solve for the fit ÷ the one for the true setup, both rendered by "
+            "Mitsuba in the true setup, 128 × 96, 1024 spp; ≤ 1.3 is the bound). Each fit in its own process: the "
             "peak is its resident memory, reading the file included; CPU seconds are the process's user + system "
             "time (the machine is shared: *load* is its load average when the fit started; wall seconds grow with "
             "it).\n\n"
             "| photo | load | seconds | CPU seconds | peak GB | camera (mm) | ball (mm) | IOR | fov (deg) | "
-            "phases (wall seconds) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
+            "final ratio | phases (wall seconds) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

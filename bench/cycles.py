@@ -7,6 +7,7 @@
     python bench/cycles.py check  [--scene S.json] [--texture T.png] [--spp 64]   # Mitsuba vs Cycles
     python bench/cycles.py silhouette [--extra PHOTO.json ...]   # the ball's silhouette only, both renderers
     python bench/cycles.py photos --scene S.json --texture CHART.png --count 5 --out DIR --seed N
+    python bench/cycles.py check-world [--width 200] [--spp 64]   # worlds: mirrors and glass, both renderers
 
 Blender is not a dependency of the project (no tests, no ``setup.sh --dev``): install it for these benchmarks
 only with ``apt-get install -y blender`` (Debian's 3.4, Cycles included), or point ``$BLENDER`` at one.
@@ -66,6 +67,9 @@ LIMITS = {                                             # the issue's "done when"
     "fov_deg": 10.0,                                   # the lens: horizontal field of view, deg
     "exposure": 0.3,                                   # exposure factor 1 ± this
 }
+TONE_STRENGTH = 0.3                                    # local tone curve: gain = (blurred luminance)^−this
+TONE_BLUR = 0.05                                       # ... its Gaussian's σ, a fraction of the image's width
+TONE_WORK = 512                                        # ... computed on a copy this many pixels wide
 BIN = 4                                                # check: block side of the binned L1, px
 DIOR, DBALL_MM, DCAMERA_MM = 0.005, 0.5, 2.0           # check: the wrong scenes (the issue's fit tolerances)
 
@@ -95,23 +99,29 @@ def load_texture(path, config):
 
 # -- the Cycles render -------------------------------------------------------------------------------------
 def render_linear(config, texture, spp=64, seed=0, threads=2, sphere_segments=384, timeout=3600, log=None,
-                  filter_width=2.0):
+                  filter_width=2.0, film=None):
     """Render `config` (SceneConfig) with `texture` ([h, w, 3] floats, any size; the print) in Cycles.
 
-    Returns the linear image [film_height, film_width, 3] float32. ``spp`` samples per pixel, ``seed``
-    Cycles' sampling seed, ``threads`` CPU threads, ``sphere_segments`` the UV sphere's segments around (half
-    as many rings). Blender's output goes to `log` (a path) or is shown only on failure.
+    `config` may be a ball scene (the flat fields) or a world (a print and ``objects``: built from
+    bench/cycles_world.py's meshes). Returns the linear image [film_height, film_width, 3] float32. ``film``
+    (W, H) renders at that size instead of the config's (a SceneConfig's film stops at 1024 px; keep its
+    aspect: the fov is across the width). ``spp`` samples per pixel, ``seed`` Cycles' sampling seed,
+    ``threads`` CPU threads, ``sphere_segments`` the UV sphere's segments around (half as many rings).
+    Blender's output goes to `log` (a path) or is shown only on failure.
     """
     texture = np.ascontiguousarray(texture, dtype=np.float32)
-    width, height = config.film_size
+    width, height = film or config.film_size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         texture.tofile(tmp / "texture.f32")
-        scene = {**config.to_dict(), "film_width": width, "film_height": height}
+        scene = {**config.to_dict(), "film_width": width, "film_height": height, "fov": config.fov,
+                 **{k: list(getattr(config, k)) for k in ("camera_origin", "camera_target", "camera_up")}}
         job = {"scene": scene, "texture": str(tmp / "texture.f32"), "texture_size": [texture.shape[1], texture.shape[0]],
                "spp": int(spp), "seed": int(seed), "threads": int(threads), "sphere_segments": int(sphere_segments),
                "filter_width": float(filter_width),
                "exr": str(tmp / "render.exr"), "out": str(tmp / "render.f32")}
+        if not config.is_ball_world:
+            job["world"] = world_job(config, tmp)
         (tmp / "job.json").write_text(json.dumps(job))
         cmd = [blender_path(), "-b", "--factory-startup", "-noaudio", "-P", str(BLENDER_SCRIPT), "--",
                str(tmp / "job.json")]
@@ -124,11 +134,52 @@ def render_linear(config, texture, spp=64, seed=0, threads=2, sphere_segments=38
     return image.reshape(height, width, 3)
 
 
+def world_job(config, folder):
+    """The world part of a Blender job: the print's quad and every object's parts (bench/cycles_world.py),
+    their arrays written as raw files in `folder`."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_cycles_world", BENCH / "cycles_world.py")
+    geometry = importlib.util.module_from_spec(spec)          # by path: bench/ need not be on sys.path
+    spec.loader.exec_module(geometry)
+    corners, uv = geometry.print_quad(config)
+    parts = []
+    for k, part in enumerate(geometry.world_parts(config)):
+        entry = {"role": part["role"]}
+        for name, dtype in (("vertices", np.float32), ("faces", np.int32), ("normals", np.float32)):
+            if part[name] is not None:
+                entry[name] = str(folder / f"part{k}_{name}.raw")
+                np.ascontiguousarray(part[name], dtype=dtype).tofile(entry[name])
+        parts.append(entry)
+    return {"print": {"corners": corners.tolist(), "uv": uv.tolist()}, "parts": parts}
+
+
 # -- the phone stage (pure numpy + Pillow; tested in tests/test_bench_cycles.py) -----------------------------
 def srgb_encode(x):
     """Linear [0, 1] → sRGB-encoded [0, 1] (IEC 61966-2-1: linear below 0.0031308, else 1.055 x^(1/2.4) − 0.055)."""
     x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+
+def local_tone_gain(linear, strength=TONE_STRENGTH, blur=TONE_BLUR, work=TONE_WORK):
+    """A phone's local tone curve (HDR+-like local tone mapping, kept simple) as a gain map [H, W] float32 for the
+    linear image `linear` [H, W, 3]: ``(B / B_white) ** −strength``, where B is the luminance (Rec. 709) blurred
+    by a Gaussian of σ = `blur` × the image's width and B_white its 95th percentile. Regions darker on average
+    than the print's white are brightened (by 1.23× where the surroundings are half as bright, at 0.3), bright
+    ones kept; detail smaller than the blur keeps its contrast (the blur, not the pixel, sets the gain), so
+    brightness is no longer one global curve of the radiance. Multiply the linear image by it before sRGB.
+    Computed on a copy `work` px wide (the blur is far wider than a pixel) and resized back, so a 24 MP image
+    costs only its gain map."""
+    import cv2
+    linear = np.asarray(linear, dtype=np.float32)
+    height, width = linear.shape[:2]
+    scale = min(1.0, work / width)
+    small = cv2.resize(linear, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    luminance = small @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    blurred = cv2.GaussianBlur(luminance, (0, 0), blur * small.shape[1], borderType=cv2.BORDER_REFLECT)
+    white = max(float(np.percentile(blurred, 95)), 1e-6)
+    gain = np.power(np.maximum(blurred, 1e-3 * white) / white, -strength).astype(np.float32)
+    return cv2.resize(gain, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def focal_35mm(fov_deg, width, height):
@@ -500,6 +551,54 @@ def cmd_silhouette(args):
     print("\n".join(md))
 
 
+def world_cases(width):
+    """check-world's worlds: ``scenes/cylinder_mirror.json`` at a 4:3 `width` film and a 24° lens, its cylinder
+    swapped for other objects (one part each of bench/cycles_world.py's shapes and materials)."""
+    from predistort.objects import Solid
+    world = SceneConfig.load(REPO / "scenes" / "cylinder_mirror.json").replace(
+        resolution=512, film_width=width, film_height=width * 3 // 4, fov=24.0)
+    on = dict(axis=(0, 0, 1), radius=20.0, height=90.0)
+    return [("cylinder mirror (the scene's)", world),
+            ("cone mirror", world.replace(objects=(Solid("cone", "mirror", base=(0, 0, 0), axis=(0, 0, 1),
+                                                         radius=30.0, height=80.0),))),
+            ("glass sphere", world.replace(objects=(Solid("sphere", 1.5, center=(0, 0, 30), radius=30.0),))),
+            ("glass rod standing on the print", world.replace(objects=(Solid("cylinder", 1.33, base=(0, 0, 0),
+                                                                             **on),))),
+            ("glass rod 1 mm above the print", world.replace(objects=(Solid("cylinder", 1.33, base=(0, 0, 1),
+                                                                            **on),)))]
+
+
+def cmd_check_world(args):
+    """Mitsuba against Cycles on worlds (:func:`world_cases`): L1 and binned L1 beside Mitsuba's other seed."""
+    from common import header, markdown_table
+    sys.path.insert(0, str(REPO / "tests"))
+    from photos import render                                   # tests/photos.py: the project's Mitsuba render
+    rows = []
+    for name, world in world_cases(args.width):
+        height, width = world.texture_shape
+        picture = np.asarray(Image.open(args.texture).convert("RGB").resize((width, height)), np.float32) / 255
+        c = render_linear(world, picture, spp=args.spp, seed=0, threads=args.threads)
+        m, other = render(world, picture, spp=args.spp, seed=0), render(world, picture, spp=args.spp, seed=1)
+        rows.append([name, f"{l1_on(m, c):.4f}", f"{l1_on(m, other):.4f}", f"**{l1_on(binned(m), binned(c)):.4f}**",
+                     f"{l1_on(binned(m), binned(other)):.4f}"])
+        print(rows[-1], flush=True)
+    md = ["# Cycles against Mitsuba on worlds (mirrors and glass beside a print)", "",
+          *header("python bench/cycles.py check-world " + " ".join(sys.argv[2:])), "",
+          f"`scenes/cylinder_mirror.json` ({args.width}×{args.width * 3 // 4}, 24° lens) with its cylinder mirror "
+          f"or another object in its place, the print `{Path(args.texture).name}` resized to the print's aspect, "
+          f"{args.spp} spp for both renderers. L1: mean |difference| of the linear images clipped to [0, 1], and "
+          f"of their {BIN}×{BIN} block means (binned); against Mitsuba with another seed (the noise alone).", "",
+          markdown_table(["world", "L1 Mitsuba–Cycles", "L1 Mitsuba–Mitsuba (other seed)",
+                          "binned L1 Mitsuba–Cycles", "binned L1 Mitsuba–Mitsuba"], rows), "",
+          "A glass object standing on the print has its base cap in the print's plane: the two coincide, and the "
+          "renderers resolve it differently (Mitsuba shows the print through the base, Cycles a dark base); 1 mm "
+          "above the print they agree."]
+    if args.results:
+        Path(args.results).mkdir(parents=True, exist_ok=True)
+        (Path(args.results) / "cycles_world.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -533,6 +632,13 @@ def main(argv=None):
             q.add_argument("--spp-black", type=int, default=16)
             q.add_argument("--results", default=None, help="write cycles.md/.json here (e.g. bench/results)")
             q.add_argument("--keep", default=None, help="folder for the renders as .npy")
+    q = sub.add_parser("check-world", help="Mitsuba vs Cycles on worlds: mirrors and glass beside a print")
+    q.add_argument("--texture", default=str(REPO / "examples" / "checker.png"))
+    q.add_argument("--width", type=int, default=200, help="film width (4:3)")
+    q.add_argument("--spp", type=int, default=64)
+    q.add_argument("--threads", type=int, default=2)
+    q.add_argument("--results", default=None, help="write cycles_world.md here (e.g. bench/results)")
+    q.set_defaults(run=cmd_check_world)
     args = p.parse_args(argv)
     args.run(args)
 

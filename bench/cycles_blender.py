@@ -2,13 +2,16 @@
 project's scene in Cycles, renders it, and dumps the linear image. Driven by :mod:`bench.cycles`; not
 imported by the project (only Blender has ``bpy``). Blender's Python here has no numpy: raw float32 files.
 
-JOB.json: ``scene`` (a SceneConfig dict, already validated by the caller), ``texture`` (raw float32 file,
+JOB.json: ``scene`` (a SceneConfig dict, already validated by the caller, with the camera's flat fields),
+``world`` (a world only: ``print`` = {corners, uv} and ``parts`` = [{role, vertices, faces, normals}] as raw
+files, from bench/cycles_world.py; the ball scene is built here as before), ``texture`` (raw float32 file,
 ``texture_size`` [W, H], rows top to bottom, RGB), ``spp``, ``seed``, ``threads``, ``sphere_segments``,
 ``exr`` (where Cycles writes its render), ``out`` (raw float32 RGB, rows top to bottom, film W×H).
 
 Conventions, matched to :func:`predistort.scene.mitsuba_dict` (see the comments where each is built):
 camera = Mitsuba's look_at + horizontal fov; plane = Mitsuba's rectangle [-1,1]² × plane_scale at z = 0
-with uv = ((x/s+1)/2, (y/s+1)/2) and texture row = v (row 0 at y = −s); sphere = smooth dielectric;
+with uv = ((x/s+1)/2, (y/s+1)/2) and texture row = v (row 0 at y = −s); sphere = smooth dielectric; a world's
+print = its rectangle (row 0 on the +up edge); a mirror = a sharp white Glossy BSDF, its caps matte black;
 constant white environment of radiance 1; Gaussian pixel filter of σ = 0.5 px (Mitsuba's hdrfilm default).
 """
 import array
@@ -46,20 +49,7 @@ cam.matrix_world = Matrix.Translation(origin) @ rot.to_4x4()
 scene.collection.objects.link(cam)
 scene.camera = cam
 
-# -- the textured plane: Mitsuba's rectangle, diffuse, reflectance = texture as stored -----------------
-s = cfg["plane_scale"]
-corners = [(-s, -s, 0.0), (s, -s, 0.0), (s, s, 0.0), (-s, s, 0.0)]
-mesh = bpy.data.meshes.new("plane")
-mesh.from_pydata(corners, [], [(0, 1, 2, 3)])
-uv = mesh.uv_layers.new(name="uv")
-for loop in mesh.loops:
-    x, y, _ = corners[loop.vertex_index]
-    # Mitsuba: u = (x/s+1)/2 across the columns, texture row = v = (y/s+1)/2 from the top row. Blender's v
-    # counts rows from the bottom of the image, so Blender v = 1 − (y/s+1)/2.
-    uv.data[loop.index].uv = ((x / s + 1) / 2, 1 - (y / s + 1) / 2)
-plane = bpy.data.objects.new("plane", mesh)
-scene.collection.objects.link(plane)
-
+# -- the print's texture: reflectances as stored, rows top to bottom in the file -------------------------
 tw, th = job["texture_size"]
 pixels = array.array("f")
 with open(job["texture"], "rb") as f:
@@ -74,38 +64,129 @@ image.colorspace_settings.name = "Non-Color"            # values are reflectance
 image.pixels.foreach_set(rgba)
 image.pack()
 
-mat = bpy.data.materials.new("print")
-mat.use_nodes = True
-nodes, links = mat.node_tree.nodes, mat.node_tree.links
-nodes.clear()
-tex = nodes.new("ShaderNodeTexImage")
-tex.image, tex.interpolation, tex.extension = image, "Linear", "REPEAT"   # bilinear, wrap: Mitsuba's bitmap
-diffuse = nodes.new("ShaderNodeBsdfDiffuse")
-diffuse.inputs["Roughness"].default_value = 0.0         # Lambertian (Mitsuba's diffuse); Cycles is two-sided
-out = nodes.new("ShaderNodeOutputMaterial")
-links.new(tex.outputs["Color"], diffuse.inputs["Color"])
-links.new(diffuse.outputs["BSDF"], out.inputs["Surface"])
-mesh.materials.append(mat)
 
-# -- the glass sphere: a smooth dielectric, interior IOR, exterior air ---------------------------------
-# Cycles has no analytic sphere for meshes: a fine UV sphere, smooth-shaded (its facets' sagitta is
-# r·(1 − cos(π/segments)), far below a pixel).
-segments = job.get("sphere_segments", 384)
-bpy.ops.mesh.primitive_uv_sphere_add(segments=segments, ring_count=segments // 2,
-                                     radius=cfg["sphere_radius"], location=cfg["sphere_center"])
-sphere = bpy.context.active_object
-bpy.ops.object.shade_smooth()
-glass_mat = bpy.data.materials.new("glass")
-glass_mat.use_nodes = True
-gnodes = glass_mat.node_tree.nodes
-gnodes.clear()
-glass = gnodes.new("ShaderNodeBsdfGlass")
-glass.distribution = "SHARP"
-glass.inputs["Color"].default_value = (1, 1, 1, 1)
-glass.inputs["IOR"].default_value = cfg["sphere_ior"]
-gout = gnodes.new("ShaderNodeOutputMaterial")
-glass_mat.node_tree.links.new(glass.outputs["BSDF"], gout.inputs["Surface"])
-sphere.data.materials.append(glass_mat)
+def print_material():
+    """Lambertian (Mitsuba's diffuse; Cycles' is two-sided, as the project's twosided print), reflectance =
+    the texture, bilinear and wrapping (Mitsuba's bitmap)."""
+    mat = bpy.data.materials.new("print")
+    mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    nodes.clear()
+    tex = nodes.new("ShaderNodeTexImage")
+    tex.image, tex.interpolation, tex.extension = image, "Linear", "REPEAT"
+    diffuse = nodes.new("ShaderNodeBsdfDiffuse")
+    diffuse.inputs["Roughness"].default_value = 0.0
+    out = nodes.new("ShaderNodeOutputMaterial")
+    links.new(tex.outputs["Color"], diffuse.inputs["Color"])
+    links.new(diffuse.outputs["BSDF"], out.inputs["Surface"])
+    return mat
+
+
+def role_material(role):
+    """A part's material by its role: "mirror" = a perfect mirror (Glossy, sharp, white: reflectance 1 at every
+    angle, Mitsuba's conductor of material none); "black" = matte black (a mirror's caps); a number = clear
+    glass of that IOR in air (Mitsuba's smooth dielectric)."""
+    mat = bpy.data.materials.new(str(role))
+    mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    nodes.clear()
+    if role == "mirror":
+        bsdf = nodes.new("ShaderNodeBsdfGlossy")
+        bsdf.distribution = "SHARP"
+        bsdf.inputs["Color"].default_value = (1, 1, 1, 1)
+    elif role == "black":
+        bsdf = nodes.new("ShaderNodeBsdfDiffuse")
+        bsdf.inputs["Color"].default_value = (0, 0, 0, 1)
+    else:
+        bsdf = nodes.new("ShaderNodeBsdfGlass")
+        bsdf.distribution = "SHARP"
+        bsdf.inputs["Color"].default_value = (1, 1, 1, 1)
+        bsdf.inputs["IOR"].default_value = float(role)
+    out = nodes.new("ShaderNodeOutputMaterial")
+    mat.node_tree.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    return mat
+
+
+def raw(path, code):
+    values = array.array(code)
+    with open(path, "rb") as f:
+        values.frombytes(f.read())
+    return values
+
+
+def triangles(name, part):
+    """A mesh object from a part written by bench/cycles.py (bench/cycles_world.py's geometry): raw float32
+    vertices, int32 triangles, and float32 vertex normals (smooth, set as custom normals) or none (flat)."""
+    vertices, faces = raw(part["vertices"], "f"), raw(part["faces"], "i")
+    nv, nf = len(vertices) // 3, len(faces) // 3
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(nv)
+    mesh.vertices.foreach_set("co", vertices)
+    mesh.loops.add(nf * 3)
+    mesh.loops.foreach_set("vertex_index", faces)
+    mesh.polygons.add(nf)
+    mesh.polygons.foreach_set("loop_start", array.array("i", range(0, 3 * nf, 3)))
+    mesh.polygons.foreach_set("loop_total", array.array("i", [3]) * nf)
+    mesh.update()
+    mesh.validate()
+    if part.get("normals"):
+        normals = raw(part["normals"], "f")
+        mesh.polygons.foreach_set("use_smooth", array.array("b", [1]) * nf)
+        mesh.use_auto_smooth = True                 # custom normals need it (Blender 3.x)
+        mesh.normals_split_custom_set_from_vertices([normals[3 * i:3 * i + 3] for i in range(nv)])
+    mesh.materials.append(role_material(part["role"]))
+    obj = bpy.data.objects.new(name, mesh)
+    scene.collection.objects.link(obj)
+    return obj
+
+
+if "world" in job:
+    # -- a world: the print as one quad (corners and Blender uv from bench/cycles_world.print_quad) ---------
+    quad = job["world"]["print"]
+    mesh = bpy.data.meshes.new("plane")
+    mesh.from_pydata([tuple(c) for c in quad["corners"]], [], [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new(name="uv")
+    for loop in mesh.loops:
+        uv.data[loop.index].uv = tuple(quad["uv"][loop.vertex_index])
+    mesh.materials.append(print_material())
+    scene.collection.objects.link(bpy.data.objects.new("plane", mesh))
+    for k, part in enumerate(job["world"]["parts"]):
+        triangles(f"part_{k}", part)
+else:
+    s = cfg["plane_scale"]
+    corners = [(-s, -s, 0.0), (s, -s, 0.0), (s, s, 0.0), (-s, s, 0.0)]
+    mesh = bpy.data.meshes.new("plane")
+    mesh.from_pydata(corners, [], [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new(name="uv")
+    for loop in mesh.loops:
+        x, y, _ = corners[loop.vertex_index]
+        # Mitsuba: u = (x/s+1)/2 across the columns, texture row = v = (y/s+1)/2 from the top row. Blender's v
+        # counts rows from the bottom of the image, so Blender v = 1 − (y/s+1)/2.
+        uv.data[loop.index].uv = ((x / s + 1) / 2, 1 - (y / s + 1) / 2)
+    plane = bpy.data.objects.new("plane", mesh)
+    scene.collection.objects.link(plane)
+
+    mesh.materials.append(print_material())
+
+    # -- the glass sphere: a smooth dielectric, interior IOR, exterior air ---------------------------------
+    # Cycles has no analytic sphere for meshes: a fine UV sphere, smooth-shaded (its facets' sagitta is
+    # r·(1 − cos(π/segments)), far below a pixel).
+    segments = job.get("sphere_segments", 384)
+    bpy.ops.mesh.primitive_uv_sphere_add(segments=segments, ring_count=segments // 2,
+                                         radius=cfg["sphere_radius"], location=cfg["sphere_center"])
+    sphere = bpy.context.active_object
+    bpy.ops.object.shade_smooth()
+    glass_mat = bpy.data.materials.new("glass")
+    glass_mat.use_nodes = True
+    gnodes = glass_mat.node_tree.nodes
+    gnodes.clear()
+    glass = gnodes.new("ShaderNodeBsdfGlass")
+    glass.distribution = "SHARP"
+    glass.inputs["Color"].default_value = (1, 1, 1, 1)
+    glass.inputs["IOR"].default_value = cfg["sphere_ior"]
+    gout = gnodes.new("ShaderNodeOutputMaterial")
+    glass_mat.node_tree.links.new(glass.outputs["BSDF"], gout.inputs["Surface"])
+    sphere.data.materials.append(glass_mat)
 
 # -- the world: Mitsuba's constant emitter, radiance 1 in every direction -------------------------------
 world = bpy.data.worlds.new("world")

@@ -1,6 +1,7 @@
 """bench/cycles.py's pure-Python parts, without Blender: the phone stage, the perturbed true setups, the
 silhouette measurement. (Blender itself is not a test dependency: the renders are checked by
 ``python bench/cycles.py check``, bench/results/cycles.md.)"""
+import dataclasses
 import importlib.util
 import io
 import math
@@ -95,3 +96,87 @@ def test_blender_missing_says_how_to_install_it(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(RuntimeError, match="apt-get install -y blender"):
         cycles.blender_path()
+
+
+# -- a world as meshes for Cycles (bench/cycles_world.py) ---------------------------------------------------
+_wspec = importlib.util.spec_from_file_location("bench_cycles_world", REPO / "bench" / "cycles_world.py")
+cycles_world = importlib.util.module_from_spec(_wspec)
+_wspec.loader.exec_module(cycles_world)
+
+
+def _outward(part):
+    """The fraction of a part's triangles whose winding (v1 − v0) × (v2 − v0) agrees with its vertex normals."""
+    v, f, n = part["vertices"], part["faces"], part["normals"]
+    face = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    return float((np.einsum("ij,ij->i", face, n[f].sum(1)) > 0).mean())
+
+
+def test_the_print_quad_has_mitsubas_texture_coordinates():
+    # Mitsuba's rectangle: local (x, y) in [−1, 1]², uv = ((x + 1)/2, (y + 1)/2), bitmap row = v from the top.
+    # Blender's image rows run from the bottom: its v at a corner must be 1 − Mitsuba's v there.
+    from predistort.backend import init
+    from predistort.scene import SceneConfig
+    init()
+    world = SceneConfig.load(REPO / "scenes" / "cylinder_mirror.json")
+    world = world.replace(plane=dataclasses.replace(world.plane, right=(0.8, 0.6, 0.0), up=(-0.6, 0.8, 0.0)))
+    corners, uv = cycles_world.print_quad(world)
+    m = np.array(world.plane.to_world().matrix, dtype=np.float64)
+    for corner, (bu, bv) in zip(corners, uv):
+        local = np.linalg.solve(m, [*corner, 1.0])[:3]
+        assert np.allclose(np.abs(local), [1, 1, 0], atol=1e-6)          # Mitsuba keeps float32
+        assert (bu, bv) == pytest.approx(((local[0] + 1) / 2, 1 - (local[1] + 1) / 2), abs=1e-6)
+    # Row 0 lies on the +up edge, column 0 on the −right edge: Blender (0, 1) is the −right, +up corner.
+    top_left = corners[np.argmin(np.hypot(*(uv - [0, 1]).T))]
+    rel = top_left - world.plane.center
+    assert rel @ world.plane.right < 0 < rel @ world.plane.up
+
+
+def test_a_mirror_cylinder_is_its_side_and_two_black_caps():
+    from predistort.objects import Solid
+    solid = Solid("cylinder", "mirror", base=(5.0, -3.0, 0.0), axis=(0.0, 0.3, 1.0), radius=30.0, height=100.0)
+    side, bottom, top = cycles_world.solid_parts(solid)
+    assert (side["role"], bottom["role"], top["role"]) == ("mirror", "black", "black")
+    axis = np.array(solid.axis) / np.linalg.norm(solid.axis)
+    rel = side["vertices"] - solid.base
+    along = rel @ axis
+    across = np.linalg.norm(rel - along[:, None] * axis, axis=1)
+    assert np.allclose(across, 30.0) and set(np.round(along, 9)) == {0.0, 100.0}
+    radial = (rel - along[:, None] * axis) / across[:, None]
+    assert np.allclose(side["normals"], radial)                             # the exact normals, outward
+    assert _outward(side) == 1.0
+    sagitta = 30.0 * (1 - math.cos(math.pi / cycles_world.CYLINDER_SEGMENTS))
+    assert sagitta < 2e-4                                                   # mm: far below a pixel
+    for cap, sign, level in ((bottom, -1, 0.0), (top, 1, 100.0)):
+        v, f = cap["vertices"], cap["faces"]
+        assert cap["normals"] is None and np.allclose((v - solid.base) @ axis, level)
+        face = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        assert np.all(face @ axis * sign > 0)                               # each cap faces out of the solid
+        assert np.linalg.norm(v - v[0], axis=1).max() == pytest.approx(30.0)
+
+
+def test_glass_is_glass_all_round_and_spheres_and_cones_face_out():
+    from predistort.objects import Solid
+    rod = cycles_world.solid_parts(Solid("cylinder", 1.33, base=(0, 0, 0), axis=(0, 0, 1), radius=10, height=50))
+    assert [p["role"] for p in rod] == [1.33, 1.33, 1.33]
+    (sphere,) = cycles_world.solid_parts(Solid("sphere", 1.5, center=(1.0, 2.0, 40.0), radius=30.0))
+    assert sphere["role"] == 1.5 and _outward(sphere) == 1.0
+    assert np.allclose(np.linalg.norm(sphere["vertices"] - (1.0, 2.0, 40.0), axis=1), 30.0)
+    cone = cycles_world.solid_parts(Solid("cone", "mirror", base=(0, 0, 0), axis=(0, 0, 1), radius=30, height=80))
+    assert [p["role"] for p in cone] == ["mirror", "black"] and _outward(cone[0]) == 1.0
+
+
+def test_the_local_tone_curve_brightens_dark_surroundings_and_keeps_white():
+    flat = np.full((60, 80, 3), 0.7, np.float32)
+    assert np.allclose(cycles.local_tone_gain(flat), 1.0, atol=1e-5)      # one brightness: no change
+    half = np.full((300, 1200, 3), 0.8, np.float32)
+    half[:, :600] *= 0.25                                               # the left half 4× darker
+    gain = cycles.local_tone_gain(half, strength=0.3, blur=0.02)
+    assert gain.shape == (300, 1200)
+    assert gain[:, 900:].mean() == pytest.approx(1.0, abs=0.01)         # the bright side kept
+    assert gain[:, 100:300].mean() == pytest.approx(4 ** 0.3, rel=0.01)  # far from the edge: (1/4)^−0.3 = 1.52
+    row = gain[150]
+    assert np.all(np.diff(row[300:900]) <= 1e-6) and row[500] > row[700]   # a smooth ramp across the edge
+    # Local, not global: the same radiance (0.2) gets another gain in dark and in bright surroundings.
+    spot = half.copy()
+    spot[140:160, 1000:1020] = 0.2
+    assert cycles.local_tone_gain(spot)[150, 1010] < cycles.local_tone_gain(spot)[150, 200]
