@@ -17,7 +17,7 @@ from predistort.api import (FILMS, advise, advised_distance, before_after, calib
                             material_ior, method_info, on_method, on_pictures, page_resolution, placement, predistort,
                             predistort_estimate, predistort_world, print_files, push_to_hub, stand_map, status, stop,
                             train, use_examples, use_setup, world_advise, world_calibrate, world_chart,
-                            world_check, world_setup)
+                            world_check, world_mesh_uploaded, world_setup)
 from predistort.physical import LENSES, MAKER_DEFAULT, MATERIALS, PhysicalSetup
 from predistort.scene import DEFAULT
 from predistort.settings import SETTINGS, examples
@@ -417,10 +417,16 @@ def world_step(page):
                     cam_height = gr.Number(300, label="Camera above the print (mm)", elem_id="world-camera-height")
                     cam_distance = gr.Number(300, label="Camera from the object (mm)",
                                              elem_id="world-camera-distance")
-                cam_fov = gr.Number(20, label="Camera's field of view across its picture (°)", elem_id="world-fov")
+                with gr.Row():
+                    world_lens = gr.Dropdown(list(LENSES) + ["another lens: its field of view beside"],
+                                             value="another lens: its field of view beside",
+                                             label="The camera's lens (a phone's, as its camera app names it)",
+                                             elem_id="world-lens")
+                    cam_fov = gr.Number(20, label="Camera's field of view across its picture (°)", elem_id="world-fov")
                 setup = gr.File(label="Setup file (JSON): made from the numbers above, or upload your own",
                                 file_types=[".json"], elem_id="world-setup")
-                meshes = gr.File(label="Its mesh files (OBJ, PLY, STL), if any", file_count="multiple",
+                meshes = gr.File(label="Its mesh files (OBJ, PLY, STL, in mm), if any: your own mesh goes here",
+                                 file_count="multiple",
                                  file_types=[".obj", ".ply", ".stl"], elem_id="world-meshes")
                 picture = gr.Image(label="Your picture", type="filepath", sources=["upload", "clipboard"],
                                    height=200, elem_id="world-picture")
@@ -490,12 +496,15 @@ def world_step(page):
     check_btn.click(world_check, [session, setup, meshes, picture, texture, check_photo], [check_map, verdict, corrected],
                     api_name="world_check", preprocess=False, **RENDER)
     for control in picker:
-        control.change(world_setup, [session, *picker], [setup, view, described], **private(world_setup))
+        control.change(world_setup, [session, *picker, meshes], [setup, view, described], **private(world_setup))
+    meshes.upload(world_mesh_uploaded, [session, *picker, meshes], [setup, view, described],
+                  **private(world_mesh_uploaded))
+    world_lens.change(lens_fov, [world_lens], [cam_fov], **private(lens_fov))
     go.click(predistort_world, [session, setup, meshes, picture, resolution, fit, tolerance],
              [plain, final, target, texture, pdf, metrics, summary, view], api_name="predistort_world",
              preprocess=False, **RENDER)
     # Made when the step is opened, not at every page load (a visitor who never opens it costs nothing).
-    step.expand(world_setup, [session, *picker], [setup, view, described], api_name="world_setup", **INSTANT)
+    step.expand(world_setup, [session, *picker, meshes], [setup, view, described], api_name="world_setup", **INSTANT)
 
 
 def calibrate_steps(page, walk):

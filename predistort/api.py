@@ -46,6 +46,7 @@ The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDI
 handlers' docstrings below.
 """
 import itertools
+from pathlib import Path
 
 import gradio as gr
 from PIL import Image
@@ -550,37 +551,59 @@ def predistort_world(session, setup, meshes, picture, resolution=512, fit="crop"
 
 
 @user_errors
-def world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg):
+def world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg,
+                meshes=None):
     """Describe a setup with a few numbers: an object standing on a paper, a camera above it; get its setup file
     and a 3D view of it.
 
     Args:
-        kind: the object: "glass ball", "cylinder mirror", "cone mirror", "glass rod" or "glass of water".
-        diameter_mm: the object's diameter in millimetres.
-        height_mm: its height in millimetres (a ball: ignored).
+        kind: the object: "glass ball", "cylinder mirror", "cone mirror", "glass rod", "glass of water", "your own mesh (glass)" or "your own mesh (mirror)".
+        diameter_mm: the object's diameter in millimetres (your own mesh: its own size is used).
+        height_mm: its height in millimetres (a ball, your own mesh: ignored).
         paper: the print's paper, landscape: "A4", "A3", "Letter" or "Tabloid".
         camera_height_mm: the camera's lens above the print, in millimetres.
         camera_distance_mm: the lens's distance from the object's axis, along the print, in millimetres.
         fov_deg: the camera's field of view across its picture's width, in degrees.
+        meshes: your own mesh (one OBJ, PLY or STL file in millimetres, z up), for the "your own mesh" kinds.
     Returns:
         the setup file (JSON, for /predistort_world and apply --scene), the setup in 3D (GLB), a description (Markdown).
     """
     import json
+    import shutil
     from .scene import SceneConfig
-    from .worldview import maker_world
+    from .worldview import MESH_KINDS, maker_world
     numbers = [diameter_mm, height_mm, camera_height_mm, camera_distance_mm, fov_deg]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
         raise ValueError("Give every size as a number of millimetres (and the field of view in degrees).")
-    data = maker_world(kind, float(diameter_mm), float(height_mm), paper, float(camera_height_mm),
-                       float(camera_distance_mm), float(fov_deg))
-    world = SceneConfig.from_dict(data)                       # the scene's checks: one sentence naming the field
     folder = session.folder / f"world-{next(_worlds)}"
     folder.mkdir(parents=True, exist_ok=True)
+    mesh = None
+    if kind in MESH_KINDS:
+        files = [f for f in upload_paths(meshes) or [] if Path(f).suffix.lower() in (".obj", ".ply", ".stl")]
+        if len(files) != 1:
+            raise ValueError(f"For {kind}, upload one mesh file (OBJ, PLY or STL, in millimetres) under 'Its mesh "
+                             f"files'; got {len(files)}.")
+        mesh = folder / Path(files[0]).name
+        shutil.copyfile(files[0], mesh)
+    data = maker_world(kind, float(diameter_mm), float(height_mm), paper, float(camera_height_mm),
+                       float(camera_distance_mm), float(fov_deg), mesh_file=mesh)
     (folder / "setup.json").write_text(json.dumps(data, indent=2) + "\n")
+    world = SceneConfig.load(folder / "setup.json")        # the scene's checks: one sentence naming the field
     glb = world_glb(world, folder / "setup.glb")
     return (str(folder / "setup.json"), str(glb),
             f"**{world.describe_objects()}** on {paper} paper; the camera {camera_height_mm:g} mm above the print, "
             f"{camera_distance_mm:g} mm from the object, {fov_deg:g}° across its picture.")
+
+
+def world_mesh_uploaded(session, kind, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg,
+                        meshes=None):
+    """The page's picker when mesh files are uploaded: a new setup for "your own mesh" kinds, nothing otherwise
+    (a setup file uploaded with its meshes stays as it is)."""
+    from .worldview import MESH_KINDS
+    if kind not in MESH_KINDS or not meshes:
+        return gr.skip(), gr.skip(), gr.skip()
+    return world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, camera_distance_mm, fov_deg,
+                       meshes)
 
 
 _worlds = itertools.count(1)          # each world a visitor uploads gets a folder of its own in their session

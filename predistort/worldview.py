@@ -26,7 +26,9 @@ from .objects import cone_mesh, frame
 
 MIRROR_RGBA, GLASS_RGBA, CAMERA_RGBA = (200, 200, 210, 255), (150, 200, 255, 120), (230, 80, 40, 255)
 PAPERS_MM = {"A4": (297.0, 210.0), "A3": (420.0, 297.0), "Letter": (279.4, 215.9), "Tabloid": (431.8, 279.4)}
-OBJECTS = ("glass ball", "cylinder mirror", "cone mirror", "glass rod", "glass of water")
+OBJECTS = ("glass ball", "cylinder mirror", "cone mirror", "glass rod", "glass of water", "your own mesh (glass)",
+           "your own mesh (mirror)")
+MESH_KINDS = OBJECTS[-2:]           # their shape is a mesh file the maker uploads, in millimetres, z up
 
 
 def _print_quad(config, texture=None):
@@ -103,14 +105,17 @@ def world_glb(config, path, texture=None):
 
 
 def maker_world(kind, diameter_mm, height_mm, paper="A3", camera_height_mm=300.0, camera_distance_mm=300.0,
-                fov_deg=20.0, film=(300, 400), ior=1.5, resolution=1024):
+                fov_deg=20.0, film=(300, 400), ior=1.5, resolution=1024, mesh_file=None):
     """A world (dict, the setup file's form) from a maker's numbers: `kind` in :data:`OBJECTS`, its diameter
     and height (mm; a ball: the diameter only), the `paper` (a name of :data:`PAPERS_MM`, landscape), and the
     camera `camera_height_mm` above the print and `camera_distance_mm` from the object's axis, looking at
     its middle, with `fov_deg` across its `film` [width, height]. Glass: `ior` (a glass of water: 1.33).
 
     The object stands at the print's centre line, a third of the way from its near edge; the camera looks at
-    it from the near side. A glass ball sits its own radius above the print (on a ring stand)."""
+    it from the near side. A glass ball sits its own radius above the print (on a ring stand). Your own mesh
+    (:data:`MESH_KINDS`): `mesh_file` (a path, read capped by :func:`predistort.objects.read_mesh`), its size
+    its own (millimetres, z up), stood there by an ``offset`` (its lowest point on the print); the diameter
+    and height are not used."""
     if kind not in OBJECTS:
         raise ValueError(f"the object must be one of {', '.join(OBJECTS)}, got {kind!r}")
     if paper not in PAPERS_MM:
@@ -122,7 +127,18 @@ def maker_world(kind, diameter_mm, height_mm, paper="A3", camera_height_mm=300.0
     w, h = PAPERS_MM[paper]
     radius = diameter_mm / 2
     base_y = -h / 2 + h / 3                                   # a third of the way up from the near edge
-    if kind == "glass ball":
+    if kind in MESH_KINDS:
+        from pathlib import Path
+        from .objects import read_mesh
+        if mesh_file is None:
+            raise ValueError("Upload your mesh (OBJ, PLY or STL, in millimetres) under 'Its mesh files'.")
+        vertices = read_mesh(mesh_file, "the mesh")[0]
+        low, high = vertices.min(0), vertices.max(0)
+        offset = [-(low[0] + high[0]) / 2, base_y - (low[1] + high[1]) / 2, -low[2]]
+        obj = {"shape": "mesh", "file": Path(mesh_file).name, "offset": [round(float(v), 6) for v in offset],
+               "material": "mirror" if "mirror" in kind else {"ior": ior}}
+        middle = float(high[2] - low[2]) / 2
+    elif kind == "glass ball":
         obj = {"shape": "sphere", "center": [0, base_y, radius * 1.05], "radius": radius, "material": {"ior": ior}}
         middle = radius * 1.05
     else:

@@ -40,7 +40,8 @@ ENDPOINTS = {
     "/calibrate": ["photo"],
     "/check": ["photo"],
     "/predistort_world": ["setup", "meshes", "picture", "resolution", "fit", "tolerance_mm"],
-    "/world_setup": ["kind", "diameter_mm", "height_mm", "paper", "camera_height_mm", "camera_distance_mm", "fov_deg"],
+    "/world_setup": ["kind", "diameter_mm", "height_mm", "paper", "camera_height_mm", "camera_distance_mm", "fov_deg",
+                     "meshes"],
     "/world_advise": ["setup", "meshes"],
     "/world_chart": ["setup", "meshes"],
     "/world_calibrate": ["setup", "meshes", "photo"],
@@ -443,7 +444,7 @@ def test_a_glass_mesh_gets_its_chart_and_a_photo_without_it_a_sentence(url, tmp_
     assert "Traceback" not in str(err.value)
 
 
-def test_a_picked_object_gives_its_setup_file_and_3d_view_and_bad_numbers_a_sentence(url):
+def test_a_picked_object_gives_its_setup_file_and_3d_view_and_bad_numbers_a_sentence(url, tmp_path):
     c = client(url)
     setup, glb, described = c.predict("cone mirror", 50, 80, "A4", 250, 260, 45, api_name="/world_setup")
     world = json.loads(open(setup).read())
@@ -451,3 +452,15 @@ def test_a_picked_object_gives_its_setup_file_and_3d_view_and_bad_numbers_a_sent
     assert open(glb, "rb").read(4) == b"glTF" and "mirror cone, 50 mm across" in described
     with pytest.raises(AppError, match="camera.origin is inside objects"):
         c.predict("cylinder mirror", 60, 400, "A3", 300, 10, 40, api_name="/world_setup")
+    # Your own mesh: uploaded beside the numbers, stood on the print where the picker puts objects.
+    from test_world import ellipsoid
+    mesh = ellipsoid(tmp_path / "vase.obj", centre=(500.0, -300.0, 1000.0))
+    setup, glb, described = c.predict("your own mesh (glass)", 1, 1, "A4", 250, 260, 45, [handle_file(str(mesh))],
+                                      api_name="/world_setup")
+    world = json.loads(open(setup).read())
+    assert world["objects"][0]["file"] == "vase.obj" and "glass (IOR 1.5) mesh vase.obj" in described
+    low = np.array([500.0 - 30, -300.0 - 22, 1000.0 - 30]) + world["objects"][0]["offset"]
+    assert abs(low[2]) < 0.5 and abs(low[0] + 30) < 0.5                 # its lowest point on the print, centred
+    assert open(glb, "rb").read(4) == b"glTF"
+    with pytest.raises(AppError, match="upload one mesh file"):
+        c.predict("your own mesh (mirror)", 1, 1, "A4", 250, 260, 45, [], api_name="/world_setup")
