@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -54,6 +55,7 @@ from predistort.worldsolve import load_picture  # noqa: E402
 
 CONTINUATION = (1e-3, 3e-4, 1e-4)   # Huber thresholds of the L1 solve, each run CONTINUATION_ITERATIONS
 CONTINUATION_ITERATIONS = 300       # ... iterations from the previous one's texture (momentum restarted)
+RIM_PX = 4                          # --clean-spp: the silhouette's rim, this many pixels wide, apart from its inside
 
 
 def l1_and_bound(A, b, t, texture, texture_shape, delta):
@@ -108,7 +110,8 @@ def clean_scores(world, world_dir, free, plain, goal, transport, silhouette, tex
     """At `spp` samples (seed 2): the error ratios of `textures` against the object-free view (frame,
     silhouette, the frame outside the silhouette), the transport's model error mean |prediction − render|
     for each (and the plain print), and the project's target against the object-free view, each over the
-    frame and the silhouette."""
+    frame and the silhouette; the transport's bias on an all-black and an all-white print, inside the silhouette
+    and on its rim."""
     sil = silhouette
     out_ = ~silhouette
     wanted = ob.render(free, plain, spp, seed=2, world_dir=world_dir)
@@ -119,6 +122,14 @@ def clean_scores(world, world_dir, free, plain, goal, transport, silhouette, tex
     base = renders["plain"][1]
     scores = {"target_vs_object_free": [round(ob.l1(goal.target.numpy(), wanted), 4),
                                         round(ob.l1(goal.target.numpy(), wanted, sil), 4)]}
+    # The transport's bias, prediction − render, for an all-black print (b alone) and an all-white one (A·1 + b),
+    # inside the silhouette (eroded by RIM_PX) and on its rim.
+    inner = ndimage.binary_erosion(sil, iterations=RIM_PX)
+    for key, value in (("black", 0), ("white", 255)):
+        flat = np.full((*transport.texture_shape, 3), value, np.uint8)
+        img = ob.render(world, flat, spp, seed=2, world_dir=world_dir)
+        bias = (transport.render(torch.full(flat.shape, value / 255.0)).numpy() - img).mean(-1)
+        scores[f"bias_{key}_interior_rim"] = [round(float(bias[m].mean()), 4) for m in (inner, sil & ~inner)]
     for key, (texture, img) in renders.items():
         predicted = transport.render(texture).numpy()
         scores[key] = {"ratio": [round(ob.l1(img, wanted, m) / ob.l1(base, wanted, m), 4)
@@ -146,6 +157,8 @@ def main():
                          "from the render (its model error) and the project's target from the object-free view")
     ap.add_argument("--supersampling", type=int, default=0,
                     help="probe with this many camera samples per pixel and axis (0: the project's own, cached)")
+    ap.add_argument("--calibrate-resolution", type=int, default=0,
+                    help="probe with the calibration renders at most this size (0: the project's own, cached)")
     ap.add_argument("--only", nargs="+", help="solves to run and render (default all: instant x5 x10 l1)")
     ap.add_argument("--json", help="write the numbers here too")
     args = ap.parse_args()
@@ -163,8 +176,9 @@ def main():
     config = SceneConfig.load(world_dir / "glass_floor_world.json").replace(resolution=args.resolution)
 
     s = time.perf_counter()
-    transport = (probe(config, supersampling=args.supersampling) if args.supersampling else
-                 transport_for(config))
+    own = {k: v for k, v in (("supersampling", args.supersampling),
+                             ("calibrate_resolution", args.calibrate_resolution)) if v}
+    transport = probe(config, **own) if own else transport_for(config)
     probe_s = time.perf_counter() - s
     silhouette_t, _ = transport.masks()
     _, silhouette = ob.mirror_mask(world, world_dir)
