@@ -24,9 +24,16 @@ L1 of the transport's render (the predicted score clips the render to [0, 1], wh
 rendered score is the floor in the bench's terms (Mitsuba noise at ``--spp`` included; the transport is the
 probe's measurement at its own spp, noise-free in the sense that A is an average).
 
+With ``--clean-spp N`` it also renders at N spp the object-free view, the plain print, the instant and l1
+prints, and an all-black and an all-white print: the ratios with less Monte Carlo noise, the transport's model
+error mean |prediction − render|, and its bias on the black print (``b``) and the white one (``A·1 + b``)
+inside the silhouette and on its rim. ``--supersampling`` and ``--calibrate-resolution`` probe the world
+afresh with those settings (not cached), to see whether the probe's sampling or its calibration is the cause.
+
     python bench/glass_floor.py                                   # ellipsoid 100 mm before the print, 1024 print
     python bench/glass_floor.py --glass-distance 40 --resolution 512
     python bench/glass_floor.py --world W.json                    # a world of bench/objects.py (--write-world)
+    python bench/glass_floor.py --only instant --clean-spp 512 --supersampling 14 --pictures examples/shapes.png
 
 Limits: glass worlds of ``bench/objects.py`` only; one Mitsuba job at a time (the probe, then the renders).
 Times are wall-clock on this machine (shared cores: compare them with each other, not with other pages).
