@@ -136,14 +136,16 @@ def camera_at(look, elevation_deg, distance, azimuth_deg=-90.0, fov=18.0, film=(
             "fov": fov, "film": list(film)}
 
 
-def make_world(kind, film=None, quick=False, glass_distance=100.0):
+def make_world(kind, film=None, quick=False, glass_distance=100.0, radii=None, fov=None, aim=None):
     """The bench's world for `kind`. Mirrors: an A3 landscape print on z = 0, the object behind its centre, the
     camera on the −y side 350 mm from the object's middle, 45° above the print (cone: 55°, so that more of the
     cone's flatter reflections land on the print), a 3:4 film. Glass: an upright A4 print (the plane y = 0,
     facing −y), a glass ball (IOR 1.5, r 40 mm) 60 mm before it (beyond its focus: the view is inverted) or an
     ellipsoid (semi-axes 50, 32, 38 mm) as far (``glass_distance``: the object's centre → the print), an
     off-axis camera, a 4:3 film. The target card of a mirror is
-    added by :func:`with_target`; glass has none (its target is the object-free view)."""
+    added by :func:`with_target`; glass has none (its target is the object-free view). Other framings of the
+    ellipsoid: ``radii`` its semi-axes (mm), ``fov`` the camera's horizontal field (degrees), ``aim`` the point
+    the camera looks at (default the print's centre)."""
     film = tuple(film or ((320, 240) if kind.startswith("glass") else (240, 320)))
     if quick:
         film = (film[0] // 2, film[1] // 2)
@@ -166,8 +168,9 @@ def make_world(kind, film=None, quick=False, glass_distance=100.0):
     elif kind == "glass-ellipsoid":
         prnt = {"center": [0, 0, 0], "right": [1, 0, 0], "up": [0, 0, 1], "size": [297, 210]}
         obj = {"shape": "mesh", "file": "ellipsoid.obj", "material": {"ior": 1.5},
-               "_bench_ellipsoid": {"center": [0, -glass_distance, 0], "radii": [50, 32, 38]}}
-        cam = {"origin": [110, -430, 80], "target": [0, 0, 0], "up": [0, 0, 1], "fov": 40, "film": list(film)}
+               "_bench_ellipsoid": {"center": [0, -glass_distance, 0], "radii": list(radii or [50, 32, 38])}}
+        cam = {"origin": [110, -430, 80], "target": list(aim or [0, 0, 0]), "up": [0, 0, 1], "fov": fov or 40,
+               "film": list(film)}
     else:
         raise SystemExit(f"--kind {kind}: not implemented")
     return {"units": "mm", "print": prnt, "objects": [obj], "camera": cam}
@@ -975,6 +978,11 @@ def main():
     ap.add_argument("--glass-distance", type=float, default=100.0,
                     help="glass kinds: the object's centre → the print, mm (the ellipsoid's horizontal focus is "
                          "near 100: see the results page)")
+    ap.add_argument("--ellipsoid-radii", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                    help="glass-ellipsoid: its semi-axes in mm (default 50 32 38)")
+    ap.add_argument("--fov", type=float, help="glass-ellipsoid: the camera's horizontal field, degrees (default 40)")
+    ap.add_argument("--aim", type=float, nargs=3, metavar=("X", "Y", "Z"),
+                    help="glass-ellipsoid: the point the camera looks at, mm (default the print's centre 0 0 0)")
     ap.add_argument("--film", type=int, nargs=2, help="film width height of the bench's worlds (default per kind)")
     ap.add_argument("--quick", action="store_true", help="quarter-size film, 32 spp, 512 print, 4² rays")
     ap.add_argument("--out", default=str(RESULTS / "objects"), help="folder for the pictures")
@@ -998,7 +1006,8 @@ def main():
             world, world_dir = json.loads(Path(args.world).read_text()), Path(args.world).resolve().parent
             kind = Path(args.world).stem
         else:
-            world = make_world(kind, args.film, args.quick, args.glass_distance)
+            world = make_world(kind, args.film, args.quick, args.glass_distance, args.ellipsoid_radii, args.fov,
+                               args.aim)
         meshes = [o_ for o_ in world["objects"] if "_bench_ellipsoid" in o_ and not args.world]
         for m in meshes:                            # the bench's own mesh: written beside no result, a temp folder
             world_dir = Path(mesh_dir.name)
