@@ -31,9 +31,9 @@ at git revision REV (a worktree under the cache), in the same run: the old path 
 Reported per photo: seconds, peak memory (GB), the camera's and the ball's distance from the true ones (mm), the
 IOR's error, the field of view's error (deg), the final ratio (``bench/calibrate.py``'s ``final_ratio``: the
 instant solve for the fitted setup ÷ the one for the true setup, both rendered by Mitsuba in the true setup; the
-bound is 1.3), the phases' seconds, or the refusal's sentence. Limits: the trace's
-optics (no light bounced between the print and the ball); an upsampled render is smoother than a real 24 MP
-sensor's photo (its detail stops at the render's pixels); one noise seed.
+bound is 1.3), the fit's warnings (its report's first lines), the phases' seconds, or the refusal's sentence.
+Limits: the trace's optics (no light bounced between the print and the ball); an upsampled render is smoother
+than a real 24 MP sensor's photo (its detail stops at the render's pixels); one noise seed.
 """
 import argparse
 import io
@@ -64,7 +64,8 @@ def say(fraction, message):
     phases.append((round(time.perf_counter() - start, 2), message))
 try:
     fit = calibrate(SceneConfig.load(sys.argv[2]), sys.argv[3], progress=say)
-    out = {"scene": fit.scene.to_dict(), "notes": fit.notes, "residual": fit.residual}
+    out = {"scene": fit.scene.to_dict(), "notes": fit.notes, "residual": fit.residual,
+           "warnings": getattr(fit, "warnings", [])}
 except CalibrationError as e:
     out = {"refused": str(e)}
 out["seconds"] = time.perf_counter() - start
@@ -214,6 +215,13 @@ def profile(messages):
     return [(name, end - t) for (name, t), end in zip(starts, ends)]
 
 
+def warned(out):
+    """The fit's warnings (the report's first lines), or "none"; "?" for a package that has none."""
+    if "warnings" not in out:
+        return "?"
+    return " ".join(out["warnings"]).replace("|", "/") or "none"
+
+
 def row(name, out, true, load):
     """A table row of result `out` against the true scene, the machine's `load` when it started."""
     from calibrate import errors, final_ratio         # bench/calibrate.py
@@ -221,12 +229,12 @@ def row(name, out, true, load):
     phases = "; ".join(f"{name} {seconds:.0f}" for name, seconds in profile(out["phases"]))
     head = f"| {name} | {load:.1f} | {out['seconds']:.1f} | {out['cpu_seconds']:.1f} | {out['peak_gb']:.2f} |"
     if "refused" in out:
-        return head + f" refused: {out['refused']} | | | | | {phases} |"
+        return head + f" refused: {out['refused']} | | | | | | {phases} |"
     fitted = SceneConfig.from_dict(out["scene"])
     camera, ball = errors(fitted, true)
     rendered, _ = final_ratio(fitted, true)
     return head + (f" {camera:.2f} | {ball:.2f} | {abs(fitted.sphere_ior - true.sphere_ior):.4f} | "
-                   f"{abs(fitted.fov - true.fov):.2f} | {rendered:.2f} | {phases} |")
+                   f"{abs(fitted.fov - true.fov):.2f} | {rendered:.2f} | {warned(out)} | {phases} |")
 
 
 def main():
@@ -280,7 +288,8 @@ def main():
             "time (the machine is shared: *load* is its load average when the fit started; wall seconds grow with "
             "it).\n\n"
             "| photo | load | seconds | CPU seconds | peak GB | camera (mm) | ball (mm) | IOR | fov (deg) | "
-            "final ratio | phases (wall seconds) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" + "\n".join(rows) + "\n")
+            "final ratio | warnings | phases (wall seconds) |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n" + "\n".join(rows) + "\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
