@@ -1,0 +1,77 @@
+"""Calibrate from a phone's processed photo: the project's own render of its chart (Mitsuba, the 4:3 setup of
+tests/test_calibrate.py, which the fit is not told) put through what a phone does beyond exposure, noise, sRGB
+and JPEG (tests/photos.py): a residual radial lens distortion, a vignette, a local tone curve (HDR). The fit
+models the first two (photofit.Model: k1, the vignette) and must land within the calibration's bounds and
+report them; the third it does not model, and it must say so in the report's first line, never silently."""
+import pytest
+
+from photos import distort, errors, local_tone, photograph, render, vignette
+from predistort import chart
+from predistort.calibrate import CalibrationError, calibrate
+from test_calibrate import NOMINAL, SPP, TRUE
+
+SETUP = "4:3"
+BOUNDS = (2.0, 0.5, 0.005)         # camera (mm), ball (mm), IOR: the issue's
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """The true setup's render (linear light), before the phone."""
+    return render(TRUE[SETUP], chart.make_chart(NOMINAL[SETUP]), spp=SPP)
+
+
+def _fit(image, **options):
+    return calibrate(NOMINAL[SETUP], photograph(image, seed=1, **options))
+
+
+def _row(fit, start):
+    return next(q for q in fit.quantities if q["name"].startswith(start))
+
+
+def test_a_residual_lens_distortion_is_fitted_and_reported(linear):
+    """k1 = −0.02 (barrel, OpenCV's convention: 0.5 px at a 640-px photo's corners ... 2.3 px): within the
+    bounds, no warning, and the report's k1 near −0.02."""
+    fit = _fit(distort(linear, -0.02, TRUE[SETUP].fov))
+    camera, ball, ior, _ = errors(fit.scene, TRUE[SETUP])
+    assert camera < BOUNDS[0] and ball < BOUNDS[1] and ior < BOUNDS[2], (camera, ball, ior)
+    k1 = _row(fit, "lens distortion k1")
+    assert abs(k1["fitted"] + 0.02) < 0.005 and k1["uncertainty"] > 0, k1
+    assert not fit.warnings
+
+
+def test_a_vignette_is_fitted_and_reported(linear):
+    """30 % darker at the corners: within the bounds, no warning, and the report's vignette near −0.3."""
+    fit = _fit(vignette(linear, -0.3))
+    camera, ball, ior, _ = errors(fit.scene, TRUE[SETUP])
+    assert camera < BOUNDS[0] and ball < BOUNDS[1] and ior < BOUNDS[2], (camera, ball, ior)
+    assert abs(_row(fit, "vignette")["fitted"] + 0.3) < 0.05, _row(fit, "vignette")
+    assert not fit.warnings and abs(fit.residual["tone_local"]) < 0.1
+
+
+def test_a_locally_tone_mapped_photo_is_never_a_silent_answer(linear):
+    """HDR-like local tone mapping (the light ÷ its blur over a tenth of the photo, ^ 0.5): the fit refuses, or
+    its report's first line says the photo looks tone-mapped and not to print for it."""
+    try:
+        fit = _fit(local_tone(linear, 0.5))
+    except CalibrationError as e:
+        assert "HDR" in str(e)
+        return
+    first = fit.to_markdown().splitlines()[0]
+    assert first.startswith("**Warning:** The photo looks tone-mapped (HDR)") and "do not print" in first
+    assert fit.residual["tone_local"] < -0.3
+
+
+def test_a_moved_print_is_fitted_or_warned_of_never_silently_wrong():
+    """The print 10 mm farther from the ball and the camera than the scene says (both moved 10 mm towards the
+    camera's side): the print's distance is one of the fitted quantities, so the fit must find it within the
+    bounds, or warn in its report's first line; a setup outside the bounds with no warning fails."""
+    from photos import perturbed
+    moved = perturbed(TRUE[SETUP], camera_mm=(0, 0, -10), ball_mm=(0, 0, -10))
+    fit = calibrate(NOMINAL[SETUP], photograph(render(moved, chart.make_chart(NOMINAL[SETUP]), spp=SPP), seed=2))
+    camera, ball, ior, _ = errors(fit.scene, moved)
+    within = camera < BOUNDS[0] and ball < BOUNDS[1] and ior < BOUNDS[2]
+    assert within or fit.to_markdown().startswith("**Warning:**"), (camera, ball, ior)
+    distance = next(q for q in fit.quantities if q["name"].startswith("print distance"))
+    true_distance = -moved.sphere_center[2] * moved.units_mm
+    assert true_distance - distance["nominal"] > 5                          # the print really is farther
+    assert abs(distance["fitted"] - true_distance) < 0.5 or fit.warnings, (distance, true_distance)
