@@ -75,7 +75,10 @@ UNDISTORT_ROUNDS = 5             # fixed-point rounds that undo k1 (Model.undist
 
 K1_PRIOR = 0.05                  # σ of the residual radial distortion k1 about 0 (a phone's main camera corrects
                                  # its own lens: what is left is a few hundredths at most)
-VIGNETTE_PRIOR = 0.3             # σ of the vignette's c about 0 (1 + c ρ², ρ = 1 at the photo's corners)
+VIGNETTE_PRIOR = 0.3             # σ of the vignette's c about 0 (1 + c ρ², ρ = 1 at the photo's corners) once the
+                                 # photo shows one (calibrate: VIGNETTE_SEEN); until then it is held at 0 by ...
+VIGNETTE_HELD = 1e-7             # ... this σ (free, it took up the model's own shading errors: the 4:3 test photo's
+                                 # ball 0.62 mm off with it free at +0.012, 0.33 mm with it held)
 DARK_FIT = 0.03                  # colours predicted darker than this are left out of the tone curve's measure ...
 TONE_BLUR = 0.1                  # ... whose local brightness is the prediction blurred over this share of the photo
 
@@ -114,6 +117,7 @@ class Model:
         self.use_points(objects, points)
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
+        self.vignette_prior = VIGNETTE_HELD          # σ of the vignette about 0: held until the photo shows one
 
     def use_points(self, objects, points, covariance=None):
         """Fit world points `objects` [K, 3] on the print seen at photo pixels `points` [K, 2] (centres at
@@ -322,7 +326,7 @@ class Model:
             parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
         parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
         parts.append((theta[14] / K1_PRIOR).reshape(1))              # the last two: k1's and the vignette's priors
-        parts.append((theta[15] / VIGNETTE_PRIOR).reshape(1))
+        parts.append((theta[15] / self.vignette_prior).reshape(1))
         return torch.cat(parts)
 
     def cost(self, theta):
@@ -349,19 +353,19 @@ class Model:
             J[colours, 11 + c] = column.reshape(-1)
         rho2 = self.rho2(self.pixels)
         J[colours, 15] = (open_ * predicted * (rho2 / (1 + theta[15] * rho2))[:, None] / COLOUR_NOISE).reshape(-1)
-        J[-1, 15] = 1 / VIGNETTE_PRIOR
+        J[-1, 15] = 1 / self.vignette_prior
         return J
 
     def tone_mapping(self, theta, every=None):
-        """How the photo's brightness departs from the prediction's as a tone curve would: ``(local, global)``,
-        the least-squares coefficients b and a of
+        """How the photo's brightness departs from the prediction's as a tone curve would: ``(local, global,
+        vignette)``, the least-squares coefficients b, a and v of
 
             log(photo ÷ prediction) ≈ a log(prediction) + b log(local) + v ρ² + const
 
         over the fitted pixels (:meth:`choose_pixels`: those the model gets right, none clipped) whose three
         colours are fitted and brighter than :data:`DARK_FIT` (grey: their mean), `local` the prediction blurred
         over :data:`TONE_BLUR` of the photo's long side, ρ² the vignette's (:meth:`rho2`: what the vignette
-        left, apart). A photo the model explains gives ~0 for both (measured, tests/test_calibrate.py's 4:3
+        left, apart: v, the vignette the fit has not taken up). A photo the model explains gives ~0 for both (measured, tests/test_calibrate.py's 4:3
         photo at the true setup: |a|, |b| ≤ 0.02, also at exposure 1.3, and with a 30 % vignette); a global
         tone curve x^γ gives a ≈ γ − 1 (γ = 0.8: a −0.17, b −0.14); a local one (HDR: the light ÷ its blurred
         self^p) gives b ≈ −p (p = 0.3, 0.5: b −0.30, −0.51). `every` [w·h, 3]: the prediction at every work
@@ -375,11 +379,11 @@ class Model:
         predicted, observed = every[pixels], self.observed.numpy()
         used = ((self.channels.numpy() > 0) & (predicted > DARK_FIT) & (observed > DARK_FIT / 2)).all(-1)
         if used.sum() < 100:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         A = np.stack([np.log(predicted[used].mean(-1)), np.log(local[used]), self.rho2(self.pixels).numpy()[used],
                       np.ones(int(used.sum()))], 1)
-        (a, b, _, _), *_ = np.linalg.lstsq(A, np.log(observed[used] / predicted[used]).mean(-1), rcond=None)
-        return float(b), float(a)
+        (a, b, v, _), *_ = np.linalg.lstsq(A, np.log(observed[used] / predicted[used]).mean(-1), rcond=None)
+        return float(b), float(a), float(v)
 
 
 def _huber_weights(r):
