@@ -24,7 +24,8 @@ The fit, in physical phases (:func:`calibrate`):
    optics alone leave loose against its aim, and the perspective that tells the focal length from the
    distance); the camera and the ball are found again from them and the print aligned once more, then
    through the lens's residual radial distortion k1 (:func:`predistort.lens.find_k1`: the k1 at which the
-   print seen directly is most nearly one homography of the chart). The start (:func:`start_for`): that
+   print seen directly is most nearly one homography of the chart; fitted when beyond :data:`K1_SEEN`, else
+   held at 0). The start (:func:`start_for`): that
    camera, that ball, the scene's IOR, the exposure by least squares, that k1; of the scan, the focal length
    whose start explains the photo best.
 4. *Everything at once* (:mod:`predistort.photofit`): the camera (position, rotation, focal length), the
@@ -78,7 +79,7 @@ import torch
 from PIL import Image
 
 from . import backend, chart, trace
-from .photofit import IOR_PRIOR, VIGNETTE_PRIOR, Model, fit, profile_focal
+from .photofit import IOR_PRIOR, K1_PRIOR, VIGNETTE_PRIOR, Model, fit, profile_focal
 from .lens import find_k1
 from .printview import align_print
 from .encoding import jpeg_encoding, linear_8bit, linear_to_srgb
@@ -103,6 +104,8 @@ EXPLAINED_COLOUR = 0.03          # ... or its colours by more than this (mean ab
 TONE_LOCAL = 0.15                # a photo whose brightness follows its local brightness more than this (the
                                  # slope's size, Model.tone_mapping) is taken as tone-mapped locally (HDR)
 TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve
+K1_SEEN = 0.01                   # a k1 found (predistort.lens) beyond this is fitted; else held at 0 (measured:
+                                 # −0.0005 untouched, −0.030 and +0.025 for k1 = ∓0.02 at the scene's focal length)
 VIGNETTE_SEEN = 0.05             # a vignette left in the colours (Model.tone_mapping's v) beyond this: fitted too
                                  # (measured at the true setup: 0.005 and 0.027 untouched, 0.31 with a 30 % one)
 TONE_WARNING = ("The photo looks tone-mapped (HDR): its brightness follows the brightness around it (slope "
@@ -561,7 +564,11 @@ def _calibrate(config, photo, focal_mm, progress):
         view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, view.warp) or view
         # The lens's residual distortion: where the print aligns best as one homography (predistort.lens).
         say(0.27, "the lens's residual distortion")
-        k1, view = find_k1(image.linear_full, tan_x, texture, layout, ids, corners, config, ball_px, view)
+        k1, through = find_k1(image.linear_full, tan_x, texture, layout, ids, corners, config, ball_px, view)
+        if abs(k1) > K1_SEEN:                        # fitted, from there, with the print aligned through it
+            view, model.k1_prior = through, K1_PRIOR
+        else:                                        # held at 0: a freedom the photo does not need only takes up
+            k1 = 0.0                                 # the model's own errors (and a wrong ball's: tests)
         model.use_points(view.objects, view.pixels, view.covariance)
     else:
         k1 = 0.0

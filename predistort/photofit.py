@@ -74,7 +74,8 @@ UNDISTORT_ROUNDS = 5             # fixed-point rounds that undo k1 (Model.undist
 
 
 K1_PRIOR = 0.05                  # σ of the residual radial distortion k1 about 0 (a phone's main camera corrects
-                                 # its own lens: what is left is a few hundredths at most)
+                                 # its own lens: what is left is a few hundredths at most) once the photo shows
+                                 # one (calibrate: K1_SEEN); until then held at 0 by VIGNETTE_HELD's σ
 VIGNETTE_PRIOR = 0.3             # σ of the vignette's c about 0 (1 + c ρ², ρ = 1 at the photo's corners) once the
                                  # photo shows one (calibrate: VIGNETTE_SEEN); until then it is held at 0 by ...
 VIGNETTE_HELD = 1e-7             # ... this σ (free, it took up the model's own shading errors: the 4:3 test photo's
@@ -118,6 +119,7 @@ class Model:
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
         self.vignette_prior = VIGNETTE_HELD          # σ of the vignette about 0: held until the photo shows one
+        self.k1_prior = VIGNETTE_HELD                # σ of k1 about 0: the same
 
     def use_points(self, objects, points, covariance=None):
         """Fit world points `objects` [K, 3] on the print seen at photo pixels `points` [K, 2] (centres at
@@ -325,7 +327,7 @@ class Model:
         if self.focal_mm:                         # EXIF's focal length is θ's 0; σ: the rounding's share of it
             parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
         parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
-        parts.append((theta[14] / K1_PRIOR).reshape(1))              # the last two: k1's and the vignette's priors
+        parts.append((theta[14] / self.k1_prior).reshape(1))              # the last two: k1's and the vignette's priors
         parts.append((theta[15] / self.vignette_prior).reshape(1))
         return torch.cat(parts)
 
