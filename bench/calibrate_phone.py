@@ -16,11 +16,24 @@ phone. That render goes through ``bench/cycles.py``'s ``phone`` stage by stage a
 - *both*: noise and JPEG 80 (as the Cycles photos are made);
 - *both, ×0.8*: the same at an exposure of 0.8 (nothing clipped).
 
-Reported: camera, ball (mm) and IOR errors and the seconds of each fit. Limits: the trace's optics only (no
-light bounced between the print and the ball); one noise seed per photo (``--seed``).
+And the processing a phone does beyond the fit's model, each on top of *both* (``tests/photos.py``'s helpers on
+the linear render, before the phone stage):
+
+- *k1 −0.02*, *k1 +0.02*: a residual radial distortion (OpenCV's convention, r in focal lengths);
+- *vignette −0.3*: 30 % darker at the corners (1 − 0.3 ρ²);
+- *gamma 0.8*: a global tone curve (linear light ^ 0.8: shadows lifted);
+- *local tone 0.3*, *local tone 0.5*: HDR-like local tone mapping (the light ÷ its blur over a tenth of the
+  photo, ^ the power).
+
+Reported: camera, ball (mm) and IOR errors, the fitted k1 and vignette, the report's first warning, the seconds
+of each fit, and with ``--ratio`` the final ratio (``bench/calibrate.py``'s ``final_ratio``: the instant solve
+for the fitted setup ÷ the one for the true setup, both rendered by Mitsuba in the true setup; done when ≤ 1.3).
+Limits: the trace's optics only (no light bounced between the print and the ball); one noise seed per photo
+(``--seed``).
 """
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,8 +46,10 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
-from calibrate import errors, nominal  # noqa: E402  (bench/calibrate.py)
+sys.path.insert(0, str(REPO / "tests"))
+from calibrate import errors, final_ratio, nominal  # noqa: E402  (bench/calibrate.py)
 from cycles import phone  # noqa: E402  (bench/cycles.py)
+from photos import distort, local_tone, vignette  # noqa: E402  (tests/photos.py)
 from predistort import chart, trace  # noqa: E402
 from predistort.calibrate import CalibrationError, calibrate  # noqa: E402
 from predistort.scene import SceneConfig  # noqa: E402
@@ -48,6 +63,20 @@ STAGES = {                   # name: phone() arguments (the exposure: the photo'
     "JPEG 80": dict(full_well=1e12, read_noise=0.0),
     "both": dict(),
     "both, ×0.8": dict(exposure=0.8),
+    "k1 −0.02": dict(),
+    "k1 +0.02": dict(),
+    "vignette −0.3": dict(),
+    "gamma 0.8": dict(),
+    "local tone 0.3": dict(),
+    "local tone 0.5": dict(),
+}
+PROCESSING = {               # name: what the phone does to the linear render (`true`: the true scene) first
+    "k1 −0.02": lambda linear, true: distort(linear, -0.02, true.fov),
+    "k1 +0.02": lambda linear, true: distort(linear, 0.02, true.fov),
+    "vignette −0.3": lambda linear, true: vignette(linear, -0.3),
+    "gamma 0.8": lambda linear, true: np.clip(linear, 0, None) ** 0.8,
+    "local tone 0.3": lambda linear, true: local_tone(linear, 0.3),
+    "local tone 0.5": lambda linear, true: local_tone(linear, 0.5),
 }
 
 
@@ -100,6 +129,7 @@ def main():
                         "perturb() of bench/calibrate.py's nominal 960 × 720 scene) without Blender")
     p.add_argument("--stage", action="append", help="only these stages (default: all)")
     p.add_argument("--seed", type=int, default=5, help="the sensor noise's seed")
+    p.add_argument("--ratio", action="store_true", help="also the final ratio against the true setup's solve")
     p.add_argument("--out", default=str(REPO / "bench" / "results" / "calibrate_phone.md"))
     args = p.parse_args()
     rows = []
@@ -113,23 +143,31 @@ def main():
             if args.stage and stage not in args.stage:
                 continue
             options = {"exposure": data["perturbation"]["exposure"], **options}
-            photo = phone(linear, seed=args.seed, **options)
+            processed = PROCESSING[stage](linear, true) if stage in PROCESSING else linear
+            photo = phone(processed, seed=args.seed, **options)
             start = time.perf_counter()
             try:
                 fit = calibrate(base, photo)
             except CalibrationError as e:
-                rows.append(f"| {name} | {stage} | {options['exposure']:.2f} | refused: {e} | | | |")
+                rows.append(f"| {name} | {stage} | {options['exposure']:.2f} | refused: {e} |" + " |" * 8)
                 print(rows[-1], flush=True)
                 continue
+            seconds = time.perf_counter() - start
             camera, ball = errors(fit.scene, true)
+            ratio = f"{final_ratio(fit.scene, true)[0]:.2f}" if args.ratio else ""
+            k1, vignetting = (fit.quantities[-2]["fitted"], fit.quantities[-1]["fitted"])
+            warning = fit.warnings[0].split(":")[0] if fit.warnings else ""
             rows.append(f"| {name} | {stage} | {options['exposure']:.2f} | {camera:.2f} | {ball:.2f} | "
-                        f"{abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | {time.perf_counter() - start:.1f} |")
+                        f"{abs(fit.scene.sphere_ior - true.sphere_ior):.4f} | {k1:+.4f} | {vignetting:+.3f} | "
+                        f"{fit.residual['tone_local']:+.3f} / {fit.residual['tone_global']:+.3f} | {warning} | {ratio} | {seconds:.1f} |")
             print(rows[-1], flush=True)
     text = ("# Calibrate: which stage of a phone biases the fit\n\n"
             f"`python bench/calibrate_phone.py {' '.join(sys.argv[1:])}`, "
-            f"{time.strftime('%Y-%m-%d')}. Photos rendered by `predistort.trace` (the fit's own optics) in each "
+            f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores shared with other work (seconds are wall "
+            "seconds under that load). Photos rendered by `predistort.trace` (the fit's own optics) in each "
             "true setup, then put through `bench/cycles.py`'s phone stage by stage (see the script's docstring).\n\n"
-            "| photo | stage | exposure | camera (mm) | ball (mm) | IOR | seconds |\n|---|---|---:|---:|---:|---:|---:|\n"
+            "| photo | stage | exposure | camera (mm) | ball (mm) | IOR | k1 | vignette | tone: local / global | warning | "
+            "final ratio | seconds |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n"
             + "\n".join(rows) + "\n")
     write(args.out, text)
 

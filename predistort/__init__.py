@@ -31,6 +31,8 @@ Modules, one job each (imports go one way: an arrow of this list never points ba
     chart       the calibration chart: ArUco markers beside the ball, a smooth colour field behind it
     printview   the print seen beside the ball aligned to the chart (ECC): the markers' corners to a few hundredths of a pixel
     photofit    the photo's model and its fit: predicted colours and corners, Levenberg–Marquardt along the valley
+    fitreport   the calibration's answer: its table, warnings first, report files and overlay
+    lens        the photo's residual radial lens distortion (k1): found where the print aligns as one homography
     calibrate   fit the camera, the ball's centre and IOR, the print's distance from one photo of the chart
     renderfit   fit an object's place (and glass's IOR) by rendering the chart through it and comparing with the photo
     mirrorrefine  a mirror's fine fit: the camera from the markers' edges, a cylinder from its cap's rim (0.1 px)

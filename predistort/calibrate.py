@@ -22,19 +22,27 @@ The fit, in physical phases (:func:`calibrate`):
    to start it): a lattice of points on the print, a few thousandths of a pixel from the truth, with the
    alignment's covariance. They pin the camera against the print (its sideways position, which the ball's
    optics alone leave loose against its aim, and the perspective that tells the focal length from the
-   distance); the camera and the ball are found again from them and the print aligned once more. The start
-   (:func:`start_for`): that camera, that ball, the scene's IOR, the exposure by least squares; of the scan,
-   the focal length whose start explains the photo best.
+   distance); the camera and the ball are found again from them and the print aligned once more, then
+   through the lens's residual radial distortion k1 (:func:`predistort.lens.find_k1`: the k1 at which the
+   print seen directly is most nearly one homography of the chart; fitted when beyond :data:`K1_SEEN`, else
+   held at 0). The start (:func:`start_for`): that
+   camera, that ball, the scene's IOR, the exposure by least squares, that k1; of the scan, the focal length
+   whose start explains the photo best.
 4. *Everything at once* (:mod:`predistort.photofit`): the camera (position, rotation, focal length), the
-   ball's centre, its IOR and the exposure fitted to the print's points and the photo's colours inside the
-   ball and beside it, first at the scene's IOR, then with the IOR free within its material's spread; then
-   the focal length's profile along the depth–focal valley (with EXIF too, its whole millimetres a prior).
-   Each time the fitted pixels are chosen again, a JPEG's bias near the colours predicted clipped is taken
-   off the photo's (:meth:`predistort.photofit.Model.jpeg_bias`).
-5. *The answer.* A :class:`Calibration`: the fitted scene (the camera as fitted, a film of the photo's aspect
-   at :func:`film_for` pixels, everything else from the input scene), each quantity against its nominal value
-   with the fit's standard uncertainty (from the Gauss–Newton covariance scaled by the residuals' spread:
-   the noise's share only), the residuals, and an overlay of the fitted prediction on the photo.
+   ball's centre, its IOR, the lens's k1 and the photo's exposure, colour gains and vignette fitted to the
+   print's points and the photo's colours inside the ball and beside it (a Huber loss), first at the scene's
+   IOR, then with the IOR free within its material's spread; then the focal length's profile along the
+   depth–focal valley (with EXIF too, its whole millimetres a prior). The vignette is held at 0 until the
+   fitted colours show one (:data:`VIGNETTE_SEEN`), then fitted from there. Each time the fitted pixels are
+   chosen again, a JPEG's bias near the colours predicted clipped is taken off the photo's
+   (:meth:`predistort.photofit.Model.jpeg_bias`).
+5. *The answer* (:mod:`predistort.fitreport`). A :class:`Calibration`: the fitted scene (the camera as fitted,
+   a film of the photo's aspect at :func:`film_for` pixels, everything else from the input scene), each
+   quantity against its nominal value with the fit's standard uncertainty (from the Gauss–Newton covariance
+   scaled by the residuals' spread: the noise's share only), the residuals, an overlay of the fitted
+   prediction on the photo, and warnings, first in every report, where the fit did not explain the photo
+   (:func:`unexplained`: the print's points or the colours off, or the photo tone-mapped locally, measured by
+   :meth:`predistort.photofit.Model.tone_mapping`).
 
 Bad photos raise :class:`CalibrationError` with one sentence saying what to do (:data:`MESSAGES`).
 
@@ -54,15 +62,16 @@ total, unclipped / clipped             81 / 443 CPU s, 3.3 / 4.1 GB        49 / 
 The fit's own cost (phase 4) does not grow with the photo: a 960 × 720 photo takes ~32 CPU s.
 
 Limits: ~50 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
-~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the photo's lens distortion is not
-modelled (a phone's main camera corrects its own); a phone's tone curve is not modelled (a strong one is
-refused: MESSAGES["colours"]).
+~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the lens's distortion beyond one radial
+term (k1, OpenCV's convention, :mod:`predistort.lens`) is not modelled; the photometric model is the exposure,
+a gain per colour and a radial vignette (1 + c ρ²): a global tone curve other than sRGB's is not modelled
+(measured: bench/results/calibrate_phone_processing.md), and a local one (HDR) is detected and warned of in the
+report's first line, not undone; colours too far from the chart's are refused (MESSAGES["colours"]).
 """
 import io
 import math
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -70,11 +79,12 @@ import torch
 from PIL import Image
 
 from . import backend, chart, trace
-from .photofit import IOR_PRIOR, Model, fit, profile_focal
+from .photofit import IOR_PRIOR, K1_PRIOR, VIGNETTE_PRIOR, Model, fit, profile_focal
+from .lens import find_k1
 from .printview import align_print
 from .encoding import jpeg_encoding, linear_8bit, linear_to_srgb
+from .fitreport import Calibration, film_for, overlay, quantities
 from .images import ImageError, load_image
-from .target import camera_frame
 
 WORK_SIDE = 256                  # the photo's long side, pixels, for the colour fit
 JPEG_MODEL_PIXELS = 4_000_000    # a JPEG with more pixels is not modelled: its blocks are a small part of a work
@@ -91,6 +101,16 @@ SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SID
 BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused ("colours")
 EXPLAINED_POINTS = 3.0           # a fit whose print's points are off by more σ than this (RMS) ...
 EXPLAINED_COLOUR = 0.03          # ... or its colours by more than this (mean absolute, linear): not explained
+TONE_LOCAL = 0.15                # a photo whose brightness follows its local brightness more than this (the
+                                 # slope's size, Model.tone_mapping) is taken as tone-mapped locally (HDR)
+TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve
+K1_SEEN = 0.01                   # a k1 found (predistort.lens) beyond this is fitted; else held at 0 (measured:
+                                 # −0.0005 untouched, −0.030 and +0.025 for k1 = ∓0.02 at the scene's focal length)
+VIGNETTE_SEEN = 0.05             # a vignette left in the colours (Model.tone_mapping's v) beyond this: fitted too
+                                 # (measured at the true setup: 0.005 and 0.027 untouched, 0.31 with a 30 % one)
+TONE_WARNING = ("The photo looks tone-mapped (HDR): its brightness follows the brightness around it (slope "
+                "{slope:+.2f}, where a photo's own is 0), which this fit does not model, so do not print for this "
+                "setup: turn off HDR (Smart HDR, auto HDR), night mode and filters and take the photo again.")
 DIAGONAL_35MM = math.hypot(36, 24)   # the 35 mm frame's diagonal: what "35 mm-equivalent" refers to
 OTHER_DICTIONARIES = ("DICT_4X4_1000", "DICT_APRILTAG_16h5", "DICT_5X5_1000", "DICT_6X6_1000", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL",
                       "DICT_APRILTAG_36h11")
@@ -440,7 +460,8 @@ def start_for(model, config, circle, tan_x):
                                  torch.tensor([t, t], dtype=torch.float64))
     angle = torch.arccos((rays[0] * rays[1]).sum().clamp(-1, 1))
     centre = torch.from_numpy(origin) + rays[0] * config.sphere_radius / torch.sin(angle)
-    theta = torch.tensor([*origin, 0, 0, 0, 0, *centre.tolist(), config.sphere_ior, 1, 1, 1], dtype=torch.float64)
+    theta = torch.tensor([*origin, 0, 0, 0, 0, *centre.tolist(), config.sphere_ior, 1, 1, 1, 0, 0],
+                         dtype=torch.float64)
     # The exposure by least squares, twice: the fitted pixels are chosen by their predicted brightness.
     for _ in range(2):
         model.choose_pixels(theta)
@@ -455,64 +476,6 @@ def start_for(model, config, circle, tan_x):
 # ---------------------------------------------------------------------------------------------------------
 # 5. The answer
 # ---------------------------------------------------------------------------------------------------------
-def film_for(config, size):
-    """The fitted scene's film: the photo's aspect, the long side the scene's resolution within [64, 1024]."""
-    width, height = size
-    side = min(1024, max(64, config.resolution))
-    if width >= height:
-        return side, max(8, round(side * height / width))
-    return max(8, round(side * width / height)), side
-
-
-@dataclass
-class Calibration:
-    """What :func:`calibrate` found. ``scene`` the fitted :class:`~predistort.scene.SceneConfig` (for ``apply
-    --scene``); ``quantities`` rows ``{name, nominal, fitted, uncertainty, unit}``; ``residual`` {``colour``:
-    mean absolute colour error of the fitted prediction (linear, ÷ exposure gain) on the fitted pixels,
-    ``ball_colour``: the same inside the ball, ``markers_px``: the fitted points' reprojection RMS in photo
-    pixels (the aligned print's lattice, or the markers' corners where the alignment failed), ``markers``: how
-    many markers were found, ``marker_inset_px``: the detector's inset undone, ``aligned``: the correlation
-    of the print's alignment (:mod:`predistort.printview`; None where it failed), ``points``: the points
-    fitted, ``pixels``: colour-fit pixels}; ``overlay`` [h, w, 3] uint8: the fitted prediction blended over
-    the photo, the ball's fitted rim in red, the fitted points in green;
-    ``seconds``; ``focal_35mm`` the EXIF (or given) focal length used, None if fitted freely."""
-    scene: object
-    quantities: list
-    residual: dict
-    overlay: np.ndarray
-    seconds: float = 0.0
-    focal_35mm: float = None
-    notes: list = field(default_factory=list)
-    warnings: list = field(default_factory=list)
-
-    def quantity(self, name):
-        """The row of quantity `name`."""
-        return next(q for q in self.quantities if q["name"] == name)
-
-    def to_dict(self):
-        return {"scene": self.scene.to_dict(), "quantities": self.quantities, "residual": self.residual,
-                "seconds": round(self.seconds, 2), "focal_35mm": self.focal_35mm, "notes": self.notes,
-                "warnings": self.warnings}
-
-    def to_markdown(self):
-        lines = [f"**Warning:** {w}" for w in self.warnings] + ([""] if self.warnings else [])
-        lines += ["| quantity | nominal | fitted | ± | unit |", "|---|---:|---:|---:|---|"]
-        for q in self.quantities:
-            digits = 4 if q["unit"] == "" else 2
-            lines.append(f"| {q['name']} | {q['nominal']:.{digits}f} | {q['fitted']:.{digits}f} | "
-                         f"{q['uncertainty']:.{digits}f} | {q['unit']} |")
-        r = self.residual
-        aligned = (f"the print seen beside the ball aligned (correlation {r['aligned']:.4f})"
-                   if r.get("aligned") is not None else "the print not aligned: the markers' corners fitted")
-        lines += ["", f"Residual: colours {r['colour']:.4f} (inside the ball {r['ball_colour']:.4f}) mean absolute "
-                      f"error on {r['pixels']} pixels; the print's {r.get('points', 0)} points "
-                      f"{r['markers_px']:.3f} px RMS, {aligned}; {r['markers']} markers found (their corners moved "
-                      f"out by {r.get('marker_inset_px', 0):.2f} px, the detector's inset). "
-                      f"Fitted in {self.seconds:.1f} s."]
-        lines += [f"- {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
-
-
 def unexplained(residual):
     """The warnings (sentences saying what to do) of a fit whose `residual` (:class:`Calibration`'s) says it did not
     explain the photo: the print's points fitted farther than :data:`EXPLAINED_POINTS` of their own σ (RMS; the
@@ -521,42 +484,18 @@ def unexplained(residual):
     Measured on tests/test_calibrate.py's 4:3 setup (640 × 480, exposure 1.0): the scene of the true ball,
     points 0.88 σ, colours 0.006 (camera 1.0 mm, ball 0.14 mm off); a scene whose ball is 10 % too big, points
     14.7 σ, colours 0.007 (camera 52.5 mm, ball 7.8 mm off); 10 % too small (another chart layout), the print
-    not aligned, corners 64 px off, colours 0.056 (camera 129 mm off)."""
+    not aligned, corners 64 px off, colours 0.056 (camera 129 mm off). And first, a photo tone-mapped locally
+    (HDR: ``residual["tone_local"]`` beyond :data:`TONE_LOCAL`, :meth:`predistort.photofit.Model.tone_mapping`):
+    its colours are not the light, whatever the fit made of them. Measured on the same photo at exposure 1.0
+    tone-mapped as HDR+ does (the light ÷ its blur over a tenth of the photo, ^ 0.5: tests/photos.local_tone):
+    camera 20.8 mm, ball 11.2 mm, IOR 0.021 off, its points 1.0 σ and colours 0.011 off, which said nothing
+    (before this measure it was written silently); its local slope −0.5, where the untouched photo's is 0.00."""
+    warnings = []
+    if abs(residual.get("tone_local", 0.0)) > TONE_LOCAL:
+        warnings.append(TONE_WARNING.format(slope=residual["tone_local"]))
     if residual["points_sigma"] > EXPLAINED_POINTS or residual["colour"] > EXPLAINED_COLOUR:
-        return [MESSAGES["unexplained"].format(sigma=residual["points_sigma"], colour=residual["colour"])]
-    return []
-
-
-def _angles(rotation_nominal, rotation):
-    """(pitch, yaw, roll) degrees of `rotation` against `rotation_nominal`, both world-from-camera."""
-    w = cv2.Rodrigues(rotation_nominal.T @ rotation)[0].ravel()
-    return np.degrees(w)
-
-
-def _quantities(config, model, theta, covariance):
-    """The report's rows: camera, aim, field of view, ball, print distance, IOR (module doc)."""
-    unit = config.units_mm
-    theta, sigma = theta.numpy(), np.sqrt(np.clip(np.diag(covariance.numpy()), 0, None))
-    o_nom, left, up, forward = camera_frame(config)
-    rotation_nom = np.stack([left, up, forward], 1)
-    origin, rotation, tan_x = (x.numpy() if hasattr(x, "numpy") else x for x in model.camera(torch.tensor(theta)))
-    tan_x = float(tan_x)
-    angles = _angles(rotation_nom, rotation)
-    c_nom = np.array(config.sphere_center)
-    d_fov = math.degrees(2 * tan_x / (1 + tan_x ** 2)) * sigma[6]
-    rows = [("camera x (right)", o_nom[0] * unit, origin[0] * unit, sigma[0] * unit, "mm"),
-            ("camera y (up)", -o_nom[1] * unit, -origin[1] * unit, sigma[1] * unit, "mm"),
-            ("camera distance from the print", -o_nom[2] * unit, -origin[2] * unit, sigma[2] * unit, "mm"),
-            ("camera pitch", 0.0, angles[0], math.degrees(sigma[3]), "deg"),
-            ("camera yaw", 0.0, angles[1], math.degrees(sigma[4]), "deg"),
-            ("camera roll", 0.0, angles[2], math.degrees(sigma[5]), "deg"),
-            ("field of view (across the width)", config.fov, math.degrees(2 * math.atan(tan_x)), d_fov, "deg"),
-            ("ball x (right)", c_nom[0] * unit, theta[7] * unit, sigma[7] * unit, "mm"),
-            ("ball y (up)", -c_nom[1] * unit, -theta[8] * unit, sigma[8] * unit, "mm"),
-            ("print distance (ball centre to print)", -c_nom[2] * unit, -theta[9] * unit, sigma[9] * unit, "mm"),
-            ("IOR", config.sphere_ior, theta[10], sigma[10], "")]
-    return [{"name": n, "nominal": float(a), "fitted": float(b), "uncertainty": float(s), "unit": u}
-            for n, a, b, s, u in rows]
+        warnings.append(MESSAGES["unexplained"].format(sigma=residual["points_sigma"], colour=residual["colour"]))
+    return warnings
 
 
 def _fitted_scene(config, model, theta, size):
@@ -573,22 +512,6 @@ def _fitted_scene(config, model, theta, size):
                               film_width=int(width), film_height=int(height))
     except ValueError:                      # the fit ran to a setup that cannot be (the scene's checks)
         raise CalibrationError(MESSAGES["impossible"]) from None
-
-
-def _overlay(model, theta):
-    """[h, w, 3] uint8: the fitted prediction over the photo (half and half), rim red, corners green."""
-    w, h = model.work_size
-    every = torch.arange(w * h)
-    predicted = model.predict(theta, every).numpy().reshape(h, w, 3)
-    blend = 0.5 * linear_to_srgb(model.work) + 0.5 * linear_to_srgb(predicted)
-    col, row = (every % w).double(), (every // w).double()
-    impact = model.rays(theta, (col + 0.5) / w, (row + 0.5) / h)["impact"].numpy().reshape(h, w)
-    blend[np.abs(impact - 1) < 1.5 / max(w, h) * 8] = (1.0, 0.1, 0.1)
-    for s, t in model.project(theta).numpy():
-        x, y = int(s * w), int(t * h)
-        if 0 <= x < w and 0 <= y < h:
-            blend[max(0, y - 1):y + 2, max(0, x - 1):x + 2] = (0.1, 1.0, 0.1)
-    return (np.clip(blend, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def calibrate(config, photo, focal_mm=None, progress=None):
@@ -639,7 +562,17 @@ def _calibrate(config, photo, focal_mm, progress):
         circle = find_ball(model, origin, rotation, tan_x)
         ball_px = (circle[0] * width - 0.5, circle[1] * height - 0.5, circle[2] * width)
         view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, view.warp) or view
+        # The lens's residual distortion: where the print aligns best as one homography (predistort.lens).
+        say(0.27, "the lens's residual distortion")
+        k1, through = find_k1(image.linear_full, tan_x, texture, layout, ids, corners, config, ball_px, view)
+        if abs(k1) > K1_SEEN:                        # fitted, from there, with the print aligned through it
+            view, model.k1_prior = through, K1_PRIOR
+        else:                                        # held at 0: a freedom the photo does not need only takes up
+            k1 = 0.0                                 # the model's own errors (and a wrong ball's: tests)
         model.use_points(view.objects, view.pixels, view.covariance)
+    else:
+        k1 = 0.0
+    k1_tan_x = tan_x                                 # k1 is in units of this focal length (predistort.lens)
     # The focal length: EXIF's, else the one (of a scan around the scene's) whose start explains the photo best.
     say(0.28, "the start: the focal length whose start explains the photo best")
     scan = [tan_x] if image.focal_35mm else tan_x * np.exp(np.linspace(-FOCAL_SCAN, FOCAL_SCAN, FOCAL_STEPS))
@@ -647,13 +580,14 @@ def _calibrate(config, photo, focal_mm, progress):
     for candidate in scan:
         try:
             theta = start_for(model, config, circle, candidate)
+            theta[14] = k1 * (k1_tan_x / candidate) ** 2           # the same pixels moved at this focal length
         except CalibrationError:             # a focal length far off: the ball it puts shows too little colour
             continue
         starts.append((model.cost(theta), candidate, theta))
     if not starts:
         raise CalibrationError(MESSAGES["ball"])
     _, tan_x, theta = min(starts, key=lambda x: x[0])
-    start_for(model, config, circle, tan_x)
+    start_for(model, config, circle, tan_x)             # (the model's starting camera: the θ kept is the scan's)
     say(0.3, f"{len(ids)} markers, ball found: fitting the camera, the ball and its IOR")
     # First at the scene's IOR (the focal length, the distances and the IOR trade against each other from a
     # poor start), then with the IOR free within its material's spread.
@@ -664,6 +598,15 @@ def _calibrate(config, photo, focal_mm, progress):
     # The focal length's profile (with EXIF too: its whole millimetres are a prior of ±0.3 mm, not the answer).
     say(0.82, "the focal length: refitting along the depth–focal valley")
     theta = profile_focal(model, theta, say)
+    # The vignette, held at 0 so far: fitted where the colours show one (Model.tone_mapping's v), from there.
+    w, h = model.work_size
+    vignette = model.tone_mapping(theta)[2]
+    if abs(vignette) > VIGNETTE_SEEN:
+        say(0.9, "the photo's vignette")
+        model.vignette_prior = VIGNETTE_PRIOR
+        theta[15] = vignette
+        theta = fit(model, theta, reselect=(0,), covariance=False)[0]
+        theta = profile_focal(model, theta, say)
     theta, covariance, r = fit(model, theta, reselect=(), iterations=0)
     predicted = model.predict(theta, model.pixels)
     error = ((predicted - model.observed).abs() / theta[11:14] * model.channels).sum(-1) / model.channels.sum(-1)
@@ -680,21 +623,16 @@ def _calibrate(config, photo, focal_mm, progress):
                 "points": len(model.points), "pixels": int(len(model.pixels)), "points_sigma": points_sigma}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")
-    result = Calibration(scene, _quantities(config, model, theta, covariance), residual, _overlay(model, theta),
-                         time.perf_counter() - start, image.focal_35mm)
+    every = model.predict(theta, torch.arange(w * h))          # the prediction everywhere: overlay, tone mapping
+    residual["tone_local"], residual["tone_global"], _ = model.tone_mapping(theta, every)
+    result = Calibration(scene, quantities(config, model, theta, covariance), residual,
+                         overlay(model, theta, every), time.perf_counter() - start, image.focal_35mm)
     result.warnings = unexplained(residual)
     if not image.focal_35mm:
         result.notes.append("No focal length in the photo's EXIF: the field of view was fitted from the ball.")
+    if abs(residual["tone_global"]) > TONE_GLOBAL:
+        result.notes.append(f"The photo's tone curve is not sRGB's (its brightness goes as the light^"
+                            f"{1 + residual['tone_global']:.2f}): a filter or a camera app's own curve; the fit "
+                            f"models sRGB's only.")
     say(1.0, "done")
     return result
-
-
-def write_report(calibration, out_dir):
-    """Write ``report.md`` (the table), ``overlay.png`` and ``report.json`` into `out_dir`; returns the paths."""
-    import json
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text("# Calibration\n\n" + calibration.to_markdown() + "\n![overlay](overlay.png)\n")
-    Image.fromarray(calibration.overlay).save(out / "overlay.png")
-    (out / "report.json").write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
-    return out / "report.md", out / "overlay.png", out / "report.json"

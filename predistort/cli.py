@@ -456,7 +456,8 @@ def cmd_chart(args):
 
 
 def cmd_calibrate(args):
-    from .calibrate import calibrate, write_report
+    from .calibrate import calibrate
+    from .fitreport import write_report
     from .physical import ball_frame, from_ball_frame, is_lone_ball
     from .scene import SceneConfig
     world = SceneConfig.load(args.scene)                 # a world is fitted in the ball's frame, written in its own
@@ -469,18 +470,32 @@ def cmd_calibrate(args):
             fit = calibrate_glass(world, args.photo, focal_mm=args.focal_mm, progress=lambda fraction, message:
                                   print(f"  {fraction:4.0%} {message}", file=sys.stderr))
         from .glassfit import save_with_meshes
+        for warning in fit.warnings:                     # as for the ball: first, and exit 3 (below)
+            print(f"Warning: {warning}", file=sys.stderr)
         save_with_meshes(fit.scene, args.out)
         print(fit.to_markdown())
+        if fit.warnings:
+            print(f"Wrote {args.out}, but check it before printing for it (the warning above says what).")
+            return 3
         print(f"Wrote {args.out}. Pre-distort for it with: python -m predistort apply --method solve --scene "
               f"{args.out} --texture PICTURE --fit crop --out-dir OUT")
         return 0
     result = calibrate(ball_frame(world), args.photo, focal_mm=args.focal_mm,
                        progress=lambda fraction, message: print(f"  {fraction:4.0%} {message}", file=sys.stderr))
+    # A fit that did not explain the photo: its warning comes first (stdout's first line, the report's), the
+    # setup is still written (to look at, and for the report's overlay), and the command says again, last,
+    # not to print for it, and exits 3.
+    for warning in result.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     from_ball_frame(world, result.scene).save(args.out)
     written = [args.out]
     if args.report:
         written += [str(p) for p in write_report(result, args.report)]
     print(result.to_markdown())
+    if result.warnings:
+        print(f"Wrote {', '.join(map(str, written))}, but this setup does not explain the photo: do not print "
+              f"for it (the warning above says what to check).")
+        return 3
     print(f"Wrote {', '.join(map(str, written))}. Pre-distort for it with: python -m predistort apply --method "
           f"solve --scene {args.out} --texture PICTURE --out-dir OUT")
     return 0

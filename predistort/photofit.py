@@ -1,14 +1,19 @@
 """The photo's model and its fit: predicted colours and corners of a setup, Levenberg–Marquardt on them.
 
 The prediction (:class:`Model`): the setup θ (:data:`NAMES`: the camera's position, rotation and focal length,
-the ball's centre and IOR, the exposure's gain per colour) gives the film positions of points on the print
-(pinhole projection: the aligned print's lattice of :mod:`predistort.printview`, or the markers' corners) and
-the colours of chosen work-size pixels, traced by :mod:`predistort.trace` (the analytic ray–sphere refraction
+the ball's centre and IOR, the exposure's gain per colour, the lens's residual radial distortion k1, the
+vignette) gives the film positions of points on the print (pinhole projection, then the lens's k1 in OpenCV's
+convention, x_d = x_u (1 + k1 r²) with r in focal lengths: the aligned print's lattice of
+:mod:`predistort.printview`, or the markers' corners) and the colours of chosen work-size pixels, each ray's
+direction undistorted by the same k1, traced by :mod:`predistort.trace` (the analytic ray–sphere refraction
 to the chart: every quantity a smooth function of θ, differentiated by finite differences; no Mitsuba
-gradient, as ``prb``'s are biased at refraction discontinuities and cannot move a sensor). The residuals are
-in noise units: the points (whitened by the alignment's covariance, or the markers' corners at
-:data:`CORNER_PX`), colours (:data:`COLOUR_NOISE`), the EXIF focal length's prior (its rounding,
-:data:`FOCAL_PRIOR`) and the IOR's (:data:`IOR_PRIOR`).
+gradient, as ``prb``'s are biased at refraction discontinuities and cannot move a sensor), × the exposure's
+gain per colour × the vignette 1 + c ρ² (ρ = 1 at the photo's corners), clipped ray by ray as the sensor
+clips. The gains' and the vignette's derivatives are analytic (they multiply the light): 12 of the 16
+coordinates are traced again per Jacobian. The residuals are in noise units: the points (whitened by the
+alignment's covariance, or the markers' corners at :data:`CORNER_PX`), colours (:data:`COLOUR_NOISE`), the
+EXIF focal length's prior (its rounding, :data:`FOCAL_PRIOR`), the IOR's (:data:`IOR_PRIOR`), k1's and the
+vignette's about 0 (:data:`K1_PRIOR`, :data:`VIGNETTE_PRIOR`).
 
 The colours fitted (:meth:`Model.choose_pixels`) are those the model gets right: inside the ball up to
 :data:`IMPACT_FIT` of its radius, on the colour field; beside it, the colour field seen directly, from
@@ -31,8 +36,12 @@ The fit (:func:`fit`), in two physical moves:
 2. *The focal length's profile* (:func:`profile_focal`): along that valley the cost is shallow and not smooth,
    so the focal length is stepped along it, the rest refitted at each step, and the lowest cost taken.
 
-Limits: float64 on the CPU; the photo's lens distortion is not modelled; the fit's covariance (Gauss–Newton,
-scaled by the residuals' spread) states the noise only, not the model's biases.
+*What the model leaves out* (:meth:`Model.tone_mapping`): a photo's tone curve beyond sRGB's, global or local
+(HDR), is measured after the fit from how log(photo ÷ prediction) follows the prediction's own brightness and
+its brightness blurred over a tenth of the photo.
+
+Limits: float64 on the CPU; one radial distortion term about the photo's centre; no tone curve but sRGB's; the
+fit's covariance (Gauss–Newton, scaled by the residuals' spread) states the noise only, not the model's biases.
 """
 import math
 
@@ -61,11 +70,25 @@ ITERATIONS = 25                  # Levenberg–Marquardt iterations at most
 PROFILE_STEP = 0.01              # the focal length's profile: steps of 1 % along the depth–focal valley ...
 PROFILE_ITERATIONS = 8           # ... each refitted in this many iterations ...
 PROFILE_WALK = 4                 # ... walking downhill at most this many steps beyond the first two
+UNDISTORT_ROUNDS = 5             # fixed-point rounds that undo k1 (Model.undistorted): 1e-9 of a ray at k1 = 0.05
+
+
+K1_PRIOR = 0.05                  # σ of the residual radial distortion k1 about 0 (a phone's main camera corrects
+                                 # its own lens: what is left is a few hundredths at most) once the photo shows
+                                 # one (calibrate: K1_SEEN); until then held at 0 by VIGNETTE_HELD's σ
+VIGNETTE_PRIOR = 0.3             # σ of the vignette's c about 0 (1 + c ρ², ρ = 1 at the photo's corners) once the
+                                 # photo shows one (calibrate: VIGNETTE_SEEN); until then it is held at 0 by ...
+VIGNETTE_HELD = 1e-7             # ... this σ (free, it took up the model's own shading errors: the 4:3 test photo's
+                                 # ball 0.62 mm off with it free at +0.012, 0.33 mm with it held)
+DARK_FIT = 0.03                  # colours predicted darker than this are left out of the tone curve's measure ...
+TONE_BLUR = 0.1                  # ... whose local brightness is the prediction blurred over this share of the photo
 
 
 NAMES = ("camera x", "camera y", "camera z", "pitch", "yaw", "roll", "log focal", "ball x", "ball y", "ball z",
-         "ior", "gain r", "gain g", "gain b")
-STEPS = np.array([1e-5] * 3 + [1e-6] * 3 + [1e-6] + [1e-5] * 3 + [1e-6] + [1e-6] * 3)   # finite differences
+         "ior", "gain r", "gain g", "gain b", "k1", "vignette")
+STEPS = np.array([1e-5] * 3 + [1e-6] * 3 + [1e-6] + [1e-5] * 3 + [1e-6] + [1e-6] * 3 + [1e-6, 1e-6])   # finite differences
+TRACED = tuple(range(11)) + (14,)   # the coordinates differentiated by tracing again; the gains and the vignette
+                                    # multiply the prediction: their columns are analytic (Model.jacobian)
 
 
 def _evenly(index, count):
@@ -95,6 +118,8 @@ class Model:
         self.use_points(objects, points)
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
+        self.vignette_prior = VIGNETTE_HELD          # σ of the vignette about 0: held until the photo shows one
+        self.k1_prior = VIGNETTE_HELD                # σ of k1 about 0: the same
 
     def use_points(self, objects, points, covariance=None):
         """Fit world points `objects` [K, 3] on the print seen at photo pixels `points` [K, 2] (centres at
@@ -119,19 +144,48 @@ class Model:
         return theta[0:3], rotation, tan_x
 
     def project(self, theta):
-        """Film positions (s, t) [K, 2] of the fitted points on the print."""
+        """Film positions (s, t) [K, 2] of the fitted points on the print: the pinhole's, then the lens's residual
+        radial distortion θ[14] = k1 (OpenCV's convention: x_d = x_u (1 + k1 r²), (x_u, y_u) = the camera
+        coordinates ÷ depth, r² = x_u² + y_u²: normalised by the focal length)."""
         origin, rotation, tan_x = self.camera(theta)
         q = (self.objects - origin) @ rotation                       # camera coordinates (left, up, forward)
         w, h = self.work_size
-        s = (1 - q[:, 0] / (q[:, 2] * tan_x)) / 2
-        t = (1 - q[:, 1] / (q[:, 2] * tan_x * h / w)) / 2
+        x, y = q[:, 0] / q[:, 2], q[:, 1] / q[:, 2]
+        radial = 1 + theta[14] * (x * x + y * y)
+        s = (1 - x * radial / tan_x) / 2
+        t = (1 - y * radial / (tan_x * h / w)) / 2
         return torch.stack([s, t], -1)
 
+    def undistorted(self, theta, s, t):
+        """Film positions `s`, `t` [N] of the photo (distorted by k1 = θ[14]) → where a pinhole puts the same rays:
+        x_u = x_d / (1 + k1 r_u²) by fixed-point rounds from r_u = r_d (each shrinks the error by ~2 k1 r²)."""
+        _, _, tan_x = self.camera(theta)
+        w, h = self.work_size
+        xd, yd = (2 * s - 1) * tan_x, (2 * t - 1) * tan_x * h / w
+        x, y = xd, yd
+        for _ in range(UNDISTORT_ROUNDS):
+            radial = 1 + theta[14] * (x * x + y * y)
+            x, y = xd / radial, yd / radial
+        return (x / tan_x + 1) / 2, (y / (tan_x * h / w) + 1) / 2
+
     def rays(self, theta, s, t):
+        theta = torch.as_tensor(theta)
         origin, rotation, tan_x = self.camera(theta)
         fov = torch.rad2deg(2 * torch.atan(tan_x))
+        s, t = self.undistorted(theta, s, t)
         d = trace.film_directions(rotation, fov, self.work_size, s, t)
         return trace.trace(origin, d, theta[7:10], self.config.sphere_radius, theta[10], self.config.plane_scale)
+
+    def vignette(self, theta, pixels):
+        """[N] the vignette's factor 1 + c ρ² (c = θ[15]) at the centres of work pixels `pixels` (flat indices),
+        ρ the distance from the photo's centre ÷ its half-diagonal (1 at the corners)."""
+        return 1 + theta[15] * self.rho2(pixels)
+
+    def rho2(self, pixels):
+        """[N] ρ² (:meth:`vignette`) of the work pixels `pixels`."""
+        w, h = self.work_size
+        col, row = (pixels % w).double(), (pixels // w).double()
+        return (((2 * col + 1) / w - 1) ** 2 * w * w + ((2 * row + 1) / h - 1) ** 2 * h * h) / (w * w + h * h)
 
     def predict(self, theta, pixels):
         """Linear colours [N, 3] of the work-size pixels (flat indices `pixels`), 2 × 2 rays each, gains applied.
@@ -143,6 +197,7 @@ class Model:
         w, h = self.work_size
         col, row = (pixels % w).double(), (pixels // w).double()
         spacing = 0.5 / self.radius_px(theta)                        # impact between neighbouring rays
+        gain = theta[11:14] * self.vignette(theta, pixels)[:, None]   # the exposure, each colour's, the vignette
         colour = 0
         for dx in (0.25, 0.75):
             for dy in (0.25, 0.75):
@@ -150,7 +205,7 @@ class Model:
                 coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
                 # The sensor clips each of its pixels before the photo is shrunk to the work size: clip each
                 # ray (a marker's edge against an over-exposed white averages darker than it would unclipped).
-                colour = colour + (trace.look(self.texture, traced, coverage) * theta[11:14]).clamp(max=1.0) / 4
+                colour = colour + (trace.look(self.texture, traced, coverage) * gain).clamp(max=1.0) / 4
         return colour
 
     def radius_px(self, theta):
@@ -191,7 +246,9 @@ class Model:
         # near the clip, and a choice by the photo's own value would keep the ones its noise made darker. So the
         # choice is by the prediction at θ (noise-free: unbiased), colour by colour (each clips on its own): a
         # pixel's colours predicted above CLIPPED are left out, and a pixel with none left.
-        channels = (trace.look(self.texture, traced) * theta[11:14]).numpy() < CLIPPED
+        every = torch.arange(w * h)
+        channels = (trace.look(self.texture, traced) * theta[11:14]
+                    * self.vignette(theta, every)[:, None]).numpy() < CLIPPED
         unclipped = channels.any(-1)
         # The ball's inside tells the depth–focal valley apart, the print beside it mostly the pose that the
         # markers tell too: the ball gets BALL_SHARE of the pixels (more if the print beside it has fewer).
@@ -245,6 +302,10 @@ class Model:
                 for dy in (0.25, 0.75):
                     traced = self.rays(theta, torch.from_numpy((c + dx) / width), torch.from_numpy((r + dy) / height))
                     light = light + (trace.look(self.texture, traced) * theta[11:14]).numpy() / 4
+            # the vignette at the photo pixel's place (ρ as Model.vignette's, in photo pixels)
+            rho2 = (((2 * c + 1) / width - 1) ** 2 * width ** 2 + ((2 * r + 1) / height - 1) ** 2 * height ** 2) \
+                / (width ** 2 + height ** 2)
+            light = light * (1 + float(theta[15]) * rho2)[:, None]
             codes[r, c] = np.round(linear_to_srgb(light.clip(0, 1)) * 255).astype(np.uint8)
         del rows, cols
         # 2. through the photo's JPEG
@@ -266,6 +327,8 @@ class Model:
         if self.focal_mm:                         # EXIF's focal length is θ's 0; σ: the rounding's share of it
             parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
         parts.append(((theta[10] - self.config.sphere_ior) / self.ior_prior).reshape(1))
+        parts.append((theta[14] / self.k1_prior).reshape(1))              # the last two: k1's and the vignette's priors
+        parts.append((theta[15] / self.vignette_prior).reshape(1))
         return torch.cat(parts)
 
     def cost(self, theta):
@@ -273,13 +336,56 @@ class Model:
         return _huber_cost(self.residuals(theta))
 
     def jacobian(self, theta, r0):
-        """[len(r), len(θ)] by forward differences (the prediction is smooth in θ on the chosen pixels)."""
-        columns = []
-        for k, step in enumerate(STEPS):
+        """[len(r), len(θ)] at θ, whose residuals are `r0`: the geometry's columns (:data:`TRACED`) by forward
+        differences (the prediction is smooth in θ on the chosen pixels), the gains' and the vignette's
+        analytically: each multiplies a pixel's light, so ∂colour/∂g = colour / g and ∂colour/∂c = colour ρ² /
+        (1 + c ρ²) where the colour is not clipped (0 where it is), and they move no point on the print."""
+        J = torch.zeros(len(r0), len(theta), dtype=r0.dtype)
+        for k in TRACED:
             moved = theta.clone()
-            moved[k] += step
-            columns.append((self.residuals(moved) - r0) / step)
-        return torch.stack(columns, 1)
+            moved[k] += STEPS[k]
+            J[:, k] = (self.residuals(moved) - r0) / STEPS[k]
+        first, n = self.whiten.shape[0], len(self.pixels)
+        colours = slice(first, first + 3 * n)
+        predicted = r0[colours].reshape(n, 3) * COLOUR_NOISE + self.observed     # where fitted (channels = 1)
+        open_ = self.channels * (predicted < 1 - 1e-9)
+        for c in range(3):
+            column = torch.zeros(n, 3, dtype=r0.dtype)
+            column[:, c] = open_[:, c] * predicted[:, c] / theta[11 + c] / COLOUR_NOISE
+            J[colours, 11 + c] = column.reshape(-1)
+        rho2 = self.rho2(self.pixels)
+        J[colours, 15] = (open_ * predicted * (rho2 / (1 + theta[15] * rho2))[:, None] / COLOUR_NOISE).reshape(-1)
+        J[-1, 15] = 1 / self.vignette_prior
+        return J
+
+    def tone_mapping(self, theta, every=None):
+        """How the photo's brightness departs from the prediction's as a tone curve would: ``(local, global,
+        vignette)``, the least-squares coefficients b, a and v of
+
+            log(photo ÷ prediction) ≈ a log(prediction) + b log(local) + v ρ² + const
+
+        over the fitted pixels (:meth:`choose_pixels`: those the model gets right, none clipped) whose three
+        colours are fitted and brighter than :data:`DARK_FIT` (grey: their mean), `local` the prediction blurred
+        over :data:`TONE_BLUR` of the photo's long side, ρ² the vignette's (:meth:`rho2`: what the vignette
+        left, apart: v, the vignette the fit has not taken up). A photo the model explains gives ~0 for both (measured, tests/test_calibrate.py's 4:3
+        photo at the true setup: |a|, |b| ≤ 0.02, also at exposure 1.3, and with a 30 % vignette); a global
+        tone curve x^γ gives a ≈ γ − 1 (γ = 0.8: a −0.17, b −0.14); a local one (HDR: the light ÷ its blurred
+        self^p) gives b ≈ −p (p = 0.3, 0.5: b −0.30, −0.51). `every` [w·h, 3]: the prediction at every work
+        pixel, if made already."""
+        w, h = self.work_size
+        if every is None:
+            every = self.predict(theta, torch.arange(w * h))
+        every = torch.as_tensor(every).numpy()
+        pixels = self.pixels.numpy()
+        local = cv2.GaussianBlur(every.reshape(h, w, 3).mean(-1), (0, 0), max(w, h) * TONE_BLUR).ravel()[pixels]
+        predicted, observed = every[pixels], self.observed.numpy()
+        used = ((self.channels.numpy() > 0) & (predicted > DARK_FIT) & (observed > DARK_FIT / 2)).all(-1)
+        if used.sum() < 100:
+            return 0.0, 0.0, 0.0
+        A = np.stack([np.log(predicted[used].mean(-1)), np.log(local[used]), self.rho2(self.pixels).numpy()[used],
+                      np.ones(int(used.sum()))], 1)
+        (a, b, v, _), *_ = np.linalg.lstsq(A, np.log(observed[used] / predicted[used]).mean(-1), rcond=None)
+        return float(b), float(a), float(v)
 
 
 def _huber_weights(r):
@@ -301,7 +407,7 @@ def _camera_and_axis(model, theta):
 
 
 def valley_basis(model, theta):
-    """[14, 14] change of variables for the fit: the identity but for the focal length's column, which becomes
+    """[16, 16] change of variables for the fit: the identity but for the focal length's column, which becomes
     the *depth–focal valley*: the focal length × e^ε with the camera and the ball both moved away from P (where
     the camera's axis meets the print) by the same factor e^ε.
 

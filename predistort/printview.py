@@ -32,7 +32,8 @@ seen by a pinhole camera is a homography of it, so (:func:`align_print`):
    places on the print (world), where the homography puts them in the photo, and the covariance of those
    (rank 8: they all come from one homography, so their number adds no information).
 
-Limits: the photo's lens distortion is not modelled (one homography for the whole print); the print must be
+Limits: one homography for the whole print: the photo's lens distortion is undone before
+(:mod:`predistort.lens`); the print must be
 flat; an alignment that does not converge gives None (:func:`align_print`), and the fit keeps the markers'
 own corners.
 """

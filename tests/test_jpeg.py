@@ -65,7 +65,8 @@ def model_and_photo():
     without the JPEG."""
     origin, left, up, forward = camera_frame(SCENE)
     texture = chart.make_chart(SCENE)
-    theta = torch.tensor([*origin, 0, 0, 0, 0, *SCENE.sphere_center, SCENE.sphere_ior, *GAINS], dtype=torch.float64)
+    theta = torch.tensor([*origin, 0, 0, 0, 0, *SCENE.sphere_center, SCENE.sphere_ior, *GAINS, 0, 0],
+                         dtype=torch.float64)          # no lens distortion, no vignette
     width, height = SCENE.film_size
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     light = 0
