@@ -233,6 +233,18 @@ def robustness(config, layout_):
     return float((seen >= MIN_VISIBLE).mean()), int(seen[0])
 
 
+def framing_note(config):
+    """A sentence for a scene whose chart is not robust (fewer than :data:`ROBUST` of the envelope's cameras see
+    :data:`MIN_VISIBLE` whole markers: the ball fills most of the picture), saying what to do; None otherwise."""
+    share, _ = robustness(config, layout(config))
+    if share >= ROBUST:
+        return None
+    return (f"The ball fills most of this camera's picture: only {share:.0%} of photos taken within "
+            f"{ENVELOPE['camera_mm']:g} mm and {ENVELOPE['turn_deg']:g}° of the camera's place keep "
+            f"{MIN_VISIBLE} whole markers beside it, so take the photo from exactly there with the setup's lens, "
+            f"or move the camera farther from the ball or widen its field of view and make the chart again.")
+
+
 @functools.lru_cache(maxsize=8)
 def layout(config):
     """The chart's :class:`Layout` for scene `config` (module doc). Raises ValueError, with what to change, for

@@ -85,6 +85,10 @@ def test_markers_stay_in_view_of_a_camera_anywhere_in_the_envelope():
     before = chart.Layout(ids=np.arange(len(quads)), corners=quads, cell=cell, slots=11)
     assert chart._in_view(TIGHT, before.corners).sum() >= 4                      # what the old rule asked
     assert chart.robustness(TIGHT, before)[0] < 0.7
+    # A chart that cannot be robust says what to do (the chart command prints it); these need no note.
+    assert chart.framing_note(SCENE) is None and chart.framing_note(TIGHT) is None
+    narrower = TIGHT.replace(fov=60.0)
+    assert "move the camera farther from the ball or widen its field of view" in chart.framing_note(narrower)
     # Computed from the scene alone: the same layout again, without the cache.
     again = chart.layout.__wrapped__(TIGHT)
     assert np.array_equal(again.corners, chart.layout(TIGHT).corners) and again.slots == chart.layout(TIGHT).slots
