@@ -1,7 +1,7 @@
 """Which chart layout keeps enough in view over the calibration's envelope: markers found and fits, old against new.
 
-    python bench/chart_envelope.py [--count 24] [--fit 6] [--size 640x480] [--layout old --layout new] \
-        [--out bench/results/chart_envelope.md]
+    python bench/chart_envelope.py [--count 24] [--fit 6] [--start 0] [--size 640x480] [--layout old --layout new] \
+        [--family "100 mm" --family default] [--out bench/results/chart_envelope.md]
 
 Two nominal setups, the chart made for each:
 
@@ -115,6 +115,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=24, help="true setups per family (markers counted on each)")
     p.add_argument("--fit", type=int, default=6, help="of them, this many calibrated per family and layout")
+    p.add_argument("--start", type=int, default=0, help="the first setup's number (setup k is drawn with seed 1000 + k)")
     p.add_argument("--size", default="640x480")
     p.add_argument("--layout", action="append", choices=("old", "new"))
     p.add_argument("--family", action="append", choices=tuple(FAMILIES))
@@ -135,7 +136,7 @@ def main():
                     layouts[kind] = (chart.layout(nominal), chart.make_chart(nominal))
                 except ValueError as e:
                     layouts[kind] = (None, str(e))
-        for k in range(args.count):
+        for k in range(args.start, args.start + args.count):
             rng = np.random.default_rng(1000 + k)
             true, perturbation = perturb(nominal, rng, limits=LIMITS, film=(width, height))
             true = true.replace(fov=float(rng.uniform(*lenses)))
@@ -158,7 +159,7 @@ def main():
                     s["seen"].append(seen)
                     s["found"].append(found)
                     result = ""
-                    if k < args.fit:
+                    if k < args.start + args.fit:
                         start = time.perf_counter()
                         s["fits"] += 1
                         try:

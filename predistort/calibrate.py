@@ -352,8 +352,10 @@ def identify(photo, layout, corners, ids, candidates):
 
 
 def find_markers(photo, layout):
-    """``(ids [N], corners [N, 4, 2] pixel coordinates of the full photo)`` of the chart's markers, or raise
-    :class:`CalibrationError` saying why none can be used (dark, blurred, another chart, cut off, no chart)."""
+    """``(ids [N], corners [N, 4, 2] pixel coordinates of the full photo)`` of the chart's markers (ArUco's,
+    :func:`_detect`, and those :func:`identify` reads among its rejected candidates; none cut by the photo's
+    edge), or raise :class:`CalibrationError` saying why none can be used (dark, another chart, blurred, the
+    markers out of the picture, no chart)."""
     gray = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2GRAY)
     if np.percentile(photo.linear.mean(-1), 99) < DARK:
         raise CalibrationError(MESSAGES["dark"])
