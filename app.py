@@ -520,8 +520,8 @@ def calibrate_steps(page, walk):
             chart_png = gr.File(label="Chart PNG", elem_id="chart-png", interactive=False)
         step_buttons(walk, 3, skip=("I know my setup exactly: skip to my picture ▶▶", 5))
     with gr.Step(STEPS[3], id=4, elem_id="step-photo"):
-        gr.Markdown("**Needs:** one photo through the ball of the printed chart, all four corners of the print in "
-                    "it (a phone photo as it comes: JPEG, HEIC, PNG, any size). **Gives:** where the camera, the "
+        gr.Markdown("**Needs:** one photo through the ball of the printed chart, from where you will look at the "
+                    "print, the markers around the ball in it (a phone photo as it comes: JPEG, HEIC, PNG, any size). **Gives:** where the camera, the "
                     "ball and the print really are; pre-distortions from now on are made for that.")
         with gr.Row():
             with gr.Column(scale=1, min_width=280):

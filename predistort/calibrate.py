@@ -10,7 +10,11 @@ The fit, in physical phases (:func:`calibrate`):
    :data:`JPEG_MODEL_PIXELS`, its quantisation tables kept (phase 4 models what they did near clipped
    colours). Too dark a photo is refused before anything else.
 2. *Markers → camera.* OpenCV's ArUco detector finds the chart's markers (:mod:`predistort.chart`, whose
-   layout gives each corner's place on the print); a marker that disagrees with the others' pose, e.g. one
+   layout gives each corner's place on the print), reading each cell at :data:`CELL_PIXELS` pixels; the
+   candidates it rejected near where the layout puts a marker are read again (``refineDetectedMarkers``), and
+   the rest are identified by their cells' correlation with the layout's markers (:func:`identify`: the small
+   markers of a tightly framed chart, smeared in a small or blurred photo); a marker cut by the photo's edge
+   is dropped; a marker that disagrees with the others' pose, e.g. one
    decoded in the ball's rim, is dropped by ``cv2.solvePnPRansac``; the detector's inset (every corner a few
    pixels inside the blurred square) is undone (:func:`undo_inset`); ``cv2.solvePnP`` (IPPE, then iterative)
    gives the camera's pose against the print for a focal length: EXIF's, else each of a scan
@@ -68,6 +72,7 @@ a gain per colour and a radial vignette (1 + c ρ²): a global tone curve other 
 (measured: bench/results/calibrate_phone_processing.md), and a local one (HDR) is detected and warned of in the
 report's first line, not undone; colours too far from the chart's are refused (MESSAGES["colours"]).
 """
+import functools
 import io
 import math
 import time
@@ -96,6 +101,14 @@ SATURATED = 0.95                 # photo pixels this bright (linear, any channel
 BALL_DIFFERS = 0.08              # where the photo differs this much from the chart without the ball: the ball
 WRONG_LAYOUT = 0.25               # corners this far off (÷ a marker's side) after PnP: another layout
 MIN_MARKERS = 2                  # markers a photo must show (one is enough when the print beside it aligns)
+CELL_PIXELS = 8                  # ArUco reads a marker's cells at this many pixels each (its default 4 misread 3 of
+                                 # the 8 whole markers, 40 px a side, of a 640 × 480 photo 100 mm from the ball)
+REFIND_PX = 10.0                 # a rejected candidate this near where the layout puts a marker is read again ...
+EDGE_PX = 3                      # ... and a marker with a corner this near the photo's edge dropped (cut off)
+MATCH_SAMPLES = 4                # identify: a code cell read at this many samples each way ...
+MATCH, MATCH_MARGIN = 0.75, 0.15   # ... and a candidate taken as the marker its cells correlate with this well, by
+                                   # this much more than with any other marker or orientation, ...
+MIN_IDENTIFIED = 3               # ... where ArUco read none, when this many agree on one view of the print
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
 BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused ("colours")
@@ -119,8 +132,9 @@ MESSAGES = {
     "dark": "The photo is too dark: light the chart evenly (daylight or a bright room) and take it again.",
     "blurred": "The photo is too blurred to read the chart's markers: hold the camera still, focus on the "
                "chart and take it again.",
-    "markers": "The chart's markers were not found: the chart's corners must be in the picture, so step back or "
-               "zoom out until all four corners of the print show around the ball.",
+    "markers": "The chart's markers were not found beside the ball: photograph the chart from where you will look "
+               "at the print, with the lens the setup says (zoom out, not in, if the ball fills the picture), so "
+               "that the markers around the ball show.",
     "wrong": "These markers are not this scene's chart: print chart.pdf made for this scene (python -m "
              "predistort chart) and photograph that one.",
     "other": "This does not look like a photo of the calibration chart: print chart.pdf, put it behind the ball "
@@ -226,28 +240,159 @@ def read_photo(source, focal_mm=None):
 def _detector(name=None):
     params = cv2.aruco.DetectorParameters()
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_CONTOUR     # the least biased on blurred markers
+    params.perspectiveRemovePixelPerCell = CELL_PIXELS
     codes = chart.dictionary() if name is None else cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))
     return cv2.aruco.ArucoDetector(codes, params)
 
 
+def _board(layout):
+    """The chart's markers as an OpenCV board (their corners on the print, z = 0)."""
+    objects = np.concatenate([layout.corners, np.zeros(layout.corners.shape[:2] + (1,))], -1).astype(np.float32)
+    return cv2.aruco.Board(list(objects), chart.dictionary(), layout.ids.astype(np.int32))
+
+
+def _detect(gray, layout):
+    """``(corners, ids, rejected)`` of the chart's dictionary's markers in `gray`: ArUco's detector, then the
+    markers the layout puts where the ones found say (a homography through them) read again among the candidates
+    it rejected (``refineDetectedMarkers``: a marker small, blurred or with a misread cell); markers with a corner
+    within :data:`EDGE_PX` of the photo's edge are dropped (the frame may cut them, and their corners with them).
+    ``rejected``: the candidates left, [K, 4, 2]."""
+    detector = _detector()
+    corners, ids, rejected = detector.detectMarkers(gray)
+    if ids is not None and len(ids) and len(rejected):
+        try:
+            corners, ids, rejected, _ = cv2.aruco.ArucoDetector(
+                chart.dictionary(), detector.getDetectorParameters(),
+                cv2.aruco.RefineParameters(REFIND_PX, 3.0, True)).refineDetectedMarkers(
+                    gray, _board(layout), corners, ids, rejected)
+        except cv2.error:                       # a homography it cannot make: the markers found stand
+            pass
+    rejected = np.array([c.reshape(4, 2) for c in rejected], np.float64).reshape(-1, 4, 2)
+    if ids is None or not len(ids):
+        return np.zeros((0, 4, 2)), np.zeros(0, int), rejected
+    corners = np.array([c.reshape(4, 2) for c in corners], np.float64)
+    return corners, ids.ravel().astype(int), rejected
+
+
+def _inside(corners, size, margin):
+    """[N] bool: quads `corners` [N, 4, 2] wholly `margin` pixels or more inside a photo of `size` (w, h)."""
+    width, height = size
+    return ((corners >= margin) & (corners <= np.array([width - 1 - margin, height - 1 - margin]))).all((1, 2))
+
+
+@functools.lru_cache(maxsize=4)
+def _templates(ids):
+    """[M, S²] the code cells (the 4 × 4 inside the black border) of the markers `ids` (a tuple), MATCH_SAMPLES
+    samples a cell each way, zero mean and unit norm; and the ids with a code that is not all one colour."""
+    codes = chart.dictionary()
+    n = MATCH_SAMPLES
+    out, kept = [], []
+    for i in ids:
+        bits = cv2.aruco.generateImageMarker(codes, int(i), chart.MARKER_CELLS).astype(np.float64)[1:-1, 1:-1]
+        t = np.kron(bits, np.ones((n, n))).ravel()
+        t -= t.mean()
+        if np.linalg.norm(t) > 0:
+            out.append(t / np.linalg.norm(t))
+            kept.append(int(i))
+    return np.array(out), np.array(kept)
+
+
+def _read_codes(luminance, quads):
+    """[K, 4, S²] the code cells of candidates `quads` [K, 4, 2] read from `luminance` (bilinear), for each of the
+    four corners taken as the marker's top left (the quads clockwise as the photo shows them), zero mean and unit
+    norm."""
+    n = MATCH_SAMPLES
+    inner = chart.MARKER_CELLS - 2
+    c = 1 + (np.arange(inner * n) + 0.5) / n                          # cell coordinates of the samples
+    gx, gy = np.meshgrid(c, c)
+    grid = np.stack([gx.ravel(), gy.ravel()], -1)
+    square = np.array([[0, 0], [6, 0], [6, 6], [0, 6]], np.float32) * (chart.MARKER_CELLS / 6)
+    points = []
+    for quad in quads:
+        for r in range(4):
+            H = cv2.getPerspectiveTransform(square, np.roll(quad, -r, axis=0).astype(np.float32))
+            p = np.concatenate([grid, np.ones((len(grid), 1))], 1) @ H.T
+            points.append(p[:, :2] / p[:, 2:])
+    points = np.array(points, np.float32)                             # [K·4, S², 2]: rows under remap's 2¹⁵
+    read = cv2.remap(luminance, points[..., 0], points[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    read = read.reshape(len(quads), 4, -1).astype(np.float64)
+    read -= read.mean(-1, keepdims=True)
+    return read / np.linalg.norm(read, axis=-1, keepdims=True).clip(1e-12)
+
+
+def identify(photo, layout, corners, ids, candidates):
+    """The markers among ArUco's rejected `candidates` [K, 4, 2] (quads with a black border whose cells it could
+    not read: a small marker of a blurred photo smears its cells), each read as the layout's marker whose code
+    cells correlate best with the photo's (linear light, every corner tried as the top left): a marker is taken
+    when its correlation is at least :data:`MATCH` and beats every other marker's and orientation's by
+    :data:`MATCH_MARGIN`, its id not among `ids`. Returns ``(ids, corners)`` with them added (ArUco's order)."""
+    if not len(candidates):
+        return ids, corners
+    # Clockwise as the photo shows them (y down), and not where a marker was found.
+    area = (candidates[:, :, 0] * np.roll(candidates[:, :, 1], -1, 1) -
+            np.roll(candidates[:, :, 0], -1, 1) * candidates[:, :, 1]).sum(1)
+    candidates = np.where((area < 0)[:, None, None], candidates[:, ::-1], candidates)
+    if len(corners):
+        side = np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean()
+        near = np.linalg.norm(candidates.mean(1)[:, None] - corners.mean(1)[None], axis=-1).min(1) < side / 2
+        candidates = candidates[~near]
+    if not len(candidates):
+        return ids, corners
+    templates, known = _templates(tuple(int(i) for i in layout.ids))
+    luminance = np.ascontiguousarray(photo.linear_full.mean(-1), dtype=np.float32)
+    scores = np.einsum("kra,ma->krm", _read_codes(luminance, candidates), templates)    # [K, 4, M]
+    flat = scores.reshape(len(candidates), -1)
+    order = np.argsort(-flat, 1)
+    best, second = np.take_along_axis(flat, order[:, :1], 1)[:, 0], np.take_along_axis(flat, order[:, 1:2], 1)[:, 0]
+    taken = {int(i) for i in ids}
+    new_ids, new_corners = [], []
+    for k in np.argsort(-best):
+        r, m = divmod(int(order[k, 0]), len(known))
+        if best[k] >= MATCH and best[k] - second[k] >= MATCH_MARGIN and int(known[m]) not in taken:
+            taken.add(int(known[m]))
+            new_ids.append(int(known[m]))
+            new_corners.append(np.roll(candidates[k], -r, axis=0))
+    if not new_ids:
+        return ids, corners
+    # Only those that agree with one view of the print: a homography through every marker's corners (RANSAC,
+    # within WRONG_LAYOUT of a marker's side), the markers ArUco read kept whatever it says. Without one read,
+    # MIN_IDENTIFIED must agree (text and patterns have quads whose cells correlate with some marker).
+    all_ids = np.concatenate([ids, new_ids]).astype(int)
+    all_corners = np.concatenate([corners.reshape(-1, 4, 2), np.array(new_corners)]).astype(np.float64)
+    side = float(np.linalg.norm(all_corners[:, 0] - all_corners[:, 1], axis=-1).mean())
+    objects = layout.object_points(all_ids)[:, :2]
+    H, inliers = cv2.findHomography(objects, all_corners.reshape(-1, 2), cv2.RANSAC, WRONG_LAYOUT * side)
+    if H is None:
+        return ids, corners
+    agree = inliers.reshape(-1, 4).all(1)
+    agree[:len(ids)] = True
+    if not len(ids) and agree.sum() < MIN_IDENTIFIED:
+        return ids, corners
+    return all_ids[agree], all_corners[agree]
+
+
 def find_markers(photo, layout):
-    """``(ids [N], corners [N, 4, 2] pixel coordinates of the full photo)`` of the chart's markers, or raise
-    :class:`CalibrationError` saying why none can be used (dark, blurred, another chart, cut off, no chart)."""
+    """``(ids [N], corners [N, 4, 2] pixel coordinates of the full photo)`` of the chart's markers (ArUco's,
+    :func:`_detect`, and those :func:`identify` reads among its rejected candidates; none cut by the photo's
+    edge), or raise :class:`CalibrationError` saying why none can be used (dark, another chart, blurred, the
+    markers out of the picture, no chart)."""
     gray = cv2.cvtColor(photo.rgb, cv2.COLOR_RGB2GRAY)
     if np.percentile(photo.linear.mean(-1), 99) < DARK:
         raise CalibrationError(MESSAGES["dark"])
-    corners, ids, _ = _detector().detectMarkers(gray)
-    if ids is None:
+    corners, ids, rejected = _detect(gray, layout)
+    if not len(ids):
         # A phone's tone curve (HDR, shadows lifted) can leave the markers' black too grey for the detector's
         # threshold in sRGB: the grey levels spread evenly (measured: none of the 4:3 test photo's markers
         # under x / (x + 0.25), 20 after equalising).
-        corners, ids, _ = _detector().detectMarkers(cv2.equalizeHist(gray))
-    ids = np.zeros(0, int) if ids is None else ids.ravel()
+        corners, ids, rejected = _detect(cv2.equalizeHist(gray), layout)
     known = np.isin(ids, layout.ids)
-    if len(ids) and not known.any() or (len(ids) >= 4 and known.mean() < 0.5):
+    # Another chart: its markers read, none of this layout's (one stray read, e.g. in the ball's rim, is not one).
+    if (len(ids) >= MIN_MARKERS and not known.any()) or (len(ids) >= 4 and known.mean() < 0.5):
         raise CalibrationError(MESSAGES["wrong"])
-    if known.sum() >= 1:
-        return ids[known], np.stack([c.reshape(4, 2) for c, k in zip(corners, known) if k]).astype(np.float64)
+    ids, corners = identify(photo, layout, corners[known], ids[known], rejected)
+    whole = _inside(corners, photo.size, EDGE_PX)
+    if whole.sum() >= 1:
+        return ids[whole], corners[whole]
     for name in OTHER_DICTIONARIES:          # another chart's markers: a sentence about the chart
         if name != "DICT_4X4_1000" or not len(ids):
             found = _detector(name).detectMarkers(gray)[1]
@@ -263,15 +408,18 @@ def find_markers(photo, layout):
 
 def _looks_like_the_field(photo):
     """True when the photo has the chart's colour field's look: strong colours over much of it but not all, of
-    every hue (the field's middle shows through the ball), and no flat areas (a print photographed has grain).
-    A heuristic: it tells a photo too close to the chart from a photo of something else."""
+    nearly every hue (the field's middle shows through the ball: five of six sixths of the hue circle, as a ball
+    that fills the picture shows part of it), and no flat areas (a print photographed has grain). A heuristic: it
+    tells a photo too close to the chart from a photo of something else. Measured: photos of the chart through
+    the ball 100 mm from the camera, 0.54–0.81 of the pixels strong, 5–6 hues (a 50° lens: the ball fills the
+    picture, 5); examples/landscape.png, 0.97 strong, 5 hues."""
     x = linear_to_srgb(photo.linear)
     chroma = x.max(-1) - x.min(-1)
     hue = np.arctan2(np.sqrt(3) * (x[..., 1] - x[..., 2]), 2 * x[..., 0] - x[..., 1] - x[..., 2])
     strong = chroma > 0.15
     hues = np.histogram(hue[strong], 6, (-np.pi, np.pi))[0].astype(bool).sum()
     gy, gx = np.gradient(x.mean(-1))
-    return 0.3 < strong.mean() < 0.92 and hues == 6 and np.median(np.hypot(gx, gy)) > 0.003
+    return 0.3 < strong.mean() < 0.92 and hues >= 5 and np.median(np.hypot(gx, gy)) > 0.003
 
 
 def intrinsics(tan_x, width, height):

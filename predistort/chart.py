@@ -8,10 +8,17 @@ find where everything is:
   the ball, the ball :data:`SHADOW_MARGIN` wider than it is) and outside what the ball shows of the print
   (the landing points of the rays through it up to :data:`IMPACT_SHOWN` of its radius). Their corners in the
   photo give the camera's pose against the print (PnP). They sit on a grid of square slots; each slot is
-  the marker (6 × 6 cells: the 4 × 4 code and its black border) in a white quiet zone one cell wide. The
-  grid is the coarsest of :data:`GRIDS` slots per side that leaves at least :data:`MIN_VISIBLE` markers
-  inside the nominal camera's view; every slot that fits gets a marker, in the view or not, so that a
-  camera turned a little still sees some.
+  the marker (6 × 6 cells: the 4 × 4 code and its black border) in a white quiet zone one cell wide. Every
+  slot that fits gets a marker, in the view or not, along every edge of the print and up to the ball's
+  shadow, so that a camera moved or turned still sees some. The grid is the coarsest of :data:`GRIDS` slots
+  per side that leaves at least :data:`MIN_VISIBLE` whole markers (quiet zone and all, clear of the ball) in
+  the view of :data:`ROBUST` of the *envelope's* cameras (:data:`ENVELOPE`: the nominal camera moved
+  20 mm along each axis, turned 5° in yaw or pitch, its lens 5° narrower, the ball 5 mm off sideways: 350
+  cameras, :func:`robustness`), else the most robust; the nominal camera itself must see
+  :data:`MIN_VISIBLE`. A tightly framed setup (the ball filling most of the photo: the camera 100 mm from a
+  90 mm ball) gets small markers, so that the strips beside the ball hold whole ones; a marker cell is at least
+  :data:`MIN_CELL_TEXELS` texels and :data:`MIN_CELL_VIEW` of the view's width (4 pixels of a 640-pixel photo).
+  Measured over photos drawn from the envelope: ``bench/chart_envelope.py``.
 - *A colour field* everywhere else (:func:`field_colour`): smooth and one-to-one, so the refraction cannot
   make it ambiguous and every small move of the ball changes the colours it shows. Red and green are the
   print's x and y through ``x / sqrt(ρ² + a²)`` (ρ the distance from the print's centre, a = :data:`CORE`
@@ -44,8 +51,11 @@ DICTIONARY = cv2.aruco.DICT_4X4_250     # OpenCV's predefined ArUco dictionary o
 MARKER_CELLS = 6                        # a marker's side in cells: the 4×4 code and its one-cell black border
 SLOT_CELLS = 8                          # a slot: the marker and a one-cell white quiet zone around it
 GRIDS = (6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20)   # slots per side of the print, tried coarsest first
-MIN_VISIBLE = 4                         # markers that must lie wholly inside the nominal camera's view
-MIN_CELL_TEXELS = 1.5                   # a marker cell is at least this many texels
+MIN_VISIBLE = 4                         # markers that must lie wholly inside the nominal camera's view ...
+ROBUST = 0.95                           # ... and inside the view of this share of the envelope's cameras
+ENVELOPE = dict(camera_mm=20.0, turn_deg=5.0, ball_mm=5.0, lens_deg=5.0)   # the photo's setup off the scene's
+MIN_CELL_TEXELS = 1.5                   # a marker cell is at least this many texels ...
+MIN_CELL_VIEW = 1 / 160                 # ... and this share of the nominal view's width (4 px of a 640 px photo)
 SHADOW_MARGIN = 1.04                    # the ball's shadow is taken this much wider than the ball
 IMPACT_SHOWN = 0.85                     # what the ball shows of the print: its rays up to this impact parameter
 CORE = 1.0 / 3.0                        # the colour field's linear core, in ball radii
@@ -127,6 +137,60 @@ def _occupied(config):
     return busy
 
 
+def _envelope_cameras(config):
+    """The cameras of :data:`ENVELOPE` about `config`'s (module doc): ``(origins [K, 3], frames [K, 3, 3] (rows
+    left, up, forward), tan_x [K], tan_y [K], ball centres [K, 3])``, the nominal camera first; deterministic."""
+    o, left, up, forward = camera_frame(config)
+    width, height = film_size(config)
+    unit = getattr(config, "units_mm", 1.0)
+    step, turn, ball = ENVELOPE["camera_mm"] / unit, math.radians(ENVELOPE["turn_deg"]), ENVELOPE["ball_mm"] / unit
+    frame = np.stack([left, up, forward])
+    moves = [np.zeros(3), *(sign * step * axis for axis in np.eye(3) for sign in (1, -1))]
+    turns = [(0, 0), (turn, 0), (-turn, 0), (0, turn), (0, -turn)]            # (yaw about up, pitch about left)
+    balls = [np.zeros(3), *(sign * ball * axis for axis in np.eye(3)[:2] for sign in (1, -1))]
+    lenses = [config.fov, max(1.0, config.fov - ENVELOPE["lens_deg"])]
+    origins, frames, tans, centres = [], [], [], []
+    for move in moves:
+        for yaw, pitch in turns:
+            # Turned about its own up (yaw), then its own left (pitch): Rodrigues on the frame's rows.
+            f = np.array(frame)
+            for angle, axis in ((yaw, 1), (pitch, 0)):
+                k = f[axis]
+                f = np.stack([v * math.cos(angle) + np.cross(k, v) * math.sin(angle) + k * (k @ v) *
+                              (1 - math.cos(angle)) for v in f])
+            for fov in lenses:
+                for shift in balls:
+                    origins.append(o + move)
+                    frames.append(f)
+                    tans.append(math.tan(math.radians(fov) / 2))
+                    centres.append(np.asarray(config.sphere_center, dtype=np.float64) + shift)
+    tans = np.array(tans)
+    return np.array(origins), np.array(frames), tans, tans * height / width, np.array(centres)
+
+
+def _seen(config, quads, grow, cameras):
+    """[K, N] bool: for each camera of `cameras` (:func:`_envelope_cameras`), the markers `quads` [N, 4, 2]
+    whose slots (each quad grown by `grow` world units a side: the quiet zone) lie wholly in its film and
+    wholly clear of its ball (no corner's line of sight passes within the ball's radius of its centre)."""
+    origins, frames, tan_x, tan_y, centres = cameras
+    middle = quads.mean(1, keepdims=True)
+    half = np.abs(quads - middle).max((1, 2), keepdims=True)
+    grown = middle + (quads - middle) * (half + grow) / half
+    points = np.concatenate([grown, np.zeros(grown.shape[:-1] + (1,))], -1).reshape(-1, 3)      # [N·4, 3]
+    p = points[None] - origins[:, None]                                                          # [K, N·4, 3]
+    camera = np.einsum("kij,knj->kni", frames, p)                                               # left, up, fwd
+    z = camera[..., 2]
+    sx = -camera[..., 0] / (z * tan_x[:, None])
+    sy = -camera[..., 1] / (z * tan_y[:, None])
+    inside = (z > 0) & (np.abs(sx) < 1) & (np.abs(sy) < 1)
+    to_ball = centres - origins                                                                 # [K, 3]
+    along = np.clip(np.einsum("kj,knj->kn", to_ball, p) / (p * p).sum(-1), 0, 1)
+    gap = np.linalg.norm(origins[:, None] + along[..., None] * p - centres[:, None], axis=-1)
+    clear = gap > config.sphere_radius
+    k = len(origins)
+    return (inside & clear).reshape(k, -1, 4).all(-1)
+
+
 def _in_view(config, xy):
     """[N] bool: world points (x, y) [N, 4, 2] (marker corners) that the nominal camera's film shows, all four."""
     o, left, up, forward = camera_frame(config)
@@ -138,6 +202,49 @@ def _in_view(config, xy):
     return ((z > 0) & (np.abs(sx) < 0.98) & (np.abs(sy) < 0.98)).all(-1)
 
 
+def _grid(config, busy, slots):
+    """The markers of a grid of `slots` per side: ``(quads [N, 4, 2], cell)``, a marker in every slot that no
+    busy texel's centre lies in."""
+    ps = config.plane_scale
+    cell = 2 * ps / (slots * SLOT_CELLS)
+    x, y = _texel_xy(config)
+    side = SLOT_CELLS * cell
+    slot_of = (np.floor((y + ps) / side).clip(0, slots - 1) * slots + np.floor((x + ps) / side).clip(0, slots - 1))
+    taken = np.bincount(slot_of.astype(int).ravel(), weights=busy.ravel(), minlength=slots * slots)
+    quads = []
+    for k in np.flatnonzero(taken == 0):
+        a, b = -ps + (k % slots) * side + cell, -ps + (k // slots) * side + cell
+        m = MARKER_CELLS * cell                             # the marker, one cell inside its slot
+        quads.append([[a, b], [a + m, b], [a + m, b + m], [a, b + m]])
+    return np.array(quads, dtype=np.float64).reshape(-1, 4, 2), cell
+
+
+def _view_width(config):
+    """The width of the nominal camera's view at the print (world units, along its axis)."""
+    o, _, _, forward = camera_frame(config)
+    distance = abs(o[2] / forward[2]) if abs(forward[2]) > 1e-9 else np.linalg.norm(o)
+    return 2 * distance * math.tan(math.radians(config.fov) / 2)
+
+
+def robustness(config, layout_):
+    """The share of :data:`ENVELOPE`'s cameras about `config`'s that see at least :data:`MIN_VISIBLE` of
+    `layout_`'s markers whole (quiet zone and all, clear of the ball), and how many the nominal camera sees."""
+    seen = _seen(config, layout_.corners, layout_.cell, _envelope_cameras(config)).sum(1)
+    return float((seen >= MIN_VISIBLE).mean()), int(seen[0])
+
+
+def framing_note(config):
+    """A sentence for a scene whose chart is not robust (fewer than :data:`ROBUST` of the envelope's cameras see
+    :data:`MIN_VISIBLE` whole markers: the ball fills most of the picture), saying what to do; None otherwise."""
+    share, _ = robustness(config, layout(config))
+    if share >= ROBUST:
+        return None
+    return (f"The ball fills most of this camera's picture: only {share:.0%} of photos taken within "
+            f"{ENVELOPE['camera_mm']:g} mm and {ENVELOPE['turn_deg']:g}° of the camera's place keep "
+            f"{MIN_VISIBLE} whole markers beside it, so take the photo from exactly there with the setup's lens, "
+            f"or move the camera farther from the ball or widen its field of view and make the chart again.")
+
+
 @functools.lru_cache(maxsize=8)
 def layout(config):
     """The chart's :class:`Layout` for scene `config` (module doc). Raises ValueError, with what to change, for
@@ -145,25 +252,29 @@ def layout(config):
     res, ps = config.resolution, config.plane_scale
     busy = _occupied(config)
     limit = len(dictionary().bytesList)                 # ids the dictionary has
+    cameras = _envelope_cameras(config)
+    view = _view_width(config)
+    candidates = []                                     # (share, −slots, layout) of the grids that fit
     for slots in GRIDS:
         cell = 2 * ps / (slots * SLOT_CELLS)
-        if cell / (2 * ps / res) < MIN_CELL_TEXELS:
+        if cell / (2 * ps / res) < MIN_CELL_TEXELS or cell < MIN_CELL_VIEW * view:
             break
-        # A slot is free when no busy texel's centre lies in it (busy texels counted per slot).
-        x, y = _texel_xy(config)
-        side = SLOT_CELLS * cell
-        slot_of = (np.floor((y + ps) / side).clip(0, slots - 1) * slots + np.floor((x + ps) / side).clip(0, slots - 1))
-        taken = np.bincount(slot_of.astype(int).ravel(), weights=busy.ravel(), minlength=slots * slots)
-        quads = []
-        for k in np.flatnonzero(taken == 0):
-            a, b = -ps + (k % slots) * side + cell, -ps + (k // slots) * side + cell
-            m = MARKER_CELLS * cell                             # the marker, one cell inside its slot
-            quads.append([[a, b], [a + m, b], [a + m, b + m], [a, b + m]])
-        quads = np.array(quads, dtype=np.float64).reshape(-1, 4, 2)
-        if _in_view(config, quads).sum() >= MIN_VISIBLE and len(quads) <= limit:
-            return Layout(ids=np.arange(len(quads)), corners=quads, cell=cell, slots=slots)
-    raise ValueError("This scene leaves no room for the chart's markers beside the ball: the ball fills the "
-                     "camera's view. Move the camera farther from the ball or widen its field of view.")
+        quads, cell = _grid(config, busy, slots)
+        if not len(quads) or len(quads) > limit:
+            continue
+        seen = _seen(config, quads, cell, cameras).sum(1)
+        if seen[0] < MIN_VISIBLE:                       # the nominal camera itself sees too few
+            continue
+        share = float((seen >= MIN_VISIBLE).mean())
+        candidates.append((share, -slots, Layout(ids=np.arange(len(quads)), corners=quads, cell=cell, slots=slots)))
+        if share >= ROBUST:
+            break
+    # The coarsest grid robust enough (the loop stopped there), else the most robust (the coarser of equals).
+    best = max(candidates, key=lambda c: c[:2], default=None)
+    if best is None:
+        raise ValueError("This scene leaves no room for the chart's markers beside the ball: the ball fills the "
+                         "camera's view. Move the camera farther from the ball or widen its field of view.")
+    return best[2]
 
 
 def make_chart(config, layout_=None):

@@ -449,9 +449,13 @@ def cmd_chart(args):
         print(f"Wrote {png} and {pdf}: print chart.pdf at 100 %, put the object on its outline, photograph it "
               f"from where the camera goes, and run python -m predistort calibrate.")
         return 0
+    from .chart import framing_note
     png, pdf = write_chart(ball_frame(world), args.out)
     print(f"Wrote {png} and {pdf}: print chart.pdf at 100 % in place of the picture, then photograph it through "
-          f"the ball and run python -m predistort calibrate.")
+          f"the ball from where you will look at the print and run python -m predistort calibrate.")
+    note = framing_note(ball_frame(world))
+    if note:
+        print(note)
     return 0
 
 

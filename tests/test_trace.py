@@ -60,15 +60,16 @@ BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 0.85))     # rings of the ball, by impact
 
 def test_the_trace_sees_what_mitsuba_renders_inside_the_ball_and_past_it(views):
     """Measured: inside, |trace − Mitsuba| 0.005–0.007 against 0.008–0.009 between two Mitsuba seeds, biases
-    +0.0001, +0.0016, +0.0005 by ring; past the ball 0.029 (the marker edges: a box of rays against
-    Mitsuba's Gaussian pixel filter)."""
+    +0.0001, +0.0016, +0.0005 by ring; past the ball 0.041 (the marker edges: a box of rays against
+    Mitsuba's Gaussian pixel filter; 0.029 with the chart before issue 34, whose 4 markers in view had fewer
+    edges than today's 16)."""
     seen, again, (colour, impact), _, _ = views
     for lo, hi in BANDS:
         ring = (impact >= lo) & (impact < hi)
         noise = np.abs(seen - again)[ring].mean()                      # Mitsuba against itself, another seed
         assert np.abs(colour - seen)[ring].mean() < noise, (lo, np.abs(colour - seen)[ring].mean(), noise)
         assert abs((colour - seen)[ring].mean()) < 0.002, lo          # no bias: the fit reads depth from it
-    assert np.abs(colour - seen)[impact > 1.15].mean() < 0.04
+    assert np.abs(colour - seen)[impact > 1.15].mean() < 0.05
 
 
 def test_without_the_twice_reflected_chain_the_ball_looks_too_dark(views):
