@@ -7,7 +7,7 @@ import pytest
 
 from photos import distort, errors, local_tone, photograph, render, vignette
 from predistort import chart
-from predistort.calibrate import CalibrationError, calibrate
+from predistort.calibrate import TONE_LOCAL, CalibrationError, calibrate
 from test_calibrate import NOMINAL, SPP, TRUE
 
 SETUP = "4:3"
@@ -67,7 +67,8 @@ def test_a_locally_tone_mapped_photo_is_never_a_silent_answer(linear):
         return
     first = fit.to_markdown().splitlines()[0]
     assert first.startswith("**Warning:** The photo looks tone-mapped (HDR)") and "do not print" in first
-    assert fit.residual["tone_local"] < -0.3
+    # The warning comes from the measure (calibrate.TONE_LOCAL): measured -0.29 to -0.51 (the chart's layout moves it).
+    assert fit.residual["tone_local"] < -TONE_LOCAL
 
 
 def test_a_moved_print_is_fitted_or_warned_of_never_silently_wrong():
