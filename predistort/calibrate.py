@@ -360,7 +360,8 @@ def identify(photo, layout, corners, ids, candidates):
     all_ids = np.concatenate([ids, new_ids]).astype(int)
     all_corners = np.concatenate([corners.reshape(-1, 4, 2), np.array(new_corners)]).astype(np.float64)
     side = float(np.linalg.norm(all_corners[:, 0] - all_corners[:, 1], axis=-1).mean())
-    objects = layout.object_points(all_ids)[:, :2]
+    index = {int(i): k for k, i in enumerate(layout.ids)}            # the markers' corners in the print's plane
+    objects = np.concatenate([layout.corners[index[int(i)]] for i in all_ids])
     H, inliers = cv2.findHomography(objects, all_corners.reshape(-1, 2), cv2.RANSAC, WRONG_LAYOUT * side)
     if H is None:
         return ids, corners

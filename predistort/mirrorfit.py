@@ -74,6 +74,12 @@ class MirrorLayout:
     uv: np.ndarray
     world: object
 
+    @property
+    def corners(self):
+        """[N, 4, 2] the corners in the print's plane (world units, across and down the print), as the glass
+        ball's :class:`predistort.chart.Layout` gives them: what marker finding's board and homography take."""
+        return self.uv * np.asarray(self.world.plane.size, np.float64)
+
     def object_points(self, ids):
         """[len(ids)·4, 3] world points of the markers `ids`' corners (world units)."""
         index = {int(i): k for k, i in enumerate(self.ids)}
