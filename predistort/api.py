@@ -46,7 +46,6 @@ The same endpoints are Model Context Protocol tools (``/gradio_api/mcp/``, PREDI
 handlers' docstrings below.
 """
 import itertools
-from pathlib import Path
 
 import gradio as gr
 from PIL import Image
@@ -569,8 +568,8 @@ def world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, 
         the setup file (JSON, for /predistort_world and apply --scene), the setup in 3D (GLB), a description (Markdown).
     """
     import json
-    import shutil
     from .scene import SceneConfig
+    from .worldsolve import copy_meshes
     from .worldview import MESH_KINDS, maker_world
     numbers = [diameter_mm, height_mm, camera_height_mm, camera_distance_mm, fov_deg]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
@@ -579,12 +578,11 @@ def world_setup(session, kind, diameter_mm, height_mm, paper, camera_height_mm, 
     folder.mkdir(parents=True, exist_ok=True)
     mesh = None
     if kind in MESH_KINDS:
-        files = [f for f in upload_paths(meshes) or [] if Path(f).suffix.lower() in (".obj", ".ply", ".stl")]
+        files = copy_meshes(upload_paths(meshes), folder)
         if len(files) != 1:
             raise ValueError(f"For {kind}, upload one mesh file (OBJ, PLY or STL, in millimetres) under 'Its mesh "
                              f"files'; got {len(files)}.")
-        mesh = folder / Path(files[0]).name
-        shutil.copyfile(files[0], mesh)
+        mesh = files[0]
     data = maker_world(kind, float(diameter_mm), float(height_mm), paper, float(camera_height_mm),
                        float(camera_distance_mm), float(fov_deg), mesh_file=mesh)
     (folder / "setup.json").write_text(json.dumps(data, indent=2) + "\n")

@@ -175,8 +175,18 @@ def world_from_uploads(setup_file, mesh_files, folder):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(setup_file, folder / "setup.json")
+    copy_meshes(mesh_files, folder)
+    return SceneConfig.load(folder / "setup.json")
+
+
+def copy_meshes(mesh_files, folder):
+    """Copy the uploaded mesh files (OBJ, PLY, STL; others are left out) into `folder`, each under its own file
+    name; returns the copies' paths."""
+    import shutil
+    copies = []
     for mesh in mesh_files or []:
         name = Path(mesh).name
         if Path(name).suffix.lower() in (".obj", ".ply", ".stl"):
-            shutil.copyfile(mesh, folder / name)
-    return SceneConfig.load(folder / "setup.json")
+            shutil.copyfile(mesh, Path(folder) / name)
+            copies.append(Path(folder) / name)
+    return copies
