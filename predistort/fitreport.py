@@ -43,7 +43,8 @@ class Calibration:
     of the print's alignment (:mod:`predistort.printview`; None where it failed), ``points``: the points
     fitted, ``pixels``: colour-fit pixels, ``points_sigma``: the points' RMS in their own σ, ``tone_local`` and
     ``tone_global``: how the photo's brightness follows its local brightness, and its own, beyond the fitted
-    exposure (:meth:`predistort.photofit.Model.tone_mapping`: 0 and 0 for a photo the model explains)}; ``overlay`` [h, w, 3] uint8: the fitted prediction blended over
+    exposure (:meth:`predistort.photofit.Model.tone_mapping`: 0 and 0 for a photo the model explains)};
+    ``overlay`` [h, w, 3] uint8: the fitted prediction blended over
     the photo, the ball's fitted rim in red, the fitted points in green;
     ``seconds``; ``focal_35mm`` the EXIF (or given) focal length used, None if fitted freely; ``warnings``
     sentences saying not to print for this setup and what to do (each report's first lines:
@@ -92,10 +93,11 @@ def angles(rotation_nominal, rotation):
     return np.degrees(w)
 
 
-def quantities(config, model, theta, covariance):
+def quantities(config, model, theta, covariance, vignette=(0.0, 0.0)):
     """The report's rows: camera, aim, field of view, ball, print distance, IOR, and the photo's lens distortion
-    k1 (OpenCV's convention, :meth:`predistort.photofit.Model.project`) and vignette (1 + c ρ², ρ = 1 at the
-    corners: the row is c), both of nominal 0."""
+    k1 (OpenCV's convention, :meth:`predistort.photofit.Model.project`) and `vignette` (c of 1 + c ρ², ρ = 1 at
+    the corners, and its σ: measured after the fit, :meth:`predistort.photofit.Model.tone_mapping`), both of
+    nominal 0."""
     unit = config.units_mm
     theta, sigma = theta.numpy(), np.sqrt(np.clip(np.diag(covariance.numpy()), 0, None))
     o_nom, left, up, forward = camera_frame(config)
@@ -117,7 +119,7 @@ def quantities(config, model, theta, covariance):
             ("print distance (ball centre to print)", -c_nom[2] * unit, -theta[9] * unit, sigma[9] * unit, "mm"),
             ("IOR", config.sphere_ior, theta[10], sigma[10], ""),
             ("lens distortion k1 (OpenCV's, r in focal lengths)", 0.0, theta[14], sigma[14], ""),
-            ("vignette (brightness at the corners − 1)", 0.0, theta[15], sigma[15], "")]
+            ("vignette (brightness at the corners − 1)", 0.0, vignette[0], vignette[1], "")]
     return [{"name": n, "nominal": float(a), "fitted": float(b), "uncertainty": float(s), "unit": u}
             for n, a, b, s, u in rows]
 

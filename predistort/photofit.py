@@ -8,12 +8,15 @@ convention, x_d = x_u (1 + k1 r²) with r in focal lengths: the aligned print's 
 direction undistorted by the same k1, traced by :mod:`predistort.trace` (the analytic ray–sphere refraction
 to the chart: every quantity a smooth function of θ, differentiated by finite differences; no Mitsuba
 gradient, as ``prb``'s are biased at refraction discontinuities and cannot move a sensor), × the exposure's
-gain per colour × the vignette 1 + c ρ² (ρ = 1 at the photo's corners), clipped ray by ray as the sensor
-clips. The gains' and the vignette's derivatives are analytic (they multiply the light): 12 of the 16
-coordinates are traced again per Jacobian. The residuals are in noise units: the points (whitened by the
+gain per colour × the vignette 1 + c ρ² (ρ = 1 at the photo's corners; held at 0), clipped ray by ray as the
+sensor clips, then × the *local exposure* (:meth:`Model.scaled`): scaled, around each pixel, to the photo's
+brightness there (a Gaussian's reach, :data:`GAIN_BLUR`). A phone's local tone curve (HDR) and a vignette
+multiply the light by gains that vary more slowly than that: it takes them up, and the hues and the
+brightness's detail tell the setup. The gains' derivatives are analytic (they multiply the light): 12 of the
+16 coordinates are traced again per Jacobian. The residuals are in noise units: the points (whitened by the
 alignment's covariance, or the markers' corners at :data:`CORNER_PX`), colours (:data:`COLOUR_NOISE`), the
 EXIF focal length's prior (its rounding, :data:`FOCAL_PRIOR`), the IOR's (:data:`IOR_PRIOR`), k1's and the
-vignette's about 0 (:data:`K1_PRIOR`, :data:`VIGNETTE_PRIOR`).
+vignette's about 0 (:data:`K1_PRIOR`, :data:`VIGNETTE_HELD`).
 
 The colours fitted (:meth:`Model.choose_pixels`) are those the model gets right: inside the ball up to
 :data:`IMPACT_FIT` of its radius, on the colour field; beside it, the colour field seen directly, from
@@ -36,11 +39,12 @@ The fit (:func:`fit`), in two physical moves:
 2. *The focal length's profile* (:func:`profile_focal`): along that valley the cost is shallow and not smooth,
    so the focal length is stepped along it, the rest refitted at each step, and the lowest cost taken.
 
-*What the model leaves out* (:meth:`Model.tone_mapping`): a photo's tone curve beyond sRGB's, global or local
-(HDR), is measured after the fit from how log(photo ÷ prediction) follows the prediction's own brightness and
-its brightness blurred over a tenth of the photo.
+*What the local exposure hides* (:meth:`Model.tone_mapping`): the photo's tone curve beyond sRGB's, global or
+local (HDR), and its vignette are measured after the fit from how log(photo ÷ prediction) follows the
+prediction's own brightness, its brightness blurred over a tenth of the photo, and ρ².
 
-Limits: float64 on the CPU; one radial distortion term about the photo's centre; no tone curve but sRGB's; the
+Limits: float64 on the CPU; one radial distortion term about the photo's centre; no global tone curve but
+sRGB's (a local one, and a vignette, the local exposure takes up); the
 fit's covariance (Gauss–Newton, scaled by the residuals' spread) states the noise only, not the model's biases.
 """
 import math
@@ -76,10 +80,12 @@ UNDISTORT_ROUNDS = 5             # fixed-point rounds that undo k1 (Model.undist
 K1_PRIOR = 0.05                  # σ of the residual radial distortion k1 about 0 (a phone's main camera corrects
                                  # its own lens: what is left is a few hundredths at most) once the photo shows
                                  # one (calibrate: K1_SEEN); until then held at 0 by VIGNETTE_HELD's σ
-VIGNETTE_PRIOR = 0.3             # σ of the vignette's c about 0 (1 + c ρ², ρ = 1 at the photo's corners) once the
-                                 # photo shows one (calibrate: VIGNETTE_SEEN); until then it is held at 0 by ...
-VIGNETTE_HELD = 1e-7             # ... this σ (free, it took up the model's own shading errors: the 4:3 test photo's
-                                 # ball 0.62 mm off with it free at +0.012, 0.33 mm with it held)
+VIGNETTE_HELD = 1e-7             # σ of the vignette's c about 0 (1 + c ρ², ρ = 1 at the photo's corners): held, as
+                                 # the local exposure takes it up (measured after the fit: Model.tone_mapping)
+GAIN_BLUR = 0.05                 # the local exposure's reach (Model.scaled): a Gaussian's σ, a share of the work
+                                 # photo's long side (13 px of 256), where the photo is not tone-mapped ...
+GAIN_BLUR_HDR = 0.0              # ... and for the start and where it is (calibrate.TONE_SEEN): each pixel's own,
+                                 # what is left its hue (measured: calibrate.TONE_SEEN's comment)
 DARK_FIT = 0.03                  # colours predicted darker than this are left out of the tone curve's measure ...
 TONE_BLUR = 0.1                  # ... whose local brightness is the prediction blurred over this share of the photo
 
@@ -118,8 +124,9 @@ class Model:
         self.use_points(objects, points)
         self.pixels = None
         self.ior_prior = IOR_PRIOR                   # σ of the IOR about the scene's (the material's spread)
-        self.vignette_prior = VIGNETTE_HELD          # σ of the vignette about 0: held until the photo shows one
-        self.k1_prior = VIGNETTE_HELD                # σ of k1 about 0: the same
+        self.vignette_prior = VIGNETTE_HELD          # σ of the vignette about 0: held (the local exposure's)
+        self.k1_prior = VIGNETTE_HELD                # σ of k1 about 0: held until the photo shows one
+        self.gain_blur = GAIN_BLUR * max(w, h)       # the local exposure's reach, work pixels (scaled)
 
     def use_points(self, objects, points, covariance=None):
         """Fit world points `objects` [K, 3] on the print seen at photo pixels `points` [K, 2] (centres at
@@ -219,7 +226,9 @@ class Model:
         """The pixels of the colour fit: inside the ball up to IMPACT_FIT (those whose landing points are on the
         colour field, not a marker's slot), and beside it from RIM_PX work pixels past its edge, off the markers'
         slots; none clipped; at most FIT_PIXELS, BALL_SHARE of them inside the ball, each kind evenly spread.
-        With `jpeg`, the photo's colours there are corrected for its JPEG's bias at θ (:meth:`jpeg_bias`)."""
+        With `jpeg`, the photo's colours there are corrected for its JPEG's bias at θ (:meth:`jpeg_bias`). By hues
+        (:attr:`gain_blur` 0: a photo tone-mapped, whose gain can lift a colour into the clip), the colours the
+        photo shows above CLIPPED are left out too."""
         theta = torch.as_tensor(theta)
         w, h = self.work_size
         j, i = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
@@ -257,6 +266,8 @@ class Model:
         index = np.sort(np.concatenate([ball, _evenly(beside, FIT_PIXELS - len(ball))]))
         self.pixels = torch.from_numpy(index)
         self.observed = torch.from_numpy(self.work.reshape(-1, 3)[index])
+        if not self.gain_blur:           # by hues: a colour a tone curve brightened into the clip has lost its hue
+            channels[index] &= self.observed.numpy() < CLIPPED
         if jpeg and self.jpeg is not None:
             bright = ~channels.all(-1).reshape(h, w)
             if bright.any():
@@ -322,7 +333,7 @@ class Model:
         theta = torch.as_tensor(theta)
         points = self.whiten @ (self.project(theta) - self.points_st).reshape(-1)
         predicted = self.predict(theta, self.pixels)                        # clipped ray by ray, as the sensor clips
-        colours = ((predicted - self.observed) / COLOUR_NOISE * self.channels).reshape(-1)   # left out: 0
+        colours = ((self.scaled(predicted) - self.observed) / COLOUR_NOISE * self.channels).reshape(-1)   # left out: 0
         parts = [points, colours]
         if self.focal_mm:                         # EXIF's focal length is θ's 0; σ: the rounding's share of it
             parts.append((theta[6] / (FOCAL_PRIOR / self.focal_mm)).reshape(1))
@@ -331,15 +342,54 @@ class Model:
         parts.append((theta[15] / self.vignette_prior).reshape(1))
         return torch.cat(parts)
 
+    def scaled(self, predicted):
+        """The predicted colours p [N, 3] as the fit compares them with the photo's o: times the *local
+        exposure* s that brings them nearest the photo's colours around each pixel,
+        s = Σ K (p·o) ÷ Σ K (p·p) over the fitted pixels, K a Gaussian of :attr:`gain_blur` work pixels.
+
+        A phone's local tone curve (HDR) multiplies the light by a gain that follows the brightness around each
+        pixel, and a vignette by one that follows the distance from the centre: both vary slowly beside K,
+        which takes them up. What tells the setup is left: the hues everywhere, and the brightness's detail
+        within K's reach (the chart's edges inside the ball). K's reach is :data:`GAIN_BLUR` of the photo, or
+        :data:`GAIN_BLUR_HDR` where the photo is tone-mapped (measured: predistort.calibrate.TONE_SEEN)."""
+        p, o = predicted * self.channels, self.observed * self.channels
+        return predicted * (self.local((p * o).sum(-1)) / self.local((p * p).sum(-1)).clamp_min(1e-12))[:, None]
+
+    def exposed(self, theta):
+        """θ with its gains × the median local exposure s (:meth:`scaled`) on the pixels fitted now: s takes up
+        the gains' common level, but the sensor's clip, which the prediction applies before s (each ray at 1),
+        needs the level of the photo's own light."""
+        if self.pixels is None:
+            return theta
+        p = self.predict(theta, self.pixels) * self.channels
+        s = self.local((p * self.observed * self.channels).sum(-1)) / self.local((p * p).sum(-1)).clamp_min(1e-12)
+        theta = theta.clone()
+        theta[11:14] = theta[11:14] * float(s.median())
+        return theta
+
+    def local(self, values):
+        """`values` [N] at the fitted pixels, summed over their neighbours by the Gaussian K of :attr:`gain_blur`
+        work pixels (:meth:`scaled`; as they are for 0)."""
+        if not self.gain_blur:
+            return values
+        w, h = self.work_size
+        image = np.zeros(w * h)
+        image[self.pixels.numpy()] = values.numpy()
+        blurred = cv2.GaussianBlur(image.reshape(h, w), (0, 0), self.gain_blur, borderType=cv2.BORDER_REFLECT)
+        return torch.from_numpy(blurred.ravel()[self.pixels.numpy()])
+
     def cost(self, theta):
         """The fit's robust cost at θ on the pixels chosen now."""
         return _huber_cost(self.residuals(theta))
 
     def jacobian(self, theta, r0):
         """[len(r), len(θ)] at θ, whose residuals are `r0`: the geometry's columns (:data:`TRACED`) by forward
-        differences (the prediction is smooth in θ on the chosen pixels), the gains' and the vignette's
-        analytically: each multiplies a pixel's light, so ∂colour/∂g = colour / g and ∂colour/∂c = colour ρ² /
-        (1 + c ρ²) where the colour is not clipped (0 where it is), and they move no point on the print."""
+        differences (the prediction is smooth in θ on the chosen pixels), the gains' analytically. The colours'
+        residuals are r = s p − o, s = N ÷ D, N = K(p·o), D = K(p·p) (:meth:`scaled`), so a gain g_c (∂p = e_c p_c
+        ÷ g_c where p_c is not clipped, 0 where it is) moves r by ∂s p + s ∂p, ∂s = (K(o_c ∂p_c) − s K(2 p_c ∂p_c))
+        ÷ D; the gains move no point on the print. The three gains together, and the vignette, scale a pixel's
+        colours together, which s takes up (all of it, or nearly: K is narrow): green is held (its column 0: red
+        and blue are fitted against it) and the vignette's column is 0 (held by its prior)."""
         J = torch.zeros(len(r0), len(theta), dtype=r0.dtype)
         for k in TRACED:
             moved = theta.clone()
@@ -347,27 +397,30 @@ class Model:
             J[:, k] = (self.residuals(moved) - r0) / STEPS[k]
         first, n = self.whiten.shape[0], len(self.pixels)
         colours = slice(first, first + 3 * n)
-        predicted = r0[colours].reshape(n, 3) * COLOUR_NOISE + self.observed     # where fitted (channels = 1)
-        open_ = self.channels * (predicted < 1 - 1e-9)
-        for c in range(3):
-            column = torch.zeros(n, 3, dtype=r0.dtype)
-            column[:, c] = open_[:, c] * predicted[:, c] / theta[11 + c] / COLOUR_NOISE
-            J[colours, 11 + c] = column.reshape(-1)
-        rho2 = self.rho2(self.pixels)
-        J[colours, 15] = (open_ * predicted * (rho2 / (1 + theta[15] * rho2))[:, None] / COLOUR_NOISE).reshape(-1)
+        p = self.predict(theta, self.pixels) * self.channels
+        o = self.observed * self.channels
+        D = self.local((p * p).sum(-1)).clamp_min(1e-12)
+        s = self.local((p * o).sum(-1)) / D
+        open_ = self.channels * (p < 1 - 1e-9)
+        for c in (0, 2):
+            dp = torch.zeros(n, 3, dtype=p.dtype)
+            dp[:, c] = open_[:, c] * p[:, c] / theta[11 + c]
+            ds = (self.local(o[:, c] * dp[:, c]) - s * self.local(2 * p[:, c] * dp[:, c])) / D
+            J[colours, 11 + c] = ((ds[:, None] * p + s[:, None] * dp) * self.channels / COLOUR_NOISE).reshape(-1)
         J[-1, 15] = 1 / self.vignette_prior
         return J
 
     def tone_mapping(self, theta, every=None):
         """How the photo's brightness departs from the prediction's as a tone curve would: ``(local, global,
-        vignette)``, the least-squares coefficients b, a and v of
+        vignette, its σ)``, from the least-squares coefficients b, a and v of
 
             log(photo ÷ prediction) ≈ a log(prediction) + b log(local) + v ρ² + const
 
         over the fitted pixels (:meth:`choose_pixels`: those the model gets right, none clipped) whose three
         colours are fitted and brighter than :data:`DARK_FIT` (grey: their mean), `local` the prediction blurred
         over :data:`TONE_BLUR` of the photo's long side, ρ² the vignette's (:meth:`rho2`: what the vignette
-        left, apart: v, the vignette the fit has not taken up). A photo the model explains gives ~0 for both (measured, tests/test_calibrate.py's 4:3
+        left, apart: the vignette as c of 1 + c ρ², whose log is v ρ² at the pixels' mean ρ², with its σ from
+        the regression's spread). A photo the model explains gives ~0 for both (measured, tests/test_calibrate.py's 4:3
         photo at the true setup: |a|, |b| ≤ 0.02, also at exposure 1.3, and with a 30 % vignette); a global
         tone curve x^γ gives a ≈ γ − 1 (γ = 0.8: a −0.17, b −0.14); a local one (HDR: the light ÷ its blurred
         self^p) gives b ≈ −p (p = 0.3, 0.5: b −0.30, −0.51). `every` [w·h, 3]: the prediction at every work
@@ -381,11 +434,17 @@ class Model:
         predicted, observed = every[pixels], self.observed.numpy()
         used = ((self.channels.numpy() > 0) & (predicted > DARK_FIT) & (observed > DARK_FIT / 2)).all(-1)
         if used.sum() < 100:
-            return 0.0, 0.0, 0.0
-        A = np.stack([np.log(predicted[used].mean(-1)), np.log(local[used]), self.rho2(self.pixels).numpy()[used],
-                      np.ones(int(used.sum()))], 1)
-        (a, b, v, _), *_ = np.linalg.lstsq(A, np.log(observed[used] / predicted[used]).mean(-1), rcond=None)
-        return float(b), float(a), float(v)
+            return 0.0, 0.0, 0.0, 0.0
+        rho2 = self.rho2(self.pixels).numpy()[used]
+        A = np.stack([np.log(predicted[used].mean(-1)), np.log(local[used]), rho2, np.ones(int(used.sum()))], 1)
+        y = np.log(observed[used] / predicted[used]).mean(-1)
+        coefficients = np.linalg.lstsq(A, y, rcond=None)[0]
+        a, b, v = coefficients[:3]
+        spread = float(((A @ coefficients - y) ** 2).sum() / max(1, len(y) - 4))
+        sigma_v = math.sqrt(spread * np.linalg.pinv(A.T @ A)[2, 2])
+        # the vignette's c (1 + c ρ²) whose log matches v ρ² at the pixels' mean ρ²
+        m = float(rho2.mean()) or 1.0
+        return float(b), float(a), math.expm1(v * m) / m, sigma_v * math.exp(v * m)
 
 
 def _huber_weights(r):
@@ -435,6 +494,7 @@ def fit(model, theta, progress=None, reselect=(2, 6), iterations=None, fixed=(),
     r = model.residuals(theta)
     for iteration in range(ITERATIONS if iterations is None else iterations):
         if iteration in reselect:                  # the fitted pixels follow the ball; the JPEG's bias at θ
+            theta = model.exposed(theta)
             model.choose_pixels(theta, jpeg=True)
             r = model.residuals(theta)
         weights = _huber_weights(r)

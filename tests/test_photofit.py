@@ -1,0 +1,64 @@
+"""photofit.Model's colours under the local exposure (Model.scaled): the Jacobian's analytic columns for the gains
+against finite differences of the residuals, and the exposure's freedom (a gain common to the three colours, a
+local gain such as a phone's tone curve) left out of the residuals. On tests/test_jpeg.py's model: a photo that
+is its own prediction at a known θ."""
+import numpy as np
+import torch
+
+from test_jpeg import model_and_photo  # noqa: F401  (the fixture)
+
+
+def _off(theta):
+    """θ with the gains off the photo's (so that their columns are not near 0)."""
+    moved = theta.clone()
+    moved[11:14] = moved[11:14] * torch.tensor([1.08, 1.0, 0.93], dtype=moved.dtype)
+    return moved
+
+
+def test_the_gains_columns_are_the_residuals_derivatives(model_and_photo):
+    model, theta, _, _ = model_and_photo
+    model.choose_pixels(theta)
+    theta = _off(theta)
+    r0 = model.residuals(theta)
+    J = model.jacobian(theta, r0)
+    for k in (11, 13):                                 # red and blue: analytic
+        moved = theta.clone()
+        moved[k] += 1e-6
+        numeric = (model.residuals(moved) - r0) / 1e-6
+        assert numeric.abs().max() > 1.0               # the gain moves the colours' residuals ...
+        assert torch.allclose(J[:, k], numeric, rtol=0, atol=1e-3 * float(numeric.abs().max())), k   # ... as J says
+    assert not J[:, 12].any()                          # green: held
+
+
+def test_a_common_or_a_slowly_varying_gain_leaves_the_residuals_as_they_were(model_and_photo):
+    """The three gains × 1.3 change nothing (where nothing clips); and at the photo's own θ, the photo × a gain
+    that varies over the photo far more slowly than the local exposure's reach (a tone curve's, a vignette's)
+    leaves the colours' residuals near 0, where a gain that varies pixel by pixel does not."""
+    model, theta, _, _ = model_and_photo
+    model.choose_pixels(theta)
+    theta = _off(theta)
+    r0 = model.residuals(theta)
+    common = theta.clone()
+    common[11:14] *= 1.3
+    w, h = model.work_size
+    pixels = model.pixels.numpy()
+    colours = slice(model.whiten.shape[0], model.whiten.shape[0] + 3 * len(pixels))
+    # (where no ray clips at either exposure: the sensor's clip is not a gain; each pixel's own exposure, as the
+    # first fit's, so that no clipped neighbour's enters)
+    reach, model.gain_blur = model.gain_blur, 0.0
+    r0 = model.residuals(theta)
+    dark = ((model.predict(common, model.pixels) < 0.9).all(-1)[:, None] * torch.ones(1, 3, dtype=torch.bool)).reshape(-1)
+    assert dark.float().mean() > 0.3
+    assert torch.allclose(model.residuals(common)[colours][dark], r0[colours][dark], atol=1e-6)
+    model.gain_blur = reach
+    theta = model_and_photo[1]                         # the photo's own
+    r0 = model.residuals(theta)
+    x, y = (pixels % w) / w, (pixels // w) / h
+    observed = model.observed.clone()
+    model.observed = observed * torch.from_numpy(1.3 * (1 + 0.1 * x - 0.05 * y))[:, None]
+    slow = model.residuals(theta)
+    model.observed = observed * torch.from_numpy(1 + 0.3 * (pixels % 2))[:, None]
+    fast = model.residuals(theta)
+    model.observed = observed
+    change = lambda r: float((r[colours] - r0[colours]).abs().mean())          # noqa: E731
+    assert change(slow) < 0.1 * change(fast), (change(slow), change(fast))
