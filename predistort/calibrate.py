@@ -36,7 +36,8 @@ The fit, in physical phases (:func:`calibrate`):
    ball's centre, its IOR, the lens's k1 and the photo's colour gains fitted to the print's points and the
    photo's colours inside the ball and beside it (a Huber loss), the colours compared under a *local
    exposure* of their own around each pixel (:meth:`predistort.photofit.Model.scaled`: a phone's local tone
-   curve and a vignette vary slowly, and it takes them up), first at the scene's IOR, then with the IOR free
+   curve and a vignette vary slowly, and it takes them up; by their hues alone for the start and where the
+   photo is tone-mapped or vignetted, :data:`TONE_SEEN`, :data:`VIGNETTE_SEEN`), first at the scene's IOR, then with the IOR free
    within its material's spread; then the focal length's profile along the depth–focal valley (with EXIF
    too, its whole millimetres a prior). Each time the fitted pixels are
    chosen again, a JPEG's bias near the colours predicted clipped is taken off the photo's
@@ -46,9 +47,10 @@ The fit, in physical phases (:func:`calibrate`):
    quantity against its nominal value with the fit's standard uncertainty (from the Gauss–Newton covariance
    scaled by the residuals' spread: the noise's share only), the residuals, an overlay of the fitted
    prediction on the photo, and warnings, first in every report, where the fit did not explain the photo
-   (:func:`unexplained`: the print's points or the colours off). The photo's vignette and tone curve,
-   global or local (HDR), are measured after the fit (:meth:`predistort.photofit.Model.tone_mapping`) and
-   reported: the vignette as a quantity, a tone curve in a note.
+   (:func:`unexplained`: the print's points or the colours off, or a global tone curve). The photo's vignette
+   and tone curve, global or local (HDR), are measured after the fit
+   (:meth:`predistort.photofit.Model.tone_mapping`) and reported: the vignette as a quantity, a local tone
+   curve in a note, a global one in a warning (it bends each colour on its own: not modelled).
 
 Bad photos raise :class:`CalibrationError` with one sentence saying what to do (:data:`MESSAGES`).
 
@@ -123,7 +125,12 @@ TONE_SEEN = 0.1                  # ... more than this after the first fit (by hu
                                  # (2026-12-07): the 4:3 test photo untouched ±0.02, tone-mapped (tests/photos.local_tone)
                                  # at 0.1, −0.08; the Cycles 960 × 720 photo of bench/calibrate_big.py --tone local −0.79
                                  # (camera 0.66 mm, ball 0.25 mm by hues; 1.24 and 1.18 with 3 px of brightness)
-TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve
+VIGNETTE_SEEN = 0.1              # ... or whose vignette (Model.tone_mapping's) is beyond this: by hues too (the seed-12
+                                 # photo02 of bench/calibrate_phone.py, over-exposed, vignette −0.3: camera 3.28 mm,
+                                 # ball 3.49 mm, no warning, with GAIN_BLUR's brightness; 0.55 and 0.15 mm by hues)
+TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve,
+                                 # which bends each colour on its own: not modelled, a warning (the same photo at
+                                 # linear light^0.8: −0.19, camera 96 mm and ball 54 mm off)
 K1_SEEN = 0.01                   # a k1 found (predistort.lens) beyond this is fitted; else held at 0 (measured:
                                  # −0.0005 untouched, −0.030 and +0.025 for k1 = ∓0.02 at the scene's focal length)
 TONE_NOTE = ("The photo looks tone-mapped (HDR: its brightness follows the brightness around it, slope "
@@ -147,6 +154,9 @@ MESSAGES = {
     "unexplained": "This setup does not explain the photo (the print's points {sigma:.1f} σ off, colours "
                    "{colour:.3f} off), so do not print for it: check that the scene's ball diameter and print "
                    "size are the ones you measured, turn off HDR and filters, and calibrate again.",
+    "tone": "The photo's tone curve is not sRGB's (its brightness goes as the light^{power:.2f}: a filter, a "
+            "camera app's own curve or a raw editor's), which this fit does not model, so do not print for this "
+            "setup: take the photo again with the phone's own camera app, filters off.",
     "impossible": "No possible setup explains this photo: check that the scene's ball diameter and print size "
                   "are the ones you measured, turn off HDR and filters, and take the photo again.",
     "colours": "The colours seen through the ball do not match the chart's: turn off HDR, filters and night "
@@ -640,8 +650,12 @@ def unexplained(residual):
     14.7 σ, colours 0.007 (camera 52.5 mm, ball 7.8 mm off); 10 % too small (another chart layout), the print
     not aligned, corners 64 px off, colours 0.056 (camera 129 mm off). The colours are compared under their
     local exposure (:meth:`predistort.photofit.Model.scaled`), so a photo tone-mapped locally (HDR) is not
-    among these: tests/test_calibrate_phone.py fits one to within the bounds."""
+    among these: tests/test_calibrate_phone.py fits one to within the bounds. And first, a global tone curve
+    beyond :data:`TONE_GLOBAL` (``residual["tone_global"]``, :meth:`predistort.photofit.Model.tone_mapping`),
+    which bends each colour on its own, as no exposure does."""
     warnings = []
+    if abs(residual.get("tone_global", 0.0)) > TONE_GLOBAL:
+        warnings.append(MESSAGES["tone"].format(power=1 + residual["tone_global"]))
     if residual["points_sigma"] > EXPLAINED_POINTS or residual["colour"] > EXPLAINED_COLOUR:
         warnings.append(MESSAGES["unexplained"].format(sigma=residual["points_sigma"], colour=residual["colour"]))
     return warnings
@@ -745,8 +759,10 @@ def _calibrate(config, photo, focal_mm, progress):
     # poor start), then with the IOR free within its material's spread.
     model.ior_prior = 1e-4
     theta = fit(model, theta, None, covariance=False)[0]
-    # Then, unless the photo is tone-mapped locally (measured at that fit), the brightness within GAIN_BLUR too.
-    if abs(model.tone_mapping(theta)[0]) <= TONE_SEEN:
+    # Then, unless the photo is tone-mapped locally or vignetted (measured at that fit), the brightness within
+    # GAIN_BLUR too.
+    tone_local, _, vignette, _ = model.tone_mapping(theta)
+    if abs(tone_local) <= TONE_SEEN and abs(vignette) <= VIGNETTE_SEEN:
         model.gain_blur = GAIN_BLUR * max(model.work_size)
     model.ior_prior = IOR_PRIOR
     theta = fit(model, theta, say, reselect=(0,), covariance=False)[0]
@@ -779,9 +795,5 @@ def _calibrate(config, photo, focal_mm, progress):
         result.notes.append("No focal length in the photo's EXIF: the field of view was fitted from the ball.")
     if abs(residual["tone_local"]) > TONE_LOCAL:
         result.notes.append(TONE_NOTE.format(slope=residual["tone_local"]))
-    if abs(residual["tone_global"]) > TONE_GLOBAL:
-        result.notes.append(f"The photo's tone curve is not sRGB's (its brightness goes as the light^"
-                            f"{1 + residual['tone_global']:.2f}): a filter or a camera app's own curve; the fit "
-                            f"models sRGB's only.")
     say(1.0, "done")
     return result

@@ -3,6 +3,7 @@ tests/test_calibrate.py, which the fit is not told) put through what a phone doe
 and JPEG (tests/photos.py): a residual radial lens distortion, a vignette, a local tone curve (HDR). The fit
 models the first (photofit.Model: k1) and takes up the other two (its local exposure, Model.scaled); it must
 land within the calibration's bounds and report each."""
+import numpy as np
 import pytest
 
 from photos import distort, errors, local_tone, photograph, render, vignette
@@ -69,6 +70,19 @@ def test_a_locally_tone_mapped_photo_calibrates_and_the_report_says_so(linear, p
     if power == 0.5:
         assert fit.residual["tone_local"] < -TONE_LOCAL
         assert any(n.startswith("The photo looks tone-mapped (HDR") for n in fit.notes), fit.notes
+
+
+def test_a_global_tone_curve_is_fitted_or_warned_of_never_silently_wrong(linear):
+    """The light ^ 0.8 (a filter's or an editor's curve: shadows lifted), which bends each colour on its own and
+    is not modelled: the setup within the bounds, or the report's first line says the tone curve is not sRGB's
+    and not to print (on bench/calibrate_phone.py's seed-12 photo02 it fitted 96 mm off, with no warning
+    before the warning was added)."""
+    fit = _fit(np.clip(linear, 0, None) ** 0.8)
+    camera, ball, ior, _ = errors(fit.scene, TRUE[SETUP])
+    if not (camera < BOUNDS[0] and ball < BOUNDS[1] and ior < BOUNDS[2]):
+        first = fit.to_markdown().splitlines()[0]
+        assert first.startswith("**Warning:** The photo's tone curve is not sRGB's") and "do not print" in first, \
+            (camera, ball, ior, first)
 
 
 def test_a_moved_print_is_fitted_or_warned_of_never_silently_wrong():
