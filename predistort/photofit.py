@@ -352,8 +352,13 @@ class Model:
         which takes them up. What tells the setup is left: the hues everywhere, and the brightness's detail
         within K's reach (the chart's edges inside the ball). K's reach is :data:`GAIN_BLUR` of the photo, or
         :data:`GAIN_BLUR_HDR` where the photo is tone-mapped (measured: predistort.calibrate.TONE_SEEN)."""
+        return predicted * self.exposure(predicted)[0][:, None]
+
+    def exposure(self, predicted):
+        """The local exposure s [N] of the predicted colours [N, 3] (:meth:`scaled`), and its denominator D = K(p·p)."""
         p, o = predicted * self.channels, self.observed * self.channels
-        return predicted * (self.local((p * o).sum(-1)) / self.local((p * p).sum(-1)).clamp_min(1e-12))[:, None]
+        D = self.local((p * p).sum(-1)).clamp_min(1e-12)
+        return self.local((p * o).sum(-1)) / D, D
 
     def exposed(self, theta):
         """θ with its gains × the median local exposure s (:meth:`scaled`) on the pixels fitted now: s takes up
@@ -361,8 +366,7 @@ class Model:
         needs the level of the photo's own light."""
         if self.pixels is None:
             return theta
-        p = self.predict(theta, self.pixels) * self.channels
-        s = self.local((p * self.observed * self.channels).sum(-1)) / self.local((p * p).sum(-1)).clamp_min(1e-12)
+        s, _ = self.exposure(self.predict(theta, self.pixels))
         theta = theta.clone()
         theta[11:14] = theta[11:14] * float(s.median())
         return theta
@@ -399,8 +403,7 @@ class Model:
         colours = slice(first, first + 3 * n)
         p = self.predict(theta, self.pixels) * self.channels
         o = self.observed * self.channels
-        D = self.local((p * p).sum(-1)).clamp_min(1e-12)
-        s = self.local((p * o).sum(-1)) / D
+        s, D = self.exposure(p)
         open_ = self.channels * (p < 1 - 1e-9)
         for c in (0, 2):
             dp = torch.zeros(n, 3, dtype=p.dtype)
