@@ -55,6 +55,8 @@ def fits(photos):
 
 
 # What each fit must reach: camera (mm), ball (mm), IOR, field of view (°). Measured on these photos
+# (2026-12-07, the colours under a local exposure, photofit.Model.scaled: 4:3 0.45 mm, 0.07 mm, 0.0010, 0.05°; the
+# ball 0.50–0.64 mm by hues alone or at a narrower reach)
 # (2026-12-06, the JPEG modelled near clipped colours: photofit.Model.jpeg_bias): 4:3 1.42 mm, 0.26 mm, 0.0015,
 # 0.15° (1.19, 0.07, 0.0017, 0.13° before that model; with it at one ray a photo pixel, 0.81 mm for the ball);
 # 16:9 0.01 mm, 0.52 mm, 0.0014, 0.00° (from 17.6 / 16.7 mm, 5.4 / 4.7 mm, 0.02, 5° / 3° at the start). The
