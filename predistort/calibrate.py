@@ -37,9 +37,9 @@ The fit, in physical phases (:func:`calibrate`):
    photo's colours inside the ball and beside it (a Huber loss), the colours compared under a *local
    exposure* of their own around each pixel (:meth:`predistort.photofit.Model.scaled`: a phone's local tone
    curve and a vignette vary slowly, and it takes them up; by their hues alone for the start and where the
-   photo is tone-mapped or vignetted, :data:`TONE_SEEN`, :data:`VIGNETTE_SEEN`), first at the scene's IOR, then with the IOR free
-   within its material's spread; then the focal length's profile along the depth–focal valley (with EXIF
-   too, its whole millimetres a prior). Each time the fitted pixels are
+   photo is tone-mapped or vignetted, :data:`TONE_SEEN`, :data:`VIGNETTE_SEEN`), first at the scene's IOR,
+   then with the IOR free within its material's spread; then the focal length's profile along the
+   depth–focal valley (with EXIF too, its whole millimetres a prior). Each time the fitted pixels are
    chosen again, a JPEG's bias near the colours predicted clipped is taken off the photo's
    (:meth:`predistort.photofit.Model.jpeg_bias`).
 5. *The answer* (:mod:`predistort.fitreport`). A :class:`Calibration`: the fitted scene (the camera as fitted,
@@ -72,8 +72,9 @@ The fit's own cost (phase 4) does not grow with the photo: a 960 × 720 photo ta
 Limits: ~50 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
 ~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the lens's distortion beyond one radial
 term (k1, OpenCV's convention, :mod:`predistort.lens`) is not modelled; the photometric model is a gain per
-colour under a local exposure (3 work pixels' reach): a global tone curve other than sRGB's, which bends each
-colour on its own, is not modelled (measured: bench/results/calibrate_phone_processing.md); colours too far
+colour under a local exposure (photofit.GAIN_BLUR's reach, or each pixel's own): a global tone curve other
+than sRGB's, which bends each colour on its own, is not modelled (measured:
+bench/results/calibrate_phone_processing.md); colours too far
 from the chart's are refused (MESSAGES["colours"]).
 """
 import functools
