@@ -19,7 +19,8 @@ failure modes (library missing, library too old) into a Python exception that sa
 Threads. Dr.Jit 1.5 is not safe to call from two Python threads at once, even on separate scenes and
 without gradients (both threads die with "Variable ... remains dirty"). Every render, and every backward
 pass through a render, must hold :data:`RENDER_LOCK`. It is re-entrant, so a caller may hold it around a
-render and its backward while the render takes it again inside.
+render and its backward while the render takes it again inside. Freeing a scene is Dr.Jit work too: an
+owner that dies on any thread hands its scene to :func:`bury`, and the lock's next holder frees it.
 
 Torch threads. The solvers' sparse products (:mod:`predistort.solve`, :mod:`predistort.layers`) are
 memory-bound; on a loaded 2-core machine a second torch thread only waits for the busier core, so they run
@@ -39,7 +40,48 @@ import mitsuba as mi
 import torch
 
 MIN_LLVM = (18, 0, 0)            # first LLVM that lowers llvm.maximum on x86 (14, 15, 16 abort; 19 tested)
-RENDER_LOCK = threading.RLock()  # one process-wide lock around each render and its backward pass
+
+
+class _RenderLock:
+    """A re-entrant lock that, once taken, frees the Dr.Jit objects :func:`bury` was handed.
+
+    Python frees an object on whichever thread drops its last reference, and its cyclic collector runs on
+    whichever thread happens to allocate: a Gradio worker, a test's fake Hub, a training thread. Freeing a
+    Mitsuba scene is Dr.Jit work, and Dr.Jit records each virtual call over every live shape of the
+    process: a shape being destroyed on another thread answers as the base class. (Seen once, in a CI run
+    of the suite: a probe failed with ``Shape::compute_surface_interaction(): not implemented!``.) So
+    scenes are buried instead, and freed here, by the lock's holder.
+    """
+
+    def __init__(self):
+        self._lock = threading.RLock()
+
+    def acquire(self, blocking=True, timeout=-1):
+        taken = self._lock.acquire(blocking, timeout)
+        if taken:
+            while _BURIED:
+                _BURIED.pop()           # freed now, on the thread that holds the lock
+        return taken
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+_BURIED: list = []               # Dr.Jit objects whose owner died: freed by the next holder of RENDER_LOCK
+RENDER_LOCK = _RenderLock()      # one process-wide lock around each render and its backward pass
+
+
+def bury(*objects):
+    """Keep `objects` (a scene, its parameters) until a thread holds :data:`RENDER_LOCK`, which frees them
+    there; called by an owner being freed on a thread that may not hold it (``Renderer.__del__``)."""
+    _BURIED.append(objects)      # one append: atomic under the GIL, safe from any thread
 
 LLVM_FIX = (
     "Install Debian's libllvm19 (`apt-get install libllvm19`) and, if Dr.Jit still picks an older "

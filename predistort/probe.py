@@ -369,9 +369,15 @@ def _trace_band(scene, config, side, row0, row1):
 
     idx = dr.arange(mi.UInt32, count) + dr.opaque(mi.UInt32, row0 * side_x)   # opaque: one kernel for all bands
     film_pos = mi.Point2f((mi.Float(idx % side_x) + 0.5) / side_x, (mi.Float(idx // side_x) + 0.5) / side_y)
-    with dr.suspend_grad():
-        ray, _ = sensor.sample_ray(0.0, 0.5, film_pos, mi.Point2f(0.5, 0.5))   # pinhole: no lens sample
-        node(ray, torch.ones(count), torch.arange(count), 0)
+    try:
+        with dr.suspend_grad():
+            ray, _ = sensor.sample_ray(0.0, 0.5, film_pos, mi.Point2f(0.5, 0.5))   # pinhole: no lens sample
+            node(ray, torch.ones(count), torch.arange(count), 0)
+    finally:
+        # node calls itself through its closure, a reference cycle holding the scene: broken here, so that
+        # nothing of Dr.Jit's waits for Python's cyclic collector, which may run on another thread while
+        # this one renders (see predistort.backend, "Threads").
+        del node
     return [torch.cat(parts) for parts in zip(*hits)], env, first, through, pruned
 
 

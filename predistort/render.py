@@ -47,7 +47,13 @@ class Renderer:
             self.scene = mi.load_dict(mitsuba_dict(config))
             self.params = mi.traverse(self.scene)     # the scene's differentiable parameters ...
             self.params.keep([TEXTURE_KEY])           # ... of which only the texture ever changes
-        self._render_wrapped = dr.wrap(source="torch", target="drjit")(self._render_drjit)
+
+    def __del__(self):
+        # This renderer may die on any thread (the last reference dropped, or Python's cyclic collector):
+        # its scene is freed by the next holder of the render lock instead (predistort.backend, "Threads").
+        scene, params = getattr(self, "scene", None), getattr(self, "params", None)
+        if scene is not None and backend is not None and backend.bury is not None:   # not at interpreter exit
+            backend.bury(scene, params)
 
     # -- the render itself, in Dr.Jit ----------------------------------------------------------------------
     def _render_drjit(self, texture, spp, seed, seed_grad):
@@ -85,7 +91,11 @@ class Renderer:
         seed_grad = seed + 1 if seed_grad is None else seed_grad
         with backend.RENDER_LOCK:
             if texture.requires_grad and torch.is_grad_enabled():
-                return self._render_wrapped(texture, spp=spp, seed=seed, seed_grad=seed_grad)
+                # Wrapped per call, not kept on self: a renderer that held its own bound method would be a
+                # reference cycle, freed by Python's cyclic collector on whichever thread runs it next, and
+                # Dr.Jit must not free a scene on one thread while another renders (backend's "Threads").
+                wrapped = dr.wrap(source="torch", target="drjit")(self._render_drjit)
+                return wrapped(texture, spp=spp, seed=seed, seed_grad=seed_grad)
             # Primal only: no dr.wrap, no AD graph, nothing kept alive after the call.
             with dr.suspend_grad():
                 self.params[TEXTURE_KEY] = mi.TensorXf(texture.detach().contiguous())

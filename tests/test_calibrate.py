@@ -76,18 +76,29 @@ def test_the_fit_finds_the_camera_the_ball_and_the_lens(fits, name):
     assert 0.5 < fit.residual["marker_inset_px"] < 4
 
 
-def test_a_fit_that_does_not_explain_the_photo_says_so_first(photos, fits):
+def test_a_fit_that_does_not_explain_the_photo_says_so_first(tmp_path, photos, fits):
     """A scene whose ball is 10 % bigger than the one photographed (its chart, printed and photographed through
     the true ball as the 4:3 photo is): the fit lands centimetres off (measured on the same setup at exposure
     1.0: camera 52.5 mm, ball 7.8 mm; its points 14.7 σ off against 0.88 σ with the true ball), and its report's
     first line says not to print for it. The fits for the true ball say nothing of the kind. (The chart is the
-    wrong scene's: its layout follows the ball, so the true scene's chart would be another chart's markers.)"""
+    wrong scene's: its layout follows the ball, so the true scene's chart would be another chart's markers.)
+    Through the command: the warning is stderr's first line after the progress, and the report's, the scene is still written (to
+    look at), the last line says again not to print for it, and the status is 3."""
     wrong = NOMINAL["4:3"].replace(sphere_radius=NOMINAL["4:3"].sphere_radius * 1.1)
-    photo = photograph(render(TRUE["4:3"], chart.make_chart(wrong), spp=SPP), exposure=1.3, seed=1)
-    fit = calibrate(wrong, photo)
-    assert fit.warnings and fit.to_markdown().splitlines()[0] == f"**Warning:** {fit.warnings[0]}"
-    assert "do not print for it" in fit.warnings[0] and fit.to_dict()["warnings"] == fit.warnings
-    assert fit.residual["points_sigma"] > 2 * max(f.residual["points_sigma"] for f in fits.values())
+    scene, photo, out = tmp_path / "S.json", tmp_path / "photo.jpg", tmp_path / "fitted.json"
+    wrong.save(scene)
+    photo.write_bytes(photograph(render(TRUE["4:3"], chart.make_chart(wrong), spp=SPP), exposure=1.3, seed=1))
+    run = subprocess.run([sys.executable, "-m", "predistort", "calibrate", "--scene", str(scene), "--photo",
+                          str(photo), "--out", str(out), "--report", str(tmp_path / "report")],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 3, run.stderr[-2000:]
+    fit = json.loads((tmp_path / "report" / "report.json").read_text())
+    warning = fit["warnings"][0]
+    said = [line for line in run.stderr.splitlines() if not line.startswith("  ")]     # after the progress
+    assert "do not print for it" in warning and said[0] == f"Warning: {warning}"
+    assert run.stdout.splitlines()[0] == f"**Warning:** {warning}"
+    assert "do not print for it" in run.stdout.splitlines()[-1] and out.is_file()
+    assert fit["residual"]["points_sigma"] > 2 * max(f.residual["points_sigma"] for f in fits.values())
     assert not any(f.warnings for f in fits.values())
 
 

@@ -1,6 +1,8 @@
 """The wrapped renderer: exact gradients through dr.wrap, no graph without gradients, safe under threads."""
+import gc
 import resource
 import threading
+import weakref
 
 import pytest
 import torch
@@ -127,3 +129,75 @@ def test_two_threads_get_their_own_images_and_gradients():
             assert torch.allclose(img1, img2, rtol=0, atol=1e-5)
             assert abs(loss1 - loss2) < 1e-6
             assert torch.allclose(g1, g2, rtol=1e-4, atol=1e-8)
+
+
+def _left_to_the_cyclic_collector(work):
+    """Names of Dr.Jit / Mitsuba objects (and Renderers) that `work()` leaves in reference cycles."""
+    def ours(o):
+        return not isinstance(o, type) and (type(o).__module__.split(".")[0] in ("mitsuba", "drjit")
+                                            or isinstance(o, Renderer))
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        work()
+        gc.collect()
+        return sorted({type(r).__qualname__ for o in gc.garbage for r in [o, *gc.get_referents(o)] if ours(r)})
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(0)
+        gc.enable()
+
+
+def test_renders_and_probes_leave_no_scene_to_the_cyclic_collector():
+    """Python's cyclic collector runs on whichever thread allocates next (a Gradio worker, the fake Hub's
+    server), and a scene freed there while another thread renders breaks that render (CI, once: a probe's
+    "Shape::compute_surface_interaction(): not implemented!"). A renderer used to hold its own bound method,
+    and the probe's tracer its own closure, both cycles with the scene in them."""
+    from predistort import probe
+    from predistort.scene import SceneConfig, roles
+    config = DEFAULT.replace(resolution=16)
+    texture = picture_textures(16)[0]
+
+    def render_and_grad():
+        r = Renderer(config)
+        r.render(texture, spp=2)
+        r.loss_and_grad(texture, texture, spp=2)
+
+    world = SceneConfig.from_dict({
+        "units": "mm", "print": {"center": [0, -40, 0], "right": [1, 0, 0], "up": [0, 1, 0], "size": [297, 210]},
+        "objects": [{"shape": "cylinder", "base": [0, 0, 0], "axis": [0, 0, 1], "radius": 30, "height": 100,
+                     "material": "mirror"}],
+        "camera": {"origin": [0, -280, 300], "target": [0, 0, 50], "up": [0, 0, 1], "fov": 14, "film": [24, 32]},
+        "resolution": 16})
+    assert sorted(roles(world).values()) == ["black", "black", "mirror"]    # a mirror and its caps
+    for work in (render_and_grad, lambda: probe.probe(config), lambda: probe.probe(world)):
+        assert _left_to_the_cyclic_collector(work) == []
+
+
+def test_a_renderer_dropped_anywhere_is_freed_by_the_render_locks_next_holder():
+    """The last reference to a renderer may go on any thread: its scene waits for the render lock."""
+    gc.disable()
+    try:
+        with backend.RENDER_LOCK:
+            pass                                       # nothing left from before
+        r = Renderer(DEFAULT.replace(resolution=8))
+        alive = weakref.ref(r)
+        held = threading.Event()
+        release = threading.Event()
+
+        def holder():                                  # another thread renders meanwhile
+            with backend.RENDER_LOCK:
+                held.set()
+                release.wait(10)
+        other = threading.Thread(target=holder)
+        other.start()
+        held.wait(10)
+        del r                                          # freed by reference counting, not by the collector...
+        assert alive() is None and len(backend._BURIED) == 1    # ... and its scene is kept, not freed here
+        release.set()
+        other.join()
+        with backend.RENDER_LOCK:
+            assert backend._BURIED == []               # the next holder freed it
+    finally:
+        gc.enable()
