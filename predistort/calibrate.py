@@ -132,6 +132,12 @@ VIGNETTE_SEEN = 0.1              # ... or whose vignette (Model.tone_mapping's) 
 TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve,
                                  # which bends each colour on its own: not modelled, a warning (the same photo at
                                  # linear light^0.8: −0.19, camera 96 mm and ball 54 mm off)
+DESCRIBED_BALL_MM = 25.0         # a fit that puts the ball farther than this from where the scene says (five times
+                                 # the envelope's 5 mm) ...
+DESCRIBED_IOR = 0.15             # ... or its IOR farther than this from the scene's (3 σ of photofit.IOR_PRIOR)
+                                 # contradicts the setup the person measured: a warning (bench/chart_envelope.py's
+                                 # 100 mm photo 12, the ball filling the photo and 8 markers in one strip: ball
+                                 # 86 mm and IOR 0.20 off, its residuals within EXPLAINED_*)
 K1_SEEN = 0.01                   # a k1 found (predistort.lens) beyond this is fitted; else held at 0 (measured:
                                  # −0.0005 untouched, −0.030 and +0.025 for k1 = ∓0.02 at the scene's focal length)
 TONE_NOTE = ("The photo looks tone-mapped (HDR: its brightness follows the brightness around it, slope "
@@ -155,6 +161,9 @@ MESSAGES = {
     "unexplained": "This setup does not explain the photo (the print's points {sigma:.1f} σ off, colours "
                    "{colour:.3f} off), so do not print for it: check that the scene's ball diameter and print "
                    "size are the ones you measured, turn off HDR and filters, and calibrate again.",
+    "described": "This setup is not the one the scene describes (the ball {ball_mm:.0f} mm from where it says, "
+                 "the IOR {ior:.2f} against its {nominal_ior:.2f}), so do not print for it unless you measure that: "
+                 "take the photo from farther back, with more of the chart beside the ball, and calibrate again.",
     "tone": "The photo's tone curve is not sRGB's (its brightness goes as the light^{power:.2f}: a filter, a "
             "camera app's own curve or a raw editor's), which this fit does not model, so do not print for this "
             "setup: take the photo again with the phone's own camera app, filters off.",
@@ -553,6 +562,7 @@ def find_ball(model, origin, rotation, tan_x):
     # touch the ball: the ball is the largest disc inside the region, not the circle around all of it.
     filled = np.zeros_like(differs)
     cv2.drawContours(filled, contours, -1, 1, -1)
+    filled = _fill_open_holes(filled, max(contours, key=cv2.contourArea))
     circle = _largest_disc(filled)
     if circle is None:
         raise CalibrationError(MESSAGES["ball"])
@@ -573,6 +583,22 @@ def find_ball(model, origin, rotation, tan_x):
 
 DISC_DIRECTIONS = 90             # _largest_disc: the region's edge is found along this many directions ...
 DISC_AGREE = 0.1                 # ... and those within this share of the median radius fit the circle
+
+
+def _fill_open_holes(filled, piece):
+    """`filled` with the holes of its largest `piece` that the photo's edge opens filled too: a ball wider than
+    the photo whose middle matches the print seen directly (a camera close to the ball sees a small part of
+    the print, magnified, and it may be about the print's colour there) shows as a ring cut by the edge, and
+    its hole reaches the edge. Only what lies inside the piece's convex hull and touches the edge is filled;
+    a hole the edge does not reach was filled already."""
+    h, w = filled.shape
+    hull = np.zeros_like(filled)
+    cv2.drawContours(hull, [cv2.convexHull(piece)], -1, 1, -1)
+    count, labels = cv2.connectedComponents((hull & (1 - filled)).astype(np.uint8), connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    for label in edge[edge > 0]:
+        filled[labels == label] = 1
+    return filled
 
 
 def _largest_disc(region):
@@ -657,8 +683,13 @@ def unexplained(residual):
     warnings = []
     if abs(residual.get("tone_global", 0.0)) > TONE_GLOBAL:
         warnings.append(MESSAGES["tone"].format(power=1 + residual["tone_global"]))
-    if residual["points_sigma"] > EXPLAINED_POINTS or residual["colour"] > EXPLAINED_COLOUR:
+    # "not ≤": a residual that is not a number (nothing left to compare) is not an explanation either.
+    if not (residual["points_sigma"] <= EXPLAINED_POINTS and residual["colour"] <= EXPLAINED_COLOUR):
         warnings.append(MESSAGES["unexplained"].format(sigma=residual["points_sigma"], colour=residual["colour"]))
+    described = residual.get("described")
+    if described and not (described["ball_mm"] <= DESCRIBED_BALL_MM
+                          and abs(described["ior"] - described["nominal_ior"]) <= DESCRIBED_IOR):
+        warnings.append(MESSAGES["described"].format(**described))
     return warnings
 
 
@@ -773,18 +804,23 @@ def _calibrate(config, photo, focal_mm, progress):
     w, h = model.work_size
     theta, covariance, r = fit(model, theta, reselect=(), iterations=0)
     predicted = model.scaled(model.predict(theta, model.pixels))
-    error = ((predicted - model.observed).abs() / theta[11:14] * model.channels).sum(-1) / model.channels.sum(-1)
-    ball_error = float(error[model.inside].mean())
+    counted = model.channels.sum(-1)
+    error = ((predicted - model.observed).abs() / theta[11:14] * model.channels).sum(-1) / counted.clamp(min=1)
+    error[counted == 0] = float("nan")             # a pixel none of whose channels is fitted (clipped): left out
+    ball_error = float(error[model.inside].nanmean())
     if not ball_error < BALL_RESIDUAL:               # the fit ran through, yet the ball's colours are not the chart's
         raise CalibrationError(MESSAGES["colours"])
     point_px = ((model.project(theta) - model.points_st) * torch.tensor([width, height])).norm(dim=-1)
     whitened = model.whiten @ (model.project(theta) - model.points_st).reshape(-1)
     points_sigma = float(whitened.pow(2).mean().sqrt())
-    residual = {"colour": float(error.mean()), "ball_colour": ball_error,      # pixels: the file's
+    moved = (theta[7:10].numpy() - np.asarray(config.sphere_center)) * config.units_mm
+    residual = {"colour": float(error.nanmean()), "ball_colour": ball_error,      # pixels: the file's
                 "markers_px": float(point_px.pow(2).mean().sqrt()) * image.reduction, "markers": int(len(ids)),
                 "marker_inset_px": round(inset * image.reduction, 3),
                 "aligned": None if view is None else view.correlation,
-                "points": len(model.points), "pixels": int(len(model.pixels)), "points_sigma": points_sigma}
+                "points": len(model.points), "pixels": int(len(model.pixels)), "points_sigma": points_sigma,
+                "described": {"ball_mm": float(np.linalg.norm(moved)), "ior": float(theta[10]),
+                              "nominal_ior": float(config.sphere_ior)}}
     scene = _fitted_scene(config, model, theta, image.size)
     say(0.95, "drawing the overlay")
     every = model.predict(theta, torch.arange(w * h))          # the prediction everywhere: overlay, tone mapping

@@ -43,7 +43,9 @@ class Calibration:
     of the print's alignment (:mod:`predistort.printview`; None where it failed), ``points``: the points
     fitted, ``pixels``: colour-fit pixels, ``points_sigma``: the points' RMS in their own σ, ``tone_local`` and
     ``tone_global``: how the photo's brightness follows its local brightness, and its own, beyond the fitted
-    exposure (:meth:`predistort.photofit.Model.tone_mapping`: 0 and 0 for a photo the model explains)};
+    exposure (:meth:`predistort.photofit.Model.tone_mapping`: 0 and 0 for a photo the model explains),
+    ``described``: how far the fit is from the setup the scene describes (``ball_mm`` the ball's move, ``ior``
+    and ``nominal_ior``)};
     ``overlay`` [h, w, 3] uint8: the fitted prediction blended over
     the photo, the ball's fitted rim in red, the fitted points in green;
     ``seconds``; ``focal_35mm`` the EXIF (or given) focal length used, None if fitted freely; ``warnings``

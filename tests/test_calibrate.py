@@ -103,6 +103,24 @@ def test_a_fit_that_does_not_explain_the_photo_says_so_first(tmp_path, capsys, p
     assert not any(f.warnings for f in fits.values())
 
 
+def test_residuals_that_are_not_numbers_or_a_setup_far_from_the_described_one_are_warned_of():
+    """What unexplained() says of a fit's residual (the fits of real photos: the tests above). bench/
+    chart_envelope.py's 100 mm photo 12 (the ball fills the photo, 8 markers in one strip) fitted the ball 86 mm
+    and the IOR 0.20 off with no warning: its colour residual was NaN (every channel of some pixels clipped),
+    which compared as within, and the rest within EXPLAINED_*."""
+    from predistort.calibrate import DESCRIBED_BALL_MM, DESCRIBED_IOR, unexplained
+    right = {"points_sigma": 0.9, "colour": 0.006, "tone_global": 0.0,
+             "described": {"ball_mm": 4.0, "ior": 1.52, "nominal_ior": 1.5}}
+    assert unexplained(right) == []
+    assert unexplained({**right, "colour": float("nan")})[0] == MESSAGES["unexplained"].format(sigma=0.9,
+                                                                                               colour=float("nan"))
+    for described in ({"ball_mm": 86.0, "ior": 1.72, "nominal_ior": 1.5},
+                      {"ball_mm": DESCRIBED_BALL_MM + 1, "ior": 1.5, "nominal_ior": 1.5},
+                      {"ball_mm": 1.0, "ior": 1.5 + DESCRIBED_IOR + 0.01, "nominal_ior": 1.5}):
+        said = unexplained({**right, "described": described})
+        assert said == [MESSAGES["described"].format(**described)] and "do not print for it" in said[0]
+
+
 def test_the_ball_is_the_largest_disc_not_the_circle_around_what_touches_it():
     """The region where a photo departs from the chart without the ball: the ball (cut by the photo's bottom
     edge) with a column of misplaced markers touching it, as on the seed-12 photo02 of bench/calibrate_phone.py.
@@ -116,6 +134,30 @@ def test_the_ball_is_the_largest_disc_not_the_circle_around_what_touches_it():
     assert abs(x - 136) < 1.5 and abs(y - 126) < 1.5 and abs(radius - 90) < 1.5, (x, y, radius)
     (cx, cy), around = cv2.minEnclosingCircle(cv2.findNonZero(region))
     assert around > 100 and abs(cx - 136) > 10                  # what the circle around it gave
+
+
+def test_a_ball_wider_than_the_photo_whose_middle_matches_the_print_is_found_whole():
+    """bench/chart_envelope.py's 100 mm photo 8 (a 62° lens, the camera 80 mm from the ball's centre): the ball
+    is wider than the photo, and its middle shows the print magnified at about the colour the print has there,
+    so the region is a ring whose hole the photo's bottom edge opens. Filled as a closed hole is, the region is
+    the ball again (the disc the fit starts from; before, a disc at the photo's right edge, and the fit 127 mm
+    off or refused)."""
+    import cv2
+    from predistort.calibrate import _fill_open_holes, _largest_disc
+    region = np.zeros((192, 256), np.uint8)
+    cv2.circle(region, (148, 156), 146, 1, -1)                 # wider than the photo, cut by three edges
+    cv2.ellipse(region, (130, 192), (25, 70), 0, 0, 360, 0, -1)  # the hole, open at the bottom edge
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = np.zeros_like(region)
+    cv2.drawContours(filled, contours, -1, 1, -1)
+    x, y, radius = _largest_disc(_fill_open_holes(filled.copy(), max(contours, key=cv2.contourArea)))
+    assert abs(x - 148) < 3 and abs(y - 156) < 3 and abs(radius - 146) < 3, (x, y, radius)
+    x, y, radius = _largest_disc(filled)                       # the hole left open
+    assert abs(x - 148) > 10 or abs(radius - 146) > 10
+    closed = np.zeros((192, 256), np.uint8)                    # a hole the edge does not reach stays as it was
+    cv2.circle(closed, (128, 90), 60, 1, -1)
+    contour, _ = cv2.findContours(closed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    assert np.array_equal(_fill_open_holes(closed.copy(), contour[0]), closed)
 
 
 def test_a_tightly_framed_photo_pitched_up_calibrates():
