@@ -591,10 +591,9 @@ def _fill_open_holes(filled, piece):
     the print, magnified, and it may be about the print's colour there) shows as a ring cut by the edge, and
     its hole reaches the edge. Only what lies inside the piece's convex hull and touches the edge is filled;
     a hole the edge does not reach was filled already."""
-    h, w = filled.shape
     hull = np.zeros_like(filled)
     cv2.drawContours(hull, [cv2.convexHull(piece)], -1, 1, -1)
-    count, labels = cv2.connectedComponents((hull & (1 - filled)).astype(np.uint8), connectivity=4)
+    _, labels = cv2.connectedComponents((hull & (1 - filled)).astype(np.uint8), connectivity=4)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     for label in edge[edge > 0]:
         filled[labels == label] = 1
