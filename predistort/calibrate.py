@@ -678,7 +678,10 @@ def unexplained(residual):
     local exposure (:meth:`predistort.photofit.Model.scaled`), so a photo tone-mapped locally (HDR) is not
     among these: tests/test_calibrate_phone.py fits one to within the bounds. And first, a global tone curve
     beyond :data:`TONE_GLOBAL` (``residual["tone_global"]``, :meth:`predistort.photofit.Model.tone_mapping`),
-    which bends each colour on its own, as no exposure does."""
+    which bends each colour on its own, as no exposure does. And last, a fit that is not the setup the scene
+    describes (``residual["described"]``: the ball beyond :data:`DESCRIBED_BALL_MM` from its place, or the IOR
+    beyond :data:`DESCRIBED_IOR` from the scene's), though its residuals are small: a photo the ball fills
+    explains itself with a setup centimetres off."""
     warnings = []
     if abs(residual.get("tone_global", 0.0)) > TONE_GLOBAL:
         warnings.append(MESSAGES["tone"].format(power=1 + residual["tone_global"]))
