@@ -1,6 +1,7 @@
 """Calibrate from one photo: parameter errors, time per photo and the final ratio, on 5 perturbed glass setups.
 
-    python bench/calibrate.py [--quick] [--photos DIR] [--focal photo|exif|exact] [--out bench/results/calibrate.md]
+    python bench/calibrate.py [--quick] [--photos DIR] [--focal photo|exif|exact] [--follow N]
+                              [--out bench/results/calibrate.md]
 
 The nominal setup: a 90 mm glass ball (IOR 1.5) 225 mm in front of the print (the advised distance), the
 camera 200 mm from the ball, 45° across a 4:3 picture, the chart at 256 px. Each true setup moves the camera
@@ -34,6 +35,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from photos import focal_35mm, perturbed, photograph, render  # noqa: E402
 from predistort import chart, photofit  # noqa: E402
+from predistort import calibrate as calibrate_module  # noqa: E402
 from predistort.calibrate import CalibrationError, calibrate  # noqa: E402
 from predistort.physical import PhysicalSetup  # noqa: E402
 from predistort.scene import SceneConfig  # noqa: E402
@@ -113,7 +115,11 @@ def main():
                    help="photo: what the photo says (these have no EXIF); exif: the true 35 mm-equivalent focal "
                         "length in whole mm, as a phone's EXIF gives it; exact: the true one, held fixed (an "
                         "oracle: what the rest of the fit reaches when the focal length is known)")
+    p.add_argument("--follow", type=int, default=calibrate_module.FOLLOW,
+                   help="times the second fit chooses its pixels again where it converges (calibrate.FOLLOW: "
+                        "the baseline)")
     args = p.parse_args()
+    calibrate_module.FOLLOW = args.follow
     if args.focal == "exact":
         photofit.FOCAL_PRIOR = 1e-6
     rows = []

@@ -1,7 +1,7 @@
 """Which chart layout keeps enough in view over the calibration's envelope: markers found and fits, old against new.
 
     python bench/chart_envelope.py [--count 24] [--fit 6] [--start 0] [--size 640x480] [--layout old --layout new] \
-        [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes]
+        [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes] [--follow N]
 
 Two nominal setups, the chart made for each:
 
@@ -123,8 +123,12 @@ def main():
     p.add_argument("--open-holes", action="store_true",
                    help="the baseline: leave open the holes of the ball's region that the photo's edge opens "
                         "(find_ball before calibrate._fill_open_holes)")
+    p.add_argument("--follow", type=int, default=calib.FOLLOW,
+                   help="times the second fit chooses its pixels again where it converges (calibrate.FOLLOW: "
+                        "the baseline)")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
+    calib.FOLLOW = args.follow
     if args.open_holes:
         calib._fill_open_holes = lambda filled, piece: filled
     kinds = args.layout or ["old", "new"]

@@ -38,10 +38,10 @@ The fit, in physical phases (:func:`calibrate`):
    exposure* of their own around each pixel (:meth:`predistort.photofit.Model.scaled`: a phone's local tone
    curve and a vignette vary slowly, and it takes them up; by their hues alone for the start and where the
    photo is tone-mapped or vignetted, :data:`TONE_SEEN`, :data:`VIGNETTE_SEEN`), first at the scene's IOR,
-   then with the IOR free within its material's spread; then the focal length's profile along the
-   depth–focal valley (with EXIF too, its whole millimetres a prior). Each time the fitted pixels are
-   chosen again, a JPEG's bias near the colours predicted clipped is taken off the photo's
-   (:meth:`predistort.photofit.Model.jpeg_bias`).
+   then with the IOR free within its material's spread (its pixels chosen at its start: :data:`FOLLOW`);
+   then the focal length's profile along the depth–focal valley (with EXIF too, its whole millimetres a
+   prior). Each time the fitted pixels are chosen again, a JPEG's bias near the colours predicted clipped is
+   taken off the photo's (:meth:`predistort.photofit.Model.jpeg_bias`).
 5. *The answer* (:mod:`predistort.fitreport`). A :class:`Calibration`: the fitted scene (the camera as fitted,
    a film of the photo's aspect at :func:`film_for` pixels, everything else from the input scene), each
    quantity against its nominal value with the fit's standard uncertainty (from the Gauss–Newton covariance
@@ -132,6 +132,13 @@ VIGNETTE_SEEN = 0.1              # ... or whose vignette (Model.tone_mapping's) 
 TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve,
                                  # which bends each colour on its own: not modelled, a warning (the same photo at
                                  # linear light^0.8: −0.19, camera 96 mm and ball 54 mm off)
+FOLLOW = 0                       # times the second fit chooses its pixels again where it converges (photofit.fit):
+                                 # none. Measured (bench/results/chart_envelope_follow_2026-12-07.md): twice took
+                                 # the 100 mm envelope photo 9 from 2.6 mm to 0.08 mm (pixels chosen at a start
+                                 # 9 mm off had favoured it), 6 of 14 photos within bounds to 8 (Cycles: 4 → 5
+                                 # of 5), but tests/test_calibrate.py's over-exposed 4:3 photo from 0.07 mm to
+                                 # 1.31 mm: its own cost is least 1.3 mm from the true setup, which pixels chosen
+                                 # 5.5 mm off had hidden
 DESCRIBED_BALL_MM = 25.0         # a fit that puts the ball farther than this from where the scene says (five times
                                  # the envelope's 5 mm) ...
 DESCRIBED_IOR = 0.15             # ... or its IOR farther than this from the scene's (3 σ of photofit.IOR_PRIOR)
@@ -799,7 +806,7 @@ def _calibrate(config, photo, focal_mm, progress):
     if abs(tone_local) <= TONE_SEEN and abs(vignette) <= VIGNETTE_SEEN:
         model.gain_blur = GAIN_BLUR * max(model.work_size)
     model.ior_prior = IOR_PRIOR
-    theta = fit(model, theta, say, reselect=(0,), covariance=False)[0]
+    theta = fit(model, theta, say, reselect=(0,), covariance=False, follow=FOLLOW)[0]
     # The focal length's profile (with EXIF too: its whole millimetres are a prior of ±0.3 mm, not the answer).
     say(0.82, "the focal length: refitting along the depth–focal valley")
     theta = profile_focal(model, theta, say)

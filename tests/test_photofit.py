@@ -5,6 +5,8 @@ is its own prediction at a known θ."""
 import numpy as np
 import torch
 
+from predistort import photofit
+
 from test_jpeg import model_and_photo  # noqa: F401  (the fixture)
 
 
@@ -62,3 +64,25 @@ def test_a_common_or_a_slowly_varying_gain_leaves_the_residuals_as_they_were(mod
     model.observed = observed
     change = lambda r: float((r[colours] - r0[colours]).abs().mean())          # noqa: E731
     assert change(slow) < 0.1 * change(fast), (change(slow), change(fast))
+
+
+def test_the_fit_chooses_its_pixels_again_where_it_converges(model_and_photo, monkeypatch):
+    """With `follow`, the pixels (and the JPEG's bias) the fit ends on are chosen again where it converged or
+    ran out of iterations, not only at a start several millimetres off, which they would favour
+    (calibrate.FOLLOW's measure); without, only at the start."""
+    model, theta, _, _ = model_and_photo
+    monkeypatch.setattr(photofit, "FOLLOW_ITERATIONS", 1)
+    start = theta.clone()
+    start[7:10] += torch.tensor([0.03, -0.02, 0.04], dtype=theta.dtype)       # the ball ~5 mm off
+    chosen, choose = [], model.choose_pixels
+    monkeypatch.setattr(model, "choose_pixels", lambda at, jpeg=False: (chosen.append(at.clone()), choose(at, jpeg))[1])
+    choose(start)                                                             # as calibrate.start_for leaves it
+    once = photofit.fit(model, start, reselect=(0,), iterations=2, covariance=False)[0]
+    assert len(chosen) == 1 and torch.equal(chosen[0][:11], start[:11])
+    del chosen[:]
+    choose(start)
+    followed = photofit.fit(model, start, reselect=(0,), iterations=2, covariance=False, follow=1)[0]
+    assert len(chosen) == 2
+    assert torch.allclose(chosen[1][:11], once[:11], atol=1e-12)             # where the first two iterations ended
+    assert float((once[7:10] - start[7:10]).norm()) > 0.01                   # (which is not the start)
+    assert not torch.equal(followed, once)                                  # and one more iteration from there
