@@ -1,7 +1,7 @@
 """photofit.Model's colours under the local exposure (Model.scaled): the Jacobian's analytic columns for the gains
 against finite differences of the residuals, and the exposure's freedom (a gain common to the three colours, a
-local gain such as a phone's tone curve) left out of the residuals. On tests/test_jpeg.py's model: a photo that
-is its own prediction at a known θ."""
+local gain such as a phone's tone curve) left out of the residuals; and the fit choosing its pixels again where
+it converges. On tests/test_jpeg.py's model: a photo that is its own prediction at a known θ."""
 import numpy as np
 import torch
 
