@@ -1,6 +1,6 @@
 """Calibrate from one photo: parameter errors, time per photo and the final ratio, on 5 perturbed glass setups.
 
-    python bench/calibrate.py [--quick] [--photos DIR] [--focal photo|exif|exact] [--follow N]
+    python bench/calibrate.py [--quick] [--photos DIR] [--focal photo|exif|exact] [--follow N] [--align-jpeg 0|1]
                               [--out bench/results/calibrate.md]
 
 The nominal setup: a 90 mm glass ball (IOR 1.5) 225 mm in front of the print (the advised distance), the
@@ -118,8 +118,11 @@ def main():
     p.add_argument("--follow", type=int, default=calibrate_module.FOLLOW,
                    help="times the second fit chooses its pixels again where it converges (calibrate.FOLLOW: "
                         "the baseline)")
+    p.add_argument("--align-jpeg", type=int, choices=(0, 1), default=int(calibrate_module.ALIGN_JPEG),
+                   help="1: the print's alignment models the file's JPEG (calibrate.ALIGN_JPEG); 0: the baseline")
     args = p.parse_args()
     calibrate_module.FOLLOW = args.follow
+    calibrate_module.ALIGN_JPEG = bool(args.align_jpeg)
     if args.focal == "exact":
         photofit.FOCAL_PRIOR = 1e-6
     rows = []

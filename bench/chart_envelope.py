@@ -1,7 +1,8 @@
 """Which chart layout keeps enough in view over the calibration's envelope: markers found and fits, old against new.
 
     python bench/chart_envelope.py [--count 24] [--fit 6] [--start 0] [--size 640x480] [--layout old --layout new] \
-        [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes] [--follow N]
+        [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes] [--follow N] \
+        [--align-jpeg 0|1]
 
 Two nominal setups, the chart made for each:
 
@@ -126,9 +127,12 @@ def main():
     p.add_argument("--follow", type=int, default=calib.FOLLOW,
                    help="times the second fit chooses its pixels again where it converges (calibrate.FOLLOW: "
                         "the baseline)")
+    p.add_argument("--align-jpeg", type=int, choices=(0, 1), default=int(calib.ALIGN_JPEG),
+                   help="1: the print's alignment models the file's JPEG (calibrate.ALIGN_JPEG); 0: the baseline")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     calib.FOLLOW = args.follow
+    calib.ALIGN_JPEG = bool(args.align_jpeg)
     if args.open_holes:
         calib._fill_open_holes = lambda filled, piece: filled
     kinds = args.layout or ["old", "new"]

@@ -132,6 +132,9 @@ VIGNETTE_SEEN = 0.1              # ... or whose vignette (Model.tone_mapping's) 
 TONE_GLOBAL = 0.1                # ... and whose brightness follows its own more than this: another global tone curve,
                                  # which bends each colour on its own: not modelled, a warning (the same photo at
                                  # linear light^0.8: −0.19, camera 96 mm and ball 54 mm off)
+ALIGN_JPEG = False               # the print's alignment models the file's JPEG (printview.jpeg_bias): measured,
+                                 # not used (bench/results/calibrate_scatter_2026-12-07.md: 18 of 22 photos within the
+                                 # bounds both ways; Mitsuba's and Cycles' 8 → 10 of 10, the trace's envelope 10 → 8 of 12)
 FOLLOW = 0                       # times the second fit chooses its pixels again where it converges (photofit.fit):
                                  # none. Measured (bench/results/chart_envelope_follow_2026-12-07.md): twice took
                                  # the 100 mm envelope photo 9 from 2.6 mm to 0.08 mm (pixels chosen at a start
@@ -758,14 +761,17 @@ def _calibrate(config, photo, focal_mm, progress):
     # thousandths, and the camera and the ball found again from them (one marker's corners start far off).
     say(0.25, "aligning the print seen beside the ball")
     ball_px = (circle[0] * width - 0.5, circle[1] * height - 0.5, circle[2] * width)
-    view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px)
+    # The JPEG's bias at the print's marker edges, modelled (ALIGN_JPEG) where the alignment reads the file's pixels.
+    jpeg = image.jpeg if ALIGN_JPEG and image.reduction == 1 else None
+    view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, jpeg=jpeg)
     if view is None and len(ids) < MIN_MARKERS:
         raise CalibrationError(MESSAGES["markers"])
     if view is not None:
         origin, rotation, _ = pose_from_points(view.objects, view.pixels, tan_x, image.size)
         circle = find_ball(model, origin, rotation, tan_x)
         ball_px = (circle[0] * width - 0.5, circle[1] * height - 0.5, circle[2] * width)
-        view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, view.warp) or view
+        view = align_print(image.linear_full, texture, layout, ids, corners, config, ball_px, view.warp,
+                           jpeg=jpeg) or view
         # The lens's residual distortion: where the print aligns best as one homography (predistort.lens).
         say(0.27, "the lens's residual distortion")
         k1, through = find_k1(image.linear_full, tan_x, texture, layout, ids, corners, config, ball_px, view)

@@ -24,6 +24,11 @@ seen by a pinhole camera is a homography of it, so (:func:`align_print`):
    read bilinearly between texel centres as the renderer reads it. The correlation is invariant to the
    exposure's gain and offset. No Gaussian prefilter: it would blur the photo in photo pixels and the chart
    in texels, a different blur wherever a texel is not one pixel, which biases the fit (0.5–1 px measured).
+   *The file's JPEG* (:func:`jpeg_bias`, given the file's encoding): at a marker's edge against a clipped
+   white the JPEG's blocks ring, and in linear light the white beside every edge reads darker, the markers
+   larger, the print nearer; by hundredths of a pixel, enough to move a fitted ball by half a millimetre. So
+   the chart as sensed at the aligned homography is put through the file's own JPEG, the bias found there
+   is taken off the photo, and the alignment is made once more.
 5. *How well.* The homography's covariance from the alignment's own residuals: Gauss–Newton on
    ``photo ≈ a · chart(H x) + b`` at the aligned H, ``σ² (JᵀJ)⁻¹`` with σ² the residuals' variance, ×
    :data:`INFLATE`² (the residuals are not independent: JPEG's blocks and the pixel filter correlate them).
@@ -43,6 +48,7 @@ import cv2
 import numpy as np
 
 from . import trace
+from .encoding import jpeg_round_trip, linear_8bit, linear_to_srgb
 
 BALL_MARGIN = 1.15      # the ball's silhouette is left out this much wider than it is
 WHITE = 1.0             # the sensor's clip, linear
@@ -203,6 +209,38 @@ def _correlation(photo, sensed, to_fine, mask):
     return float(np.corrcoef(photo[m], _warped(sensed, to_fine, photo.shape)[m])[0, 1])
 
 
+def jpeg_bias(linear, texture, mask, warp, blur_px, encoding):
+    """[H, W] float32: what the photo's JPEG adds to the aligned channel (:data:`CHANNEL`, linear) of the print
+    seen directly (`mask`), as the chart sensed there at the homography `warp` and blur `blur_px` shows it.
+
+    1. *The chart as sensed*, each colour at its own exposure (:func:`_exposure`'s median ratio), blurred and
+       clipped (:func:`_sensed`), where `mask` is; elsewhere (the ball, the world beyond the print) the photo's
+       own colours, so that the blocks across the mask's edge hold what the file's held.
+    2. *Its JPEG*: sRGB-encoded to 8 bits, saved with the file's own tables and subsampling (`encoding`:
+       :func:`predistort.encoding.jpeg_encoding`) and read back.
+    3. *The bias*: the two in linear light, their difference on `mask`.
+
+    Why: a marker's edge against a white at or past the clip rings in the JPEG's blocks, and the convex sRGB
+    curve turns that ringing into a darker white beside every edge in linear light: the black squares look
+    larger, the print nearer. On bench/calibrate.py's setup4 (JPEG 80) the aligned points so moved the fitted
+    camera 1.1 mm and the ball 0.6 mm (bench/results/calibrate_scatter_2026-12-07.md). `linear` must be the
+    file's own pixels (not averaged down), for the blocks to fall where the file's did."""
+    predicted = np.array(linear, dtype=np.float32, copy=True)
+    for c in range(3):
+        fine, S = _fine(np.ascontiguousarray(texture[..., c], dtype=np.float32))
+        photo = np.ascontiguousarray(linear[..., c], dtype=np.float32)
+        seen = _warped(fine, S @ warp, photo.shape)
+        exposed = (mask > 0) & (seen > EXPOSED[0]) & (photo < EXPOSED[1])
+        if exposed.sum() < MIN_PIXELS:         # this colour too dark on the print to tell its exposure: as it is
+            continue
+        gain = float(np.median(photo[exposed] / seen[exposed]))
+        sensed = _warped(_sensed(fine, gain, blur_px, warp, photo.shape), S @ warp, photo.shape)
+        predicted[..., c] = np.where(mask > 0, sensed, photo)
+    codes = np.round(linear_to_srgb(np.clip(predicted, 0, 1)) * 255).astype(np.uint8)
+    through = linear_8bit(jpeg_round_trip(codes, encoding))
+    return (through[..., CHANNEL] - linear_8bit(codes)[..., CHANNEL]) * (mask > 0)
+
+
 def _near_markers(corners, shape):
     """[H, W] float32: each pixel's distance (pixels) from the nearest marker found (its centre)."""
     seeds = np.ones(shape, np.uint8)
@@ -222,7 +260,7 @@ def _ecc(photo, sensed, window, warp, to_fine):
     return correlation, warp / warp[2, 2]
 
 
-def align_print(linear, texture, layout, ids, corners, config, circle, start=None):
+def align_print(linear, texture, layout, ids, corners, config, circle, start=None, jpeg=None):
     """The print seen directly, aligned (a :class:`PrintView`), or None when the alignment fails or the print seen
     directly is too small to align.
 
@@ -230,7 +268,9 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
     made for ``config``; ``layout`` its markers; ``ids`` and ``corners`` [N, 4, 2] those found in the photo
     (the inset undone; one marker will do); ``circle`` the ball's silhouette ``(x, y, radius)`` in photo
     pixels; ``start`` a homography to start from (a :class:`PrintView`'s ``warp``: the print aligned again
-    with the ball found better), else the markers' corners'."""
+    with the ball found better), else the markers' corners'; ``jpeg`` the file's JPEG encoding
+    (:func:`predistort.encoding.jpeg_encoding`) when ``linear`` is the file's own pixels: the last alignment is
+    made again with the JPEG's bias at the aligned chart taken off the photo (:func:`jpeg_bias`)."""
     size = texture.shape[0]
     fine, S = _fine(np.ascontiguousarray(texture[..., CHANNEL], dtype=np.float32))
     photo = np.ascontiguousarray(linear[..., CHANNEL], dtype=np.float32)
@@ -276,6 +316,16 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
         return None
     if correlation < MIN_CORRELATION:          # converged elsewhere: not this print, or not where the markers say
         return None
+    if jpeg is not None:                       # again, on the photo with its JPEG's bias at the aligned chart taken off
+        photo = np.ascontiguousarray(photo - jpeg_bias(linear, texture, mask, warp, blur, jpeg), dtype=np.float32)
+        mask, gain = _exposure(photo, fine, S @ warp, away)
+        if mask is None:
+            return None
+        sensed = _sensed(fine, gain, blur, warp, photo.shape)
+        try:
+            correlation, warp = _ecc(photo, sensed, mask, warp, S)
+        except cv2.error:
+            return None
 
     # -- how well, and the points: a lattice over the print seen directly, its covariance through H⁻¹ -----
     covariance = warp_covariance(photo, sensed, mask, warp, S) * INFLATE ** 2

@@ -98,3 +98,36 @@ def test_without_the_print_beside_the_ball_there_is_nothing_to_align(found):
     corners at their own noise)."""
     _, _, _, _, _, (x, y, _), _ = found
     assert aligned(found, circle=(x, y, 5000.0)) is None
+
+
+
+def test_the_jpegs_bias_at_the_print_is_what_the_files_tables_do_to_the_chart_seen_there():
+    """printview.jpeg_bias on a photo that is the chart as sensed (30 % over-exposed: its white clipped) at a
+    known homography, saved as a JPEG at quality 80 with 4:2:0 chroma: taken off the decoded photo, what is left
+    of the JPEG's error on the print is a small part of it (the prediction is the photo here, but for the
+    sensor's 8 bits and the exposure read back from the decoded photo)."""
+    import io
+
+    from PIL import Image
+
+    from predistort.encoding import jpeg_encoding, linear_8bit, linear_to_srgb
+    from predistort.printview import _fine, _sensed, _warped, jpeg_bias
+
+    texture = chart.make_chart(NOMINAL)
+    height, width = 240, 320
+    warp = np.array([[0.55, 0.04, 30.0], [-0.03, 0.6, 40.0], [1e-5, 2e-5, 1.0]])   # photo → texels
+    sensed = np.zeros((height, width, 3), np.float32)
+    for c in range(3):
+        fine, S = _fine(np.ascontiguousarray(texture[..., c], dtype=np.float32))
+        sensed[..., c] = _warped(_sensed(fine, 1.3, 0.5, warp, (height, width)), S @ warp, (height, width))
+    mask = (sensed >= 0).all(-1).astype(np.uint8)
+    codes = np.round(linear_to_srgb(np.clip(sensed, 0, 1)) * 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(codes).save(out, "JPEG", quality=80)
+    photo = linear_8bit(np.asarray(Image.open(io.BytesIO(out.getvalue())).convert("RGB")))
+    bias = jpeg_bias(photo, texture, mask, warp, 0.5, jpeg_encoding(out.getvalue()))
+    truth = linear_8bit(codes)[..., 1]
+    on = mask > 0
+    error = np.sqrt(np.mean((photo[..., 1] - truth)[on] ** 2))
+    left = np.sqrt(np.mean((photo[..., 1] - bias - truth)[on] ** 2))
+    assert error > 0.005 and left < error / 3, (error, left)
