@@ -28,7 +28,8 @@ seen by a pinhole camera is a homography of it, so (:func:`align_print`):
    white the JPEG's blocks ring, and in linear light the white beside every edge reads darker, the markers
    larger, the print nearer; by hundredths of a pixel, enough to move a fitted ball by half a millimetre. So
    the chart as sensed at the aligned homography is put through the file's own JPEG, the bias found there
-   is taken off the photo, and the alignment is made once more.
+   is taken off the photo, and the alignment is made once more. (Calibrate asks for it only under
+   ``calibrate.ALIGN_JPEG``, off: it helped Mitsuba's and Cycles' photos and harmed noisier ones.)
 5. *How well.* The homography's covariance from the alignment's own residuals: Gauss–Newton on
    ``photo ≈ a · chart(H x) + b`` at the aligned H, ``σ² (JᵀJ)⁻¹`` with σ² the residuals' variance, ×
    :data:`INFLATE`² (the residuals are not independent: JPEG's blocks and the pixel filter correlate them).
