@@ -186,10 +186,19 @@ def _exposure(photo, fine, to_fine, away):
     unclipped); ``(None, None)`` where too few pixels tell either."""
     seen = _warped(fine, to_fine, photo.shape)
     mask = cv2.erode((away & (seen >= 0)).astype(np.uint8), np.ones((3, 3), np.uint8))   # no read past the border
-    exposed = (mask > 0) & (seen > EXPOSED[0]) & (photo < EXPOSED[1])
-    if mask.sum() < MIN_PIXELS or exposed.sum() < MIN_PIXELS:
+    gain = _gain(photo, seen, mask)
+    if mask.sum() < MIN_PIXELS or gain is None:
         return None, None
-    return mask, float(np.median(photo[exposed] / seen[exposed]))
+    return mask, gain
+
+
+def _gain(photo, seen, mask):
+    """The photo's exposure on `mask`: the median ratio of `photo` to the chart `seen` where the chart is bright
+    and the photo unclipped (:data:`EXPOSED`), or None where fewer than :data:`MIN_PIXELS` tell it."""
+    exposed = (mask > 0) & (seen > EXPOSED[0]) & (photo < EXPOSED[1])
+    if exposed.sum() < MIN_PIXELS:
+        return None
+    return float(np.median(photo[exposed] / seen[exposed]))
 
 
 def _sensed(fine, gain, blur_px, warp, photo_shape):
@@ -214,7 +223,7 @@ def jpeg_bias(linear, texture, mask, warp, blur_px, encoding):
     """[H, W] float32: what the photo's JPEG adds to the aligned channel (:data:`CHANNEL`, linear) of the print
     seen directly (`mask`), as the chart sensed there at the homography `warp` and blur `blur_px` shows it.
 
-    1. *The chart as sensed*, each colour at its own exposure (:func:`_exposure`'s median ratio), blurred and
+    1. *The chart as sensed*, each colour at its own exposure (:func:`_gain`), blurred and
        clipped (:func:`_sensed`), where `mask` is; elsewhere (the ball, the world beyond the print) the photo's
        own colours, so that the blocks across the mask's edge hold what the file's held.
     2. *Its JPEG*: sRGB-encoded to 8 bits, saved with the file's own tables and subsampling (`encoding`:
@@ -230,11 +239,9 @@ def jpeg_bias(linear, texture, mask, warp, blur_px, encoding):
     for c in range(3):
         fine, S = _fine(np.ascontiguousarray(texture[..., c], dtype=np.float32))
         photo = np.ascontiguousarray(linear[..., c], dtype=np.float32)
-        seen = _warped(fine, S @ warp, photo.shape)
-        exposed = (mask > 0) & (seen > EXPOSED[0]) & (photo < EXPOSED[1])
-        if exposed.sum() < MIN_PIXELS:         # this colour too dark on the print to tell its exposure: as it is
+        gain = _gain(photo, _warped(fine, S @ warp, photo.shape), mask)
+        if gain is None:                       # this colour too dark on the print to tell its exposure: as it is
             continue
-        gain = float(np.median(photo[exposed] / seen[exposed]))
         sensed = _warped(_sensed(fine, gain, blur_px, warp, photo.shape), S @ warp, photo.shape)
         predicted[..., c] = np.where(mask > 0, sensed, photo)
     codes = np.round(linear_to_srgb(np.clip(predicted, 0, 1)) * 255).astype(np.uint8)
