@@ -81,6 +81,10 @@ def test_training_tab_shows_an_estimate_before_training(browser, app_server):
     assert "R⁴ weights" in page.inner_text("#method-info")
     # Changing the sphere says which ways of pre-distorting still apply to the new scene.
     page.get_by_text("Scene: the glass sphere").click()
+    # The page's own first report (a load event, which may queue behind the shared server's work for the test
+    # before) must have arrived: arriving after the change below, it would overwrite that change's report.
+    page.wait_for_function("(() => { const e = document.querySelector('#scene-info');"
+                           " return e && e.innerText.includes('IOR 1.06'); })()", timeout=120_000)
     ior = page.get_by_label("number input for Index of refraction (tutorial: 1.06)")
     ior.fill("1.3")
     ior.press("Enter")

@@ -7,6 +7,7 @@ fake Hub knows that string as a token of the user "visitor" (as a real OAuth tok
 server holds a different token of its own in HF_TOKEN; every request made for the visitor must carry theirs.
 """
 import pytest
+from playwright import sync_api
 
 from conftest import make_tiny_model
 from fake_hub import FakeHub
@@ -58,7 +59,14 @@ def test_a_signed_in_visitor_loads_their_private_model_and_pushes_to_their_accou
     page.get_by_role("tab", name="Load a model").click()
     page.fill("#repo textarea, #repo input", "visitor/own16")
     page.get_by_role("button", name="Load", exact=True).click()
-    page.wait_for_function("document.querySelector('#status').innerText.includes('visitor/own16')", timeout=60_000)
+    try:
+        page.wait_for_function("document.querySelector('#status').innerText.includes('visitor/own16')",
+                               timeout=120_000)
+    except sync_api.TimeoutError:            # once, under the full suite's load: say what the page and server saw
+        raise AssertionError(f"status {page.inner_text('#status')!r}, load tab "
+                             f"{page.inner_text('#load-message')!r}, Hub requests "
+                             f"{[(r.path, r.authorization) for r in hub.recorded][-6:]}, server log end:\n"
+                             f"{app.log.read_text()[-3000:]}") from None
     page.fill("#repo textarea, #repo input", "owner/secret16")   # someone else's private model: still refused
     page.get_by_role("button", name="Load", exact=True).click()
     page.wait_for_selector("text=that you can read", timeout=30_000)
