@@ -1,6 +1,6 @@
 """Calibrate from one photo: parameter errors, time per photo and the final ratio, on 5 perturbed glass setups.
 
-    python bench/calibrate.py [--quick] [--photos DIR] [--focal photo|exif|exact] [--follow N] [--align-jpeg 0|1]
+    python bench/calibrate.py [--quick] [--photos DIR] [--focal photo|exif|exact] [--follow N] [--align-jpeg 0|1] [--local-gain SIDES]
                               [--out bench/results/calibrate.md]
 
 The nominal setup: a 90 mm glass ball (IOR 1.5) 225 mm in front of the print (the advised distance), the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from photos import focal_35mm, perturbed, photograph, render  # noqa: E402
-from predistort import chart, photofit  # noqa: E402
+from predistort import chart, photofit, printview  # noqa: E402
 from predistort import calibrate as calibrate_module  # noqa: E402
 from predistort.calibrate import CalibrationError, calibrate  # noqa: E402
 from predistort.physical import PhysicalSetup  # noqa: E402
@@ -120,9 +120,13 @@ def main():
                         "the baseline)")
     p.add_argument("--align-jpeg", type=int, choices=(0, 1), default=int(calibrate_module.ALIGN_JPEG),
                    help="1: the print's alignment models the file's JPEG (calibrate.ALIGN_JPEG); 0: the baseline")
+    p.add_argument("--local-gain", type=float, default=printview.LOCAL_GAIN,
+                   help="the print's last alignment reads the exposure as a field smoothed over this many marker "
+                        "sides (printview.LOCAL_GAIN); 0: one exposure, the baseline")
     args = p.parse_args()
     calibrate_module.FOLLOW = args.follow
     calibrate_module.ALIGN_JPEG = bool(args.align_jpeg)
+    printview.LOCAL_GAIN = args.local_gain
     if args.focal == "exact":
         photofit.FOCAL_PRIOR = 1e-6
     rows = []

@@ -2,7 +2,7 @@
 
     python bench/chart_envelope.py [--count 24] [--fit 6] [--start 0] [--size 640x480] [--layout old --layout new] \
         [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes] [--follow N] \
-        [--align-jpeg 0|1]
+        [--align-jpeg 0|1] [--local-gain SIDES]
 
 Two nominal setups, the chart made for each:
 
@@ -44,7 +44,7 @@ sys.path.insert(0, str(BENCH))
 
 import calibrate_phone  # noqa: E402  (bench/calibrate_phone.py)
 from cycles import perturb, phone  # noqa: E402  (bench/cycles.py)
-from predistort import calibrate as calib, chart  # noqa: E402
+from predistort import calibrate as calib, chart, printview  # noqa: E402
 from predistort.calibrate import MESSAGES, CalibrationError  # noqa: E402
 from predistort.physical import MAKER_DEFAULT, PhysicalSetup  # noqa: E402
 
@@ -129,10 +129,14 @@ def main():
                         "the baseline)")
     p.add_argument("--align-jpeg", type=int, choices=(0, 1), default=int(calib.ALIGN_JPEG),
                    help="1: the print's alignment models the file's JPEG (calibrate.ALIGN_JPEG); 0: the baseline")
+    p.add_argument("--local-gain", type=float, default=printview.LOCAL_GAIN,
+                   help="the print's last alignment reads the exposure as a field smoothed over this many marker "
+                        "sides (printview.LOCAL_GAIN); 0: one exposure, the baseline")
     args = p.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     calib.FOLLOW = args.follow
     calib.ALIGN_JPEG = bool(args.align_jpeg)
+    printview.LOCAL_GAIN = args.local_gain
     if args.open_holes:
         calib._fill_open_holes = lambda filled, piece: filled
     kinds = args.layout or ["old", "new"]

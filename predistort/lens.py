@@ -79,7 +79,7 @@ def _aligned(linear, k1, tan_x, texture, layout, ids, corners, config, circle, s
     (cx, cy), = undistort_points([[x * scale, y * scale]], k1, tan_x, size)
     points = undistort_points(corners.reshape(-1, 2) * scale, k1, tan_x, size).reshape(corners.shape)
     return align_print(picture, texture, layout, ids, points, config, (cx, cy, radius * scale),
-                       start @ np.linalg.inv(to_scaled))
+                       start @ np.linalg.inv(to_scaled), field=False)      # the candidates under one exposure
 
 
 def find_k1(linear, tan_x, texture, layout, ids, corners, config, circle, view):

@@ -18,7 +18,10 @@ seen by a pinhole camera is a homography of it, so (:func:`align_print`):
    chart, 0.003 px; on one over-exposed by 17 % with one marker in view, 0.07 px without the blur and
    0.005 px with it.) The blur (a Gaussian's σ in photo pixels) is the one of :data:`BLURS_PX` whose chart
    correlates best with the photo once aligned. In an unclipped photo a symmetric blur moves no edge: it
-   matters only where the photo clips.
+   matters only where the photo clips. For the last alignment the exposure is read as a field
+   (:func:`_gain_field`, smoothed over :data:`LOCAL_GAIN` marker sides) where it varies across the print: a
+   phone's local tone curve brightens the print unevenly, and one exposure for all of it leaves a slope that
+   moves every edge.
 4. *Alignment.* OpenCV's ECC (``cv2.findTransformECCWithMask``, Evangelidis & Psarakis 2008): the
    homography that maximises the correlation between the photo's linear green channel and that chart's,
    read bilinearly between texel centres as the renderer reads it. The correlation is invariant to the
@@ -66,6 +69,12 @@ INFLATE = 4.0           # the covariance's σ × this (measured: the aligned poi
 COVARIANCE_PIXELS = 300_000   # the covariance from at most this many of the aligned pixels, evenly spread
 MIN_PIXELS = 1000       # fewer pixels of the print seen directly than this: nothing to align
 MIN_CORRELATION = 0.95  # an alignment correlating less is taken as failed (measured: 0.997–0.9997 when right)
+LOCAL_GAIN = 1.0        # the last alignment reads the exposure as a field, smoothed over this many marker sides
+                        # (a phone's local tone curve); 0: one exposure for the whole print ...
+LOCAL_GAIN_SEEN = 0.015  # ... where the field varies more than this (its sd ÷ its mean). Measured (2026-12-07):
+                        # untouched photos 0.0004–0.006, tone-mapped ones (tests/photos.local_tone 0.3–0.6,
+                        # bench/cycles.py's local_tone_gain) 0.034–0.11; read as a field, the untouched 640 × 480
+                        # photo of tests/test_app_calibrate.py fitted its ball 0.62 mm off (0.48 as one exposure)
 
 
 @dataclass
@@ -201,6 +210,37 @@ def _gain(photo, seen, mask):
     return float(np.median(photo[exposed] / seen[exposed]))
 
 
+def _gain_field(photo, fine, to_fine, mask, gain, sigma_px):
+    """The photo's exposure on the print: `gain` (one for the whole print, :func:`_gain`), or, where the photo
+    shows it varying (beyond :data:`LOCAL_GAIN_SEEN`), a field [F, F] float32 at the fine texels.
+
+    The field is read as :func:`_gain` reads one exposure, but locally: the ratio of the photo to the chart
+    (`fine` through `to_fine`), each summed under a Gaussian of σ `sigma_px` photo pixels over the exposed
+    pixels of `mask`; `gain` where few pixels tell it. A phone's local tone curve multiplies the light by a
+    gain that follows the surroundings' brightness; ECC is blind to one gain, not to one that varies across
+    the print, and such a gain's slope moves every edge a little its way (the 24 MP Cycles setup2 photo under
+    bench/cycles.py's local tone curve: the aligned points alone pulled the fitted ball 0.77 mm)."""
+    seen = _warped(fine, to_fine, photo.shape)
+    exposed = ((mask > 0) & (seen > EXPOSED[0]) & (photo < EXPOSED[1])).astype(np.float32)
+    # The sums at a scale where σ is ~4 pixels (the field is smooth; a 24 MP photo's 3 MP copy has σ ~80 px).
+    shrink = max(1.0, sigma_px / 4)
+    small = (max(1, round(photo.shape[1] / shrink)), max(1, round(photo.shape[0] / shrink)))
+
+    def blur(x):
+        x = cv2.resize(x, small, interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(x, (0, 0), sigma_px / shrink, borderType=cv2.BORDER_CONSTANT)
+    chart, weight = blur(seen * exposed), blur(exposed)
+    trust = np.clip(weight / 0.1, 0, 1)                  # under a tenth of the window exposed: the print's gain
+    field = trust * blur(photo * exposed) / np.maximum(chart, 1e-6) + (1 - trust) * gain
+    field = np.where(chart > 1e-6, field, gain).astype(np.float32)
+    told = field[trust > 0.99]
+    if len(told) < 2 or np.std(told) <= LOCAL_GAIN_SEEN * np.mean(told):
+        return gain
+    field = cv2.resize(field, photo.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return cv2.warpPerspective(field, to_fine, fine.shape[::-1], flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
 def _sensed(fine, gain, blur_px, warp, photo_shape):
     """The chart as the sensor records it (module doc, 3): `fine` blurred by the photo's blur (Gaussian σ
     `blur_px` photo pixels, in fine texels at the photo's centre through `warp`), × `gain`, clipped at white."""
@@ -268,7 +308,7 @@ def _ecc(photo, sensed, window, warp, to_fine):
     return correlation, warp / warp[2, 2]
 
 
-def align_print(linear, texture, layout, ids, corners, config, circle, start=None, jpeg=None):
+def align_print(linear, texture, layout, ids, corners, config, circle, start=None, jpeg=None, field=True):
     """The print seen directly, aligned (a :class:`PrintView`), or None when the alignment fails or the print seen
     directly is too small to align.
 
@@ -278,7 +318,9 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
     pixels; ``start`` a homography to start from (a :class:`PrintView`'s ``warp``: the print aligned again
     with the ball found better), else the markers' corners'; ``jpeg`` the file's JPEG encoding
     (:func:`predistort.encoding.jpeg_encoding`) when ``linear`` is the file's own pixels: the last alignment is
-    made again with the JPEG's bias at the aligned chart taken off the photo (:func:`jpeg_bias`)."""
+    made again with the JPEG's bias at the aligned chart taken off the photo (:func:`jpeg_bias`); ``field``
+    False: one exposure for the whole print, never a field (:func:`_gain_field`; predistort.lens compares
+    alignments under one exposure model)."""
     size = texture.shape[0]
     fine, S = _fine(np.ascontiguousarray(texture[..., CHANNEL], dtype=np.float32))
     photo = np.ascontiguousarray(linear[..., CHANNEL], dtype=np.float32)
@@ -316,6 +358,8 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
     mask, gain = _exposure(photo, fine, S @ warp, away)
     if mask is None:
         return None
+    if LOCAL_GAIN and field:
+        gain = _gain_field(photo, fine, S @ warp, mask, gain, LOCAL_GAIN * side)
     blur = max(BLURS_PX, key=lambda b: _correlation(photo, _sensed(fine, gain, b, warp, photo.shape), S @ warp, mask))
     sensed = _sensed(fine, gain, blur, warp, photo.shape)
     try:
@@ -329,6 +373,8 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
         mask, gain = _exposure(photo, fine, S @ warp, away)
         if mask is None:
             return None
+        if LOCAL_GAIN and field:
+            gain = _gain_field(photo, fine, S @ warp, mask, gain, LOCAL_GAIN * side)
         sensed = _sensed(fine, gain, blur, warp, photo.shape)
         try:
             correlation, warp = _ecc(photo, sensed, mask, warp, S)
