@@ -67,11 +67,31 @@ def wait_for_the_page(page):
     # Generous: the load events may queue behind whatever the shared test server still finishes for the test
     # before (an advice's search, a 1024² render); CI once took over 30 s here.
     page.wait_for_selector("#predistort-button", timeout=60_000)
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=120_000)
+    wait_for_the_status(page)
     r = Settings().page_resolution()
     if r:
         page.wait_for_function(f"document.querySelector('#resolution-choice input').value == '{r}×{r}'",
                                timeout=120_000)
+
+
+def wait_for_the_status(page, timeout_s=60):
+    """Wait for the page's first status line (a load event). Under the full suite's load it has, three times in
+    CI and here, not come at all (30–120 s; the server logged nothing): the page is loaded once more and waited
+    for again, and a second miss fails with what the status says. Not understood yet (a suspect: the server's
+    worker threads all held by earlier pages' events that wait on the render lock)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    script = "document.querySelector('#status') && document.querySelector('#status').innerText.includes('Model:')"
+    try:
+        page.wait_for_function(script, timeout=timeout_s * 1000)
+    except PlaywrightTimeout:
+        print(f"the page's first status line did not come within {timeout_s} s: loading the page again")
+        page.reload(wait_until="load")
+        try:
+            page.wait_for_function(script, timeout=2 * timeout_s * 1000)
+        except PlaywrightTimeout:
+            status = page.evaluate("document.querySelector('#status') ? "
+                                   "document.querySelector('#status').innerText : null")
+            raise AssertionError(f"the page's status line is {status!r}, twice") from None
 
 
 def make_tiny_model(folder, resolution, seed=0):

@@ -10,7 +10,7 @@ import shutil
 from PIL import Image
 from playwright import sync_api
 
-from conftest import ARTIFACTS, REPO_ROOT, wait_for_the_page
+from conftest import ARTIFACTS, REPO_ROOT, wait_for_the_page, wait_for_the_status
 
 OUTPUTS = ["#out-initial", "#out-input", "#out-predistorted", "#out-final"]
 
@@ -131,7 +131,7 @@ def test_visitor_asks_where_to_put_the_print_for_a_glass_ball(browser, app_serve
     page.goto(app_server.url, wait_until="load")
     page.wait_for_selector("#predistort-button", timeout=60_000)
     # The page's own first status line must have arrived: it would overwrite the one of the load below.
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+    wait_for_the_status(page)
     page.get_by_role("tab", name="Load a model").click()
     page.fill("#repo textarea, #repo input", "test/tiny16")
     page.get_by_role("button", name="Load", exact=True).click()

@@ -9,7 +9,7 @@ server holds a different token of its own in HF_TOKEN; every request made for th
 import pytest
 from playwright import sync_api
 
-from conftest import make_tiny_model
+from conftest import make_tiny_model, wait_for_the_status
 from fake_hub import FakeHub
 from predistort.appserver import launch_app
 
@@ -44,7 +44,7 @@ def test_a_signed_in_visitor_loads_their_private_model_and_pushes_to_their_accou
     page.wait_for_selector("#login", timeout=60_000)
     assert "Sign in" in page.inner_text("#login")
     # The page's own first status line must have arrived: it would overwrite the one of the loads below.
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+    wait_for_the_status(page)
 
     # Signed out: the private model is refused, as if it did not exist.
     page.get_by_role("tab", name="Load a model").click()
@@ -55,7 +55,7 @@ def test_a_signed_in_visitor_loads_their_private_model_and_pushes_to_their_accou
     page.click("#login")                                          # the imitated sign-in, then back to the page
     page.wait_for_function("document.querySelector('#login') && "
                            "document.querySelector('#login').innerText.includes('visitor')", timeout=60_000)
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+    wait_for_the_status(page)
     page.get_by_role("tab", name="Load a model").click()
     page.fill("#repo textarea, #repo input", "visitor/own16")
     page.get_by_role("button", name="Load", exact=True).click()

@@ -335,13 +335,13 @@ def test_a_bad_hub_repo_keeps_the_sessions_model(url, bad_repos):
 
 # -- in the page -----------------------------------------------------------------------------------------------
 def test_the_page_shows_why_an_upload_is_refused_and_keeps_working(browser, app_server, files):
-    from conftest import ARTIFACTS
+    from conftest import ARTIFACTS, wait_for_the_status
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(app_server.url, wait_until="load")
     page.wait_for_selector("#predistort-button", timeout=60_000)
-    page.wait_for_function("document.querySelector('#status').innerText.includes('Model:')", timeout=30_000)
+    wait_for_the_status(page)
     # A text file named .png passes the browser's "image/*" filter; the server says what it is.
     page.set_input_files("#texture input[type=file]", str(files["fake"]))
     page.click("#predistort-button")
