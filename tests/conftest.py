@@ -75,9 +75,9 @@ def wait_for_the_page(page):
 
 
 def wait_for_the_status(page, timeout_s=60):
-    """Wait for the page's first status line (a load event). Under the full suite's load it has, three times in
-    CI and here, not come at all (30–120 s; the server logged nothing): the page is loaded once more and waited
-    for again, and a second miss fails with what the status says. Not understood yet (a suspect: the server's
+    """Wait for the page's first status line (a load event). Under load it has twice not come at all (once in
+    CI's full suite, 30 s; once here beside other fits, 120 s; the server logged nothing): the page is loaded
+    once more and waited for again, and a second miss fails with what the status says. Not understood yet (a suspect: the server's
     worker threads all held by earlier pages' events that wait on the render lock)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     script = "document.querySelector('#status') && document.querySelector('#status').innerText.includes('Model:')"
