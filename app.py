@@ -7,6 +7,8 @@ Docker Space sets 0.0.0.0:7860). Limits: the PREDISTORT_* variables of predistor
 The API's endpoints and the page's events are the handlers of predistort/api.py (each named after its
 endpoint; its docstring is the API page's and the MCP tool's description).
 """
+import faulthandler
+import signal
 from dataclasses import dataclass
 
 import gradio as gr
@@ -633,6 +635,7 @@ demo = build_demo()
 
 
 def main():
+    faulthandler.register(signal.SIGUSR1, all_threads=True)   # `kill -USR1 <pid>`: every thread's stack, to the log
     backend.limit_heap_arenas()                         # before any worker thread: memory stays flat per visitor
     resources.warm_up(render=SETTINGS.warmup)          # the default model is loaded before the first visitor
     demo.queue(default_concurrency_limit=1, max_size=SETTINGS.queue_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+RUNNING: list = []          # the AppProcess of every app launch_app is running now (tests ask them for stacks)
 
 
 def free_port():
@@ -40,6 +42,17 @@ class AppProcess:
     @property
     def pid(self):
         return self.proc.pid
+
+    def stacks(self, wait_s=2.0):
+        """Every thread's stack in the app now (app.py dumps them to its log on SIGUSR1), as text."""
+        if self.proc.poll() is not None:
+            return f"(the app has exited with status {self.proc.returncode})"
+        start = self.log.stat().st_size
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        time.sleep(wait_s)
+        with open(self.log, errors="replace") as f:
+            f.seek(start)
+            return f.read()
 
 
 @contextlib.contextmanager
@@ -75,8 +88,11 @@ def launch_app(log_dir, timeout=180, base_env=None, **extra_env):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"app.py did not answer on {url} within {timeout} s:\n{log.read_text()[-4000:]}")
             time.sleep(0.1)
-        yield AppProcess(url, port, log, proc, time.perf_counter() - start)
+        app = AppProcess(url, port, log, proc, time.perf_counter() - start)
+        RUNNING.append(app)
+        yield app
     finally:
+        RUNNING[:] = [a for a in RUNNING if a.proc is not proc]
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -76,22 +76,41 @@ def wait_for_the_page(page):
 
 def wait_for_the_status(page, timeout_s=60):
     """Wait for the page's first status line (a load event). Under load it has twice not come at all (once in
-    CI's full suite, 30 s; once here beside other fits, 120 s; the server logged nothing): the page is loaded
-    once more and waited for again, and a second miss fails with what the status says. Not understood yet (a suspect: the server's
-    worker threads all held by earlier pages' events that wait on the render lock)."""
+    CI's full suite, 30 s; once here beside other fits, 120 s; the server logged nothing). Not understood yet:
+    a first miss prints what the page asked the server and heard back, its console, and every app's thread
+    stacks (:func:`page_report`), then the page is loaded once more and waited for again; a second miss fails
+    with the same report."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     script = "document.querySelector('#status') && document.querySelector('#status').innerText.includes('Model:')"
     try:
         page.wait_for_function(script, timeout=timeout_s * 1000)
     except PlaywrightTimeout:
-        print(f"the page's first status line did not come within {timeout_s} s: loading the page again")
+        print(f"the page's first status line did not come within {timeout_s} s: loading the page again\n"
+              + page_report(page))
         page.reload(wait_until="load")
         try:
             page.wait_for_function(script, timeout=2 * timeout_s * 1000)
         except PlaywrightTimeout:
-            status = page.evaluate("document.querySelector('#status') ? "
-                                   "document.querySelector('#status').innerText : null")
-            raise AssertionError(f"the page's status line is {status!r}, twice") from None
+            raise AssertionError("the page's first status line did not come, twice\n" + page_report(page)) from None
+
+
+def page_report(page):
+    """What a page that waits shows and did: its status line, its requests to the app (with what came back;
+    "pending" for none yet), its console and errors, and the thread stacks of every app launched here."""
+    from predistort import appserver
+    lines = ["status line: " + repr(page.evaluate(
+        "document.querySelector('#status') ? document.querySelector('#status').innerText : null"))]
+    for req in page.requests():
+        if "/gradio_api/" not in req.url and "/config" not in req.url:
+            continue
+        done = req.timing.get("responseEnd", -1) >= 0
+        lines.append(f"request {req.method} {req.url.split('//', 1)[-1].split('/', 1)[-1]}: "
+                     + (f"failed ({req.failure})" if req.failure else "answered" if done else "pending"))
+    lines += [f"console {m.type}: {m.text}" for m in page.console_messages()[-20:]]
+    lines += [f"page error: {e}" for e in page.page_errors()[-10:]]
+    for app in list(appserver.RUNNING):
+        lines.append(f"--- app on port {app.port}: thread stacks ---\n{app.stacks()[-12000:]}")
+    return "\n".join(lines)
 
 
 def make_tiny_model(folder, resolution, seed=0):

@@ -33,6 +33,14 @@ def signin_app(tmp_path_factory):
     assert not hub.errors, hub.errors
 
 
+def load(page, repo):
+    """Type `repo` in the Load tab and press Load, once the box holds it (what the server is sent)."""
+    box = page.locator("#repo textarea, #repo input")
+    box.fill(repo)
+    sync_api.expect(box).to_have_value(repo)
+    page.get_by_role("button", name="Load", exact=True).click()
+
+
 def carried(hub, repo, token):
     return [r for r in hub.recorded if repo in r.path and r.authorization == f"Bearer {token}"]
 
@@ -48,8 +56,7 @@ def test_a_signed_in_visitor_loads_their_private_model_and_pushes_to_their_accou
 
     # Signed out: the private model is refused, as if it did not exist.
     page.get_by_role("tab", name="Load a model").click()
-    page.fill("#repo textarea, #repo input", "visitor/own16")
-    page.get_by_role("button", name="Load", exact=True).click()
+    load(page, "visitor/own16")
     page.wait_for_selector("text=that you can read", timeout=30_000)
 
     page.click("#login")                                          # the imitated sign-in, then back to the page
@@ -57,18 +64,20 @@ def test_a_signed_in_visitor_loads_their_private_model_and_pushes_to_their_accou
                            "document.querySelector('#login').innerText.includes('visitor')", timeout=60_000)
     wait_for_the_status(page)
     page.get_by_role("tab", name="Load a model").click()
-    page.fill("#repo textarea, #repo input", "visitor/own16")
-    page.get_by_role("button", name="Load", exact=True).click()
+    load(page, "visitor/own16")
     try:
         page.wait_for_function("document.querySelector('#status').innerText.includes('visitor/own16')",
                                timeout=120_000)
-    except sync_api.TimeoutError:            # once, under the full suite's load: say what the page and server saw
-        raise AssertionError(f"status {page.inner_text('#status')!r}, load tab "
+    except sync_api.TimeoutError:
+        # Seen twice under the full suite's load (never alone, 6 runs beside two busy loops): the load ran with
+        # the box's first value, "default" (the load tab said the default model was loaded; the Hub was asked
+        # nothing after the sign-in). Not understood; say what the page and server saw.
+        raise AssertionError(f"the box holds {page.locator('#repo textarea, #repo input').input_value()!r}; "
+                             f"status {page.inner_text('#status')!r}, load tab "
                              f"{page.inner_text('#load-message')!r}, Hub requests "
                              f"{[(r.path, r.authorization) for r in hub.recorded][-6:]}, server log end:\n"
                              f"{app.log.read_text()[-3000:]}") from None
-    page.fill("#repo textarea, #repo input", "owner/secret16")   # someone else's private model: still refused
-    page.get_by_role("button", name="Load", exact=True).click()
+    load(page, "owner/secret16")                                  # someone else's private model: still refused
     page.wait_for_selector("text=that you can read", timeout=30_000)
 
     page.get_by_role("tab", name="Download").click()
