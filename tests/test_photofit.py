@@ -2,10 +2,11 @@
 against finite differences of the residuals, and the exposure's freedom (a gain common to the three colours, a
 local gain such as a phone's tone curve) left out of the residuals; and the fit choosing its pixels again where
 it converges. On tests/test_jpeg.py's model: a photo that is its own prediction at a known θ."""
+import cv2
 import numpy as np
 import torch
 
-from predistort import photofit
+from predistort import photofit, trace
 
 from test_jpeg import model_and_photo  # noqa: F401  (the fixture)
 
@@ -64,6 +65,43 @@ def test_a_common_or_a_slowly_varying_gain_leaves_the_residuals_as_they_were(mod
     model.observed = observed
     change = lambda r: float((r[colours] - r0[colours]).abs().mean())          # noqa: E731
     assert change(slow) < 0.1 * change(fast), (change(slow), change(fast))
+
+
+def test_the_local_exposure_sums_as_opencvs_gaussian_blur(model_and_photo):
+    """Model.local (two matrix products, photofit._gaussian) is cv2.GaussianBlur of the fitted pixels' values."""
+    model, theta, _, _ = model_and_photo
+    model.choose_pixels(theta)
+    assert model.gain_blur > 5
+    values = torch.rand(len(model.pixels), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    w, h = model.work_size
+    image = np.zeros(w * h)
+    image[model.pixels.numpy()] = values.numpy()
+    blurred = cv2.GaussianBlur(image.reshape(h, w), (0, 0), model.gain_blur, borderType=cv2.BORDER_REFLECT)
+    np.testing.assert_allclose(model.local(values).numpy(), blurred.ravel()[model.pixels.numpy()], rtol=1e-12)
+
+
+def test_a_pixels_colour_is_the_mean_of_its_four_rays_each_clipped(model_and_photo):
+    """Model.predict traces a pixel's 2 × 2 rays together: each ray's colour, clipped at 1 as the sensor clips,
+    averaged; here at gains bright enough that some rays clip and others beside them do not."""
+    model, theta, _, _ = model_and_photo
+    model.choose_pixels(theta)
+    bright = theta.clone()
+    bright[11:14] = bright[11:14] * 1.6
+    pixels = model.pixels[::7]
+    w, h = model.work_size
+    col, row = (pixels % w).double(), (pixels // w).double()
+    gain = bright[11:14] * model.vignette(bright, pixels)[:, None]
+    spacing = 0.5 / model.radius_px(bright)
+    mean, clipped = 0, 0
+    for dx in (0.25, 0.75):
+        for dy in (0.25, 0.75):
+            traced = model.rays(bright, (col + dx) / w, (row + dy) / h)
+            coverage = ((1 - traced["impact"]) / spacing + 0.5).clamp(0, 1)
+            colour = trace.look(model.texture, traced, coverage) * gain
+            clipped = clipped + (colour > 1).any(-1).double()
+            mean = mean + colour.clamp(max=1.0) / 4
+    assert ((clipped > 0) & (clipped < 4)).sum() > 10                 # pixels whose rays clip apart
+    torch.testing.assert_close(model.predict(bright, pixels), mean, rtol=0, atol=1e-12)
 
 
 def test_the_fit_chooses_its_pixels_again_where_it_converges(model_and_photo, monkeypatch):
