@@ -71,7 +71,8 @@ total                                  81 / 443 CPU s, 3.3 / 4.1 GB        37-44
 The fit's own cost (phase 4) does not grow with the photo: it traces ~9,000 work pixels, 2 × 2 rays each, ~15
 times an iteration (the Jacobian's forward differences), in :mod:`predistort.trace`.
 
-Limits: ~25-45 CPU s per photo of any size on two cores (wall seconds as many when the machine is idle); memory
+Limits: 27-51 s a photo on two idle cores (a 640-px test photo ~27 s, the 960 × 720 bench photos 28-51 s, 24.5 MP
+37-44 s: bench/results/fit_speed_2026-12-07.md); memory
 ~1.1 GB (peak resident, a 24.5 MP photo); one ball, the scene's chart; the lens's distortion beyond one radial
 term (k1, OpenCV's convention, :mod:`predistort.lens`) is not modelled; the photometric model is a gain per
 colour under a local exposure (photofit.GAIN_BLUR's reach, or each pixel's own): a global tone curve other
