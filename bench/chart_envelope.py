@@ -2,7 +2,7 @@
 
     python bench/chart_envelope.py [--count 24] [--fit 6] [--start 0] [--size 640x480] [--layout old --layout new] \
         [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes] [--follow N] \
-        [--align-jpeg 0|1] [--local-gain SIDES]
+        [--align-jpeg 0|1] [--local-gain SIDES] [--described-start] [--start-at-truth]
 
 Two nominal setups, the chart made for each:
 
@@ -35,7 +35,9 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -108,6 +110,23 @@ def whole_in_view(true, layout):
     return int(chart._seen(true, layout.corners, layout.cell, cameras).sum())
 
 
+TRUE = {}                         # the photo being fitted's true setup (--start-at-truth)
+
+
+def started_at_truth(model, config, circle, tan_x, pose=None, _start_for=calib.start_for):
+    """calibrate.start_for, with the camera, its focal length, the ball and the IOR put at the true setup's."""
+    theta = _start_for(model, config, circle, tan_x, pose)
+    true = TRUE["setup"]
+    origin, left, up, forward = chart.camera_frame(true)
+    rotation = np.stack([left, up, forward], 1)
+    theta[0:3] = torch.from_numpy(origin)
+    theta[3:6] = torch.from_numpy(cv2.Rodrigues(model.rotation0.numpy().T @ rotation)[0].ravel())
+    theta[6] = math.log(model.tan_x0 / math.tan(math.radians(true.fov) / 2))
+    theta[7:10] = torch.tensor(true.sphere_center, dtype=torch.float64)
+    theta[10] = true.sphere_ior
+    return theta
+
+
 def refusal_key(message):
     return next((k for k, v in MESSAGES.items() if v == message), "?")
 
@@ -129,6 +148,12 @@ def main():
                         "the baseline)")
     p.add_argument("--align-jpeg", type=int, choices=(0, 1), default=int(calib.ALIGN_JPEG),
                    help="1: the print's alignment models the file's JPEG (calibrate.ALIGN_JPEG); 0: the baseline")
+    p.add_argument("--described-start", action="store_true",
+                   help="a photo with fewer than 2 markers and no print aligned is fitted from the camera the scene "
+                        "describes (calibrate.DESCRIBED_START), not refused")
+    p.add_argument("--start-at-truth", action="store_true",
+                   help="each fit starts at the true setup (what the photo's colours and points tell at best; "
+                        "implies --described-start)")
     p.add_argument("--local-gain", type=float, default=printview.LOCAL_GAIN,
                    help="the print's last alignment reads the exposure as a field smoothed over this many marker "
                         "sides (printview.LOCAL_GAIN); 0: one exposure, the baseline")
@@ -137,6 +162,9 @@ def main():
     calib.FOLLOW = args.follow
     calib.ALIGN_JPEG = bool(args.align_jpeg)
     printview.LOCAL_GAIN = args.local_gain
+    calib.DESCRIBED_START = args.described_start or args.start_at_truth
+    if args.start_at_truth:
+        calib.start_for = started_at_truth
     if args.open_holes:
         calib._fill_open_holes = lambda filled, piece: filled
     kinds = args.layout or ["old", "new"]
@@ -180,6 +208,7 @@ def main():
                         start = time.perf_counter()
                         s["fits"] += 1
                         try:
+                            TRUE["setup"] = true
                             fit = calib.calibrate(nominal, jpeg)
                             camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * true.units_mm
                             ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * true.units_mm

@@ -340,7 +340,11 @@ def align_print(linear, texture, layout, ids, corners, config, circle, start=Non
     # markers found, each window from the homography of the one before, then wholly; the exposure and the
     # pixels on the print are read again at each homography found. A window whose alignment fails is passed.
     near = _near_markers(corners, photo.shape) if start is None else None
-    side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
+    if len(corners):
+        side = float(np.linalg.norm(corners[:, 0] - corners[:, 1], axis=-1).mean())
+    else:                                       # no marker found: a marker's side where the start puts the print
+        texels = np.linalg.norm(layout.corners[0, 1] - layout.corners[0, 0]) / (2 * config.plane_scale) * size
+        side = float(texels / np.sqrt(abs(np.linalg.det(warp[:2, :2] / warp[2, 2]))))
     for reach in (*(w * side for w in WINDOWS if start is None), np.inf):
         mask, gain = _exposure(photo, fine, S @ warp, away)
         if mask is None:

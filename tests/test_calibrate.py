@@ -181,6 +181,28 @@ def test_a_tightly_framed_photo_pitched_up_calibrates():
     assert not fit.warnings
 
 
+def test_the_print_seen_from_a_known_camera_is_where_its_markers_are(photos):
+    """print_warp (the start of the print's alignment where no marker gives one, calibrate.DESCRIBED_START): the
+    homography from the photo to the chart's texels, made from the true camera alone, puts the markers found in
+    the photo on their texels."""
+    from predistort.calibrate import find_markers, print_warp, read_photo
+    from predistort.target import camera_frame
+    nominal, true = NOMINAL["16:9"], TRUE["16:9"]
+    photo = read_photo(photos["16:9"])
+    layout = chart.layout(nominal)
+    ids, corners = find_markers(photo, layout)
+    origin, left, up, forward = camera_frame(true)
+    size = nominal.resolution
+    warp = print_warp(nominal, origin, np.stack([left, up, forward], 1), math.tan(math.radians(true.fov) / 2),
+                      photo.size, size)
+    seen = np.concatenate([corners.reshape(-1, 2), np.ones((corners.size // 2, 1))], 1) @ warp.T
+    seen = seen[:, :2] / seen[:, 2:]
+    objects = layout.object_points(ids)
+    texels = (objects[:, :2] / nominal.plane_scale + 1) / 2 * size - 0.5
+    error = np.linalg.norm(seen - texels, axis=-1)
+    assert len(ids) >= 4 and np.median(error) < 1.0, (len(ids), np.median(error), error.max())
+
+
 def test_the_fitted_scene_has_the_photos_aspect_and_the_rest_of_the_scene(fits):
     for name, fit in fits.items():
         width, height = fit.scene.film_size
