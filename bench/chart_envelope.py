@@ -15,8 +15,10 @@ them, each quantity between half its limit and its limit: the camera moved up to
 about a random axis, the ball moved up to 5 mm sideways and the print's distance up to 5 mm, the IOR up to
 0.03, the exposure up to 20 %; the lens drawn anew: 50–80° for *100 mm*, 40–50° for *default* (the photo's
 EXIF states it in whole mm, as a phone's does). Each is rendered by ``predistort.trace`` (the fit's own optics,
-:func:`bench.calibrate_phone.render_by_trace` at 3 × 3 rays a pixel) at ``--size`` and made a phone's photo
-(``bench/cycles.py``'s ``phone``: shot and read noise, sRGB, JPEG 80), once with each layout's chart:
+:func:`bench.calibrate_phone.render_by_trace` at 3 × 3 rays a pixel) at ``--size`` (beyond 1024 px the scene's
+film is the photo's aspect at ≤ 1024 px, and the photo is rendered at ``--size``: :class:`AtSize`) and made a
+phone's photo (``bench/cycles.py``'s ``phone``: shot and read noise, the same per photo pixel at any size, sRGB,
+JPEG 80), once with each layout's chart:
 
 - *old*: the coarsest grid that leaves 4 markers inside the nominal view (the layout before issue 34);
 - *new*: :func:`predistort.chart.layout` (the coarsest grid that leaves 4 whole markers in the view of 95 % of
@@ -100,6 +102,17 @@ class Using:
         chart._chart.cache_clear()
 
 
+class AtSize:
+    """`config` with its film at `size` (w, h) pixels: the photo rendered larger than the scene's checks allow
+    (1024 px; the true setup's film is the scene's, the photo's aspect)."""
+
+    def __init__(self, config, size):
+        self._config, self.film_size = config, tuple(size)
+
+    def __getattr__(self, name):
+        return getattr(self._config, name)
+
+
 def whole_in_view(true, layout):
     """How many of `layout`'s markers the true camera sees whole (slot in its film, clear of its ball)."""
     o, left, up, forward = chart.camera_frame(true)
@@ -172,7 +185,9 @@ def main():
     rows, summary = [], []
     for family in args.family or FAMILIES:
         setup, lenses = FAMILIES[family]
-        nominal = PhysicalSetup(**setup, resolution=256, film_width=width, film_height=height).to_scene()
+        shrink = math.ceil(max(width, height) / 1024)          # the scene's film: the photo's aspect, ≤ 1024 px
+        nominal = PhysicalSetup(**setup, resolution=256, film_width=width // shrink,
+                                film_height=height // shrink).to_scene()
         stats = {k: dict(seen=[], found=[], fits=0, right=0, refused={}) for k in kinds}
         layouts = {}
         for kind in kinds:
@@ -183,7 +198,7 @@ def main():
                     layouts[kind] = (None, str(e))
         for k in range(args.start, args.start + args.count):
             rng = np.random.default_rng(1000 + k)
-            true, perturbation = perturb(nominal, rng, limits=LIMITS, film=(width, height))
+            true, perturbation = perturb(nominal, rng, limits=LIMITS, film=nominal.film_size)
             true = true.replace(fov=float(rng.uniform(*lenses)))
             focal = calib.DIAGONAL_35MM * width / (2 * math.hypot(width, height) * math.tan(math.radians(true.fov) / 2))
             for kind in kinds:
@@ -192,7 +207,7 @@ def main():
                 if layout is None:
                     rows.append(f"| {family} | {k} | {true.fov:.0f} | {kind} | no chart: {texture} | | | | |")
                     continue
-                linear = calibrate_phone.render_by_trace(true, texture)
+                linear = calibrate_phone.render_by_trace(AtSize(true, (width, height)), texture)
                 jpeg = phone(linear, exposure=perturbation["exposure"], seed=k, focal_35mm_exif=focal)
                 seen = whole_in_view(true, layout)
                 with Using(kind):

@@ -596,6 +596,8 @@ def find_ball(model, origin, rotation, tan_x):
     filled = np.zeros_like(differs)
     cv2.drawContours(filled, contours, -1, 1, -1)
     filled = _fill_open_holes(filled, max(contours, key=cv2.contourArea))
+    if filled.all():                 # nothing in the photo is the print as the markers put it: a ball that fills
+        raise CalibrationError(MESSAGES["markers"])          # the photo, seen from one marker's rough pose
     circle = _largest_disc(filled)
     if circle is None:
         raise CalibrationError(MESSAGES["ball"])
@@ -642,7 +644,7 @@ def _largest_disc(region):
     h, w = region.shape
     distance = cv2.distanceTransform(region, cv2.DIST_L2, 5)
     _, peak, _, (x, y) = cv2.minMaxLoc(distance)
-    if peak < 2:
+    if not 2 <= peak <= max(w, h):          # (no pixel outside the region: the transform's FLT_MAX)
         return None
     x, y, radius = float(x), float(y), float(peak)
     angles = np.linspace(0, 2 * np.pi, DISC_DIRECTIONS, endpoint=False)

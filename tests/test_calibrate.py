@@ -136,6 +136,24 @@ def test_the_ball_is_the_largest_disc_not_the_circle_around_what_touches_it():
     assert around > 100 and abs(cx - 136) > 10                  # what the circle around it gave
 
 
+def test_a_photo_that_differs_everywhere_from_the_print_is_refused_with_a_sentence():
+    """bench/chart_envelope.py's 100 mm photo 0 at 1920 × 1440 (a 56° lens, the ball filling the photo, one
+    marker): from that marker's rough pose nothing in the photo is the print, the region of the ball is the whole
+    photo, and its distance transform has no zero (FLT_MAX): OpenCV raised on the disc drawn from it. Now the
+    sentence that says to zoom out."""
+    from types import SimpleNamespace
+    from predistort.calibrate import _largest_disc, find_ball
+    assert _largest_disc(np.ones((48, 64), np.uint8)) is None
+    photo = np.full((48, 64, 3), 0.2)
+    photo[:, 32:] = 0.8                                         # half and half: both differ from their median
+    model = SimpleNamespace(work_size=(64, 48), work=photo, config=SimpleNamespace(plane_scale=2.0),
+                            texture=torch.full((8, 8, 3), 0.5, dtype=torch.float64))
+    away = np.diag([-1.0, 1.0, -1.0])                           # looking away from the print: the chart is white
+    with pytest.raises(CalibrationError) as refused:
+        find_ball(model, np.array([0.0, 0.0, -3.0]), away, 0.5)
+    assert str(refused.value) == MESSAGES["markers"]
+
+
 def test_a_ball_wider_than_the_photo_whose_middle_matches_the_print_is_found_whole():
     """bench/chart_envelope.py's 100 mm photo 8 (a 62° lens, the camera 80 mm from the ball's centre): the ball
     is wider than the photo, and its middle shows the print magnified at about the colour the print has there,
