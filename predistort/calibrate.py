@@ -120,6 +120,8 @@ MATCH_SAMPLES = 4                # identify: a code cell read at this many sampl
 MATCH, MATCH_MARGIN = 0.75, 0.15   # ... and a candidate taken as the marker its cells correlate with this well, by
                                    # this much more than with any other marker or orientation, ...
 MIN_IDENTIFIED = 3               # ... where ArUco read none, when this many agree on one view of the print
+FLAT_STEP, FLAT_SHARE = 1e-4, 0.05   # _looks_like_the_field: pixels whose sRGB changes less than this a work pixel
+                                 # are flat; a photo of the field has less than this share of them
 DARK = 0.04                      # a photo whose bright end (99th percentile, linear) is below this is too dark
 SHARP = 25.0                     # variance of the Laplacian (8-bit, at WORK_SIDE) below which a photo is blurred
 BALL_RESIDUAL = 0.08             # mean colour error inside the ball above which the photo is refused ("colours")
@@ -456,17 +458,21 @@ def find_markers(photo, layout):
 def _looks_like_the_field(photo):
     """True when the photo has the chart's colour field's look: strong colours over much of it but not all, of
     nearly every hue (the field's middle shows through the ball: five of six sixths of the hue circle, as a ball
-    that fills the picture shows part of it), and no flat areas (a print photographed has grain). A heuristic: it
-    tells a photo too close to the chart from a photo of something else. Measured: photos of the chart through
-    the ball 100 mm from the camera, 0.54–0.81 of the pixels strong, 5–6 hues (a 50° lens: the ball fills the
-    picture, 5); examples/landscape.png, 0.97 strong, 5 hues."""
+    that fills the picture shows part of it), and no flat areas (:data:`FLAT_SHARE`: the field and its photo vary
+    everywhere; a graphic has areas of one colour). A heuristic: it tells a photo too close to the chart from a
+    photo of something else. Measured: photos of the chart through the ball 100 mm from the camera, 0.54–0.81 of
+    the pixels strong, 5–6 hues (a 50° lens: the ball fills the picture, 5), flat 0.001–0.002 (640 × 480 and
+    1920 × 1440); examples/landscape.png, 0.97 strong, 5 hues, flat 0.13; six blocks of colour on white, flat
+    0.39. (Its grain, the median gradient, was the test before: 0.0034 at 640 × 480 but 0.0017 at 1920 × 1440,
+    against a bound of 0.003, so a larger photo of the same view was told it is not the chart.)"""
     x = linear_to_srgb(photo.linear)
     chroma = x.max(-1) - x.min(-1)
     hue = np.arctan2(np.sqrt(3) * (x[..., 1] - x[..., 2]), 2 * x[..., 0] - x[..., 1] - x[..., 2])
     strong = chroma > 0.15
     hues = np.histogram(hue[strong], 6, (-np.pi, np.pi))[0].astype(bool).sum()
     gy, gx = np.gradient(x.mean(-1))
-    return 0.3 < strong.mean() < 0.92 and hues >= 5 and np.median(np.hypot(gx, gy)) > 0.003
+    flat = (np.hypot(gx, gy) < FLAT_STEP) & (x.max(-1) < 0.98)          # (a clipped white is flat in any photo)
+    return 0.3 < strong.mean() < 0.92 and hues >= 5 and flat.mean() < FLAT_SHARE
 
 
 def intrinsics(tan_x, width, height):

@@ -326,6 +326,24 @@ def test_a_bad_photo_gets_one_sentence_that_says_what_to_do(bad_photos, kind):
     assert sentence.count(". ") == 0 and sentence.endswith(".")
 
 
+def test_the_field_is_told_from_a_graphic_at_any_photo_size(bad_photos):
+    """A photo too close to the chart (the ball and the field only) is the chart's field however large the photo:
+    a 24 MP photo averaged down to the work size is smoother than a 640-px one (bench/chart_envelope.py's 100 mm
+    photo 2 at 1920 × 1440 was told "not the chart": its grain, the old test, halves). A graphic of flat colour
+    blocks is not the field."""
+    import cv2
+    from types import SimpleNamespace
+    from predistort.calibrate import _looks_like_the_field, read_photo
+    close = read_photo(bad_photos["markers"][0])
+    smoother = SimpleNamespace(linear=cv2.GaussianBlur(close.linear, (0, 0), 1.5))    # grain ÷ ~3, as 9× the pixels
+    assert _looks_like_the_field(close) and _looks_like_the_field(smoother)
+    blocks = np.full((480, 640, 3), 255, np.uint8)
+    for i, colour in enumerate([(230, 40, 40), (40, 230, 40), (40, 40, 230), (230, 230, 40), (40, 230, 230),
+                                (230, 40, 230)]):
+        blocks[60:420, 20 + i * 100:100 + i * 100] = colour
+    assert not _looks_like_the_field(read_photo(_jpeg(blocks)))
+
+
 def test_the_command_says_it_in_one_line_and_exits_2(tmp_path, bad_photos):
     scene, photo = tmp_path / "S.json", tmp_path / "dark.jpg"
     NOMINAL["4:3"].save(scene)
