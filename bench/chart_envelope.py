@@ -140,6 +140,13 @@ def started_at_truth(model, config, circle, tan_x, pose=None, _start_for=calib.s
     return theta
 
 
+def warned(fit):
+    """The MESSAGES keys of a fit's warnings (a warning is a message with its numbers filled in)."""
+    keys = [k for k in ("tone", "unexplained", "described") for w in fit.warnings
+            if w.startswith(MESSAGES[k].split("{")[0])]
+    return keys or ["?"]
+
+
 def refusal_key(message):
     return next((k for k, v in MESSAGES.items() if v == message), "?")
 
@@ -231,7 +238,8 @@ def main():
                             right = camera <= BOUNDS[0] and ball <= BOUNDS[1] and ior <= BOUNDS[2]
                             s["right"] += right
                             result = (f"{camera:.2f} | {ball:.2f} | {ior:.4f} | "
-                                      f"{'yes' if right else 'no'} ({time.perf_counter() - start:.0f} s)")
+                                      f"{'yes' if right else 'no'} ({time.perf_counter() - start:.0f} s"
+                                      f"{'; warned: ' + ', '.join(warned(fit)) if fit.warnings else ''})")
                         except CalibrationError as e:
                             key = refusal_key(str(e))
                             s["refused"][key] = s["refused"].get(key, 0) + 1

@@ -650,7 +650,7 @@ def _largest_disc(region):
     h, w = region.shape
     distance = cv2.distanceTransform(region, cv2.DIST_L2, 5)
     _, peak, _, (x, y) = cv2.minMaxLoc(distance)
-    if not 2 <= peak <= max(w, h):          # (no pixel outside the region: the transform's FLT_MAX)
+    if not 2 <= peak <= math.hypot(w, h):   # (no pixel outside the region: the transform's FLT_MAX)
         return None
     x, y, radius = float(x), float(y), float(peak)
     angles = np.linspace(0, 2 * np.pi, DISC_DIRECTIONS, endpoint=False)

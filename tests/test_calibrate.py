@@ -144,6 +144,9 @@ def test_a_photo_that_differs_everywhere_from_the_print_is_refused_with_a_senten
     from types import SimpleNamespace
     from predistort.calibrate import _largest_disc, find_ball
     assert _largest_disc(np.ones((48, 64), np.uint8)) is None
+    corner = np.ones((48, 64), np.uint8)
+    corner[:2, :2] = 0                                          # only a corner is the print: a disc all the same
+    assert _largest_disc(corner) is not None
     photo = np.full((48, 64, 3), 0.2)
     photo[:, 32:] = 0.8                                         # half and half: both differ from their median
     model = SimpleNamespace(work_size=(64, 48), work=photo, config=SimpleNamespace(plane_scale=2.0),
