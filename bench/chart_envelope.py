@@ -113,6 +113,30 @@ class AtSize:
         return getattr(self._config, name)
 
 
+def nominal_for(family, width, height):
+    """The family's nominal scene, its film the photo's aspect at ≤ 1024 px (the scene's checks' limit)."""
+    shrink = math.ceil(max(width, height) / 1024)
+    return PhysicalSetup(**FAMILIES[family][0], resolution=256, film_width=width // shrink,
+                         film_height=height // shrink).to_scene()
+
+
+def draw(nominal, family, k, width, height):
+    """Setup k of the family: ``(true scene, perturbation, EXIF focal length in mm)`` (seed 1000 + k)."""
+    rng = np.random.default_rng(1000 + k)
+    true, perturbation = perturb(nominal, rng, limits=LIMITS, film=nominal.film_size)
+    true = true.replace(fov=float(rng.uniform(*FAMILIES[family][1])))
+    focal = calib.DIAGONAL_35MM * width / (2 * math.hypot(width, height) * math.tan(math.radians(true.fov) / 2))
+    return true, perturbation, focal
+
+
+def errors(scene, true):
+    """``(camera mm, ball mm, IOR, within BOUNDS)`` of a fitted `scene` against the `true` one."""
+    camera = np.linalg.norm(np.subtract(scene.camera_origin, true.camera_origin)) * true.units_mm
+    ball = np.linalg.norm(np.subtract(scene.sphere_center, true.sphere_center)) * true.units_mm
+    ior = abs(scene.sphere_ior - true.sphere_ior)
+    return camera, ball, ior, bool(camera <= BOUNDS[0] and ball <= BOUNDS[1] and ior <= BOUNDS[2])
+
+
 def whole_in_view(true, layout):
     """How many of `layout`'s markers the true camera sees whole (slot in its film, clear of its ball)."""
     o, left, up, forward = chart.camera_frame(true)
@@ -191,10 +215,7 @@ def main():
     calibrate_phone.RAYS = 3
     rows, summary = [], []
     for family in args.family or FAMILIES:
-        setup, lenses = FAMILIES[family]
-        shrink = math.ceil(max(width, height) / 1024)          # the scene's film: the photo's aspect, ≤ 1024 px
-        nominal = PhysicalSetup(**setup, resolution=256, film_width=width // shrink,
-                                film_height=height // shrink).to_scene()
+        nominal = nominal_for(family, width, height)
         stats = {k: dict(seen=[], found=[], fits=0, right=0, refused={}) for k in kinds}
         layouts = {}
         for kind in kinds:
@@ -204,10 +225,7 @@ def main():
                 except ValueError as e:
                     layouts[kind] = (None, str(e))
         for k in range(args.start, args.start + args.count):
-            rng = np.random.default_rng(1000 + k)
-            true, perturbation = perturb(nominal, rng, limits=LIMITS, film=nominal.film_size)
-            true = true.replace(fov=float(rng.uniform(*lenses)))
-            focal = calib.DIAGONAL_35MM * width / (2 * math.hypot(width, height) * math.tan(math.radians(true.fov) / 2))
+            true, perturbation, focal = draw(nominal, family, k, width, height)
             for kind in kinds:
                 layout, texture = layouts[kind]
                 s = stats[kind]
@@ -232,10 +250,7 @@ def main():
                         try:
                             TRUE["setup"] = true
                             fit = calib.calibrate(nominal, jpeg)
-                            camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * true.units_mm
-                            ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * true.units_mm
-                            ior = abs(fit.scene.sphere_ior - true.sphere_ior)
-                            right = camera <= BOUNDS[0] and ball <= BOUNDS[1] and ior <= BOUNDS[2]
+                            camera, ball, ior, right = errors(fit.scene, true)
                             s["right"] += right
                             result = (f"{camera:.2f} | {ball:.2f} | {ior:.4f} | "
                                       f"{'yes' if right else 'no'} ({time.perf_counter() - start:.0f} s"

@@ -189,6 +189,16 @@ def focal_35mm(fov_deg, width, height):
     return math.hypot(36.0, 24.0) / (2 * tan_diagonal)
 
 
+def phone_codes(linear, exposure=1.0, full_well=1000.0, read_noise=0.002, seed=0):
+    """The 8-bit sRGB codes [H, W, 3] a phone records of `linear` before saving them (:func:`phone`'s arguments;
+    ``seed`` None: no noise)."""
+    x = np.clip(np.asarray(linear, dtype=np.float64) * exposure, 0.0, None)
+    if seed is not None:
+        sigma = np.sqrt(x / full_well + read_noise ** 2)
+        x = x + sigma * np.random.default_rng(seed).standard_normal(x.shape)
+    return np.round(srgb_encode(x) * 255).astype(np.uint8)
+
+
 def phone(linear, exposure=1.0, full_well=1000.0, read_noise=0.002, quality=80, seed=0, focal_35mm_exif=None):
     """What a phone makes of the linear radiance `linear` [H, W, 3]: the JPEG file's bytes.
 
@@ -197,11 +207,7 @@ def phone(linear, exposure=1.0, full_well=1000.0, read_noise=0.002, quality=80, 
     units; ``quality`` JPEG quality (Pillow); ``seed`` the noise's; ``focal_35mm_exif`` (mm) if given is
     written as EXIF FocalLengthIn35mmFilm (a whole number of mm, as phones write it). Same inputs, same bytes.
     """
-    rng = np.random.default_rng(seed)
-    x = np.clip(np.asarray(linear, dtype=np.float64) * exposure, 0.0, None)
-    sigma = np.sqrt(x / full_well + read_noise ** 2)
-    x = x + sigma * rng.standard_normal(x.shape)
-    encoded = np.round(srgb_encode(x) * 255).astype(np.uint8)
+    encoded = phone_codes(linear, exposure, full_well, read_noise, seed)
     buffer = io.BytesIO()
     exif = Image.Exif()
     if focal_35mm_exif is not None:

@@ -20,7 +20,6 @@ spread over seeds is not measured here); the trace's optics.
 """
 import argparse
 import io
-import math
 import sys
 import time
 from pathlib import Path
@@ -34,20 +33,11 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(BENCH))
 
 import calibrate_phone  # noqa: E402  (bench/calibrate_phone.py)
-from chart_envelope import BOUNDS, FAMILIES, LIMITS, AtSize  # noqa: E402
-from cycles import perturb, srgb_encode  # noqa: E402  (bench/cycles.py)
+from chart_envelope import FAMILIES, AtSize, draw, errors, nominal_for  # noqa: E402
+from cycles import phone_codes  # noqa: E402  (bench/cycles.py)
 from predistort import calibrate as calib, chart  # noqa: E402
-from predistort.physical import PhysicalSetup  # noqa: E402
 
 WAYS = ("png", "png-noise", "jpeg-444", "jpeg", "jpeg-unbiased")
-
-
-def codes(linear, exposure, seed):
-    """8-bit sRGB codes of `linear` × `exposure`, with the bench's noise (seed `seed`; None: no noise)."""
-    x = np.clip(linear * exposure, 0, None)
-    if seed is not None:
-        x = x + np.sqrt(x / 1000 + 0.002 ** 2) * np.random.default_rng(seed).standard_normal(x.shape)
-    return np.round(srgb_encode(x) * 255).astype(np.uint8)
 
 
 def saved(rgb, subsampling=None):
@@ -66,8 +56,8 @@ def jpeg_bias(linear, exposure, seeds):
     def read(data):
         photo = calib.read_photo(data)
         return photo.linear, photo.linear_full.astype(np.float64)
-    through = [read(saved(codes(linear, exposure, 1000 + s), -1)) for s in range(seeds)]
-    without = [read(saved(codes(linear, exposure, 1000 + s))) for s in range(seeds)]
+    through = [read(saved(phone_codes(linear, exposure, seed=1000 + s), -1)) for s in range(seeds)]
+    without = [read(saved(phone_codes(linear, exposure, seed=1000 + s))) for s in range(seeds)]
     return tuple(np.mean([t[i] for t in through], 0) - np.mean([w[i] for w in without], 0) for i in range(2))
 
 
@@ -88,10 +78,7 @@ def fitted(nominal, true, data, focal_mm, bias=None):
         return f"refused: {e}"
     finally:
         calib.read_photo = read_photo
-    camera = np.linalg.norm(np.subtract(fit.scene.camera_origin, true.camera_origin)) * true.units_mm
-    ball = np.linalg.norm(np.subtract(fit.scene.sphere_center, true.sphere_center)) * true.units_mm
-    ior = abs(fit.scene.sphere_ior - true.sphere_ior)
-    right = camera <= BOUNDS[0] and ball <= BOUNDS[1] and ior <= BOUNDS[2]
+    camera, ball, ior, right = errors(fit.scene, true)
     return (f"{camera:.2f} / {ball:.2f}, {ior:.4f}{' (within)' if right else ''} "
             f"({time.perf_counter() - start:.0f} s{', warned' if fit.warnings else ''})")
 
@@ -108,24 +95,18 @@ def main():
     width, height = (int(v) for v in args.size.split("x"))
     ways = args.way or list(WAYS)
     calibrate_phone.RAYS = 3
-    setup, lenses = FAMILIES[args.family]
-    shrink = math.ceil(max(width, height) / 1024)
-    nominal = PhysicalSetup(**setup, resolution=256, film_width=width // shrink,
-                            film_height=height // shrink).to_scene()
+    nominal = nominal_for(args.family, width, height)
     texture = chart.make_chart(nominal)
     rows = []
     for k in args.photo or [1]:
-        rng = np.random.default_rng(1000 + k)
-        true, perturbation = perturb(nominal, rng, limits=LIMITS, film=nominal.film_size)
-        true = true.replace(fov=float(rng.uniform(*lenses)))
-        focal = calib.DIAGONAL_35MM * width / (2 * math.hypot(width, height) * math.tan(math.radians(true.fov) / 2))
+        true, perturbation, focal = draw(nominal, args.family, k, width, height)
         linear = calibrate_phone.render_by_trace(AtSize(true, (width, height)), texture)
         exposure, focal_mm = perturbation["exposure"], int(round(focal))
-        noisy = codes(linear, exposure, k)                 # chart_envelope.py's noise seed for photo k
+        noisy = phone_codes(linear, exposure, seed=k)               # chart_envelope.py's noise seed for photo k
         cells = []
         for way in ways:
             if way == "png":
-                cell = fitted(nominal, true, saved(codes(linear, exposure, None)), focal_mm)
+                cell = fitted(nominal, true, saved(phone_codes(linear, exposure, seed=None)), focal_mm)
             elif way == "png-noise":
                 cell = fitted(nominal, true, saved(noisy), focal_mm)
             elif way == "jpeg-444":

@@ -206,6 +206,7 @@ def test_the_print_seen_from_a_known_camera_is_where_its_markers_are(photos):
     """print_warp (the start of the print's alignment where no marker gives one, calibrate.DESCRIBED_START): the
     homography from the photo to the chart's texels, made from the true camera alone, puts the markers found in
     the photo on their texels."""
+    from predistort import trace
     from predistort.calibrate import find_markers, print_warp, read_photo
     from predistort.target import camera_frame
     nominal, true = NOMINAL["16:9"], TRUE["16:9"]
@@ -219,7 +220,7 @@ def test_the_print_seen_from_a_known_camera_is_where_its_markers_are(photos):
     seen = np.concatenate([corners.reshape(-1, 2), np.ones((corners.size // 2, 1))], 1) @ warp.T
     seen = seen[:, :2] / seen[:, 2:]
     objects = layout.object_points(ids)
-    texels = (objects[:, :2] / nominal.plane_scale + 1) / 2 * size - 0.5
+    texels = np.stack(trace.texel_coordinates(objects[:, 0], objects[:, 1], nominal.plane_scale, size), -1)
     error = np.linalg.norm(seen - texels, axis=-1)
     assert len(ids) >= 4 and np.median(error) < 1.0, (len(ids), np.median(error), error.max())
 
