@@ -623,7 +623,9 @@ def find_ball(model, origin, rotation, tan_x):
 
 
 DISC_DIRECTIONS = 90             # _largest_disc: the region's edge is found along this many directions ...
-DISC_AGREE = 0.1                 # ... and those within this share of the median radius fit the circle
+DISC_AGREE = 0.1                 # ... and those within this share of the median radius fit the circle ...
+DISC_RIM = 12                    # ... when at least this many end on the rim inside the photo (a ball cut by three
+                                 # of the photo's edges: 14 of 90 from its disc's peak, at the photo's edge)
 
 
 def _fill_open_holes(filled, piece):
@@ -663,7 +665,7 @@ def _largest_disc(region):
         on[on] = region[np.round(py[on]).astype(int), np.round(px[on]).astype(int)] > 0
         ends = np.argmin(on, axis=1)                    # the first step off the region (or out of the photo)
         kept = ~outside[np.arange(len(angles)), ends] & (ends > 0)
-        if kept.sum() < DISC_DIRECTIONS // 4:
+        if kept.sum() < DISC_RIM:
             break
         radii = steps[ends[kept]]
         agree = np.abs(radii - np.median(radii)) < DISC_AGREE * np.median(radii)

@@ -181,6 +181,26 @@ def test_a_ball_wider_than_the_photo_whose_middle_matches_the_print_is_found_who
     assert np.array_equal(_fill_open_holes(closed.copy(), contour[0]), closed)
 
 
+def test_a_ball_cut_by_three_edges_is_found_from_the_arc_it_shows():
+    """bench/chart_envelope.py's 100 mm photo 12 (a 59° lens, the ball cut by the photo's top, right and bottom
+    edges, its left arc beside a strip of markers): from the largest disc's peak, at the photo's right edge, 14 of
+    the 90 directions end on the rim inside the photo. The circle is fitted to them; before, fewer than 22 gave
+    the peak's disc (radius 0.80 of the width, not 0.51), and the fit ran to a setup 96 mm off."""
+    import cv2
+    from predistort import calibrate
+    from predistort.calibrate import _largest_disc
+    region = np.zeros((192, 256), np.uint8)
+    cv2.circle(region, (170, 104), 131, 1, -1)
+    x, y, radius = _largest_disc(region)
+    assert abs(x - 170) < 2 and abs(y - 104) < 2 and abs(radius - 131) < 2, (x, y, radius)
+    keep, calibrate.DISC_RIM = calibrate.DISC_RIM, calibrate.DISC_DIRECTIONS // 4
+    try:                                                        # the count asked for before: the peak's disc
+        x, y, radius = _largest_disc(region)
+    finally:
+        calibrate.DISC_RIM = keep
+    assert abs(x - 170) > 50 and radius > 180, (x, y, radius)
+
+
 def test_a_tightly_framed_photo_pitched_up_calibrates():
     """Issue 34: the advised glass ball with the camera 100 mm from it and a 70° lens, the photo taken 4° pitched
     up with the ball 5 mm off its place. The ball fills most of the frame and cuts its bottom edge; the chart
