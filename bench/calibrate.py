@@ -128,7 +128,7 @@ def main():
     calibrate_module.ALIGN_JPEG = bool(args.align_jpeg)
     printview.LOCAL_GAIN = args.local_gain
     if args.focal == "exact":
-        photofit.FOCAL_PRIOR = 1e-6
+        photofit.FOCAL_PRIOR, photofit.FOCAL_ROUNDING = 1e-6, 0.0
     rows = []
     for name, base, true, photo in (from_folder(args.photos) if args.photos else synthetic(args.quick)):
         start = time.perf_counter()

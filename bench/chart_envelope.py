@@ -2,7 +2,8 @@
 
     python bench/chart_envelope.py [--count 24] [--fit 6] [--start 0] [--size 640x480] [--layout old --layout new] \
         [--family "100 mm" --family default] [--out bench/results/chart_envelope.md] [--open-holes] [--follow N] \
-        [--align-jpeg 0|1] [--local-gain SIDES] [--described-start] [--start-at-truth]
+        [--align-jpeg 0|1] [--local-gain SIDES] [--described-start] [--start-at-truth] [--focal exif|exact] \
+        [--focal-rounding MM]
 
 Two nominal setups, the chart made for each:
 
@@ -28,8 +29,9 @@ Reported for each photo: the markers whole in the true camera's view and clear o
 markers found (:func:`predistort.calibrate.find_markers` as the fit runs it: the old layout with ArUco's default
 cells and no re-reading of rejected candidates, as before), and for the first ``--fit`` photos of each setup the
 calibration: camera, ball (mm) and IOR errors against the truth (within bounds: camera ≤ 2 mm, ball ≤ 0.5 mm, IOR
-≤ 0.005) or the refusal. Limits: the trace's optics (no light bounced between the print and the ball); one
-noise seed per photo.
+≤ 0.005) or the refusal. ``--focal exact`` gives the fit the true focal length and holds it (an oracle: the
+photos whose ball fills them miss along the depth–focal valley). Limits: the trace's optics (no light bounced
+between the print and the ball); one noise seed per photo.
 """
 import argparse
 import math
@@ -48,7 +50,7 @@ sys.path.insert(0, str(BENCH))
 
 import calibrate_phone  # noqa: E402  (bench/calibrate_phone.py)
 from cycles import perturb, phone  # noqa: E402  (bench/cycles.py)
-from predistort import calibrate as calib, chart, printview  # noqa: E402
+from predistort import calibrate as calib, chart, photofit, printview  # noqa: E402
 from predistort.calibrate import MESSAGES, CalibrationError  # noqa: E402
 from predistort.physical import MAKER_DEFAULT, PhysicalSetup  # noqa: E402
 
@@ -198,6 +200,12 @@ def main():
     p.add_argument("--start-at-truth", action="store_true",
                    help="each fit starts at the true setup (what the photo's colours and points tell at best; "
                         "implies --described-start)")
+    p.add_argument("--focal", choices=("exif", "exact"), default="exif",
+                   help="exif: the photo's EXIF focal length, whole mm, a prior (as a phone writes it); exact: the "
+                        "true one, held fixed (an oracle: what the fit reaches when the focal length is known)")
+    p.add_argument("--focal-rounding", type=float, default=photofit.FOCAL_ROUNDING,
+                   help="the EXIF focal length's prior is flat within this many mm of it (photofit.FOCAL_ROUNDING); "
+                        "0: a Gaussian about it, the baseline")
     p.add_argument("--local-gain", type=float, default=printview.LOCAL_GAIN,
                    help="the print's last alignment reads the exposure as a field smoothed over this many marker "
                         "sides (printview.LOCAL_GAIN); 0: one exposure, the baseline")
@@ -209,6 +217,9 @@ def main():
     calib.DESCRIBED_START = args.described_start or args.start_at_truth
     if args.start_at_truth:
         calib.start_for = started_at_truth
+    photofit.FOCAL_ROUNDING = args.focal_rounding
+    if args.focal == "exact":
+        photofit.FOCAL_PRIOR, photofit.FOCAL_ROUNDING = 1e-6, 0.0
     if args.open_holes:
         calib._fill_open_holes = lambda filled, piece: filled
     kinds = args.layout or ["old", "new"]
@@ -249,7 +260,7 @@ def main():
                         s["fits"] += 1
                         try:
                             TRUE["setup"] = true
-                            fit = calib.calibrate(nominal, jpeg)
+                            fit = calib.calibrate(nominal, jpeg, focal_mm=focal if args.focal == "exact" else None)
                             camera, ball, ior, right = errors(fit.scene, true)
                             s["right"] += right
                             result = (f"{camera:.2f} | {ball:.2f} | {ior:.4f} | "

@@ -41,9 +41,10 @@ The fit, in physical phases (:func:`calibrate`):
    curve and a vignette vary slowly, and it takes them up; by their hues alone for the start and where the
    photo is tone-mapped or vignetted, :data:`TONE_SEEN`, :data:`VIGNETTE_SEEN`), first at the scene's IOR,
    then with the IOR free within its material's spread (its pixels chosen at its start: :data:`FOLLOW`);
-   then the focal length's profile along the depth–focal valley (with EXIF too, its whole millimetres a
-   prior). Each time the fitted pixels are chosen again, a JPEG's bias near the colours predicted clipped is
-   taken off the photo's (:meth:`predistort.photofit.Model.jpeg_bias`).
+   then the focal length's profile along the depth–focal valley (with EXIF too: its whole millimetres a
+   prior flat within their rounding, :data:`predistort.photofit.FOCAL_ROUNDING`). Each time the fitted pixels
+   are chosen again, a JPEG's bias near the colours predicted clipped is taken off the photo's
+   (:meth:`predistort.photofit.Model.jpeg_bias`).
 5. *The answer* (:mod:`predistort.fitreport`). A :class:`Calibration`: the fitted scene (the camera as fitted,
    a film of the photo's aspect at :func:`film_for` pixels, everything else from the input scene), each
    quantity against its nominal value with the fit's standard uncertainty (from the Gauss–Newton covariance
@@ -868,7 +869,7 @@ def _calibrate(config, photo, focal_mm, progress):
         model.gain_blur = GAIN_BLUR * max(model.work_size)
     model.ior_prior = IOR_PRIOR
     theta = fit(model, theta, say, reselect=(0,), covariance=False, follow=FOLLOW)[0]
-    # The focal length's profile (with EXIF too: its whole millimetres are a prior of ±0.3 mm, not the answer).
+    # The focal length's profile (with EXIF too: its whole millimetres are a prior flat within ±0.5 mm, not the answer).
     say(0.82, "the focal length: refitting along the depth–focal valley")
     theta = profile_focal(model, theta, say)
     w, h = model.work_size

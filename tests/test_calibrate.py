@@ -55,6 +55,8 @@ def fits(photos):
 
 
 # What each fit must reach: camera (mm), ball (mm), IOR, field of view (°). Measured on these photos
+# (2026-12-07, the EXIF's focal length a prior flat within its rounding, photofit.FOCAL_ROUNDING: 16:9 0.62 mm,
+# 0.40 mm, 0.0027, 0.06°)
 # (2026-12-07, the colours under a local exposure, photofit.Model.scaled: 4:3 0.45 mm, 0.07 mm, 0.0010, 0.05°; the
 # ball 0.50–0.64 mm by hues alone or at a narrower reach)
 # (2026-12-06, the JPEG modelled near clipped colours: photofit.Model.jpeg_bias): 4:3 1.42 mm, 0.26 mm, 0.0015,
@@ -207,7 +209,8 @@ def test_a_tightly_framed_photo_pitched_up_calibrates():
     made for that setup has small markers all around the ball (chart.layout), and the strips beside it hold
     dozens of whole ones (the chart before held 1 readable marker in this photo and refused similar ones as "not
     the chart"). The fit lands near the truth. Measured (480 × 360, 32 samples a pixel, EXIF focal length):
-    51 markers, camera 0.56 mm, ball 0.54 mm, IOR 0.0006; the ball's bound here is wider than the calibration's
+    51 markers, camera 0.56 mm, ball 0.54 mm, IOR 0.0006 (0.10 mm, 0.23 mm, 0.0003 since the EXIF's focal
+    length is a prior flat within its rounding); the ball's bound here is wider than the calibration's
     0.5 mm for the render's noise at 32 samples (bench/results/chart_envelope.md has the envelope's photos)."""
     from predistort.calibrate import find_markers, read_photo
     nominal = PhysicalSetup(ior=1.5, print_distance_mm=225.0, camera_distance_mm=100.0, fov_deg=70.0,

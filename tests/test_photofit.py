@@ -124,3 +124,18 @@ def test_the_fit_chooses_its_pixels_again_where_it_converges(model_and_photo, mo
     assert torch.allclose(chosen[1][:11], once[:11], atol=1e-12)             # where the first two iterations ended
     assert float((once[7:10] - start[7:10]).norm()) > 0.01                   # (which is not the start)
     assert not torch.equal(followed, once)                                  # and one more iteration from there
+
+
+def test_the_exif_focal_lengths_prior_is_flat_within_its_rounding():
+    """A phone writes the 35 mm-equivalent focal length in whole millimetres: a true 29.49 mm is written 29. The
+    prior leaves every focal length that rounds to the EXIF's free, and holds those beyond by FOCAL_PRIOR (a
+    Gaussian about 29 pulled bench/chart_envelope.py's 100 mm photo 1 at 1920 × 1440 0.12° wide, the ball 0.59 mm
+    off along the depth–focal valley)."""
+    import math
+    f = 29.0
+    inside = [photofit.focal_prior(torch.tensor(math.log(v / f), dtype=torch.float64), f) for v in (28.6, 29.0, 29.49)]
+    assert [float(r) for r in inside] == [0.0, 0.0, 0.0]
+    for v, sign in ((30.0, 1), (28.0, -1)):
+        r = float(photofit.focal_prior(torch.tensor(math.log(v / f), dtype=torch.float64), f))
+        mm = abs(math.log(v / f)) * f - photofit.FOCAL_ROUNDING         # the millimetres beyond the rounding
+        assert math.isclose(r, sign * mm / photofit.FOCAL_PRIOR, rel_tol=1e-12) and abs(r) > 1.0
